@@ -1,0 +1,96 @@
+"""The `evaluate` stages: greedy outputs on held-out verifiable prompts, and their metrics.
+
+The base model's outputs are a stage of their own, keyed only by the model and the eval
+config, so every strategy in a comparison is scored against the very same base outputs and
+every difference is paired (same prompts, same decoding).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.config import EvaluateConfig
+from harness.generation import generate
+from harness.io import read_jsonl, write_jsonl
+from harness.judges import get_judge
+from harness.models import load_model
+from harness.records import Prompt, to_row
+from harness.stats import mean_ci, metric, ratio_ci
+
+SUITE = "ifeval_heldout"
+
+
+def eval_prompts(cfg: EvaluateConfig) -> list[Prompt]:
+    from harness.builtin_prompts import build_builtin_prompts
+
+    _, held_out = build_builtin_prompts(
+        seed=cfg.prompt_seed, n_train=None, n_eval=cfg.n_prompts, constraints_per_prompt=cfg.constraints_per_prompt
+    )
+    return held_out
+
+
+def generate_and_judge(model_name: str, adapter: Path | None, cfg: EvaluateConfig, out: Path) -> dict:
+    """Greedy outputs for the held-out prompts, each with the verifiable judgment."""
+    prompts = eval_prompts(cfg)
+    loaded = load_model(model_name, adapter=adapter)
+    gens = generate(
+        loaded,
+        [p.messages for p in prompts],
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        do_sample=False,
+        desc="evaluate: greedy " + ("tuned" if adapter else "base"),
+    )
+    judge = get_judge("verifiable")
+    rows = []
+    for prompt, gen in zip(prompts, gens):
+        j = judge.score(prompt, gen.text)
+        rows.append(
+            {
+                "prompt": to_row(prompt),
+                "output": gen.text,
+                "truncated": gen.truncated,
+                "n_tokens": gen.n_tokens,
+                "strict": j.details["strict"],
+                "loose": j.details["loose"],
+            }
+        )
+    write_jsonl(out / "outputs.jsonl", rows)
+    return {"n": len(rows), "tokens_generated": sum(g.n_tokens for g in gens)}
+
+
+def _accuracies(rows: list[dict], cfg: EvaluateConfig, judge: str, seed: int) -> dict:
+    out = {}
+    for mode in ("strict", "loose"):
+        followed = [float(sum(r[mode])) for r in rows]
+        total = [float(len(r[mode])) for r in rows]
+        all_followed = [float(all(r[mode])) for r in rows]
+        out[f"prompt_{mode}_acc"] = metric(mean_ci(all_followed, n_boot=cfg.bootstrap, seed=seed), len(rows), judge)
+        out[f"instruction_{mode}_acc"] = metric(ratio_ci(followed, total, n_boot=cfg.bootstrap, seed=seed), int(sum(total)), judge)
+    words = [float(len(r["output"].split())) for r in rows]
+    out["mean_words"] = metric(mean_ci(words, n_boot=cfg.bootstrap, seed=seed), len(rows), "none (length)")
+    return out
+
+
+def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: EvaluateConfig, seed: int = 0) -> dict:
+    """metrics.json: suite -> metric -> {value, ci_low, ci_high, n, judge}."""
+    judge = get_judge("verifiable")
+    assert [r["prompt"]["id"] for r in base_rows] == [r["prompt"]["id"] for r in tuned_rows], "eval sets differ"
+    metrics: dict[str, dict] = {}
+    for name, rows in (("tuned", tuned_rows), ("base", base_rows)):
+        for key, value in _accuracies(rows, cfg, judge.name, seed).items():
+            metrics[f"{name}.{key}"] = value
+    diff = [float(all(t["strict"])) - float(all(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
+    metrics["paired_diff.prompt_strict_acc"] = metric(mean_ci(diff, n_boot=cfg.bootstrap, seed=seed), len(diff), judge.name)
+    wins = []
+    for t, b in zip(tuned_rows, base_rows):
+        st, sb = np.mean(t["strict"]), np.mean(b["strict"])
+        wins.append(1.0 if st > sb else 0.0 if st < sb else 0.5)
+    metrics["win_rate_vs_base"] = metric(mean_ci(wins, n_boot=cfg.bootstrap, seed=seed), len(wins), judge.name)
+    return {SUITE: metrics}
+
+
+def read_outputs(stage_dir: Path) -> list[dict]:
+    return read_jsonl(stage_dir / "outputs.jsonl")

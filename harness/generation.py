@@ -1,0 +1,78 @@
+"""Batched chat generation with a progress bar.
+
+Prompts are sorted by length so each batch pads little; each batch reseeds torch from
+(seed, batch index), so sampled outputs do not depend on what ran before in the process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from harness.models import LoadedModel
+
+
+@dataclass
+class Generation:
+    text: str
+    truncated: bool
+    n_tokens: int
+
+
+def chat_texts(tokenizer, conversations: list[list[dict[str, str]]]) -> list[str]:
+    return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+
+
+@torch.inference_mode()
+def generate(
+    loaded: LoadedModel,
+    conversations: list[list[dict[str, str]]],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    do_sample: bool,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    desc: str = "generate",
+) -> list[Generation]:
+    tokenizer, model = loaded.tokenizer, loaded.model
+    tokenizer.padding_side = "left"
+    texts = chat_texts(tokenizer, conversations)
+    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+    results: list[Generation | None] = [None] * len(texts)
+    eos_ids = set(_eos_ids(model, tokenizer))
+    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
+    with tqdm(total=len(texts), desc=desc, unit="seq") as bar:
+        for batch_index, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start : start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(model.device) for k, v in enc.items()}
+            torch.manual_seed(seed * 100_003 + batch_index)
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                top_k=None,
+                **sampling,
+            )
+            new = out[:, enc["input_ids"].shape[1] :].tolist()
+            for i, tokens in zip(idx, new):
+                ended = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
+                kept = tokens if ended is None else tokens[:ended]
+                results[i] = Generation(
+                    text=tokenizer.decode(kept, skip_special_tokens=True).strip(),
+                    truncated=ended is None,
+                    n_tokens=len(kept),
+                )
+            bar.update(len(idx))
+    return [r for r in results if r is not None]
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    ids = model.generation_config.eos_token_id
+    ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
+    return ids + [tokenizer.eos_token_id]

@@ -1,0 +1,56 @@
+"""Candidate pairs from scored responses (DESIGN.md §2), shared by every strategy."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Literal
+
+from harness.records import Pair, Response, pair_id
+
+Pairing = Literal["all", "best_vs_rest", "best_worst"]
+
+
+def build_pairs(
+    responses: list[Response],
+    scores: dict[str, float],
+    *,
+    pairing: Pairing,
+    min_margin: float,
+    drop_truncated: bool,
+) -> list[Pair]:
+    """(higher, lower) pairs per prompt whose score gap exceeds `min_margin`.
+
+    Truncated samples are dropped first when asked: a response cut off at max_new_tokens
+    would otherwise teach the model that unfinished answers are preferred (or not).
+    """
+    by_prompt: dict[str, list[Response]] = defaultdict(list)
+    for r in responses:
+        if drop_truncated and r.truncated:
+            continue
+        by_prompt[r.prompt_id].append(r)
+    pairs: list[Pair] = []
+    for prompt_id, group in by_prompt.items():
+        ranked = sorted(group, key=lambda r: (-scores[r.id], r.id))
+        if pairing == "all":
+            candidates = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1 :]]
+        elif pairing == "best_vs_rest":
+            candidates = [(ranked[0], b) for b in ranked[1:]]
+        else:
+            candidates = [(ranked[0], ranked[-1])] if len(ranked) > 1 else []
+        seen_texts: set[tuple[str, str]] = set()
+        for chosen, rejected in candidates:
+            margin = scores[chosen.id] - scores[rejected.id]
+            key = (chosen.text, rejected.text)
+            if margin <= min_margin or chosen.text == rejected.text or key in seen_texts:
+                continue
+            seen_texts.add(key)
+            pairs.append(
+                Pair(
+                    id=pair_id(chosen.id, rejected.id),
+                    prompt_id=prompt_id,
+                    chosen_id=chosen.id,
+                    rejected_id=rejected.id,
+                    margin=margin,
+                )
+            )
+    return pairs

@@ -1,0 +1,96 @@
+"""The `pool` stage: K sampled responses per prompt, judged, turned into candidate pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from harness.config import PoolConfig
+from harness.generation import generate
+from harness.io import read_jsonl, write_jsonl
+from harness.judges import get_judge
+from harness.models import load_model
+from harness.pairs import build_pairs
+from harness.records import Pair, Prompt, Response, Score, from_row, pair_id, response_id, to_row
+from strategies.base import CandidatePool
+
+
+def build_pool(model_name: str, prompts: list[Prompt], native: list[dict], cfg: PoolConfig, seed: int, out: Path) -> dict:
+    judge = get_judge(cfg.judge)
+    loaded = load_model(model_name)
+    conversations = [p.messages for p in prompts for _ in range(cfg.k)]
+    generations = generate(
+        loaded,
+        conversations,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        do_sample=True,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=seed,
+        desc=f"pool: sampling {cfg.k} responses x {len(prompts)} prompts",
+    )
+    sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens}
+    responses: list[Response] = []
+    for n, gen in enumerate(generations):
+        prompt = prompts[n // cfg.k]
+        index = n % cfg.k
+        responses.append(
+            Response(
+                id=response_id(prompt.id, gen.text, model_name, index),
+                prompt_id=prompt.id,
+                text=gen.text,
+                generator=model_name,
+                sampling=sampling,
+                seed=seed,
+                truncated=gen.truncated,
+            )
+        )
+    by_id = {p.id: p for p in prompts}
+    scores: list[Score] = []
+    for r in tqdm(responses, desc=f"pool: judging ({judge.name})", unit="resp"):
+        judgment = judge.score(by_id[r.prompt_id], r.text)
+        scores.append(Score(response_id=r.id, judge=judge.name, value=judgment.value, details=judgment.details))
+    pairs = build_pairs(
+        responses,
+        {s.response_id: s.value for s in scores},
+        pairing=cfg.pairing,
+        min_margin=cfg.min_margin,
+        drop_truncated=cfg.drop_truncated,
+    )
+    native_responses, native_pairs = _native(native)
+    write_jsonl(out / "responses.jsonl", (to_row(r) for r in responses + native_responses))
+    write_jsonl(out / "scores.jsonl", (to_row(s) for s in scores))
+    write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs + native_pairs))
+    return {
+        "n_responses": len(responses),
+        "n_truncated": sum(r.truncated for r in responses),
+        "n_pairs": len(pairs) + len(native_pairs),
+        "n_prompts_with_pairs": len({p.prompt_id for p in pairs + native_pairs}),
+        "tokens_generated": sum(g.n_tokens for g in generations),
+        "mean_score": sum(s.value for s in scores) / max(len(scores), 1),
+    }
+
+
+def _native(native: list[dict]) -> tuple[list[Response], list[Pair]]:
+    """A source's own chosen/rejected pairs join the pool, unscored, marked native."""
+    responses, pairs = [], []
+    for n, row in enumerate(native):
+        chosen = Response(response_id(row["prompt_id"], row["chosen"], "native", 2 * n), row["prompt_id"], row["chosen"], "native")
+        rejected = Response(response_id(row["prompt_id"], row["rejected"], "native", 2 * n + 1), row["prompt_id"], row["rejected"], "native")
+        responses += [chosen, rejected]
+        pairs.append(Pair(pair_id(chosen.id, rejected.id), row["prompt_id"], chosen.id, rejected.id, None, native=True))
+    return responses, pairs
+
+
+def read_pool(pool_dir: Path, prompts: list[Prompt]) -> CandidatePool:
+    responses = [from_row(Response, r) for r in read_jsonl(pool_dir / "responses.jsonl")]
+    scores = {r["response_id"]: r["value"] for r in read_jsonl(pool_dir / "scores.jsonl")}
+    pairs = [from_row(Pair, r) for r in read_jsonl(pool_dir / "pairs.jsonl")]
+    return CandidatePool(
+        prompts={p.id: p for p in prompts},
+        responses={r.id: r for r in responses},
+        scores=scores,
+        pairs=tuple(pairs),
+    )

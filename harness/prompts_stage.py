@@ -1,0 +1,42 @@
+"""The `prompts` stage: normalised training prompts (and native pairs) from any source."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from harness.config import BenchError, PromptsConfig
+from harness.io import read_jsonl, write_jsonl
+from harness.records import Prompt, from_row, to_row
+
+
+def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], list[dict]]:
+    """Training prompts and native pairs (`{"prompt_id", "chosen", "rejected"}`) for the config."""
+    if cfg.source == "builtin":
+        from harness.builtin_prompts import build_builtin_prompts
+
+        try:
+            train, _ = build_builtin_prompts(
+                seed=seed, n_train=cfg.n_train, n_eval=None, constraints_per_prompt=cfg.constraints_per_prompt
+            )
+        except ValueError as exc:
+            raise BenchError(f"prompts: {exc}") from None
+        return train, []
+    from harness.sources import SourceError, load_source
+
+    try:
+        loaded = load_source(cfg.source, format=cfg.format, split=cfg.split, data_dir=cfg.data_dir, limit=cfg.n_train)
+    except SourceError as exc:
+        raise BenchError(str(exc)) from None
+    return loaded.prompts, [asdict(p) for p in loaded.native_pairs]
+
+
+def write_prompts(out: Path, prompts: list[Prompt], native: list[dict]) -> dict:
+    write_jsonl(out / "prompts.jsonl", (to_row(p) for p in prompts))
+    write_jsonl(out / "native_pairs.jsonl", native)
+    return {"n_prompts": len(prompts), "n_native_pairs": len(native)}
+
+
+def read_prompts(path: Path) -> tuple[list[Prompt], list[dict]]:
+    prompts = [from_row(Prompt, r) for r in read_jsonl(path / "prompts.jsonl")]
+    return prompts, read_jsonl(path / "native_pairs.jsonl")

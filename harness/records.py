@@ -1,0 +1,95 @@
+"""Typed records that stages exchange on disk (DESIGN.md §2, data model).
+
+Records are plain dataclasses serialised as JSONL rows; ids are content hashes so that the
+same prompt or response always gets the same id, whichever run produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from harness.io import content_hash
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass
+class Prompt:
+    """A prompt, as chat messages ending with a user turn.
+
+    `meta` carries what judges need, e.g. verifiable constraints as
+    `{"instruction_id_list": [...], "kwargs": [...]}`, and `base_task` for split bookkeeping.
+    """
+
+    id: str
+    messages: list[dict[str, str]]
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def make(messages: list[dict[str, str]], source: str, meta: dict[str, Any] | None = None) -> "Prompt":
+        return Prompt(id=prompt_id(messages), messages=messages, source=source, meta=meta or {})
+
+
+@dataclass
+class Response:
+    id: str
+    prompt_id: str
+    text: str
+    generator: str
+    sampling: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    truncated: bool = False
+
+
+@dataclass
+class Score:
+    response_id: str
+    judge: str
+    value: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Pair:
+    id: str
+    prompt_id: str
+    chosen_id: str
+    rejected_id: str
+    margin: float | None
+    native: bool = False
+
+
+@dataclass
+class Selection:
+    strategy: str
+    budget: int
+    pair_ids: list[str]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def prompt_id(messages: list[dict[str, str]]) -> str:
+    return "p" + content_hash(messages, 12)
+
+
+def response_id(prompt: str, text: str, generator: str, index: int) -> str:
+    """Sampled responses can repeat verbatim; the sample index keeps their ids distinct."""
+    return "r" + content_hash([prompt, text, generator, index], 12)
+
+
+def pair_id(chosen_id: str, rejected_id: str) -> str:
+    return "x" + content_hash([chosen_id, rejected_id], 12)
+
+
+def to_row(record: Any) -> dict[str, Any]:
+    return asdict(record)
+
+
+def from_row(cls: type, row: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in row.items() if k in names})

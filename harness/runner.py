@@ -1,0 +1,213 @@
+"""One cell of an experiment, top to bottom: prompts -> pool -> select -> train -> evaluate -> report.
+
+Each stage names its inputs explicitly (config slice + upstream hashes), runs through the
+content-addressed cache, and copies what the run directory contract asks for into the run
+folder. The manifest is rewritten after every stage, so a killed run shows how far it got and
+the same command resumes from there.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.cache import StageResult, run_stage
+from harness.config import ExperimentConfig
+from harness.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from harness.models import model_fingerprint
+from harness.records import Pair, from_row, to_row
+
+KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "lm_eval", "numpy", "scikit-learn", "pydantic")
+
+
+def default_out_dir(config: ExperimentConfig) -> Path:
+    s = config.select
+    return Path("runs") / f"{config.name}-{s.strategy}-b{s.budget}-s{config.seed}"
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "bpo-bench": __version__}
+    for name in KEY_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Run:
+    """Bookkeeping for one run folder: the stages done so far and the manifest."""
+
+    def __init__(self, config: ExperimentConfig, out_dir: Path):
+        self.config = config
+        self.out = Path(out_dir)
+        self.cache = Path(config.cache_dir)
+        self.stages: dict[str, dict[str, Any]] = {}
+        self.started = time.time()
+
+    def stage(self, name: str, inputs: dict[str, Any], compute) -> StageResult:
+        result = run_stage(self.cache, name, inputs, compute)
+        self.stages[name] = {
+            "hash": result.hash,
+            "status": result.status,
+            "seconds": round(result.seconds, 3),
+            "compute_seconds": round(result.compute_seconds, 3),
+            "path": str(result.path),
+        }
+        self.write_manifest("running")
+        return result
+
+    def write_manifest(self, status: str) -> None:
+        write_json(
+            self.out / "manifest.json",
+            {
+                "status": status,
+                "config": self.config.model_dump(mode="json"),
+                "seed": self.config.seed,
+                "versions": versions(),
+                "git_sha": git_sha(),
+                "started": self.started,
+                "stages": self.stages,
+            },
+        )
+
+
+def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
+    """Run every stage (reusing cached ones) and return the final manifest."""
+    from harness import evaluate, pool, prompts_stage, selection, trainer
+    from reports.run_report import write_report
+
+    run = Run(config, out_dir)
+    run.out.mkdir(parents=True, exist_ok=True)
+    run.write_manifest("running")
+    seed, model = config.seed, model_fingerprint(config.model)
+
+    # prompts: normalised training prompts (+ native pairs)
+    def _prompts(out: Path) -> dict:
+        prompts, native = prompts_stage.load_training_prompts(config.prompts, seed)
+        return prompts_stage.write_prompts(out, prompts, native)
+
+    s_prompts = run.stage("prompts", {"prompts": config.prompts.model_dump(), "seed": seed}, _prompts)
+    prompts, native = prompts_stage.read_prompts(s_prompts.path)
+    _check_pool_can_cover(config, len(prompts), len(native))
+
+    # pool: K samples per prompt, judged, paired
+    def _pool(out: Path) -> dict:
+        return pool.build_pool(config.model, prompts, native, config.pool, seed, out)
+
+    s_pool = run.stage("pool", {"prompts": s_prompts.hash, "model": model, "pool": config.pool.model_dump(), "seed": seed}, _pool)
+    candidate_pool = pool.read_pool(s_pool.path, prompts)
+
+    # select: the strategy under test, same budget for all
+    selection.check_budget(candidate_pool, config.select)
+
+    def _select(out: Path) -> dict:
+        chosen = selection.run_strategy(candidate_pool, config.select, seed)
+        write_json(out / "selection.json", to_row(chosen))
+        pairs = [candidate_pool.pair_by_id[i] for i in chosen.pair_ids]
+        write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs))
+        write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
+        return {"breadth": chosen.diagnostics["breadth"]}
+
+    s_select = run.stage("select", {"pool": s_pool.hash, "select": config.select.model_dump(), "seed": seed}, _select)
+    shutil.copyfile(s_select.path / "selection.json", run.out / "selection.json")
+
+    # train: the shared DPO + LoRA trainer
+    def _train(out: Path) -> dict:
+        return trainer.train_dpo(config.model, read_jsonl(s_select.path / "train.jsonl"), config.train, seed, out)
+
+    s_train = run.stage("train", {"select": s_select.hash, "model": model, "train": config.train.model_dump(), "seed": seed}, _train)
+    with atomic_dir(run.out / "train") as tmp:
+        shutil.copytree(s_train.path / "adapter", tmp / "adapter")
+        shutil.copyfile(s_train.path / "log.jsonl", tmp / "log.jsonl")
+        shutil.copyfile(s_train.path / "stage.json", tmp / "summary.json")
+
+    # evaluate: base outputs (shared by every strategy), tuned outputs, paired metrics
+    eval_inputs = {"model": model, "evaluate": config.evaluate.model_dump()}
+    s_base = run.stage(
+        "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(config.model, None, config.evaluate, out)
+    )
+
+    def _evaluate(out: Path) -> dict:
+        stats = evaluate.generate_and_judge(config.model, s_train.path / "adapter", config.evaluate, out)
+        metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(out), config.evaluate)
+        write_json(out / "metrics.json", metrics)
+        return stats
+
+    s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs}, _evaluate)
+    shutil.copyfile(s_eval.path / "metrics.json", run.out / "metrics.json")
+    _write_eval_outputs(run.out, evaluate.read_outputs(s_base.path), evaluate.read_outputs(s_eval.path))
+    _write_pairs_preview(run.out, s_select.path, candidate_pool)
+
+    # report: a pure function of the files written above
+    start = time.perf_counter()
+    write_report(run.out)
+    run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
+    run.write_manifest("done")
+    return read_json(run.out / "manifest.json")
+
+
+def _check_pool_can_cover(config: ExperimentConfig, n_prompts: int, n_native: int) -> None:
+    """Refuse, before any sampling, a budget that no pool of this size could supply."""
+    from harness.config import BenchError
+
+    k = config.pool.k
+    per_prompt = {"all": k * (k - 1) // 2, "best_vs_rest": k - 1, "best_worst": 1}[config.pool.pairing]
+    ceiling = n_prompts * per_prompt + n_native
+    if config.select.budget > ceiling:
+        raise BenchError(
+            f"select.budget = {config.select.budget} pairs cannot be met: {n_prompts} prompts x at most {per_prompt} "
+            f"pairs each (pool.k = {k}, pool.pairing = {config.pool.pairing}) gives at most {ceiling}. "
+            "Lower --budget or raise prompts.n_train / pool.k."
+        )
+
+
+def _write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
+    rows = [
+        {
+            "prompt_id": b["prompt"]["id"],
+            "prompt": b["prompt"]["messages"][-1]["content"],
+            "instructions": b["prompt"]["meta"].get("instruction_id_list", []),
+            "base_output": b["output"],
+            "base_strict": b["strict"],
+            "tuned_output": t["output"],
+            "tuned_strict": t["strict"],
+        }
+        for b, t in zip(base, tuned)
+    ]
+    write_jsonl(out / "eval_outputs.jsonl", rows)
+
+
+def _write_pairs_preview(out: Path, select_dir: Path, candidate_pool) -> None:
+    """The selected pairs with their texts, for the report and for people reading the run."""
+    rows = []
+    for row in read_jsonl(select_dir / "pairs.jsonl"):
+        pair = from_row(Pair, row)
+        rows.append(
+            {
+                "pair_id": pair.id,
+                "prompt": candidate_pool.prompts[pair.prompt_id].messages[-1]["content"],
+                "chosen": candidate_pool.responses[pair.chosen_id].text,
+                "rejected": candidate_pool.responses[pair.rejected_id].text,
+                "chosen_score": candidate_pool.scores.get(pair.chosen_id),
+                "rejected_score": candidate_pool.scores.get(pair.rejected_id),
+                "margin": pair.margin,
+            }
+        )
+    write_jsonl(out / "selected_pairs.jsonl", rows)

@@ -1,0 +1,77 @@
+"""The `select` stage: run a strategy, check its output, add the shared diagnostics."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from harness.config import BenchError, SelectConfig
+from harness.records import Selection
+from strategies import BudgetError, CandidatePool, get_strategy
+
+
+def check_budget(pool: CandidatePool, cfg: SelectConfig) -> None:
+    strategy = get_strategy(cfg.strategy)
+    params = strategy.Params.model_validate(cfg.params)
+    most = strategy.max_budget(pool, params)
+    if cfg.budget > most:
+        raise BenchError(
+            f"select.budget = {cfg.budget} pairs, but strategy {cfg.strategy!r} can draw at most {most} from this pool "
+            f"({len(pool.pairs)} candidate pairs over {len(pool.pairs_by_prompt)} prompts with at least one pair). "
+            "Lower --budget, or grow the pool (prompts.n_train, pool.k) with --set."
+        )
+
+
+def run_strategy(pool: CandidatePool, cfg: SelectConfig, seed: int) -> Selection:
+    strategy = get_strategy(cfg.strategy)
+    params = strategy.Params.model_validate(cfg.params)
+    check_budget(pool, cfg)
+    try:
+        selection = strategy.select(pool, cfg.budget, np.random.default_rng(seed), params)
+    except BudgetError as exc:
+        raise BenchError(f"strategy {cfg.strategy!r}: {exc}. Lower --budget or grow the pool.") from None
+    _check(selection, pool, cfg.budget)
+    selection.diagnostics = {**shared_diagnostics(selection, pool), **selection.diagnostics}
+    return selection
+
+
+def _check(selection: Selection, pool: CandidatePool, budget: int) -> None:
+    """A strategy that breaks the contract is a bug in that strategy: fail loudly."""
+    ids = selection.pair_ids
+    if len(ids) != budget:
+        raise AssertionError(f"strategy {selection.strategy} returned {len(ids)} pairs for budget {budget}")
+    if len(set(ids)) != len(ids):
+        raise AssertionError(f"strategy {selection.strategy} returned duplicate pairs")
+    missing = [i for i in ids if i not in pool.pair_by_id]
+    if missing:
+        raise AssertionError(f"strategy {selection.strategy} returned pairs not in the pool: {missing[:3]}")
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def shared_diagnostics(selection: Selection, pool: CandidatePool) -> dict:
+    """Breadth, depth and length statistics, computed the same way for every strategy.
+
+    The chosen/rejected length gap is reported because DPO learns length first: a selection
+    whose chosen answers are much shorter teaches brevity, whatever the constraints say.
+    """
+    pairs = [pool.pair_by_id[i] for i in selection.pair_ids]
+    depth = Counter(p.prompt_id for p in pairs)
+    chosen_words = [_words(pool.responses[p.chosen_id].text) for p in pairs]
+    rejected_words = [_words(pool.responses[p.rejected_id].text) for p in pairs]
+    margins = [p.margin for p in pairs if p.margin is not None]
+    return {
+        "breadth": len(depth),
+        "depth": dict(sorted(depth.items())),
+        "depth_histogram": {str(k): v for k, v in sorted(Counter(depth.values()).items())},
+        "n_pairs": len(pairs),
+        "mean_margin": float(np.mean(margins)) if margins else None,
+        "chosen_words_mean": float(np.mean(chosen_words)) if pairs else None,
+        "rejected_words_mean": float(np.mean(rejected_words)) if pairs else None,
+        "length_gap_words": float(np.mean(chosen_words) - np.mean(rejected_words)) if pairs else None,
+        "pool_prompts_with_pairs": len(pool.pairs_by_prompt),
+        "pool_pairs": len(pool.pairs),
+    }
