@@ -140,7 +140,8 @@ _ALL_TYPES = (
     ConstraintType(
         "detectable_content:postscript",
         ({"postscript_marker": "P.S."}, {"postscript_marker": "P.P.S"}),
-        lambda kw: f"End your answer with a postscript starting with {kw['postscript_marker']}",
+        lambda kw: "End your answer with a postscript starting with "
+        + kw["postscript_marker"].removesuffix(".") + ".",
     ),
     ConstraintType(
         "keywords:frequency",
@@ -196,8 +197,8 @@ _ALL_TYPES = (
     ConstraintType(
         "length_constraints:number_paragraphs",
         tuple({"num_paragraphs": n} for n in (2, 3, 4)),
-        lambda kw: f"Your answer must contain exactly {kw['num_paragraphs']} paragraphs "
-        "separated by the markdown divider ***",
+        lambda kw: f"Your answer must contain exactly {kw['num_paragraphs']} paragraphs, "
+        "with the markdown divider *** on its own line between them.",
     ),
     ConstraintType(
         "change_case:english_lowercase", ({},),
@@ -217,7 +218,9 @@ _ALL_TYPES = (
     ConstraintType(
         "detectable_format:multiple_sections",
         tuple(
-            {"section_spliter": s, "num_sections": n} for s in ("Section", "SECTION") for n in (2, 3)
+            {"section_spliter": s, "num_sections": n}
+            for s in ("Section", "SECTION")
+            for n in (2, 3)
         ),
         lambda kw: f"Divide your answer into {kw['num_sections']} sections and start each one "
         f"with '{kw['section_spliter']} X', where X is its number "
@@ -237,12 +240,12 @@ def _index(types: Sequence[ConstraintType]) -> dict[str, ConstraintType]:
 
 CONSTRAINT_TYPES: dict[str, ConstraintType] = _index(_ALL_TYPES)
 
-# Types expected to pass neither almost always nor almost never for a ~135M chat model, so
-# that sampled responses disagree and yield preference pairs. The pilot measured no commas,
-# bullet count, postscript and keyword frequency as mid-range; the rest are estimates until the
-# measured pass-rate table replaces them. Left out: all-lowercase (0/32 in the pilot),
-# all-uppercase, JSON, *** paragraphs, SECTION markers and capital-word counts (format demands
-# small models rarely meet) and quotation marks (rarely met unprompted, trivially gamed).
+# Types likely to pass neither almost always nor almost never for a ~135M chat model, so that
+# sampled responses disagree and yield preference pairs. In the pilot no commas, bullet count,
+# postscript and keyword frequency were mid-range and all-lowercase passed 0/32. The other
+# choices (in: the rest below; out: all-uppercase, JSON, *** paragraphs, Section markers,
+# capital-word counts, quotation marks, format demands small models seldom meet) are estimates
+# until a measured pass-rate table replaces them.
 DEFAULT_CONSTRAINT_TYPES: tuple[str, ...] = (
     "punctuation:no_comma",
     "detectable_format:number_bullet_lists",
@@ -296,7 +299,7 @@ _CONFLICTS = _conflict_pairs()
 
 
 def conflicts(type_a: str, type_b: str) -> bool:
-    """Whether two constraint types may not appear in the same prompt (a type conflicts with itself)."""
+    """Whether two types may not share a prompt; a type conflicts with itself."""
     return type_a == type_b or frozenset((type_a, type_b)) in _CONFLICTS
 
 
@@ -334,7 +337,7 @@ def validate_constraint(instruction_id: str, kwargs: Kwargs) -> None:
 
 @lru_cache(maxsize=None)
 def load_builtin_tasks() -> tuple[BuiltinTask, ...]:
-    """The base tasks, refusing a file with duplicate ids or texts (either would leak across the split)."""
+    """The base tasks; duplicate ids or texts are refused, as either would leak across the split."""
     tasks: list[BuiltinTask] = []
     with open(TASKS_PATH, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
@@ -356,7 +359,9 @@ def _split_rank(task_id: str) -> str:
     return hashlib.sha256(f"bpo-bench/builtin-split/{task_id}".encode()).hexdigest()
 
 
-def split_builtin_tasks(eval_fraction: float = 0.4) -> tuple[list[BuiltinTask], list[BuiltinTask]]:
+def split_builtin_tasks(
+    eval_fraction: float = 0.4,
+) -> tuple[list[BuiltinTask], list[BuiltinTask]]:
     """Train and eval base tasks, split within each category by a hash of the task id.
 
     The seed plays no part, so no seed or request size can move a held-out task into training.
@@ -441,9 +446,9 @@ def _split_prompts(
     per_task = sum(planner.capacity(c) for c in combos)
     if n > len(tasks) * per_task:
         raise ValueError(
-            f"asked for {n} {split} prompts, but only {len(tasks) * per_task} distinct ones exist "
-            f"({len(tasks)} {split} base tasks x {per_task} constraint choices each); ask for fewer, "
-            "allow more constraint types, or raise constraints_per_prompt"
+            f"asked for {n} {split} prompts, but only {len(tasks) * per_task} distinct ones "
+            f"exist ({len(tasks)} {split} base tasks x {per_task} constraint choices each); "
+            "ask for fewer, allow more constraint types, or combine more per prompt"
         )
     prompts: list[Prompt] = []
     order: list[BuiltinTask] = []
@@ -497,7 +502,9 @@ def build_builtin_prompts(
     for name, value in (("n_train", n_train), ("n_eval", n_eval)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-    names = _check_types(DEFAULT_CONSTRAINT_TYPES if constraint_types is None else constraint_types)
+    names = _check_types(
+        DEFAULT_CONSTRAINT_TYPES if constraint_types is None else constraint_types
+    )
     combos = [
         combo
         for combo in itertools.combinations(names, constraints_per_prompt)

@@ -1,0 +1,125 @@
+"""One conformance suite over every registered strategy (exact budget, determinism, purity)."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import pytest
+
+from harness.pairs import build_pairs
+from harness.records import Prompt, Response, response_id
+from harness.selection import run_strategy, shared_diagnostics
+from harness.config import SelectConfig, BenchError
+from strategies import CandidatePool, UnknownStrategy, get_strategy, register, strategy_names
+from strategies.base import Strategy
+
+
+def make_pool(n_prompts: int, k: int, seed: int) -> CandidatePool:
+    """A pool with real pair construction over random verifiable-style scores."""
+    rng = random.Random(seed)
+    prompts, responses, scores = [], [], {}
+    for i in range(n_prompts):
+        p = Prompt.make([{"role": "user", "content": f"Task {i} from pool {seed}"}], "test")
+        prompts.append(p)
+        for j in range(k):
+            text = f"answer {j} to {i} " + "word " * rng.randint(1, 30)
+            r = Response(response_id(p.id, text, "test", j), p.id, text, "test")
+            responses.append(r)
+            scores[r.id] = rng.choice([0.0, 0.5, 1.0])
+    pairs = build_pairs(responses, scores, pairing="all", min_margin=0.0, drop_truncated=True)
+    return CandidatePool({p.id: p for p in prompts}, {r.id: r for r in responses}, scores, tuple(pairs))
+
+
+POOLS = [make_pool(20, 4, 0), make_pool(40, 6, 1), make_pool(12, 3, 2)]
+
+
+@pytest.mark.parametrize("name", strategy_names())
+@pytest.mark.parametrize("pool_index", range(len(POOLS)))
+@pytest.mark.parametrize("budget", [1, 5, 12])
+def test_conformance(name: str, pool_index: int, budget: int) -> None:
+    pool = POOLS[pool_index]
+    strategy = get_strategy(name)
+    params = strategy.Params()
+    if budget > strategy.max_budget(pool, params):
+        pytest.skip("pool too small for this budget under this strategy")
+    snapshot = copy.deepcopy(pool.pairs)
+    cfg = SelectConfig(strategy=name, budget=budget)
+    first = run_strategy(pool, cfg, seed=3)
+    again = run_strategy(pool, cfg, seed=3)
+    assert first.pair_ids == again.pair_ids, "same seed must give the same selection"
+    assert len(first.pair_ids) == budget and len(set(first.pair_ids)) == budget
+    assert all(i in pool.pair_by_id for i in first.pair_ids)
+    assert pool.pairs == snapshot, "strategies must not modify the pool"
+    for pid in first.pair_ids:
+        pair = pool.pair_by_id[pid]
+        assert pool.scores[pair.chosen_id] > pool.scores[pair.rejected_id]
+    diag = first.diagnostics
+    assert sum(diag["depth"].values()) == budget
+    assert diag["breadth"] == len(diag["depth"])
+    assert sum(diag["depth_histogram"].values()) == diag["breadth"]
+
+
+@pytest.mark.parametrize("name", ["random", "uniform", "original"])
+def test_random_strategies_depend_on_seed(name: str) -> None:
+    pool = POOLS[1]
+    cfg = SelectConfig(strategy=name, budget=10)
+    picks = {tuple(run_strategy(pool, cfg, seed=s).pair_ids) for s in range(5)}
+    assert len(picks) > 1
+
+
+def test_shape_of_baselines() -> None:
+    pool = POOLS[1]
+    original = run_strategy(pool, SelectConfig(strategy="original", budget=10), seed=0)
+    assert original.diagnostics["breadth"] == 10 and set(original.diagnostics["depth"].values()) == {1}
+    uniform = run_strategy(pool, SelectConfig(strategy="uniform", budget=10, params={"depth": 3}), seed=0)
+    assert uniform.diagnostics["breadth"] == 4
+    assert sorted(uniform.diagnostics["depth"].values()) == [1, 3, 3, 3]
+    for pid in original.pair_ids:  # original takes the largest-margin pair of its prompt
+        pair = pool.pair_by_id[pid]
+        assert pair.margin == max(p.margin for p in pool.pairs_by_prompt[pair.prompt_id])
+
+
+def test_budget_too_large_is_a_clear_error() -> None:
+    with pytest.raises(BenchError, match="can draw at most"):
+        run_strategy(POOLS[2], SelectConfig(strategy="original", budget=500), seed=0)
+
+
+def test_registry_refuses_duplicates_and_suggests_names() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+
+        @register
+        class Again(Strategy):
+            name = "uniform"
+            description = "duplicate"
+
+    with pytest.raises(UnknownStrategy, match="Did you mean uniform"):
+        get_strategy("unifrom")
+
+
+def test_pairs_respect_margin_pairing_and_truncation() -> None:
+    p = Prompt.make([{"role": "user", "content": "x"}], "test")
+    texts = ["a", "b", "c", "d"]
+    values = [1.0, 0.5, 0.5, 0.0]
+    rs = [Response(response_id(p.id, t, "g", i), p.id, t, "g", truncated=(t == "d")) for i, t in enumerate(texts)]
+    scores = {r.id: v for r, v in zip(rs, values)}
+    all_pairs = build_pairs(rs, scores, pairing="all", min_margin=0.0, drop_truncated=False)
+    assert len(all_pairs) == 5  # 6 combinations minus the tie b/c
+    kept = build_pairs(rs, scores, pairing="all", min_margin=0.0, drop_truncated=True)
+    assert all(rs[3].id not in (q.chosen_id, q.rejected_id) for q in kept) and len(kept) == 2
+    assert len(build_pairs(rs, scores, pairing="all", min_margin=0.5, drop_truncated=False)) == 1
+    assert len(build_pairs(rs, scores, pairing="best_vs_rest", min_margin=0.0, drop_truncated=False)) == 3
+    (bw,) = build_pairs(rs, scores, pairing="best_worst", min_margin=0.0, drop_truncated=False)
+    assert (bw.chosen_id, bw.rejected_id, bw.margin) == (rs[0].id, rs[3].id, 1.0)
+
+
+def test_shared_diagnostics_report_length_gap() -> None:
+    pool = POOLS[0]
+    sel = run_strategy(pool, SelectConfig(strategy="random", budget=8), seed=0)
+    diag = shared_diagnostics(sel, pool)
+    words = [
+        len(pool.responses[pool.pair_by_id[i].chosen_id].text.split()) - len(pool.responses[pool.pair_by_id[i].rejected_id].text.split())
+        for i in sel.pair_ids
+    ]
+    assert diag["length_gap_words"] == pytest.approx(np.mean(words))
