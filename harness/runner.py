@@ -60,6 +60,17 @@ class Run:
         self.cache = Path(config.cache_dir)
         self.stages: dict[str, dict[str, Any]] = {}
         self.started = time.time()
+        self.opened = False
+
+    def open(self) -> None:
+        """Create the run folder once the inputs are known to be usable.
+
+        Before this, only complete cache entries exist, so a refused budget or a bad source
+        leaves no run folder behind, and a killed run resumes from the cache.
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.opened = True
+        self.write_manifest("running")
 
     def stage(self, name: str, inputs: dict[str, Any], compute) -> StageResult:
         result = run_stage(self.cache, name, inputs, compute)
@@ -70,10 +81,11 @@ class Run:
             "compute_seconds": round(result.compute_seconds, 3),
             "path": str(result.path),
         }
-        self.write_manifest("running")
+        if self.opened:
+            self.write_manifest("running")
         return result
 
-    def write_manifest(self, status: str) -> None:
+    def write_manifest(self, status: str, error: str | None = None) -> None:
         write_json(
             self.out / "manifest.json",
             {
@@ -84,18 +96,27 @@ class Run:
                 "git_sha": git_sha(),
                 "started": self.started,
                 "stages": self.stages,
+                **({"error": error} if error else {}),
             },
         )
 
 
 def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
     """Run every stage (reusing cached ones) and return the final manifest."""
+    run = Run(config, out_dir)
+    try:
+        return _run_stages(run)
+    except BaseException as exc:
+        if run.opened:
+            run.write_manifest("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _run_stages(run: Run) -> dict[str, Any]:
     from harness import evaluate, pool, prompts_stage, selection, trainer
     from reports.run_report import write_report
 
-    run = Run(config, out_dir)
-    run.out.mkdir(parents=True, exist_ok=True)
-    run.write_manifest("running")
+    config = run.config
     seed, model = config.seed, model_fingerprint(config.model)
 
     # prompts: normalised training prompts (+ native pairs)
@@ -116,6 +137,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
 
     # select: the strategy under test, same budget for all
     selection.check_budget(candidate_pool, config.select)
+    run.open()
 
     def _select(out: Path) -> dict:
         chosen = selection.run_strategy(candidate_pool, config.select, seed)

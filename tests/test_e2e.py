@@ -1,0 +1,101 @@
+"""The real CLI on the embedded model with experiments/smoke.yaml, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("smoke")
+    out = root / "run"
+    proc = bench("run", "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={root / 'cache'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
+    out, proc = smoke_run
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "done" and manifest["seed"] == 0 and manifest["versions"]["torch"]
+    assert set(manifest["stages"]) == {"prompts", "pool", "select", "train", "evaluate_base", "evaluate", "report"}
+    assert all(s["status"] == "computed" for s in manifest["stages"].values())
+    selection = json.loads((out / "selection.json").read_text())
+    budget = manifest["config"]["select"]["budget"]
+    assert len(selection["pair_ids"]) == budget == sum(selection["diagnostics"]["depth"].values())
+    assert (out / "train" / "adapter" / "adapter_config.json").is_file()
+    log = [json.loads(line) for line in (out / "train" / "log.jsonl").read_text().splitlines()]
+    assert any("loss" in r for r in log)
+    metrics = json.loads((out / "metrics.json").read_text())["ifeval_heldout"]
+    for name, m in metrics.items():
+        assert m["ci_low"] <= m["value"] <= m["ci_high"] and m["n"] > 0 and m["judge"]
+        if "acc" in name and "diff" not in name or name == "win_rate_vs_base":
+            assert 0.0 <= m["value"] <= 1.0
+    html = (out / "report.html").read_text()
+    for section in ("Held-out metrics", "Selection", "Training", "Held-out examples", "Cost per stage", "Resolved config"):
+        assert section in html
+    assert "data:image/png;base64" in html and "<script" not in html
+    assert "pool" in proc.stdout and "seconds" in proc.stdout
+
+
+@pytest.mark.slow
+def test_second_identical_run_is_fully_cached_and_identical(smoke_run) -> None:
+    out, _ = smoke_run
+    before = {name: (out / name).read_text() for name in ("selection.json", "metrics.json")}
+    cache = json.loads((out / "manifest.json").read_text())["config"]["cache_dir"]
+    proc = bench("run", "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={cache}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all(s["status"] == "cached" for n, s in manifest["stages"].items() if n != "report")
+    assert {name: (out / name).read_text() for name in before} == before
+
+
+@pytest.mark.slow
+def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Path) -> None:
+    out, _ = smoke_run
+    cache = json.loads((out / "manifest.json").read_text())["config"]["cache_dir"]
+    proc = bench("run", "--strategy", "original", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "o"), "--set", f"cache_dir={cache}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stages = json.loads((tmp_path / "o" / "manifest.json").read_text())["stages"]
+    assert stages["pool"]["status"] == stages["evaluate_base"]["status"] == "cached"
+    assert stages["select"]["status"] == stages["train"]["status"] == "computed"
+    selection = json.loads((tmp_path / "o" / "selection.json").read_text())
+    assert set(selection["diagnostics"]["depth"].values()) == {1}
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--strategy", "unifrom"], "Did you mean uniform"),
+        (["--set", "train.lr=1"], "train.lr: unknown key"),
+        (["--set", "pool.k=many"], "pool.k"),
+        (["--budget", "100000"], "cannot be met"),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_writes_nothing(args: list[str], expected: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = bench("run", "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={tmp_path / 'cache'}", *args)
+    assert proc.returncode == 2
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_strategies_command_lists_the_registry() -> None:
+    proc = bench("strategies")
+    assert proc.returncode == 0
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    assert {"original", "random", "uniform"} <= set(names)

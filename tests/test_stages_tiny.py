@@ -1,0 +1,95 @@
+"""Generation, pool, trainer and metrics on a tiny real Llama (random weights, real tokenizer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from harness.config import EvaluateConfig, PoolConfig, TrainConfig
+from harness.builtin_prompts import build_builtin_prompts
+from harness.evaluate import compute_metrics
+from harness.generation import generate
+from harness.io import read_jsonl
+from harness.models import load_model
+from harness.pool import build_pool, read_pool
+from harness.trainer import train_dpo
+
+
+def test_generation_is_seeded_batched_and_flags_truncation(tiny_model: Path) -> None:
+    loaded = load_model(str(tiny_model))
+    convs = [[{"role": "user", "content": f"Tell me about topic {i}."}] for i in range(5)]
+    kw = dict(max_new_tokens=6, batch_size=2, do_sample=True, temperature=1.0, top_p=1.0)
+    a = generate(loaded, convs, seed=1, **kw)
+    b = generate(loaded, convs, seed=1, **kw)
+    c = generate(loaded, convs, seed=2, **kw)
+    assert [g.text for g in a] == [g.text for g in b]
+    assert [g.text for g in a] != [g.text for g in c]
+    assert len(a) == 5 and all(g.n_tokens <= 6 for g in a)
+    # a random model rarely emits <|im_end|> within 6 tokens: those outputs are truncated
+    assert any(g.truncated for g in a)
+    greedy1 = generate(loaded, convs, max_new_tokens=6, batch_size=5, do_sample=False)
+    greedy2 = generate(loaded, convs, max_new_tokens=6, batch_size=1, do_sample=False)
+    assert [g.text for g in greedy1] == [g.text for g in greedy2], "padding must not change greedy outputs"
+
+
+def test_pool_stage_writes_judged_responses_and_valid_pairs(tiny_model: Path, tmp_path: Path) -> None:
+    prompts, _ = build_builtin_prompts(seed=0, n_train=4)
+    cfg = PoolConfig(k=3, max_new_tokens=8, batch_size=12, drop_truncated=False)
+    stats = build_pool(str(tiny_model), prompts, [], cfg, seed=0, out=tmp_path)
+    assert stats["n_responses"] == 12
+    scores = read_jsonl(tmp_path / "scores.jsonl")
+    assert len(scores) == 12 and all(0.0 <= s["value"] <= 1.0 for s in scores)
+    pool = read_pool(tmp_path, prompts)
+    for pair in pool.pairs:
+        assert pool.scores[pair.chosen_id] > pool.scores[pair.rejected_id]
+        assert pool.responses[pair.chosen_id].prompt_id == pair.prompt_id
+
+
+def test_trainer_changes_every_lora_matrix_and_logs(tiny_model: Path, tmp_path: Path) -> None:
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"Describe item {i}."}],
+            "chosen": [{"role": "assistant", "content": "A short plain answer."}],
+            "rejected": [{"role": "assistant", "content": "A long, rambling, comma-filled answer, with, commas."}],
+        }
+        for i in range(8)
+    ]
+    cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
+    summary = train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path)
+    assert summary["n_pairs"] == 8 and summary["steps"] == 2
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    lora_b = {k: v for k, v in weights.items() if "lora_B" in k}
+    assert lora_b, "adapter has no LoRA B matrices"
+    # LoRA B starts at zero: a non-zero B means the optimiser moved it
+    assert all(torch.count_nonzero(v) > 0 for v in lora_b.values())
+    log = read_jsonl(tmp_path / "log.jsonl")
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 2 and abs(losses[0] - 0.6931) < 1e-3  # log(2): policy == reference at step 1
+    assert losses[-1] < losses[0]
+    tuned = load_model(str(tiny_model), adapter=tmp_path / "adapter")
+    base = load_model(str(tiny_model))
+    ids = base.tokenizer("hello", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert not torch.allclose(tuned.model(ids).logits, base.model(ids).logits)
+
+
+def _row(pid: str, strict: list[bool], output: str = "x y z") -> dict:
+    return {"prompt": {"id": pid}, "output": output, "strict": strict, "loose": strict}
+
+
+def test_metrics_are_paired_with_cis() -> None:
+    base = [_row("a", [False]), _row("b", [True, False]), _row("c", [True]), _row("d", [False])]
+    tuned = [_row("a", [True]), _row("b", [True, True]), _row("c", [True]), _row("d", [False])]
+    m = compute_metrics(base, tuned, EvaluateConfig(bootstrap=200))["ifeval_heldout"]
+    assert m["base.prompt_strict_acc"]["value"] == pytest.approx(0.25)
+    assert m["tuned.prompt_strict_acc"]["value"] == pytest.approx(0.75)
+    assert m["base.instruction_strict_acc"]["value"] == pytest.approx(2 / 5)
+    assert m["paired_diff.prompt_strict_acc"]["value"] == pytest.approx(0.5)
+    assert m["win_rate_vs_base"]["value"] == pytest.approx((1 + 1 + 0.5 + 0.5) / 4)
+    for rec in m.values():
+        assert rec["ci_low"] <= rec["value"] <= rec["ci_high"] and rec["n"] > 0 and rec["judge"]
+    with pytest.raises(AssertionError):
+        compute_metrics(base, list(reversed(tuned)), EvaluateConfig(bootstrap=200))
