@@ -53,6 +53,13 @@ class PoolConfig(_Strict):
     drop_truncated: bool = Field(True, description="drop samples cut off at max_new_tokens from pairs")
 
 
+class EmbeddingsConfig(_Strict):
+    """Sentence embeddings used by breadth compression (and the embedding-depth ablation)."""
+
+    model: str = Field("all-MiniLM-L6-v2", description="sentence-transformers id or folder; the default ships offline")
+    batch_size: int = Field(64, ge=1)
+
+
 class SelectConfig(_Strict):
     strategy: str = "uniform"
     budget: int = Field(32, ge=1, description="number of preference pairs every strategy gets")
@@ -96,6 +103,7 @@ class ExperimentConfig(_Strict):
     cache_dir: str = "runs/cache"
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     pool: PoolConfig = Field(default_factory=PoolConfig)
+    embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)

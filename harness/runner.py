@@ -138,16 +138,19 @@ def _run_stages(run: Run) -> dict[str, Any]:
     # select: the strategy under test, same budget for all
     selection.check_budget(candidate_pool, config.select)
     run.open()
+    candidate_pool, views = _attach_views(run, candidate_pool, s_pool.hash, model)
 
     def _select(out: Path) -> dict:
         chosen = selection.run_strategy(candidate_pool, config.select, seed)
+        chosen.diagnostics["seconds"] = {**views["seconds"], "clustering": chosen.diagnostics.pop("seconds_clustering", None)}
         write_json(out / "selection.json", to_row(chosen))
         pairs = [candidate_pool.pair_by_id[i] for i in chosen.pair_ids]
         write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs))
         write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
         return {"breadth": chosen.diagnostics["breadth"]}
 
-    s_select = run.stage("select", {"pool": s_pool.hash, "select": config.select.model_dump(), "seed": seed}, _select)
+    select_inputs = {"pool": s_pool.hash, "views": views["hashes"], "select": config.select.model_dump(), "seed": seed}
+    s_select = run.stage("select", select_inputs, _select)
     shutil.copyfile(s_select.path / "selection.json", run.out / "selection.json")
 
     # train: the shared DPO + LoRA trainer
@@ -183,6 +186,35 @@ def _run_stages(run: Run) -> dict[str, Any]:
     run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
     run.write_manifest("done")
     return read_json(run.out / "manifest.json")
+
+
+def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):
+    """Compute the pool views the strategy declares in `requires` (embeddings, gradients).
+
+    The runner reads the declaration only; it never branches on a strategy's name.
+    """
+    import dataclasses
+
+    from harness import embeddings
+    from strategies import get_strategy
+
+    config = run.config
+    needs = get_strategy(config.select.strategy).requires
+    views: dict[str, Any] = {"hashes": {}, "seconds": {}}
+    extra: dict[str, Any] = {}
+    if "embeddings" in needs:
+        s_emb = run.stage(
+            "embeddings",
+            {"pool": pool_hash, "embeddings": config.embeddings.model_dump()},
+            lambda out: embeddings.compute_pool_embeddings(candidate_pool, config.embeddings.model, config.embeddings.batch_size, out),
+        )
+        extra["prompt_embeddings"], extra["response_embeddings"] = embeddings.load_pool_embeddings(s_emb.path)
+        views["hashes"]["embeddings"] = s_emb.hash
+        views["seconds"]["embeddings"] = read_json(s_emb.path / "stage.json").get("seconds_embeddings")
+    unknown = set(needs) - {"embeddings", "gradients"}
+    if unknown:
+        raise ValueError(f"strategy {config.select.strategy} requires unknown pool views {sorted(unknown)}")
+    return dataclasses.replace(candidate_pool, **extra), views
 
 
 def _check_pool_can_cover(config: ExperimentConfig, n_prompts: int, n_native: int) -> None:

@@ -8,7 +8,7 @@ the harness computes the diagnostics every strategy shares (breadth, depth, leng
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
 
@@ -27,14 +27,34 @@ class NoParams(BaseModel):
 
 
 @dataclass(frozen=True)
+class Features:
+    """Unit-norm vectors keyed by record id (prompt, pair or response)."""
+
+    vectors: dict[str, np.ndarray]
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.vectors[key]
+
+    def matrix(self, keys: list[str]) -> np.ndarray:
+        return np.stack([self.vectors[k] for k in keys]) if keys else np.zeros((0, 0), dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class CandidatePool:
-    """Prompts, scored responses and candidate pairs, read-only for strategies."""
+    """Prompts, scored responses and candidate pairs, read-only for strategies.
+
+    The optional views are filled by the harness only for strategies that declare them in
+    `requires`: prompt and response embeddings, and per-pair / per-prompt gradient features.
+    """
 
     prompts: dict[str, Prompt]
     responses: dict[str, Response]
     scores: dict[str, float]
     pairs: tuple[Pair, ...]
-    _index: dict = field(default_factory=dict, compare=False, repr=False)
+    prompt_embeddings: Features | None = None
+    response_embeddings: Features | None = None
+    pair_gradients: Features | None = None
+    prompt_gradients: Features | None = None
 
     @cached_property
     def pairs_by_prompt(self) -> dict[str, list[Pair]]:
@@ -55,6 +75,8 @@ class Strategy:
     name: ClassVar[str]
     description: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = NoParams
+    requires: ClassVar[frozenset[str]] = frozenset()
+    """Pool views the strategy reads: "embeddings" and/or "gradients"."""
 
     def max_budget(self, pool: CandidatePool, params: BaseModel) -> int:
         """The largest budget this strategy can honour on `pool` (default: every pair)."""

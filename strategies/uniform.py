@@ -1,8 +1,9 @@
 """`uniform`: the paper's simple balancing: B/d prompts with d pairs each.
 
-Prompts are picked at random among those with at least d pairs (breadth compression by
-k-means replaces this in the BPO issue). When d does not divide B, the last prompt gets the
-remaining B mod d pairs, so the budget is always met exactly.
+Prompts are chosen by breadth compression (k-means over prompt embeddings, the prompt nearest
+each centroid) among those with at least d pairs; the d pairs of each are drawn at random.
+When d does not divide B, the last prompt gets the remaining B mod d pairs, so the budget is
+always met exactly.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.records import Selection
-from strategies.base import BudgetError, CandidatePool, Strategy, sample_without_replacement
+from strategies.base import CandidatePool, Strategy, sample_without_replacement
+from strategies.breadth import compress_breadth
 from strategies.registry import register
 
 
@@ -25,8 +27,9 @@ class UniformParams(BaseModel):
 @register
 class Uniform(Strategy):
     name = "uniform"
-    description = "simple balancing: B/d random prompts with d pairs each (paper's uniform depth)"
+    description = "simple balancing: B/d prompts by k-means breadth compression, d random pairs each"
     Params = UniformParams
+    requires = frozenset({"embeddings"})
 
     def _eligible(self, pool: CandidatePool, depth: int) -> list[str]:
         return sorted(pid for pid, pairs in pool.pairs_by_prompt.items() if len(pairs) >= depth)
@@ -36,11 +39,8 @@ class Uniform(Strategy):
 
     def select(self, pool: CandidatePool, budget: int, rng: np.random.Generator, params: UniformParams) -> Selection:
         d = params.depth
-        n_prompts = math.ceil(budget / d)
-        eligible = self._eligible(pool, d)
-        if n_prompts > len(eligible):
-            raise BudgetError(f"uniform needs {n_prompts} prompts with >= {d} pairs; the pool has {len(eligible)}")
-        prompts = sample_without_replacement(eligible, n_prompts, rng)
+        seed = int(rng.integers(2**31 - 1))
+        prompts = compress_breadth(self._eligible(pool, d), pool.prompt_embeddings, math.ceil(budget / d), seed)
         picked: list[str] = []
         remaining = budget
         for pid in prompts:

@@ -12,13 +12,23 @@ from harness.pairs import build_pairs
 from harness.records import Prompt, Response, response_id
 from harness.selection import run_strategy, shared_diagnostics
 from harness.config import SelectConfig, BenchError
-from strategies import CandidatePool, UnknownStrategy, get_strategy, register, strategy_names
-from strategies.base import Strategy
+from strategies import BudgetError, CandidatePool, UnknownStrategy, get_strategy, register, strategy_names
+from strategies.base import Features, Strategy
+from strategies.depth import allocate_depth, gini
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x)
 
 
 def make_pool(n_prompts: int, k: int, seed: int) -> CandidatePool:
-    """A pool with real pair construction over random verifiable-style scores."""
+    """A pool with real pair construction over random verifiable-style scores.
+
+    Embeddings and gradient features are random vectors: strategies are pure functions of
+    those vectors, and the real feature computations have their own tests.
+    """
     rng = random.Random(seed)
+    vec = np.random.default_rng(seed)
     prompts, responses, scores = [], [], {}
     for i in range(n_prompts):
         p = Prompt.make([{"role": "user", "content": f"Task {i} from pool {seed}"}], "test")
@@ -29,7 +39,15 @@ def make_pool(n_prompts: int, k: int, seed: int) -> CandidatePool:
             responses.append(r)
             scores[r.id] = rng.choice([0.0, 0.5, 1.0])
     pairs = build_pairs(responses, scores, pairing="all", min_margin=0.0, drop_truncated=True)
-    return CandidatePool({p.id: p for p in prompts}, {r.id: r for r in responses}, scores, tuple(pairs))
+    return CandidatePool(
+        {p.id: p for p in prompts},
+        {r.id: r for r in responses},
+        scores,
+        tuple(pairs),
+        prompt_embeddings=Features({p.id: _unit(vec.normal(size=16)) for p in prompts}),
+        response_embeddings=Features({r.id: _unit(vec.normal(size=16)) for r in responses}),
+        pair_gradients=Features({p.id: _unit(vec.normal(size=32)) for p in pairs}),
+    )
 
 
 POOLS = [make_pool(20, 4, 0), make_pool(40, 6, 1), make_pool(12, 3, 2)]
@@ -61,7 +79,7 @@ def test_conformance(name: str, pool_index: int, budget: int) -> None:
     assert sum(diag["depth_histogram"].values()) == diag["breadth"]
 
 
-@pytest.mark.parametrize("name", ["random", "uniform", "original"])
+@pytest.mark.parametrize("name", ["random", "uniform", "original", "random_depth", "margin"])
 def test_random_strategies_depend_on_seed(name: str) -> None:
     pool = POOLS[1]
     cfg = SelectConfig(strategy=name, budget=10)
@@ -123,3 +141,72 @@ def test_shared_diagnostics_report_length_gap() -> None:
         for i in sel.pair_ids
     ]
     assert diag["length_gap_words"] == pytest.approx(np.mean(words))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_allocate_depth_meets_budget_within_capacity(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 15))
+    capacity = rng.integers(1, 7, n)
+    budget = int(rng.integers(n, capacity.sum() + 1))
+    weights = rng.dirichlet(np.ones(n) * float(rng.choice([0.1, 1.0, 10.0])))
+    depth = allocate_depth(weights, capacity, budget)
+    assert depth.sum() == budget and (depth >= 1).all() and (depth <= capacity).all()
+    if (capacity >= budget).all():  # no clipping at the top: heavier weight never gets less depth
+        order = np.argsort(weights)
+        assert (np.diff(depth[order]) >= -1).all()
+
+
+def test_allocate_depth_refuses_impossible_budgets() -> None:
+    with pytest.raises(BudgetError):
+        allocate_depth(np.ones(3), np.array([1, 1, 1]), 4)
+    with pytest.raises(BudgetError):
+        allocate_depth(np.ones(3), np.array([5, 5, 5]), 2)
+
+
+def test_gini() -> None:
+    assert gini([2, 2, 2, 2]) == pytest.approx(0.0)
+    assert gini([1, 1, 1, 9]) > gini([2, 3, 3, 4]) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ablations_share_bpo_breadth(seed: int) -> None:
+    pool = POOLS[1]
+    breadth = {}
+    for name in ("bpo", "random_depth", "length_depth", "embedding_depth"):
+        sel = run_strategy(pool, SelectConfig(strategy=name, budget=24), seed=seed)
+        breadth[name] = set(sel.diagnostics["depth"])
+    assert len({frozenset(b) for b in breadth.values()}) == 1
+
+
+def test_bpo_gives_central_prompts_of_useful_clusters_more_depth() -> None:
+    """Two tight clusters of prompts, one aligned with the mean gradient: it gets the depth."""
+    base = POOLS[1]
+    rng = np.random.default_rng(0)
+    direction = _unit(rng.normal(size=32))
+    other = _unit(rng.normal(size=32))
+    prompt_ids = sorted(base.pairs_by_prompt)
+    aligned = set(prompt_ids[::2])
+    grads = {}
+    for pid in prompt_ids:
+        centre = direction if pid in aligned else other
+        for pair in base.pairs_by_prompt[pid]:
+            grads[pair.id] = _unit(centre + 0.05 * rng.normal(size=32))
+    pool = CandidatePool(base.prompts, base.responses, base.scores, base.pairs, base.prompt_embeddings, base.response_embeddings, Features(grads))
+    sel = run_strategy(pool, SelectConfig(strategy="bpo", budget=30, params={"clusters": 2, "usefulness": "validation"}), seed=0)
+    depth = sel.diagnostics["depth"]
+    in_aligned = sum(d for p, d in depth.items() if p in aligned)
+    in_other = sum(d for p, d in depth.items() if p not in aligned)
+    assert sel.diagnostics["clusters"] == 2 and sel.diagnostics["depth_gini"] > 0
+    assert len(aligned & set(depth)) > 0 and len(set(depth) - aligned) > 0
+    assert in_aligned / max(len(aligned & set(depth)), 1) > in_other / max(len(set(depth) - aligned), 1)
+
+
+def test_margin_takes_the_largest_margins_and_less_keeps_validation_out() -> None:
+    pool = POOLS[1]
+    sel = run_strategy(pool, SelectConfig(strategy="margin", budget=10), seed=0)
+    picked = sorted((pool.pair_by_id[i].margin for i in sel.pair_ids), reverse=True)
+    assert picked == sorted((p.margin for p in pool.pairs), reverse=True)[:10]
+    less = run_strategy(pool, SelectConfig(strategy="less", budget=10, params={"validation_fraction": 0.2}), seed=0)
+    assert less.diagnostics["validation_prompts"] == round(0.2 * len(pool.pairs_by_prompt))
+    assert less.diagnostics["selected_cosine_mean"] >= less.diagnostics["candidate_cosine_mean"]

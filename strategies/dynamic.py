@@ -1,0 +1,171 @@
+"""`bpo` and its depth ablations: breadth compression, then a per-prompt depth.
+
+All four share one pipeline and differ only in the depth measure (DESIGN.md §3):
+`bpo` clusters prompts by the DPO gradient they induce, `embedding_depth` by response
+embeddings, `length_depth` weights prompts by response length, `random_depth` at random.
+For the same seed and parameters they keep the same prompts (same breadth).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.records import Selection
+from strategies.base import CandidatePool, Features, Strategy
+from strategies.breadth import compress_breadth, kmeans
+from strategies.depth import allocate_depth, gini, softmax
+from strategies.registry import register
+
+
+class DynamicParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    breadth: int | None = Field(None, ge=1, description="m, prompts kept by breadth compression (default: ceil(B / mean_depth))")
+    mean_depth: float = Field(2.0, ge=1, description="sets the default breadth m = ceil(B / mean_depth)")
+    clusters: int | None = Field(None, ge=1, description="C, feature clusters (default: ceil(sqrt(m)))")
+    temperature: float = Field(0.25, gt=0, description="tau in softmax((centrality + lambda*usefulness)/tau)")
+    usefulness_weight: float = Field(1.0, ge=0, description="lambda")
+    usefulness: Literal["mean", "validation", "none"] = Field(
+        "mean", description="cluster usefulness against the mean pool gradient, a reserved validation split, or not at all"
+    )
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of prompts reserved when usefulness=validation")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+def reserve_validation(pool: CandidatePool, fraction: float, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """Split prompts with pairs into (selectable, validation); validation pairs are never selected."""
+    ids = sorted(pool.pairs_by_prompt)
+    n_val = max(1, round(fraction * len(ids)))
+    order = rng.permutation(len(ids))
+    val = sorted(ids[i] for i in order[:n_val])
+    return sorted(set(ids) - set(val)), val
+
+
+class _DynamicDepth(Strategy):
+    Params = DynamicParams
+    requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
+
+    def depth_plan(
+        self, pool: CandidatePool, prompts: list[str], target: np.ndarray | None, rng: np.random.Generator, params: DynamicParams, seed: int
+    ) -> tuple[np.ndarray, dict[str, list[str]], dict]:
+        """Per-prompt weights, each prompt's pairs in order of preference, and diagnostics."""
+        raise NotImplementedError
+
+    def pair_features(self, pool: CandidatePool) -> Features | None:
+        return None
+
+    def select(self, pool: CandidatePool, budget: int, rng: np.random.Generator, params: DynamicParams) -> Selection:
+        seed = int(rng.integers(2**31 - 1))
+        candidates = sorted(pool.pairs_by_prompt)
+        target = None
+        features = self.pair_features(pool)
+        if params.usefulness == "validation":
+            candidates, validation = reserve_validation(pool, params.validation_fraction, rng)
+            if features is not None:
+                target = unit(features.matrix([p.id for v in validation for p in pool.pairs_by_prompt[v]]).mean(0))
+        elif params.usefulness == "mean" and features is not None:
+            target = unit(features.matrix([p.id for p in pool.pairs]).mean(0))
+        m = params.breadth or math.ceil(budget / params.mean_depth)
+        m = min(m, budget)
+        prompts = compress_breadth(candidates, pool.prompt_embeddings, m, seed)
+        weights, ordered, diagnostics = self.depth_plan(pool, prompts, target, rng, params, seed)
+        capacity = np.array([len(pool.pairs_by_prompt[p]) for p in prompts])
+        depth = allocate_depth(weights, capacity, budget)
+        pair_ids = [pid for p, d in zip(prompts, depth) for pid in ordered[p][:d]]
+        diagnostics.update({"depth_gini": gini(depth), "weights": dict(zip(prompts, np.round(weights, 5).tolist()))})
+        return Selection(strategy=self.name, budget=budget, pair_ids=pair_ids, diagnostics=diagnostics)
+
+
+def _by_margin(pool: CandidatePool, prompt_id: str) -> list[str]:
+    return [p.id for p in sorted(pool.pairs_by_prompt[prompt_id], key=lambda p: (-(p.margin or 0.0), p.id))]
+
+
+@register
+class RandomDepth(_DynamicDepth):
+    name = "random_depth"
+    description = "ablation: bpo's breadth, random depth per prompt (Dirichlet weights), random pairs"
+
+    def depth_plan(self, pool, prompts, target, rng, params, seed):
+        weights = rng.dirichlet(np.ones(len(prompts)))
+        ordered = {p: [pool.pairs_by_prompt[p][i].id for i in rng.permutation(len(pool.pairs_by_prompt[p]))] for p in prompts}
+        return weights, ordered, {}
+
+
+@register
+class LengthDepth(_DynamicDepth):
+    name = "length_depth"
+    description = "ablation (paper's length-based): bpo's breadth, depth proportional to mean response length"
+
+    def depth_plan(self, pool, prompts, target, rng, params, seed):
+        lengths = []
+        for p in prompts:
+            ids = {r for pair in pool.pairs_by_prompt[p] for r in (pair.chosen_id, pair.rejected_id)}
+            lengths.append(np.mean([len(pool.responses[r].text.split()) for r in ids]))
+        weights = np.asarray(lengths, dtype=float) + 1.0
+        return weights, {p: _by_margin(pool, p) for p in prompts}, {"mean_response_words": dict(zip(prompts, lengths))}
+
+
+class _ClusteredDepth(_DynamicDepth):
+    """Cluster prompt features; central prompts of useful clusters get more depth."""
+
+    feature_label: ClassVar[str]
+
+    def prompt_features(self, pool: CandidatePool, prompts: list[str], pair_features: Features) -> np.ndarray:
+        return np.stack([unit(pair_features.matrix([p.id for p in pool.pairs_by_prompt[q]]).mean(0)) for q in prompts])
+
+    def depth_plan(self, pool, prompts, target, rng, params, seed):
+        start = time.perf_counter()
+        pair_features = self.pair_features(pool)
+        g = self.prompt_features(pool, prompts, pair_features)
+        n_clusters = min(params.clusters or math.ceil(math.sqrt(len(prompts))), len(prompts))
+        labels = kmeans(g, n_clusters, seed).labels_ if n_clusters > 1 else np.zeros(len(prompts), dtype=int)
+        centroids = unit(np.stack([g[labels == c].mean(0) for c in range(n_clusters)]))
+        centrality = np.einsum("nd,nd->n", g, centroids[labels])
+        usefulness = centroids @ target if target is not None else np.zeros(n_clusters)
+        weights = softmax(centrality + params.usefulness_weight * usefulness[labels], params.temperature)
+        ordered = {}
+        for q, c in zip(prompts, labels):
+            pairs = pool.pairs_by_prompt[q]
+            closeness = pair_features.matrix([p.id for p in pairs]) @ centroids[c]
+            rank = sorted(range(len(pairs)), key=lambda i: (-closeness[i], -(pairs[i].margin or 0.0), pairs[i].id))
+            ordered[q] = [pairs[i].id for i in rank]
+        sizes = np.bincount(labels, minlength=n_clusters)
+        return weights, ordered, {
+            "feature": self.feature_label,
+            "clusters": int(n_clusters),
+            "cluster_sizes": sizes.tolist(),
+            "clusters_covered": int((sizes > 0).sum()),
+            "cluster_usefulness": np.round(usefulness, 4).tolist(),
+            "centrality_mean": float(centrality.mean()),
+            "seconds_clustering": time.perf_counter() - start,
+        }
+
+
+@register
+class EmbeddingDepth(_ClusteredDepth):
+    name = "embedding_depth"
+    description = "ablation: bpo with response-embedding differences instead of gradients as features"
+    feature_label = "response embedding difference"
+
+    def pair_features(self, pool: CandidatePool) -> Features:
+        emb = pool.response_embeddings
+        return Features({p.id: unit(emb[p.chosen_id] - emb[p.rejected_id]) for p in pool.pairs})
+
+
+@register
+class BPO(_ClusteredDepth):
+    name = "bpo"
+    description = "Balanced Preference Optimization: k-means breadth, dynamic depth from DPO-gradient clusters"
+    requires = frozenset({"embeddings", "gradients"})
+    feature_label = "projected DPO gradient (LoRA)"
+
+    def pair_features(self, pool: CandidatePool) -> Features:
+        return pool.pair_gradients
