@@ -60,6 +60,45 @@ class EmbeddingsConfig(_Strict):
     batch_size: int = Field(64, ge=1)
 
 
+class FeaturesConfig(_Strict):
+    """How gradient features are computed; part of the `features` stage's cache key."""
+
+    dim: int = Field(
+        1024,
+        ge=1,
+        description="Projection dimension D. LESS uses 8192 on GPU; on CPU 1024 keeps cosine error "
+        "near 0.03-0.09 (measured, DESIGN.md §3) while k-means on 2,000 x 1,024 stays under 1 s.",
+    )
+    projection: Literal["countsketch", "gaussian"] = Field(
+        "countsketch",
+        description="CountSketch (sparse JL) projected 256 gradients in 0.45 s with the same cosine "
+        "error as a chunked Gaussian, which took 9-77 s (DESIGN.md §3); Gaussian is kept for comparison.",
+    )
+    lora_init: Literal["zero_b", "warmup"] = Field(
+        "zero_b",
+        description="zero_b: gradients at the start policy, where the DPO gradient is exact without a "
+        "reference pass and B's gradient already sketches the full-weight gradient; warmup: train the "
+        "adapter briefly first, as LESS does, and use A and B gradients (costs a short DPO run).",
+    )
+    warmup_pairs: int = Field(
+        16,
+        ge=1,
+        description="Pool pairs (seeded random) for the warm-up DPO run: a few optimiser steps at the "
+        "trainer's batch size move B off zero (so A's gradient carries signal) for about a minute on CPU.",
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="Responses per forward/backward. On CPU 1, 4 and 8 ran within noise of each other on "
+        "the SmolLM2-135M architecture; on a GPU batch 8 was 7-9x faster than batch 1 (module docstring).",
+    )
+    projection_seed: int = Field(
+        0,
+        description="Fixed apart from the run seed, so that features (and cosines between them) are "
+        "comparable across runs and cache entries that differ only in the run seed.",
+    )
+
+
 class SelectConfig(_Strict):
     strategy: str = "uniform"
     budget: int = Field(32, ge=1, description="number of preference pairs every strategy gets")
@@ -105,6 +144,7 @@ class ExperimentConfig(_Strict):
     pool: PoolConfig = Field(default_factory=PoolConfig)
     embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 

@@ -211,6 +211,27 @@ def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):
         extra["prompt_embeddings"], extra["response_embeddings"] = embeddings.load_pool_embeddings(s_emb.path)
         views["hashes"]["embeddings"] = s_emb.hash
         views["seconds"]["embeddings"] = read_json(s_emb.path / "stage.json").get("seconds_embeddings")
+    if "gradients" in needs:
+        from harness import features
+        from strategies.base import Features
+
+        def _features(out: Path) -> dict:
+            return features.compute_gradient_features(
+                config.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
+                config.train, config.features, config.seed, out,
+            )
+
+        s_feat = run.stage(
+            "features",
+            {"pool": pool_hash, "model": model, "train": config.train.model_dump(), "features": config.features.model_dump(), "seed": config.seed},
+            _features,
+        )
+        grads = features.load_gradient_features(s_feat.path)
+        extra["pair_gradients"] = Features(dict(zip(grads.pair_ids, grads.pair_features)))
+        extra["prompt_gradients"] = Features(dict(zip(grads.prompt_ids, grads.prompt_features)))
+        views["hashes"]["gradients"] = s_feat.hash
+        stats = read_json(s_feat.path / "stage.json")
+        views["seconds"].update({k.removeprefix("seconds_"): v for k, v in stats.items() if k.startswith("seconds_")})
     unknown = set(needs) - {"embeddings", "gradients"}
     if unknown:
         raise ValueError(f"strategy {config.select.strategy} requires unknown pool views {sorted(unknown)}")

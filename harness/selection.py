@@ -9,6 +9,7 @@ import numpy as np
 from harness.config import BenchError, SelectConfig
 from harness.records import Selection
 from strategies import BudgetError, CandidatePool, get_strategy
+from strategies.depth import gini
 
 
 def check_budget(pool: CandidatePool, cfg: SelectConfig) -> None:
@@ -67,6 +68,7 @@ def shared_diagnostics(selection: Selection, pool: CandidatePool) -> dict:
         "breadth": len(depth),
         "depth": dict(sorted(depth.items())),
         "depth_histogram": {str(k): v for k, v in sorted(Counter(depth.values()).items())},
+        "depth_gini": gini(list(depth.values())),
         "n_pairs": len(pairs),
         "mean_margin": float(np.mean(margins)) if margins else None,
         "chosen_words_mean": float(np.mean(chosen_words)) if pairs else None,
@@ -74,4 +76,29 @@ def shared_diagnostics(selection: Selection, pool: CandidatePool) -> dict:
         "length_gap_words": float(np.mean(chosen_words) - np.mean(rejected_words)) if pairs else None,
         "pool_prompts_with_pairs": len(pool.pairs_by_prompt),
         "pool_pairs": len(pool.pairs),
+        **gradient_coverage(depth, pool),
+    }
+
+
+def gradient_coverage(depth: Counter, pool: CandidatePool) -> dict:
+    """How many of the pool's gradient clusters the selection touches, and its pairs per cluster.
+
+    The pool's prompts (with pairs) are k-means clustered by gradient feature into ⌈√n⌉
+    clusters with a fixed seed, so the figure is comparable across strategies on one pool.
+    Only computed where gradient features exist (strategies that require them); else None.
+    """
+    if pool.prompt_gradients is None:
+        return {"gradient_clusters": None, "gradient_clusters_covered": None, "pairs_per_gradient_cluster": None}
+    from strategies.breadth import kmeans
+
+    ids = sorted(pool.pairs_by_prompt)
+    k = max(1, min(len(ids), int(np.ceil(np.sqrt(len(ids))))))
+    labels = kmeans(pool.prompt_gradients.matrix(ids), k, seed=0).labels_ if k > 1 else np.zeros(len(ids), dtype=int)
+    per_cluster = np.zeros(k, dtype=int)
+    for pid, label in zip(ids, labels):
+        per_cluster[label] += depth.get(pid, 0)
+    return {
+        "gradient_clusters": k,
+        "gradient_clusters_covered": int((per_cluster > 0).sum()),
+        "pairs_per_gradient_cluster": per_cluster.tolist(),
     }

@@ -31,11 +31,23 @@ def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:
     return rows
 
 
+def lora_config(train_cfg: TrainConfig) -> Any:
+    """The LoRA adapter every trained model and every gradient feature lives in."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=train_cfg.lora_r,
+        lora_alpha=train_cfg.lora_alpha,
+        lora_dropout=train_cfg.lora_dropout,
+        target_modules=list(train_cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
 def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path) -> dict[str, Any]:
     """Train a LoRA adapter on `rows`; writes `adapter/` and `log.jsonl` into `out_dir`."""
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, TrainerCallback, set_seed
     from trl import DPOConfig, DPOTrainer
 
@@ -63,13 +75,7 @@ def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, see
         data_seed=seed,
         disable_tqdm=False,
     )
-    peft_config = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.target_modules),
-        task_type="CAUSAL_LM",
-    )
+    peft_config = lora_config(cfg)
     log: list[dict[str, Any]] = []
 
     class _Collect(TrainerCallback):

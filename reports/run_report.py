@@ -32,6 +32,18 @@ def _fmt(value, digits: int = 3) -> str:
     return _esc(value)
 
 
+_PER_PROMPT_DIAGNOSTICS = {"depth", "weights", "mean_response_words"}
+"""Keyed by prompt id: too long for the summary table (they stay in selection.json)."""
+
+
+def _fmt_diag(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{_esc(k)}: {_fmt(v, 2)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_fmt(v, 3) for v in value)
+    return _fmt(value)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -98,7 +110,7 @@ def render_run_report(run_dir: Path) -> str:
         [_esc(name), _esc(s.get("status")), _fmt(s.get("seconds"), 1), _fmt(s.get("compute_seconds"), 1), f"<code>{_esc(s.get('hash'))}</code>"]
         for name, s in manifest.get("stages", {}).items()
     ]
-    diag_rows = [[_esc(k), _fmt(v)] for k, v in diag.items() if not isinstance(v, (dict, list))]
+    diag_rows = [[_esc(k), _fmt_diag(v)] for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS]
     train_summary = [r for r in log if "train_runtime" in r]
     first_acc = [r["rewards/accuracies"] for r in log if "rewards/accuracies" in r and r.get("step", 0) > 0]
     sections = [

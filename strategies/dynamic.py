@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.records import Selection
 from strategies.base import CandidatePool, Features, Strategy
 from strategies.breadth import compress_breadth, kmeans
-from strategies.depth import allocate_depth, gini, softmax
+from strategies.depth import allocate_depth, softmax
 from strategies.registry import register
 
 
@@ -80,7 +80,7 @@ class _DynamicDepth(Strategy):
         capacity = np.array([len(pool.pairs_by_prompt[p]) for p in prompts])
         depth = allocate_depth(weights, capacity, budget)
         pair_ids = [pid for p, d in zip(prompts, depth) for pid in ordered[p][:d]]
-        diagnostics.update({"depth_gini": gini(depth), "weights": dict(zip(prompts, np.round(weights, 5).tolist()))})
+        diagnostics["weights"] = dict(zip(prompts, np.round(weights, 5).tolist()))
         return Selection(strategy=self.name, budget=budget, pair_ids=pair_ids, diagnostics=diagnostics)
 
 

@@ -99,3 +99,19 @@ def test_strategies_command_lists_the_registry() -> None:
     assert proc.returncode == 0
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
     assert {"original", "random", "uniform"} <= set(names)
+
+
+@pytest.mark.slow
+def test_bpo_end_to_end_on_the_smoke_pool(smoke_run, tmp_path: Path) -> None:
+    out, _ = smoke_run
+    cache = json.loads((out / "manifest.json").read_text())["config"]["cache_dir"]
+    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "b"), "--set", f"cache_dir={cache}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["stages"]["pool"]["status"] == "cached"
+    assert manifest["stages"]["features"]["status"] == manifest["stages"]["embeddings"]["status"] == "computed"
+    diag = json.loads((tmp_path / "b" / "selection.json").read_text())["diagnostics"]
+    assert sum(diag["depth"].values()) == manifest["config"]["select"]["budget"]
+    assert diag["gradient_clusters_covered"] >= 1 and diag["clusters"] >= 1
+    for key in ("embeddings", "gradients", "projection", "clustering"):
+        assert diag["seconds"][key] is not None and diag["seconds"][key] >= 0

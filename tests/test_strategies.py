@@ -210,3 +210,15 @@ def test_margin_takes_the_largest_margins_and_less_keeps_validation_out() -> Non
     less = run_strategy(pool, SelectConfig(strategy="less", budget=10, params={"validation_fraction": 0.2}), seed=0)
     assert less.diagnostics["validation_prompts"] == round(0.2 * len(pool.pairs_by_prompt))
     assert less.diagnostics["selected_cosine_mean"] >= less.diagnostics["candidate_cosine_mean"]
+
+
+def test_gradient_coverage_is_reported_only_where_features_exist() -> None:
+    pool = POOLS[1]
+    sel = run_strategy(pool, SelectConfig(strategy="original", budget=10), seed=0)
+    assert sel.diagnostics["gradient_clusters_covered"] is None
+    rng = np.random.default_rng(0)
+    prompt_grads = Features({p: _unit(rng.normal(size=32)) for p in pool.pairs_by_prompt})
+    with_grads = CandidatePool(pool.prompts, pool.responses, pool.scores, pool.pairs, pool.prompt_embeddings, pool.response_embeddings, pool.pair_gradients, prompt_grads)
+    diag = run_strategy(with_grads, SelectConfig(strategy="original", budget=10), seed=0).diagnostics
+    assert 1 <= diag["gradient_clusters_covered"] <= diag["gradient_clusters"]
+    assert sum(diag["pairs_per_gradient_cluster"]) == 10
