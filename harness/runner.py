@@ -126,7 +126,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     s_prompts = run.stage("prompts", {"prompts": config.prompts.model_dump(), "seed": seed}, _prompts)
     prompts, native = prompts_stage.read_prompts(s_prompts.path)
-    _check_pool_can_cover(config, len(prompts), len(native))
+    _check_pool_can_cover(config, prompts, len(native))
 
     # pool: K samples per prompt, judged, paired
     def _pool(out: Path) -> dict:
@@ -238,10 +238,17 @@ def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):
     return dataclasses.replace(candidate_pool, **extra), views
 
 
-def _check_pool_can_cover(config: ExperimentConfig, n_prompts: int, n_native: int) -> None:
-    """Refuse, before any sampling, a budget that no pool of this size could supply."""
+def _check_pool_can_cover(config: ExperimentConfig, prompts: list, n_native: int) -> None:
+    """Refuse, before any sampling, prompts the judge cannot score and budgets no pool could supply."""
     from harness.config import BenchError
 
+    n_prompts = len(prompts)
+    from harness.judges import get_judge
+
+    judge = get_judge(config.pool.judge)
+    reasons = [r for r in (judge.unsupported_reason(p) for p in prompts) if r]
+    if reasons:
+        raise BenchError(f"pool.judge = {config.pool.judge}: {len(reasons)} of {len(prompts)} prompts cannot be judged; first: {reasons[0]}")
     k = config.pool.k
     per_prompt = {"all": k * (k - 1) // 2, "best_vs_rest": k - 1, "best_worst": 1}[config.pool.pairing]
     ceiling = n_prompts * per_prompt + n_native

@@ -84,9 +84,15 @@ def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Pat
         (["--set", "train.lr=1"], "train.lr: unknown key"),
         (["--set", "pool.k=many"], "pool.k"),
         (["--budget", "100000"], "cannot be met"),
+        (["--set", "prompts.source=../shared/data/hh_rlhf/harmless-base-test.jsonl.gz"], "cannot be judged"),
+        (["--set", "prompts.source=no/such/file.jsonl"], "no/such/file.jsonl"),
     ],
 )
-def test_bad_input_is_one_clear_error_and_writes_nothing(args: list[str], expected: str, tmp_path: Path) -> None:
+def test_bad_input_is_one_clear_error_and_writes_nothing(args: list[str], expected: str, tmp_path: Path, monkeypatch) -> None:
+    if "hh_rlhf" in " ".join(args) and not (REPO.parent / "shared" / "data" / "hh_rlhf").is_dir():
+        pytest.skip("shared HH-RLHF data not present")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = tmp_path / "run"
     proc = bench("run", "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={tmp_path / 'cache'}", *args)
     assert proc.returncode == 2

@@ -16,14 +16,20 @@ class VerifiableJudge(Judge):
     name = "verifiable"
     label = "verifiable (IFEval checkers; strict fraction of constraints followed; judges constraints only, not quality)"
 
+    def unsupported_reason(self, prompt: Prompt) -> str | None:
+        if prompt.meta.get("instruction_id_list"):
+            return None
+        return (
+            f"prompt {prompt.id} (source {prompt.source}) has no verifiable constraints (meta.instruction_id_list), "
+            "so the verifiable judge cannot score it. Use the built-in prompt set (prompts.source: builtin) "
+            "or prompt rows that carry instruction_id_list and kwargs, as IFEval's do."
+        )
+
     def score(self, prompt: Prompt, response: str) -> Judgment:
-        ids = prompt.meta.get("instruction_id_list")
-        if not ids:
-            raise BenchError(
-                f"Prompt {prompt.id} (source {prompt.source}) has no verifiable constraints, so the "
-                "verifiable judge cannot score it. Use the built-in prompt set (prompts.source: builtin) "
-                "or prompts whose meta carries instruction_id_list/kwargs."
-            )
+        reason = self.unsupported_reason(prompt)
+        if reason:
+            raise BenchError(reason)
+        ids = prompt.meta["instruction_id_list"]
         kwargs_list = prompt.meta.get("kwargs") or [{} for _ in ids]
         user_text = prompt.messages[-1]["content"]
         strict, loose = [], []
