@@ -180,7 +180,8 @@ def _run_stages(run: Run) -> dict[str, Any]:
     _write_eval_outputs(run.out, evaluate.read_outputs(s_base.path), evaluate.read_outputs(s_eval.path))
     _write_pairs_preview(run.out, s_select.path, candidate_pool)
 
-    # report: a pure function of the files written above
+    # report: a pure function of the files written above (the manifest says "done" first)
+    run.write_manifest("done")
     start = time.perf_counter()
     write_report(run.out)
     run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}

@@ -81,8 +81,10 @@ def _metrics_section(metrics: dict | None) -> str:
 def _examples_section(rows: list[dict] | None, n: int) -> str:
     if not rows:
         return '<p class="missing">No held-out outputs.</p>'
+    # prompts where the tuned model's verdict changed come first: they are what training did
+    changed = sorted(rows, key=lambda r: (r["base_strict"] == r["tuned_strict"], r["base_output"] == r["tuned_output"]))
     body = []
-    for r in rows[:n]:
+    for r in changed[:n]:
         body.append(
             [
                 f"<pre>{_esc(r['prompt'])}</pre><br><small>{_esc(', '.join(r['instructions']))}</small>",

@@ -75,6 +75,7 @@ def test_conformance(name: str, pool_index: int, budget: int) -> None:
         assert pool.scores[pair.chosen_id] > pool.scores[pair.rejected_id]
     diag = first.diagnostics
     assert sum(diag["depth"].values()) == budget
+    assert all(d <= len(pool.pairs_by_prompt[p]) for p, d in diag["depth"].items())
     assert diag["breadth"] == len(diag["depth"])
     assert sum(diag["depth_histogram"].values()) == diag["breadth"]
 
