@@ -78,7 +78,10 @@ class FeaturesConfig(_Strict):
         "zero_b",
         description="zero_b: gradients at the start policy, where the DPO gradient is exact without a "
         "reference pass and B's gradient already sketches the full-weight gradient; warmup: train the "
-        "adapter briefly first, as LESS does, and use A and B gradients (costs a short DPO run).",
+        "adapter briefly first, as LESS does, and use A and B gradients (costs a short DPO run). "
+        "Measured (benchmarks/lora_init.py, SmolLM2-135M, 16 pool pairs): pairwise cosines of zero_b "
+        "features vs exact full-weight (26.5M-dim) DPO gradients r = 0.999 (r = 0.983 after CountSketch "
+        "to 1024), the same as warmup (0.999 / 0.987) at 32 s instead of 113 s: hence zero_b.",
     )
     warmup_pairs: int = Field(
         16,
