@@ -40,9 +40,9 @@ def main() -> None:
     \b
     Quick start:
       bench strategies                       list the balancing strategies
-      bench run --strategy uniform           one cell on experiments/default.yaml
+      bench run --strategy bpo               one cell on experiments/default.yaml
       bench run --strategy original --config experiments/smoke.yaml
-      bench report runs/default-uniform-b32-s0
+      bench report runs/default-bpo-b12-s0
     """
 
 
