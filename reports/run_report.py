@@ -114,7 +114,8 @@ def render_run_report(run_dir: Path) -> str:
     ]
     diag_rows = [[_esc(k), _fmt_diag(v)] for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS]
     train_summary = [r for r in log if "train_runtime" in r]
-    first_acc = [r["rewards/accuracies"] for r in log if "rewards/accuracies" in r and r.get("step", 0) > 0]
+    # step 1 is scored before any update, when policy == reference: its rewards are exactly 0
+    first_acc = [r["rewards/accuracies"] for r in log if "rewards/accuracies" in r and r.get("step", 0) > 1]
     sections = [
         f"<h1>{_esc(title)}</h1>",
         "<p>Model <code>{}</code>, budget {} pairs, seed {}, git <code>{}</code>, status {}.</p>".format(
@@ -130,8 +131,8 @@ def render_run_report(run_dir: Path) -> str:
         depth_histogram(diag.get("depth_histogram", {})) or '<p class="missing">No depth histogram.</p>',
         "<h2>Training</h2>",
         training_curves(log) or '<p class="missing">No training log.</p>',
-        "<p>Mean logged reward accuracy over steps: {}. With one epoch each batch is logged before the model "
-        "trains on it, so this is a held-out signal.</p>".format(_fmt(sum(first_acc) / len(first_acc) if first_acc else None)),
+        "<p>Mean logged reward accuracy over steps 2+: {}. With one epoch each batch is logged before the model "
+        "trains on it, so this is a held-out signal (step 1 is left out: policy = reference there).</p>".format(_fmt(sum(first_acc) / len(first_acc) if first_acc else None)),
         _table(["key", "value"], [[_esc(k), _fmt(v)] for k, v in (train_summary[-1] if train_summary else {}).items()]),
         "<h2>Held-out examples</h2>",
         _examples_section(examples, n_examples),
