@@ -29,9 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.builtin_prompts import build_builtin_prompts
-from harness.config import EMBEDDED_MODEL, PoolConfig, TrainConfig
+from harness.config import EMBEDDED_MODEL, FeaturesConfig, PoolConfig, TrainConfig
 from harness.features import (
-    FeaturesConfig,
     LoraGradients,
     compute_gradient_features,
     load_lora_model,

@@ -12,12 +12,6 @@ from typing import Any
 from harness.io import content_hash
 
 
-@dataclass(frozen=True)
-class Message:
-    role: str
-    content: str
-
-
 @dataclass
 class Prompt:
     """A prompt, as chat messages ending with a user turn.

@@ -18,6 +18,14 @@ def bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     )
 
 
+def bench_on_smoke_cache(smoke_out: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    """The smoke config again, with the first run's stage cache, so shared stages are reused."""
+    cache = json.loads((smoke_out / "manifest.json").read_text())["config"]["cache_dir"]
+    proc = bench("run", *args, "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={cache}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("smoke")
@@ -56,9 +64,7 @@ def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
 def test_second_identical_run_is_fully_cached_and_identical(smoke_run) -> None:
     out, _ = smoke_run
     before = {name: (out / name).read_text() for name in ("selection.json", "metrics.json")}
-    cache = json.loads((out / "manifest.json").read_text())["config"]["cache_dir"]
-    proc = bench("run", "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={cache}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    bench_on_smoke_cache(out, out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert all(s["status"] == "cached" for n, s in manifest["stages"].items() if n != "report")
     assert {name: (out / name).read_text() for name in before} == before
@@ -67,9 +73,7 @@ def test_second_identical_run_is_fully_cached_and_identical(smoke_run) -> None:
 @pytest.mark.slow
 def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Path) -> None:
     out, _ = smoke_run
-    cache = json.loads((out / "manifest.json").read_text())["config"]["cache_dir"]
-    proc = bench("run", "--strategy", "original", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "o"), "--set", f"cache_dir={cache}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original")
     stages = json.loads((tmp_path / "o" / "manifest.json").read_text())["stages"]
     assert stages["pool"]["status"] == stages["evaluate_base"]["status"] == "cached"
     assert stages["select"]["status"] == stages["train"]["status"] == "computed"
@@ -104,15 +108,15 @@ def test_strategies_command_lists_the_registry() -> None:
     proc = bench("strategies")
     assert proc.returncode == 0
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
-    assert {"original", "random", "uniform"} <= set(names)
+    assert set(names) == {
+        "original", "random", "uniform", "random_depth", "length_depth", "embedding_depth", "bpo", "margin", "less"
+    }
 
 
 @pytest.mark.slow
 def test_bpo_end_to_end_on_the_smoke_pool(smoke_run, tmp_path: Path) -> None:
     out, _ = smoke_run
-    cache = json.loads((out / "manifest.json").read_text())["config"]["cache_dir"]
-    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "b"), "--set", f"cache_dir={cache}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    bench_on_smoke_cache(out, tmp_path / "b", "--strategy", "bpo")
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["stages"]["pool"]["status"] == "cached"
     assert manifest["stages"]["embeddings"]["status"] == "cached"  # computed by the uniform run on this pool

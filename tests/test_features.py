@@ -14,22 +14,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.config import TrainConfig
+from harness.config import FeaturesConfig, TrainConfig
 from harness.features import (
     CountSketch,
-    FeaturesConfig,
     GaussianProjection,
     LoraGradients,
     TokenizedResponse,
     compute_gradient_features,
     load_gradient_features,
     load_lora_model,
-    lora_config,
     make_projection,
     normalise,
     tokenize_response,
 )
 from harness.records import Pair, Prompt, Response, pair_id, response_id
+from harness.trainer import lora_config
 
 BETA = 0.1
 TRAIN = TrainConfig(max_length=96, beta=BETA)
