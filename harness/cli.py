@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -89,10 +90,94 @@ def _print_summary(manifest: dict, out_dir: Path) -> None:
     click.echo(f"{'total':<26} {total:>8.1f}")
     metrics = read_json(out_dir / "metrics.json")
     click.echo("")
+    _print_metrics(metrics)
+    click.echo(f"\nreport: {out_dir / 'report.html'}")
+
+
+@main.command(name="eval")
+@click.option("--suite", "-S", "suite", type=click.Choice(["ifeval", "ifbench", "alpaca_eval", "mt_bench", "lm_eval"]), help="Which suite (or give --config).")
+@click.option("--model", "-m", default=None, help="A run folder, an adapter folder, a hub id or a model folder [default: the embedded base model].")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="A suite YAML (the fields of one evaluate.suites entry).")
+@click.option("--judge", type=click.Choice(["verifiable", "reward_model", "llm"]), help="Judge type [default: verifiable for ifeval/ifbench, llm for alpaca_eval/mt_bench].")
+@click.option("--judge-model", help="Reward model or LLM judge: hub id, folder, or (openai back end) the served model name.")
+@click.option("--judge-url", help="LLM judge on an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--judge-key-env", help="Name of the environment variable holding the endpoint's API key.")
+@click.option("--judge-prompts", type=click.Path(dir_okay=False), help="FastChat judge_prompts.jsonl, for MT-Bench numbers comparable with published ones.")
+@click.option("--path", "data_path", help="Suite data: a file, folder or hub id (see `--help` of each suite in docs/evaluation.md).")
+@click.option("--limit", type=int, help="Evaluate only the first N items.")
+@click.option("--reference", help="alpaca_eval: reference outputs file, 'base', or a run folder; mt_bench: reference answers.")
+@click.option("--task", "tasks", multiple=True, help="lm_eval: task name (repeatable).")
+@click.option("--include-path", type=click.Path(file_okay=False), help="lm_eval: folder with your own task YAMLs.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any suite field, e.g. --set max_new_tokens=128 --set judge.concurrency=8.")
+@click.option("--cache-dir", default="runs/cache", show_default=True, help="Stage and judgment cache.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/eval/<model>-<suite>].")
+def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key_env, judge_prompts, data_path, limit,
+             reference, tasks, include_path, overrides, cache_dir, out) -> None:
+    """Evaluate any model on one suite, the way the alignment literature does.
+
+    \b
+    Examples (offline, on this machine):
+      bench eval --suite ifbench                                   # IFBench, 294 prompts, verifiable
+      bench eval --suite alpaca_eval --limit 20 \\
+          --path ../shared/data/alpaca_eval/gpt4_1106_preview_outputs.json
+      bench eval --suite mt_bench --limit 8 --path ../shared/data/mt_bench/question.jsonl
+      bench eval --suite lm_eval --task my_task --include-path my_tasks/
+      bench eval --model runs/default-bpo-b12-s0 --suite ifeval    # a tuned run
+    \b
+    With an API judge (the key stays in the environment):
+      bench eval --suite mt_bench --judge llm --judge-url https://api.openai.com/v1 \\
+          --judge-model gpt-4o --judge-key-env OPENAI_API_KEY \\
+          --judge-prompts ../shared/data/mt_bench/judge_prompts.jsonl ...
+
+    Writes OUT/metrics.json (value, 95% CI, n, judge, weak_judge per metric), manifest.json and
+    the suite's exports (alpaca_eval's and FastChat's formats). Cached: a rerun calls nothing.
+    """
+    from harness.config import EMBEDDED_MODEL, ConfigError, SuiteConfig, apply_overrides, format_validation_error
+    from harness.eval_runner import run_suite
+    from harness.suites.common import resolve_target
+
+    import yaml
+    from pydantic import ValidationError
+
+    data: dict = {}
+    if config_path:
+        data = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config_path}: the top level must be a mapping (the fields of one suite).")
+    flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if tasks:
+        data["tasks"] = list(tasks)
+    judge_flags = {"type": judge, "model": judge_model, "base_url": judge_url, "api_key_env": judge_key_env, "judge_prompts": judge_prompts}
+    if any(v is not None for v in judge_flags.values()):
+        j = dict(data.get("judge") or {})
+        j.update({k: v for k, v in judge_flags.items() if v is not None})
+        if judge_url and "backend" not in j:
+            j["backend"] = "openai"
+        j.setdefault("type", "llm" if judge_url or judge_prompts else "verifiable")
+        data["judge"] = j
+    data = apply_overrides(data, list(overrides))
+    if "name" not in data:
+        raise ConfigError("bench eval: name a suite with --suite (or `name:` in --config).")
+    try:
+        cfg = SuiteConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, config_path or "bench eval options")) from None
+    target = resolve_target(model or EMBEDDED_MODEL)
+    out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
+    click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
+    start = time.perf_counter()
+    metrics = run_suite(cfg, target, out_dir, Path(cache_dir))
+    _print_metrics({cfg.name: metrics})
+    click.echo(f"\n{time.perf_counter() - start:.1f} s; metrics: {out_dir / 'metrics.json'}")
+
+
+def _print_metrics(metrics: dict) -> None:
     for suite, table in metrics.items():
         for name, m in table.items():
-            click.echo(f"{suite}/{name:<34} {m['value']:.3f}  [{m['ci_low']:.3f}, {m['ci_high']:.3f}]  n={m['n']}")
-    click.echo(f"\nreport: {out_dir / 'report.html'}")
+            weak = "  (weak judge)" if m.get("weak_judge") else ""
+            failed = f"  failed={m['n_failed']}" if m.get("n_failed") else ""
+            click.echo(f"{suite}/{name:<34} {m['value']:.3f}  [{m['ci_low']:.3f}, {m['ci_high']:.3f}]  n={m['n']}{failed}{weak}")
 
 
 @main.command()

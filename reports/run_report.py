@@ -62,10 +62,19 @@ def _metrics_section(metrics: dict | None) -> str:
     parts = []
     for suite, table in metrics.items():
         rows = [
-            [_esc(name), _fmt(m.get("value")), f"[{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]", _fmt(m.get("n")), _esc(m.get("judge"))]
+            [
+                _esc(name),
+                _fmt(m.get("value")),
+                f"[{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]",
+                _fmt(m.get("n")),
+                _fmt(m.get("n_failed", 0)) + (f" (+{m['n_unscorable']} unscorable)" if m.get("n_unscorable") else ""),
+                _esc(m.get("judge")) + (' <b class="weak">weak judge</b>' if m.get("weak_judge") else ""),
+            ]
             for name, m in table.items()
         ]
-        parts.append(f"<h3>{_esc(suite)}</h3>" + _table(["metric", "value", "95% CI (bootstrap)", "n", "judge"], rows))
+        parts.append(
+            f"<h3>{_esc(suite)}</h3>" + _table(["metric", "value", "95% CI", "n", "judge failures", "judge"], rows)
+        )
         diff = table.get("paired_diff.prompt_strict_acc")
         if diff:
             significant = diff["ci_low"] > 0 or diff["ci_high"] < 0

@@ -1,0 +1,43 @@
+"""`bench eval`: one model, one suite, an output folder in the run-directory format.
+
+The folder appears whole or not at all (built in a temp folder, then renamed), holding
+`metrics.json` ({suite: {metric: record}}), `manifest.json` (suite config, model, judge,
+versions, seconds; never an API key) and the suite's exports. Generations and judgments are
+cached under `cache_dir`, so a rerun makes no new model or judge call.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.config import SuiteConfig
+from harness.io import atomic_dir, write_json
+from harness.suites import EvalTarget, get_suite
+
+
+def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
+    """Run a suite into `out` (replaced atomically); returns its metrics."""
+    from harness.runner import versions
+
+    suite = get_suite(cfg.name)
+    start = time.perf_counter()
+    with atomic_dir(out) as tmp:
+        metrics = suite(cfg, target, tmp, Path(cache_dir))
+        seconds = time.perf_counter() - start
+        write_json(tmp / "metrics.json", {cfg.name: metrics})
+        write_json(
+            tmp / "manifest.json",
+            {
+                "status": "complete",
+                "kind": "eval",
+                "suite": cfg.model_dump(),
+                "model": target.model,
+                "adapter": str(target.adapter) if target.adapter else None,
+                "label": target.label,
+                "seconds": round(seconds, 2),
+                "versions": versions(),
+            },
+        )
+    return metrics

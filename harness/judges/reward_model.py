@@ -1,0 +1,64 @@
+"""A sequence-classification reward model as judge (e.g. Skywork-Reward, ArmoRM, any RM folder).
+
+The scalar is the single logit of a one-label head, or the last label's logit minus the first
+for a multi-label head. The conversation is rendered with the reward model's own chat template
+when it has one, so the model sees the format it was trained on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.config import BenchError, JudgeConfig
+from harness.judges.base import Judge, Judgment
+from harness.records import Prompt
+
+
+class RewardModelJudge(Judge):
+    name = "reward_model"
+
+    def __init__(self, config: JudgeConfig):
+        super().__init__(config)
+        self._model = None
+        self.label = f"reward model {config.model}"
+
+    def _load(self):
+        if self._model is None:
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            from harness.models import device, resolve_model
+
+            source = resolve_model(self.config.model)  # type: ignore[arg-type]
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(source)
+                self._model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32).to(device()).eval()
+            except (OSError, ValueError) as err:
+                raise BenchError(f"judge.model {self.config.model!r} could not be loaded as a sequence-classification reward model: {err}") from None
+            if self._tokenizer.pad_token is None:
+                self._tokenizer.pad_token = self._tokenizer.eos_token
+            self._model.config.pad_token_id = self._tokenizer.pad_token_id
+            n_params = sum(p.numel() for p in self._model.parameters())
+            self.weak = n_params < 1e9
+            if self.weak:
+                self.label += f" - WEAK: {n_params / 1e6:.0f}M parameters"
+        return self._model
+
+    def _text(self, prompt: Prompt, response: str) -> str:
+        chat = prompt.messages + [{"role": "assistant", "content": response}]
+        if getattr(self._tokenizer, "chat_template", None):
+            return self._tokenizer.apply_chat_template(chat, tokenize=False)
+        return "".join(f"{m['role']}: {m['content']}\n\n" for m in chat)
+
+    @torch.inference_mode()
+    def score_many(self, items: list[tuple[Prompt, str]]) -> list[Judgment]:
+        model = self._load()
+        tok = self._tokenizer
+        tok.truncation_side = "left"
+        out: list[Judgment] = []
+        for start in range(0, len(items), self.config.batch_size):
+            batch = [self._text(p, r) for p, r in items[start : start + self.config.batch_size]]
+            enc = tok(batch, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_length)
+            logits = model(**{k: v.to(model.device) for k, v in enc.items()}).logits.float()
+            values = logits[:, 0] if logits.shape[1] == 1 else logits[:, -1] - logits[:, 0]
+            out.extend(Judgment(float(v)) if torch.isfinite(v) else Judgment(None, error="non-finite reward") for v in values)
+        return out

@@ -1,0 +1,83 @@
+"""Pieces every generative suite shares: what a `--model` argument names, cached greedy
+generation, and cached judging with failure accounting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.cache import run_stage
+from harness.config import BenchError, JudgeConfig, SuiteConfig
+from harness.io import content_hash, read_json, read_jsonl, write_jsonl
+from harness.judges import Judge, Judgment, get_judge
+from harness.judges.cache import CachedJudge
+from harness.records import Prompt
+from harness.suites.base import EvalTarget
+
+
+def resolve_target(spec: str) -> EvalTarget:
+    """A run folder (its base model + trained adapter), an adapter folder, or a model (embedded, hub id, folder)."""
+    path = Path(spec).expanduser()
+    if (path / "manifest.json").is_file():
+        manifest = read_json(path / "manifest.json")
+        adapter = path / "train" / "adapter"
+        if not (adapter / "adapter_config.json").is_file():
+            raise BenchError(f"{path} is a run folder without a trained adapter (train/adapter); was the run completed?")
+        return EvalTarget(manifest["config"]["model"], adapter, label=path.name)
+    if (path / "adapter_config.json").is_file():
+        base = read_json(path / "adapter_config.json").get("base_model_name_or_path")
+        if not base:
+            raise BenchError(f"{path}/adapter_config.json names no base_model_name_or_path; pass the base model with --model.")
+        return EvalTarget(base, path, label=path.name)
+    return EvalTarget(spec, None, label=path.name if path.exists() else spec)
+
+
+def generate_cached(
+    cfg: SuiteConfig, target: EvalTarget, cache_dir: Path, conversations: list[list[dict[str, str]]], what: str
+) -> list[dict[str, Any]]:
+    """Greedy completions for `conversations`, cached by model, adapter and generation settings only."""
+    from harness.generation import generate
+    from harness.models import load_model
+
+    inputs = {
+        "target": target.cache_key(),
+        "suite": cfg.name,
+        "what": what,
+        "max_new_tokens": cfg.max_new_tokens,
+        "conversations": content_hash(conversations),
+    }
+
+    def compute(out: Path) -> dict:
+        loaded = load_model(target.model, adapter=target.adapter)
+        gens = generate(
+            loaded,
+            conversations,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            do_sample=False,
+            desc=f"{cfg.name}: {what} ({target.label})",
+        )
+        write_jsonl(out / "generations.jsonl", [{"text": g.text, "truncated": g.truncated, "n_tokens": g.n_tokens} for g in gens])
+        return {"n": len(gens), "tokens_generated": sum(g.n_tokens for g in gens)}
+
+    stage = run_stage(cache_dir, f"generate_{cfg.name}", inputs, compute)
+    return read_jsonl(stage.path / "generations.jsonl")
+
+
+def cached_judge(config: JudgeConfig, cache_dir: Path) -> tuple[Judge, CachedJudge]:
+    judge = get_judge(config)
+    return judge, CachedJudge(judge, cache_dir)
+
+
+def failure_summary(judgments: list[Judgment]) -> dict[str, Any]:
+    """How many judgments failed and why (a few distinct reasons), for metrics and reports."""
+    failed = [j for j in judgments if not j.ok]
+    reasons = list(dict.fromkeys(j.error or "no value" for j in failed))
+    return {"n_failed": len(failed), "failure_reasons": reasons[:5]}
+
+
+def check_supported(judge: Judge, prompts: list[Prompt]) -> None:
+    for prompt in prompts:
+        reason = judge.unsupported_reason(prompt)
+        if reason:
+            raise BenchError(reason)

