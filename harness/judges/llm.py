@@ -66,7 +66,12 @@ class LLMJudge(Judge):
         size = params_from_name(model if model != EMBEDDED_MODEL else "SmolLM2-135M")
         self.weak = size is not None and size < 1e9
         prompts = "FastChat judge prompts" if self.config.judge_prompts else "our judge prompts"
-        self.label = f"llm judge {model} ({where}; {prompts})" + (" - WEAK: a model under 1B parameters" if self.weak else "")
+        mode = "logprobs" if self.logprobs else "generate"
+        self._describe = f"llm judge {model} ({where}; {prompts}; {mode})"
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return self._describe + (" - WEAK: a model under 1B parameters" if self.weak else "")
 
     @property
     def logprobs(self) -> bool:

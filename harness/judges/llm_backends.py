@@ -80,8 +80,8 @@ class TransformersBackend:
             prefixes = sorted({tuple(ids[:k]) for ids in choice_ids for k in range(len(ids))})
             logps = {}
             for prefix in prefixes:
-                texts = [p + tokenizer.decode(list(prefix)) for p in batch]
-                enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+                extended = [text + tokenizer.decode(list(prefix)) for text in batch]
+                enc = tokenizer(extended, return_tensors="pt", padding=True, add_special_tokens=False)
                 enc = {k: v.to(model.device) for k, v in enc.items()}
                 logps[prefix] = torch.log_softmax(model(**enc).logits[:, -1].float(), dim=-1).cpu()
             scores = torch.stack(

@@ -20,7 +20,10 @@ class RewardModelJudge(Judge):
     def __init__(self, config: JudgeConfig):
         super().__init__(config)
         self._model = None
-        self.label = f"reward model {config.model}"
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"reward model {self.config.model}" + (" - WEAK: a model under 1B parameters" if self.weak else "")
 
     def _load(self):
         if self._model is None:
@@ -39,8 +42,6 @@ class RewardModelJudge(Judge):
             self._model.config.pad_token_id = self._tokenizer.pad_token_id
             n_params = sum(p.numel() for p in self._model.parameters())
             self.weak = n_params < 1e9
-            if self.weak:
-                self.label += f" - WEAK: {n_params / 1e6:.0f}M parameters"
         return self._model
 
     def _text(self, prompt: Prompt, response: str) -> str:

@@ -127,7 +127,7 @@ def _lc_fit(data: Any, n_splits: int) -> float:
     train_x, test_x = glm_winrate.make_dmatrix_for_model(data, test, formula=formula)
     # alpaca_eval switches metadata routing on globally: scope it; silence sklearn's API deprecations.
     with sklearn.config_context(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", (FutureWarning, UserWarning))
         model = glm_winrate.fit_LogisticRegressionCV(train_x, "preference", is_ytrue_proba=True, n_splits=n_splits)
     return float(model.predict_proba(test_x)[:, 1].mean())
 
