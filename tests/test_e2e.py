@@ -126,3 +126,20 @@ def test_bpo_end_to_end_on_the_smoke_pool(smoke_run, tmp_path: Path) -> None:
     assert diag["gradient_clusters_covered"] >= 1 and diag["clusters"] >= 1
     for key in ("embeddings", "gradients", "projection", "clustering"):
         assert diag["seconds"][key] is not None and diag["seconds"][key] >= 0
+
+
+@pytest.mark.slow
+def test_run_evaluates_extra_suites_on_base_and_tuned(smoke_run, tmp_path: Path) -> None:
+    out, _ = smoke_run
+    suites = "evaluate.suites=[{name: ifbench, limit: 3, max_new_tokens: 24}]"
+    bench_on_smoke_cache(out, tmp_path / "s", "--set", suites)
+    run = tmp_path / "s"
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert stages["train"]["status"] == stages["evaluate"]["status"] == "cached"  # suites do not re-key them
+    assert stages["suite_ifbench_tuned"]["status"] == stages["suite_ifbench_base"]["status"] == "computed"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"tuned.instruction_strict_acc", "base.instruction_strict_acc"} <= set(metrics["ifbench"])
+    assert "ifeval_heldout" in metrics
+    for label in ("base", "tuned"):
+        assert len((run / "suites" / "ifbench" / label / "input_response_data.jsonl").read_text().splitlines()) == 3
+    assert "<h3>ifbench</h3>" in (run / "report.html").read_text()

@@ -39,7 +39,8 @@ class Judge:
     @property
     def id(self) -> str:
         """Stable id of everything that can change a verdict (never a secret: keys are read at call time)."""
-        return f"{self.name}:{content_hash(self.config.model_dump(), 12)}"
+        verdict_fields = self.config.model_dump(exclude={"concurrency", "timeout_s", "max_retries"})
+        return f"{self.name}:{content_hash(verdict_fields, 12)}"
 
     def unsupported_reason(self, prompt: Prompt) -> str | None:
         """Why this judge cannot score responses to `prompt`, or None if it can.

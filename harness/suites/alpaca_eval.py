@@ -43,13 +43,16 @@ def read_instructions(source: str) -> list[dict[str, Any]]:
             raise BenchError(f"{path} line {err.lineno}: not valid JSON ({err.msg}).") from None
     else:
         try:
-            import datasets
+            # The hub dataset is a loading script (unsupported by datasets >= 4): read its JSON directly.
+            from huggingface_hub import hf_hub_download
 
-            rows = list(datasets.load_dataset(source, "alpaca_eval", split="eval", trust_remote_code=False))
+            file = hf_hub_download(repo_id=source, filename="alpaca_eval.json", repo_type="dataset")
+            rows = json.loads(Path(file).read_text(encoding="utf-8"))
         except Exception as err:  # noqa: BLE001  (hub/network errors come in many types)
             raise BenchError(
-                f"suite alpaca_eval: could not read {source!r} as a file or hub dataset ({type(err).__name__}). "
-                "Offline, pass the JSON file, e.g. path: ../shared/data/alpaca_eval/gpt4_1106_preview_outputs.json"
+                f"suite alpaca_eval: could not read {source!r} as a file or as hub dataset {source}/alpaca_eval.json "
+                f"({type(err).__name__}). Offline, pass the JSON file, e.g. "
+                "path: ../shared/data/alpaca_eval/gpt4_1106_preview_outputs.json"
             ) from None
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
