@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import sysconfig
 import time
 import urllib.request
@@ -47,6 +46,10 @@ class Served(NamedTuple):
     def posts(self) -> int:
         """Chat completion requests the server has logged so far."""
         return self.log.read_text(encoding="utf-8", errors="replace").count(POST_LINE)
+
+    def logs_requests(self) -> bool:
+        """Whether uvicorn's access log is on (it logged the /health polls), so requests can be counted."""
+        return '"GET /health HTTP/1.1"' in self.log.read_text(encoding="utf-8", errors="replace")
 
 
 def _free_port() -> int:
@@ -94,7 +97,8 @@ def server(tmp_path_factory) -> Served:
     model = str(resolve_model(EMBEDDED_MODEL))
     port = _free_port()
     log = tmp_path_factory.mktemp("transformers-serve") / "serve.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    # One intra-op thread: on a small shared CPU, OpenMP threads fighting other jobs made calls 3x slower.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", model]
     start = time.perf_counter()
     with open(log, "wb") as fh:
@@ -132,7 +136,9 @@ def _single_items() -> list[tuple[Prompt, str]]:
     qa = [
         ("What is the capital of France?", "The capital of France is Paris."),
         ("Write a haiku about autumn.", "Red leaves drift and fall\ncool wind hums through empty boughs\nthe year exhales slow"),
-        ("What is 12 times 11?", "12 times 11 is 132."),
+        # SmolLM2-135M rarely writes [[rating]]; it echoes this one ("Rating: [8]", greedy), so the
+        # success path (parsed rating, cached judgment, cache hit) is exercised over HTTP too.
+        ("Say 'Rating: [[8]]'.", "Rating: [[8]]"),
     ]
     return [(Prompt.make([{"role": "user", "content": q}], source="test"), a) for q, a in qa]
 
@@ -185,17 +191,19 @@ def test_score_and_compare_over_http(server: Served, monkeypatch) -> None:
             # Both orders were asked and both replies kept.
             assert isinstance(j.details["reply_ab"], str) and isinstance(j.details["reply_ba"], str)
             assert set(j.details) >= {"verdict_ab", "verdict_ba"}
-    if before:  # uvicorn's access log is on: the server saw exactly two calls per pair
+    if server.logs_requests():  # the server saw exactly two calls per pair
         assert _wait_for_posts(server, before + 2 * len(pairs)) == before + 2 * len(pairs)
 
 
-def test_judgment_cache_over_http(server: Served, monkeypatch, tmp_path: Path) -> None:
+def test_judgment_cache_over_http_and_no_key_on_disk(server: Served, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv(KEY_ENV, FAKE_KEY)
-    items = _single_items()
-    first = CachedJudge(_judge(server), tmp_path)
+    items = _single_items()[1:]
+    judge = _judge(server)
+    first = CachedJudge(judge, tmp_path)
     judged = first.score_many(items)
     assert (first.calls, first.hits) == (len(items), 0)
     good = [j for j in judged if j.ok]
+    assert good, f"the echo item gave no parsable rating, so no cache hit can be tested: {judged}"
     rows = first.path.read_text(encoding="utf-8").splitlines() if first.path.is_file() else []
     assert len(rows) == len(good)  # only good judgments are persisted
     assert sorted(json.loads(r)["value"] for r in rows) == sorted(j.value for j in good)
@@ -210,20 +218,13 @@ def test_judgment_cache_over_http(server: Served, monkeypatch, tmp_path: Path) -
             assert (new.value, new.details) == (old.value, old.details)
         else:
             _check_rating(new)  # asked again
-    if before:
+    if server.logs_requests():
         assert _wait_for_posts(server, before + n_failed) == before + n_failed
 
-
-def test_api_key_is_never_written(server: Served, monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
-    judge = _judge(server)
-    cached = CachedJudge(judge, tmp_path)
-    cached.score_many(_single_items()[:2])
-    cached.compare_many(_pair_items()[:1])
+    # The key was sent (it is in the environment) but is in no id, config dump or cache file.
     assert FAKE_KEY not in judge.id and FAKE_KEY not in judge.label
     assert FAKE_KEY not in judge.config.model_dump_json() and KEY_ENV in judge.config.model_dump_json()
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    for path in files:
+    for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
         assert FAKE_KEY.encode() not in path.read_bytes(), path
 
 
@@ -265,27 +266,22 @@ def test_bench_eval_mt_bench_with_http_judge(server: Served, tiny_model: Path, t
     from harness.cli import main
 
     monkeypatch.setenv(KEY_ENV, FAKE_KEY)
-    cache, out = tmp_path / "cache", tmp_path / "out"
-
-    def bench_eval(out_dir: Path):
-        args = [
-            "eval", "--suite", "mt_bench", "--limit", "2", "--path", str(MT_BENCH), "--model", str(tiny_model),
-            "--judge", "llm", "--judge-url", server.base_url, "--judge-model", server.model, "--judge-key-env", KEY_ENV,
-            "--set", "max_new_tokens=32", "--set", "judge.max_new_tokens=48",
-            "--cache-dir", str(cache), "--out", str(out_dir),
-        ]  # fmt: skip
-        result = CliRunner().invoke(main, args)
-        assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
-        return json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))["mt_bench"]
-
+    out = tmp_path / "out"
+    args = [
+        "eval", "--suite", "mt_bench", "--limit", "2", "--path", str(MT_BENCH), "--model", str(tiny_model),
+        "--judge", "llm", "--judge-url", server.base_url, "--judge-model", server.model, "--judge-key-env", KEY_ENV,
+        "--set", "max_new_tokens=32", "--set", "judge.max_new_tokens=48",
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+    ]  # fmt: skip
     before = server.posts()
-    metrics = bench_eval(out)
-    score = metrics["score"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    score = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["mt_bench"]["score"]
     assert score["n"] + score["n_failed"] == 4  # 2 questions x 2 turns
-    assert score["weak_judge"] is True and "WEAK" in score["judge"]
+    assert score["weak_judge"] is True and "WEAK" in score["judge"]  # 135M, from the served model's name
     if score["n"]:
         assert 1 <= score["value"] <= 10
-    if before:
+    if server.logs_requests():
         assert _wait_for_posts(server, before + 4) == before + 4
 
     answers = list((out / "model_answer").glob("*.jsonl"))
@@ -293,16 +289,13 @@ def test_bench_eval_mt_bench_with_http_judge(server: Served, tiny_model: Path, t
     assert len(answers) == 1 and len(judgments) == 1
     assert len(answers[0].read_text(encoding="utf-8").splitlines()) == 2
     rows = [json.loads(line) for line in judgments[0].read_text(encoding="utf-8").splitlines()]
-    assert sorted((r["question_id"], r["turn"]) for r in rows) == [(81, 1), (81, 2), (82, 1), (82, 2)]
+    first_two = [json.loads(line)["question_id"] for line in MT_BENCH.read_text(encoding="utf-8").splitlines()[:2]]
+    assert sorted((r["question_id"], r["turn"]) for r in rows) == sorted((q, t) for q in first_two for t in (1, 2))
     for r in rows:
         assert (1 <= r["score"] <= 10 and r["error"] is None) or (r["score"] == -1 and r["error"]), r
     assert sum(r["score"] != -1 for r in rows) == score["n"]
 
-    # A rerun asks the server only what failed; nothing anywhere holds the key.
-    before = server.posts()
-    rerun = bench_eval(tmp_path / "out2")
-    assert rerun["score"]["n"] >= score["n"]
-    if before:
-        assert _wait_for_posts(server, before + score["n_failed"]) == before + score["n_failed"]
+    # Neither the outputs (manifest, exports) nor the caches hold the key; they do name its variable.
+    assert KEY_ENV in (out / "manifest.json").read_text(encoding="utf-8")
     for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
         assert FAKE_KEY.encode() not in path.read_bytes(), path

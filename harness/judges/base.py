@@ -39,7 +39,7 @@ class Judge:
     @property
     def id(self) -> str:
         """Stable id of everything that can change a verdict (never a secret: keys are read at call time)."""
-        verdict_fields = self.config.model_dump(exclude={"concurrency", "timeout_s", "max_retries"})
+        verdict_fields = self.config.model_dump(exclude={"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"})
         return f"{self.name}:{content_hash(verdict_fields, 12)}"
 
     def unsupported_reason(self, prompt: Prompt) -> str | None:

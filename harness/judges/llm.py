@@ -46,7 +46,7 @@ def parse_verdict(text: str) -> str | None:
 
 def params_from_name(name: str) -> float | None:
     """Parameter count guessed from a model name such as 'Qwen2.5-0.5B' or 'SmolLM2-135M'."""
-    match = _SIZE.search(name.replace("_", "-"))
+    match = _SIZE.search(name.rstrip("/").rsplit("/", 1)[-1].replace("_", "-"))  # not a folder such as /mnt/7b-models/
     if not match:
         return None
     return float(match.group(1)) * (1e6 if match.group(2).upper() == "M" else 1e9)

@@ -9,6 +9,7 @@ at call time and never stored.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -132,11 +133,11 @@ class OpenAIBackend:
             if err.code == 429 or err.code >= 500:
                 raise _Transient(f"HTTP {err.code}: {detail}") from None
             raise RuntimeError(f"HTTP {err.code} from {self.url}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError, OSError) as err:
             raise _Transient(f"{type(err).__name__}: {getattr(err, 'reason', err)}") from None
         try:
             content = json.loads(raw)["choices"][0]["message"]["content"]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError):  # ValueError: bad JSON or bad UTF-8
             raise _Transient(f"malformed response: {raw[:200]!r}") from None
         if not isinstance(content, str):
             raise _Transient(f"malformed response: content is {type(content).__name__}")
