@@ -191,14 +191,27 @@ def strategies() -> None:
 
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-def report(run_dirs) -> None:
-    """Re-render report.html for one or more run folders (a pure function of their files)."""
+@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Also write a comparison report of all RUN_DIRS to this HTML file (metrics.csv and metrics.json go next to it).")
+@click.option("--baseline", default="original", show_default=True, help="Strategy every other strategy is tested against (paired bootstrap on the same prompts).")
+def report(run_dirs, out_file, baseline) -> None:
+    """Re-render report.html for each run folder (a pure function of its files) and, with -o,
+    a comparison report over all of them: leaderboard (mean and 95% CI across seeds), paired
+    tests against --baseline, metric-vs-budget and breadth-vs-depth plots, links to each run.
+
+    \b
+    Examples:
+      bench report runs/default-bpo-b12-s0
+      bench report runs/default-*-b12-s0 -o runs/comparison/index.html --baseline original
+    """
+    from reports.comparison import render_comparison
     from reports.run_report import write_report
 
     for run_dir in run_dirs:
         if not (Path(run_dir) / "manifest.json").is_file():
             raise BenchError(f"{run_dir} has no manifest.json: pass a folder written by `bench run`.")
         click.echo(write_report(Path(run_dir)))
+    if out_file:
+        click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline))
 
 
 if __name__ == "__main__":

@@ -1,107 +1,75 @@
-"""The per-run report: `report.html`, rendered only from the run folder's files."""
+"""The per-run report: `report.html`, rendered only from the run folder's files (and the cache
+stages its manifest points to), through an autoescaping jinja2 template."""
 
 from __future__ import annotations
 
-import html
-import math
 from pathlib import Path
+from typing import Any
 
 import yaml
+from markupsafe import Markup
 
 from harness.io import read_json, read_jsonl, write_text
-from reports.figures import depth_histogram, training_curves
-
-CSS = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}.missing{color:#a00}
-.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}pre{white-space:pre-wrap;margin:0;font-size:.9em}
-.ok{color:#080}.bad{color:#a00}
-"""
-
-
-def _esc(value) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return '<span class="missing">missing</span>'
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return _esc(value)
-
+from reports.figures import depth_histogram, pool_distributions, prompt_map, suite_radar, training_curves
+from reports.templates import render
 
 _PER_PROMPT_DIAGNOSTICS = {"depth", "weights", "mean_response_words"}
 """Keyed by prompt id: too long for the summary table (they stay in selection.json)."""
 
 
-def _fmt_diag(value) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{_esc(k)}: {_fmt(v, 2)}" for k, v in value.items())
-    if isinstance(value, list):
-        return ", ".join(_fmt(v, 3) for v in value)
-    return _fmt(value)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _load(path: Path):
+def _load(path: Path) -> Any:
     if not path.exists():
         return None
     return read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
 
 
-def _metrics_section(metrics: dict | None) -> str:
-    if not metrics:
-        return '<p class="missing">No metrics: the evaluate stage has not finished.</p>'
-    parts = []
-    for suite, table in metrics.items():
-        rows = [
-            [
-                _esc(name),
-                _fmt(m.get("value")),
-                f"[{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]",
-                _fmt(m.get("n")),
-                _fmt(m.get("n_failed", 0)) + (f" (+{m['n_unscorable']} unscorable)" if m.get("n_unscorable") else ""),
-                _esc(m.get("judge")) + (' <b class="weak">weak judge</b>' if m.get("weak_judge") else ""),
-            ]
-            for name, m in table.items()
-        ]
-        parts.append(
-            f"<h3>{_esc(suite)}</h3>" + _table(["metric", "value", "95% CI", "n", "judge failures", "judge"], rows)
+def _stage_meta(manifest: dict) -> dict[str, dict]:
+    """stage.json of each cached stage the manifest points to (empty where the cache is gone)."""
+    out = {}
+    for name, stage in manifest.get("stages", {}).items():
+        path = Path(stage.get("path") or "") / "stage.json"
+        out[name] = read_json(path) if stage.get("path") and path.is_file() else {}
+    return out
+
+
+def _cost_rows(manifest: dict, meta: dict[str, dict]) -> list[dict[str, Any]]:
+    rows = []
+    for name, s in manifest.get("stages", {}).items():
+        m = meta.get(name, {})
+        rows.append(
+            {
+                "stage": name,
+                "status": s.get("status"),
+                "seconds": s.get("seconds"),
+                "compute_seconds": s.get("compute_seconds"),
+                "tokens": m.get("tokens_generated"),
+                "gradients": m.get("n_responses") if name == "features" else None,
+                "hash": s.get("hash"),
+            }
         )
-        diff = table.get("paired_diff.prompt_strict_acc")
-        if diff:
-            significant = diff["ci_low"] > 0 or diff["ci_high"] < 0
-            verdict = (
-                "The paired difference (tuned − base) is significant at 95%."
-                if significant
-                else "The paired difference (tuned − base) is <b>not significant</b>: its 95% CI contains 0."
-            )
-            parts.append(f'<p class="note">{verdict}</p>')
-    return "".join(parts)
+    return rows
 
 
-def _examples_section(rows: list[dict] | None, n: int) -> str:
+def _selected_prompt_ids(selection: dict, pool_dir: Path | None) -> set[str]:
+    if pool_dir is None or not (pool_dir / "pairs.jsonl").is_file():
+        return set()
+    chosen = set(selection.get("pair_ids", []))
+    return {p["prompt_id"] for p in read_jsonl(pool_dir / "pairs.jsonl") if p["id"] in chosen}
+
+
+def _examples(rows: list[dict] | None, n: int) -> list[dict]:
     if not rows:
-        return '<p class="missing">No held-out outputs.</p>'
+        return []
     # prompts where the tuned model's verdict changed come first: they are what training did
-    changed = sorted(rows, key=lambda r: (r["base_strict"] == r["tuned_strict"], r["base_output"] == r["tuned_output"]))
-    body = []
-    for r in changed[:n]:
-        body.append(
-            [
-                f"<pre>{_esc(r['prompt'])}</pre><br><small>{_esc(', '.join(r['instructions']))}</small>",
-                f"<pre>{_esc(r['base_output'])}</pre><br><small>followed: {_esc(r['base_strict'])}</small>",
-                f"<pre>{_esc(r['tuned_output'])}</pre><br><small>followed: {_esc(r['tuned_strict'])}</small>",
-            ]
-        )
-    return _table(["held-out prompt", "base model", "tuned model"], body)
+    return sorted(rows, key=lambda r: (r["base_strict"] == r["tuned_strict"], r["base_output"] == r["tuned_output"]))[:n]
+
+
+def _diag_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in value)
+    return value
 
 
 def render_run_report(run_dir: Path) -> str:
@@ -111,54 +79,39 @@ def render_run_report(run_dir: Path) -> str:
     selection = _load(run_dir / "selection.json") or {}
     diag = selection.get("diagnostics", {})
     log = _load(run_dir / "train" / "log.jsonl") or []
-    metrics = _load(run_dir / "metrics.json")
-    examples = _load(run_dir / "eval_outputs.jsonl")
-    pairs = _load(run_dir / "selected_pairs.jsonl") or []
-    n_examples = config.get("evaluate", {}).get("n_examples", 6)
-
-    title = f"{config.get('name', '?')}: {selection.get('strategy', config.get('select', {}).get('strategy', '?'))}"
-    stage_rows = [
-        [_esc(name), _esc(s.get("status")), _fmt(s.get("seconds"), 1), _fmt(s.get("compute_seconds"), 1), f"<code>{_esc(s.get('hash'))}</code>"]
-        for name, s in manifest.get("stages", {}).items()
-    ]
-    diag_rows = [[_esc(k), _fmt_diag(v)] for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS]
-    train_summary = [r for r in log if "train_runtime" in r]
+    metrics = _load(run_dir / "metrics.json") or {}
+    meta = _stage_meta(manifest)
+    stage_path = {k: Path(v["path"]) for k, v in manifest.get("stages", {}).items() if v.get("path")}
+    pool_dir = stage_path.get("pool") if stage_path.get("pool", Path("-")).is_dir() else None
+    emb_file = stage_path.get("embeddings", Path("-")) / "embeddings.npz"
     # step 1 is scored before any update, when policy == reference: its rewards are exactly 0
-    first_acc = [r["rewards/accuracies"] for r in log if "rewards/accuracies" in r and r.get("step", 0) > 1]
-    sections = [
-        f"<h1>{_esc(title)}</h1>",
-        "<p>Model <code>{}</code>, budget {} pairs, seed {}, git <code>{}</code>, status {}.</p>".format(
-            _esc(config.get("model")), _esc(selection.get("budget")), _esc(manifest.get("seed")),
-            _esc(manifest.get("git_sha")), _esc(manifest.get("status")),
-        ),
-        "<h2>Held-out metrics</h2>",
-        '<p class="note">Judge: verifiable IFEval checkers. They check the stated output constraints only, '
-        "not whether an answer is helpful or correct: a weak judge of quality.</p>",
-        _metrics_section(metrics),
-        "<h2>Selection</h2>",
-        _table(["diagnostic", "value"], diag_rows),
-        depth_histogram(diag.get("depth_histogram", {})) or '<p class="missing">No depth histogram.</p>',
-        "<h2>Training</h2>",
-        training_curves(log) or '<p class="missing">No training log.</p>',
-        "<p>Mean logged reward accuracy over steps 2+: {}. With one epoch each batch is logged before the model "
-        "trains on it, so this is a held-out signal (step 1 is left out: policy = reference there).</p>".format(_fmt(sum(first_acc) / len(first_acc) if first_acc else None)),
-        _table(["key", "value"], [[_esc(k), _fmt(v)] for k, v in (train_summary[-1] if train_summary else {}).items()]),
-        "<h2>Held-out examples</h2>",
-        _examples_section(examples, n_examples),
-        "<h2>Selected pairs (first 5)</h2>",
-        _table(
-            ["prompt", "chosen", "rejected", "margin"],
-            [[f"<pre>{_esc(p['prompt'])}</pre>", f"<pre>{_esc(p['chosen'])}</pre>", f"<pre>{_esc(p['rejected'])}</pre>", _fmt(p["margin"])] for p in pairs[:5]],
-        ),
-        "<h2>Cost per stage</h2>",
-        _table(["stage", "status", "seconds (this run)", "seconds (when computed)", "hash"], stage_rows),
-        "<h2>Provenance</h2>",
-        _table(["package", "version"], [[_esc(k), _esc(v)] for k, v in manifest.get("versions", {}).items()]),
-        f"<h3>Resolved config</h3><pre>{_esc(yaml.safe_dump(config, sort_keys=False))}</pre>",
-    ]
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{_esc(title)}</title><style>{CSS}</style></head>"
-        f"<body>{''.join(sections)}</body></html>"
+    acc = [r["rewards/accuracies"] for r in log if "rewards/accuracies" in r and r.get("step", 0) > 1]
+    train_summary = [r for r in log if "train_runtime" in r]
+    strategy = selection.get("strategy", config.get("select", {}).get("strategy", "?"))
+    figures = {
+        "depth": depth_histogram(diag.get("depth_histogram", {})),
+        "training": training_curves(log),
+        "pool": pool_distributions(pool_dir) if pool_dir else None,
+        "map": prompt_map(emb_file, _selected_prompt_ids(selection, pool_dir)) if emb_file.is_file() else None,
+        "radars": {suite: suite_radar(suite, table) for suite, table in metrics.items()},
+    }
+    figures["radars"] = {k: Markup(v) for k, v in figures["radars"].items() if v}
+    figures = {k: (Markup(v) if isinstance(v, str) else v) for k, v in figures.items()}
+    return render(
+        "run.html.j2",
+        title=f"{config.get('name', '?')}: {strategy}",
+        manifest=manifest,
+        config=config,
+        config_yaml=yaml.safe_dump(config, sort_keys=False),
+        selection=selection,
+        diag_rows=[(k, _diag_value(v)) for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS],
+        metrics=metrics,
+        reward_accuracy=sum(acc) / len(acc) if acc else None,
+        train_summary=train_summary[-1] if train_summary else {},
+        examples=_examples(_load(run_dir / "eval_outputs.jsonl"), config.get("evaluate", {}).get("n_examples", 6)),
+        pairs=(_load(run_dir / "selected_pairs.jsonl") or [])[:5],
+        cost=_cost_rows(manifest, meta),
+        fig=figures,
     )
 
 

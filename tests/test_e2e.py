@@ -54,7 +54,7 @@ def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
         if "acc" in name and "diff" not in name or name == "win_rate_vs_base":
             assert 0.0 <= m["value"] <= 1.0
     html = (out / "report.html").read_text()
-    for section in ("Held-out metrics", "Selection", "Training", "Held-out examples", "Cost per stage", "Resolved config"):
+    for section in ("Held-out metrics", "Data diagnostics", "Training", "Held-out examples", "Cost per stage", "Resolved config"):
         assert section in html
     assert "data:image/png;base64" in html and "<script" not in html
     assert "pool" in proc.stdout and "seconds" in proc.stdout

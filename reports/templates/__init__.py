@@ -1,0 +1,47 @@
+"""Jinja2 rendering with autoescaping: model and dataset text can never become markup.
+
+Only figures produced by our own code (base64 PNG <img> tags) are passed as `Markup`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}.missing{color:#a00}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}pre{white-space:pre-wrap;margin:0;font-size:.9em}
+.ok{color:#080}.bad{color:#a00}.weak{color:#a60}img{max-width:100%}details{margin:.5em 0 1em}
+.figs{display:flex;flex-wrap:wrap;gap:1em}
+"""
+
+
+def fmt(value: Any, digits: int = 3) -> Markup | str:
+    """A number for a table cell; None/NaN shows as 'missing', never as a blank or 0."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return Markup('<span class="missing">missing</span>')
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+_ENV = Environment(
+    loader=FileSystemLoader(Path(__file__).parent),
+    autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters["fmt"] = fmt
+
+
+def render(template: str, **context: Any) -> str:
+    context.setdefault("css", Markup(CSS))
+    context["figures"] = [Markup(f) for f in context.get("figures", [])]
+    return _ENV.get_template(template).render(**context)
