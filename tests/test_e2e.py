@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +145,100 @@ def test_run_evaluates_extra_suites_on_base_and_tuned(smoke_run, tmp_path: Path)
     for label in ("base", "tuned"):
         assert len((run / "suites" / "ifbench" / label / "input_response_data.jsonl").read_text().splitlines()) == 3
     assert "<h3>ifbench</h3>" in (run / "report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def three_runs(smoke_run, tmp_path_factory) -> list[Path]:
+    """uniform (the smoke run) at budget 4, original at budget 4, random at budget 3: one shared pool."""
+    out, _ = smoke_run
+    root = tmp_path_factory.mktemp("three")
+    bench_on_smoke_cache(out, root / "original", "--strategy", "original")
+    bench_on_smoke_cache(out, root / "random", "--strategy", "random", "--budget", "3")
+    return [out, root / "original", root / "random"]
+
+
+@pytest.mark.slow
+def test_comparison_report_agrees_with_the_runs_metrics(three_runs, tmp_path: Path) -> None:
+    index = tmp_path / "cmp" / "index.html"
+    proc = bench("report", *map(str, three_runs), "-o", str(index), "--baseline", "original")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = index.read_text()
+    for section in ("Judges", "Leaderboard", "Paired tests against original", "Plots", "Runs"):
+        assert f">{section}<" in html or f"<h2>{section}" in html
+    rows = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    csv_lines = (tmp_path / "cmp" / "metrics.csv").read_text().splitlines()
+    n_metrics = sum(len(t) for run in three_runs for t in json.loads((run / "metrics.json").read_text()).values())
+    assert len(rows) == len(csv_lines) - 1 == n_metrics
+    for run in three_runs:
+        value = json.loads((run / "metrics.json").read_text())["ifeval_heldout"]["tuned.prompt_strict_acc"]["value"]
+        mine = [r for r in rows if r["run"] == run.name and r["suite"] == "ifeval_heldout" and r["metric"] == "prompt_strict_acc"]
+        assert mine[0]["value"] == value
+        assert f"{value:.3f}" in html  # single seed: the leaderboard shows the run's own value and CI
+        assert f'href="{os.path.relpath(run / "report.html", index.parent)}"' in html
+    # uniform at budget 4 is paired with original at budget 4; random at budget 3 has no baseline there
+    assert "missing: no original run at budget 3" in html
+    assert html.count("data:image/png;base64") >= 2  # a metric against budget (two budgets) and breadth vs depth
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's `chromium` package)")
+    return path
+
+
+@pytest.mark.slow
+def test_report_in_a_real_browser_shows_model_text_as_text(smoke_run, tmp_path: Path) -> None:
+    """Headless Chromium loads the report: everything is inline, and hostile model output stays text."""
+    from html.parser import HTMLParser
+
+    out, _ = smoke_run
+    run = tmp_path / "hostile"
+    shutil.copytree(out, run)
+    script, img = "<script>alert(1)</script>", "<img src=x onerror=document.title='pwned'>"
+    rows = [json.loads(x) for x in (run / "eval_outputs.jsonl").read_text().splitlines()]
+    rows[0]["tuned_output"] = f"Sure! {script} and {img}"
+    rows[0]["prompt"] = f"{img} prompt"
+    (run / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert bench("report", str(run)).returncode == 0
+
+    browser = _chromium()
+    url = (run / "report.html").as_uri()
+    dump = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    assert "Failed to load resource" not in dump.stderr and "ERR_FILE_NOT_FOUND" not in dump.stderr
+
+    class Elements(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[tuple[str, dict]] = []
+            self.text: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, dict(attrs)))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    dom = Elements()
+    dom.feed(dump.stdout)
+    text = "".join(dom.text)
+    assert script in text and img in text  # shown literally, as text
+    assert not [t for t, _ in dom.tags if t in ("script", "iframe", "object", "embed", "link")]
+    assert all(a.get("src", "").startswith("data:image/png;base64,") for t, a in dom.tags if t == "img")
+    assert not [a for _, a in dom.tags if any(k.startswith("on") for k in a)]
+    assert "pwned" not in dump.stdout.split("<title>", 1)[1].split("</title>", 1)[0]  # no handler ran
+
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}", "--window-size=1200,2600", url],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (2600, 1200) and pixels.std() > 0.05  # rendered content, not a blank page
