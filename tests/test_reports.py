@@ -1,0 +1,56 @@
+"""The comparison report's statistics and its handling of missing metrics, on run folders built here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from reports.comparison import leaderboard, load_run, paired_tests, render_comparison
+
+
+def _run(root: Path, strategy: str, seed: int, acc: float, outcomes: list[int], mt_bench: float | None = None) -> Path:
+    run = root / f"{strategy}-s{seed}"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {"name": "t", "seed": seed}}))
+    diag = {"breadth": 4, "depth_histogram": {"1": 2, "3": 2}}
+    (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": 8, "pair_ids": [], "diagnostics": diag}))
+    record = {"value": acc, "ci_low": acc - 0.1, "ci_high": acc + 0.1, "n": len(outcomes), "judge": "verifiable", "weak_judge": False}
+    metrics = {"ifeval_heldout": {"tuned.prompt_strict_acc": record}}
+    if mt_bench is not None:
+        metrics["mt_bench"] = {"tuned.score": {**record, "value": mt_bench, "judge": "llm judge x - WEAK", "weak_judge": True}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    rows = [{"prompt_id": f"p{i}", "tuned_strict": [bool(o)]} for i, o in enumerate(outcomes)]
+    (run / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def test_leaderboard_interval_across_seeds_and_missing_metrics(tmp_path: Path) -> None:
+    a0 = _run(tmp_path, "bpo", 0, 0.40, [1, 1, 0, 0], mt_bench=5.0)
+    a1 = _run(tmp_path, "bpo", 1, 0.50, [1, 1, 1, 0], mt_bench=6.0)
+    b0 = _run(tmp_path, "original", 0, 0.30, [1, 0, 0, 0])  # never ran mt_bench
+    runs = [load_run(p) for p in (a0, a1, b0)]
+    assert runs[0].mean_depth == 2.0 and runs[0].breadth == 4
+
+    board = {r["strategy"]: r for r in leaderboard(runs, ["ifeval_heldout/prompt_strict_acc", "mt_bench/score"])}
+    cell = board["bpo"]["cells"]["ifeval_heldout/prompt_strict_acc"]
+    half = stats.t.ppf(0.975, 1) * np.std([0.4, 0.5], ddof=1) / math.sqrt(2)
+    assert cell["mean"] == pytest.approx(0.45) and cell["high"] - cell["mean"] == pytest.approx(half)
+    assert cell["kind"] == "across seeds" and board["original"]["cells"]["ifeval_heldout/prompt_strict_acc"]["kind"] == "run CI"
+    assert board["original"]["cells"]["mt_bench/score"] is None
+
+    (test,) = paired_tests(runs, "original")
+    # per prompt: bpo averages its seeds ([1, 1, .5, 0]) minus original ([1, 0, 0, 0])
+    assert test["diff"] == pytest.approx(np.mean([0, 1, 0.5, 0])) and test["n_prompts"] == 4
+
+    index = render_comparison([a0, a1, b0], tmp_path / "cmp" / "index.html", baseline="original")
+    html = index.read_text()
+    original_row = html[html.index("<h3>mt_bench</h3>"):].split("<tr>")[3]
+    assert "original" in original_row and "missing" in original_row  # a column is never dropped
+    assert "(weak judge)" in html
+    rows = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    assert len(rows) == 5 and {r["run"] for r in rows} == {"bpo-s0", "bpo-s1", "original-s0"}
