@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.cache import StageResult, run_stage
+from harness.cache import StageResult, run_stage, stage_hash
 from harness.config import ExperimentConfig
 from harness.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 from harness.models import model_fingerprint
@@ -112,6 +112,28 @@ def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
         raise
 
 
+def prompts_inputs(config: ExperimentConfig) -> dict[str, Any]:
+    return {"prompts": config.prompts.model_dump(), "seed": config.seed}
+
+
+def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
+    return {"prompts": prompts_hash, "model": model_fingerprint(config.model), "pool": config.pool.model_dump(), "seed": config.seed}
+
+
+def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
+    return {"model": model_fingerprint(config.model), "evaluate": config.evaluate.model_dump(exclude={"suites"})}
+
+
+def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
+    """Hashes of the stages a config shares with others (known before running), for matrix planning."""
+    prompts = stage_hash("prompts", prompts_inputs(config))
+    return {
+        "prompts": prompts,
+        "pool": stage_hash("pool", pool_inputs(config, prompts)),
+        "evaluate_base": stage_hash("evaluate_base", evaluate_inputs(config)),
+    }
+
+
 def _run_stages(run: Run) -> dict[str, Any]:
     from harness import evaluate, pool, prompts_stage, selection, trainer
     from reports.run_report import write_report
@@ -124,7 +146,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
         prompts, native = prompts_stage.load_training_prompts(config.prompts, seed)
         return prompts_stage.write_prompts(out, prompts, native)
 
-    s_prompts = run.stage("prompts", {"prompts": config.prompts.model_dump(), "seed": seed}, _prompts)
+    s_prompts = run.stage("prompts", prompts_inputs(config), _prompts)
     prompts, native = prompts_stage.read_prompts(s_prompts.path)
     _check_pool_can_cover(config, prompts, len(native))
 
@@ -132,7 +154,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
     def _pool(out: Path) -> dict:
         return pool.build_pool(config.model, prompts, native, config.pool, seed, out)
 
-    s_pool = run.stage("pool", {"prompts": s_prompts.hash, "model": model, "pool": config.pool.model_dump(), "seed": seed}, _pool)
+    s_pool = run.stage("pool", pool_inputs(config, s_prompts.hash), _pool)
     candidate_pool = pool.read_pool(s_pool.path, prompts)
 
     # select: the strategy under test, same budget for all
@@ -164,7 +186,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
         shutil.copyfile(s_train.path / "stage.json", tmp / "summary.json")
 
     # evaluate: base outputs (shared by every strategy), tuned outputs, paired metrics
-    eval_inputs = {"model": model, "evaluate": config.evaluate.model_dump(exclude={"suites"})}
+    eval_inputs = evaluate_inputs(config)
     s_base = run.stage(
         "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(config.model, None, config.evaluate, out)
     )
