@@ -181,6 +181,62 @@ def _print_metrics(metrics: dict) -> None:
 
 
 @main.command()
+@click.argument("matrix_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="List the cells and, per cell, which shared stages it computes, finds cached or reuses.")
+@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True, help="local: one cell after another in this process (resumable).")
+@click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False), help="Cells run under RUNS_ROOT/<matrix name>/<cell>.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field in every cell, e.g. --set cache_dir=/shared/cache.")
+def matrix(matrix_file, dry_run, executor, runs_root, overrides) -> None:
+    """Run an ablation matrix (strategies x budgets x seeds x any config field), then write its
+    comparison report to RUNS_ROOT/<matrix>/comparison/index.html.
+
+    Cells share the stage cache, so the pool, features and base-model evaluation they have in
+    common are computed once; a cell already done with the same config is skipped, so running
+    the command again resumes an interrupted matrix.
+
+    \b
+    Examples:
+      bench matrix experiments/smoke-matrix.yaml --dry-run
+      bench matrix experiments/ablation.yaml
+    """
+    from harness.matrix import expand, is_done, load_matrix, plan
+    from harness.runner import run_experiment
+    from reports.comparison import render_comparison
+
+    spec = load_matrix(matrix_file)
+    cells = expand(spec, Path(matrix_file), Path(runs_root), list(overrides))
+    rows = plan(cells)
+    click.echo(f"matrix {spec.name}: {len(cells)} cells")
+    click.echo(f"{'cell':<30} {'state':<7} {'prompts':<28} {'pool':<28} evaluate_base")
+    for r in rows:
+        st = r["stages"]
+        click.echo(f"{r['cell']:<30} {'done' if r['done'] else 'to run':<7} {st['prompts']:<28} {st['pool']:<28} {st['evaluate_base']}")
+    if dry_run:
+        return
+    failures, timings = [], []
+    for cell in cells:
+        if is_done(cell):
+            timings.append((cell.name, "skipped (done)", 0.0, "-"))
+            continue
+        click.echo(f"\n=== {cell.name} -> {cell.out}")
+        start = time.perf_counter()
+        try:
+            manifest = run_experiment(cell.config, cell.out)
+            timings.append((cell.name, "done", time.perf_counter() - start, manifest["stages"]["pool"]["status"]))
+        except BenchError as exc:
+            failures.append(cell.name)
+            timings.append((cell.name, f"failed: {exc}"[:60], time.perf_counter() - start, "-"))
+    click.echo(f"\n{'cell':<34} {'result':<20} {'seconds':>8}  pool")
+    for name, result, seconds, pool_status in timings:
+        click.echo(f"{name:<34} {result:<20} {seconds:>8.1f}  {pool_status}")
+    finished = [c.out for c in cells if is_done(c)]
+    if finished:
+        click.echo(render_comparison(finished, Path(runs_root) / spec.name / "comparison" / "index.html", baseline=spec.baseline))
+    if failures:
+        raise BenchError(f"{len(failures)} cell(s) failed: {', '.join(failures)}; rerun the same command to retry them.")
+
+
+@main.command()
 def strategies() -> None:
     """List the registered balancing strategies."""
     from strategies import get_strategy, strategy_names

@@ -242,3 +242,20 @@ def test_report_in_a_real_browser_shows_model_text_as_text(smoke_run, tmp_path: 
 
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[:2] == (2600, 1200) and pixels.std() > 0.05  # rendered content, not a blank page
+
+
+@pytest.mark.slow
+def test_smoke_matrix_computes_the_pool_once_and_resumes(tmp_path: Path) -> None:
+    args = ["matrix", "experiments/smoke-matrix.yaml", "--runs-root", str(tmp_path), "--set", f"cache_dir={tmp_path / 'cache'}"]
+    dry = bench(*args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert dry.stdout.count("reuse (original-b4-s0)") == 6  # prompts, pool and base evaluation of the later cells
+    proc = bench(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cells = ["original-b4-s0", "uniform-b4-s0", "bpo-b4-s0"]
+    pools = [json.loads((tmp_path / "smoke-matrix" / c / "manifest.json").read_text())["stages"]["pool"] for c in cells]
+    assert [p["status"] for p in pools] == ["computed", "cached", "cached"] and len({p["hash"] for p in pools}) == 1
+    assert len(list((tmp_path / "cache" / "pool").iterdir())) == 1
+    assert (tmp_path / "smoke-matrix" / "comparison" / "index.html").is_file()
+    again = bench(*args)
+    assert again.returncode == 0 and again.stdout.count("skipped (done)") == 3
