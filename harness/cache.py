@@ -7,6 +7,7 @@ finished (built in a temp folder, then renamed), so failures are never cached.
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,10 +40,22 @@ def run_stage(cache_dir: Path, name: str, inputs: dict[str, Any], compute: Calla
     path = Path(cache_dir) / name / key
     start = time.perf_counter()
     if (path / "stage.json").is_file():
-        meta = read_json(path / "stage.json")
-        return StageResult(name, key, path, "cached", time.perf_counter() - start, meta.get("seconds", 0.0))
-    with atomic_dir(path) as tmp:
-        extra = compute(tmp) or {}
-        seconds = time.perf_counter() - start
-        write_json(tmp / "stage.json", {"stage": name, "hash": key, "inputs": inputs, "seconds": seconds, **extra})
+        return _cached(name, key, path, start)
+    locks = Path(cache_dir) / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    # Parallel cells (Ray workers, two terminals) that need the same stage: one computes it, the
+    # others wait on the lock and then read it from the cache.
+    with open(locks / f"{name}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (path / "stage.json").is_file():
+            return _cached(name, key, path, start)
+        with atomic_dir(path) as tmp:
+            extra = compute(tmp) or {}
+            seconds = time.perf_counter() - start
+            write_json(tmp / "stage.json", {"stage": name, "hash": key, "inputs": inputs, "seconds": seconds, **extra})
     return StageResult(name, key, path, "computed", seconds, seconds)
+
+
+def _cached(name: str, key: str, path: Path, start: float) -> StageResult:
+    meta = read_json(path / "stage.json")
+    return StageResult(name, key, path, "cached", time.perf_counter() - start, meta.get("seconds", 0.0))

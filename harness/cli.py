@@ -183,10 +183,12 @@ def _print_metrics(metrics: dict) -> None:
 @main.command()
 @click.argument("matrix_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="List the cells and, per cell, which shared stages it computes, finds cached or reuses.")
-@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True, help="local: one cell after another in this process (resumable).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="local: one cell after another in this process; ray: one Ray task per cell (both resumable).")
+@click.option("--address", default=None, help="ray: address of an existing Ray cluster (default: start a local one).")
+@click.option("--gpus-per-cell", default=0.0, show_default=True, type=float, help="ray: GPUs each cell requests.")
 @click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False), help="Cells run under RUNS_ROOT/<matrix name>/<cell>.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field in every cell, e.g. --set cache_dir=/shared/cache.")
-def matrix(matrix_file, dry_run, executor, runs_root, overrides) -> None:
+def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, overrides) -> None:
     """Run an ablation matrix (strategies x budgets x seeds x any config field), then write its
     comparison report to RUNS_ROOT/<matrix>/comparison/index.html.
 
@@ -214,7 +216,15 @@ def matrix(matrix_file, dry_run, executor, runs_root, overrides) -> None:
     if dry_run:
         return
     failures, timings = [], []
-    for cell in cells:
+    if executor == "ray":
+        from harness.matrix_ray import run_cells_on_ray
+
+        timings = run_cells_on_ray(cells, address, gpus_per_cell)
+        failures = [name for name, result, _, _ in timings if result.startswith("failed")]
+        cells_to_run: list = []
+    else:
+        cells_to_run = cells
+    for cell in cells_to_run:
         if is_done(cell):
             timings.append((cell.name, "skipped (done)", 0.0, "-"))
             continue

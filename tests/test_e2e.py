@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -244,18 +245,52 @@ def test_report_in_a_real_browser_shows_model_text_as_text(smoke_run, tmp_path: 
     assert pixels.shape[:2] == (2600, 1200) and pixels.std() > 0.05  # rendered content, not a blank page
 
 
-@pytest.mark.slow
-def test_smoke_matrix_computes_the_pool_once_and_resumes(tmp_path: Path) -> None:
-    args = ["matrix", "experiments/smoke-matrix.yaml", "--runs-root", str(tmp_path), "--set", f"cache_dir={tmp_path / 'cache'}"]
-    dry = bench(*args, "--dry-run")
+def matrix_args(root: Path, *extra: str) -> list[str]:
+    return ["matrix", "experiments/smoke-matrix.yaml", "--runs-root", str(root), "--set", f"cache_dir={root / 'cache'}", *extra]
+
+
+def matrix_results(root: Path) -> dict[str, tuple[list[str], dict[str, float]]]:
+    """Per cell: the selected pair ids and the held-out metric values."""
+    return {
+        cell.name: (
+            json.loads((cell / "selection.json").read_text())["pair_ids"],
+            {k: v["value"] for k, v in json.loads((cell / "metrics.json").read_text())["ifeval_heldout"].items()},
+        )
+        for cell in (root / "smoke-matrix").iterdir()
+        if (cell / "selection.json").is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def local_matrix(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("matrix") / "local"
+    dry = bench(*matrix_args(root, "--dry-run"))
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert dry.stdout.count("reuse (original-b4-s0)") == 6  # prompts, pool and base evaluation of the later cells
-    proc = bench(*args)
+    proc = bench(*matrix_args(root))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, dry
+
+
+@pytest.mark.slow
+def test_smoke_matrix_computes_the_pool_once_and_resumes(local_matrix) -> None:
+    root, dry = local_matrix
+    assert dry.stdout.count("reuse (original-b4-s0)") == 6  # prompts, pool and base evaluation of the later cells
     cells = ["original-b4-s0", "uniform-b4-s0", "bpo-b4-s0"]
-    pools = [json.loads((tmp_path / "smoke-matrix" / c / "manifest.json").read_text())["stages"]["pool"] for c in cells]
+    pools = [json.loads((root / "smoke-matrix" / c / "manifest.json").read_text())["stages"]["pool"] for c in cells]
     assert [p["status"] for p in pools] == ["computed", "cached", "cached"] and len({p["hash"] for p in pools}) == 1
-    assert len(list((tmp_path / "cache" / "pool").iterdir())) == 1
-    assert (tmp_path / "smoke-matrix" / "comparison" / "index.html").is_file()
-    again = bench(*args)
+    assert len(list((root / "cache" / "pool").iterdir())) == 1
+    assert (root / "smoke-matrix" / "comparison" / "index.html").is_file()
+    again = bench(*matrix_args(root))
     assert again.returncode == 0 and again.stdout.count("skipped (done)") == 3
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_executors_results(local_matrix, tmp_path: Path) -> None:
+    """The smoke matrix on a local Ray instance, from an empty cache, equals the local executor's run."""
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed (pip install 'ray>=2.40'; part of the dev extras)")
+    proc = bench(*matrix_args(tmp_path, "--executor", "ray"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "cache" / "pool").iterdir())) == 1
+    ray_results = matrix_results(tmp_path)
+    assert len(ray_results) == 3 and ray_results == matrix_results(local_matrix[0])
