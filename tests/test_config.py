@@ -8,7 +8,8 @@ import pytest
 
 from harness.config import ConfigError, load_config
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 
 
 def test_there_are_shipped_experiments() -> None:
@@ -18,8 +19,38 @@ def test_there_are_shipped_experiments() -> None:
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
 def test_every_shipped_experiment_validates(path: Path) -> None:
-    config = load_config(path)
-    assert config.select.budget >= 1
+    """Experiments validate as configs; matrices expand into cells whose configs all validate."""
+    import yaml
+
+    from harness.matrix import expand, load_matrix
+
+    if "axes" in (yaml.safe_load(path.read_text()) or {}):
+        cells = expand(load_matrix(path), path)
+        assert cells and all(c.config.select.budget >= 1 for c in cells)
+        assert len({c.name for c in cells}) == len(cells)
+    else:
+        assert load_config(path).select.budget >= 1
+
+
+def test_matrix_zip_and_exclude(tmp_path: Path) -> None:
+    from harness.config import ConfigError
+    from harness.matrix import expand, load_matrix
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text(
+        f"name: m\nbase: {REPO / 'experiments' / 'smoke.yaml'}\n"
+        "axes: {strategy: [original, uniform, bpo], budget: [2, 3, 4], seed: [0, 1], train.learning_rate: [1.0e-4]}\n"
+        "zip: [[strategy, budget]]\nexclude: [{strategy: bpo, seed: 1}]\n"
+    )
+    cells = expand(load_matrix(spec), spec)
+    assert [c.name for c in cells] == [
+        "original-b2-s0-learning_rate0.0001", "original-b2-s1-learning_rate0.0001", "uniform-b3-s0-learning_rate0.0001",
+        "uniform-b3-s1-learning_rate0.0001", "bpo-b4-s0-learning_rate0.0001",
+    ]
+    assert cells[2].config.select.strategy == "uniform" and cells[2].config.select.budget == 3 and cells[2].config.seed == 0
+    spec.write_text(f"name: m\nbase: {REPO / 'experiments' / 'smoke.yaml'}\naxes: {{strategy: [a]}}\nzip: [[budget]]\n")
+    with pytest.raises(ConfigError, match="not an axis"):
+        load_matrix(spec)
 
 
 def test_overrides_are_typed_and_dotted() -> None:
