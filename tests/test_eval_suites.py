@@ -212,3 +212,15 @@ def test_reward_model_judge_scores_and_compares(tmp_path: Path, tiny_model: Path
     verdict = judge.compare(prompt, answers[0], answers[2])
     expected = 1.0 if scores[0].value > scores[2].value else 0.0 if scores[0].value < scores[2].value else 0.5
     assert verdict.value == expected
+
+
+def test_bad_suite_files_are_clear_errors_and_write_nothing(tmp_path: Path) -> None:
+    from harness.suites.instruction_following import read_ifeval_file
+
+    with pytest.raises(BenchError, match="does not exist"):
+        run_suite(SuiteConfig(name="ifbench", path=str(tmp_path / "nope.jsonl")), EvalTarget("x"), tmp_path / "out", tmp_path / "c")
+    assert not (tmp_path / "out").exists()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "instruction_id_list": [], "kwargs": []}\n{"prompt": "b"\n')
+    with pytest.raises(BenchError, match="line 2"):
+        read_ifeval_file(bad, "ifeval")

@@ -23,6 +23,8 @@ from harness.suites.common import cached_judge, check_supported, generate_cached
 
 
 def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
+    if not path.is_file():
+        raise BenchError(f"suite {checkers}: path {path} does not exist; pass an IFEval-format JSONL or leave path unset.")
     prompts = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -55,10 +57,7 @@ def suite_prompts(cfg: SuiteConfig) -> list[Prompt]:
     if cfg.name == "ifbench":
         prompts = read_ifeval_file(Path(cfg.path).expanduser() if cfg.path else ifbench_test_file(), "ifbench")
     elif cfg.path:
-        path = Path(cfg.path).expanduser()
-        if not path.is_file():
-            raise BenchError(f"suite ifeval: path {path} does not exist; pass an IFEval-format JSONL or leave path unset.")
-        prompts = read_ifeval_file(path, "ifeval")
+        prompts = read_ifeval_file(Path(cfg.path).expanduser(), "ifeval")
     else:
         from harness.config import EvaluateConfig
         from harness.evaluate import eval_prompts
