@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 import time
 from pathlib import Path
@@ -109,10 +111,12 @@ def _print_summary(manifest: dict, out_dir: Path) -> None:
 @click.option("--task", "tasks", multiple=True, help="lm_eval: task name (repeatable).")
 @click.option("--include-path", type=click.Path(file_okay=False), help="lm_eval: folder with your own task YAMLs.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any suite field, e.g. --set max_new_tokens=128 --set judge.concurrency=8.")
+@click.option("--backend", type=click.Choice(["auto", "transformers", "vllm"]), default="auto", show_default=True,
+              help="Generation engine: auto = vLLM when installed and a GPU is present, else transformers.")
 @click.option("--cache-dir", default="runs/cache", show_default=True, help="Stage and judgment cache.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/eval/<model>-<suite>].")
 def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key_env, judge_prompts, data_path, limit,
-             reference, tasks, include_path, overrides, cache_dir, out) -> None:
+             reference, tasks, include_path, overrides, backend, cache_dir, out) -> None:
     """Evaluate any model on one suite, the way the alignment literature does.
 
     \b
@@ -163,7 +167,7 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
         cfg = SuiteConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, config_path or "bench eval options")) from None
-    target = resolve_target(model or EMBEDDED_MODEL)
+    target = dataclasses.replace(resolve_target(model or EMBEDDED_MODEL), backend=backend)
     out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
     click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
     start = time.perf_counter()

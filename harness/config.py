@@ -39,6 +39,57 @@ class PromptsConfig(_Strict):
     constraints_per_prompt: int = Field(1, ge=1, le=3)
 
 
+class JudgeConfig(_Strict):
+    """Who judges: `verifiable` (IFEval/IFBench checkers), a `reward_model`, or an `llm`.
+
+    One flat record, so that `--set judge.model=...` works the same for every type; fields that
+    do not belong to the chosen type are refused rather than ignored.
+    """
+
+    type: Literal["verifiable", "reward_model", "llm"] = "verifiable"
+    model: str | None = Field(
+        None,
+        description="reward_model: a sequence-classification model (hub id or folder); llm: the judge model "
+        "(transformers back end: embedded default, hub id or folder; openai back end: the served model name)",
+    )
+    backend: Literal["transformers", "openai"] = Field(
+        "transformers", description="llm only: a local transformers model, or any OpenAI-compatible HTTP endpoint"
+    )
+    base_url: str | None = Field(None, description="openai back end: e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(
+        None, description="openai back end: NAME of the environment variable holding the API key (never the key)"
+    )
+    mode: Literal["auto", "generate", "logprobs"] = Field(
+        "auto",
+        description="llm: 'generate' lets the judge explain, then parses [[rating]] / [[A]]; 'logprobs' prefills "
+        "'Rating: [[' or 'Verdict: [[' and reads the judge's next-token probabilities (expected rating; most "
+        "likely verdict), one forward pass and never unparsable; 'auto' = logprobs for local transformers "
+        "judges (small models rarely follow the output format), generate for endpoints",
+    )
+    max_new_tokens: int = Field(192, ge=8, description="llm generate mode: tokens for the judge's explanation and verdict")
+    temperature: float = Field(0.0, ge=0)
+    batch_size: int = Field(8, ge=1, description="local models: judgments per forward pass")
+    max_length: int = Field(2048, ge=64, description="local models: prompt tokens kept (left-truncated)")
+    concurrency: int = Field(4, ge=1, description="openai back end: requests in flight")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(4, ge=0, description="openai back end: retries with exponential backoff")
+    judge_prompts: str | None = Field(
+        None,
+        description="llm: FastChat's judge_prompts.jsonl (e.g. ../shared/data/mt_bench/judge_prompts.jsonl) "
+        "for MT-Bench numbers comparable with published ones; default: our own prompts",
+    )
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> "JudgeConfig":
+        if self.type == "reward_model" and not self.model:
+            raise ValueError("a reward_model judge needs `model` (a sequence-classification hub id or folder)")
+        if self.type == "llm" and self.backend == "openai" and not (self.base_url and self.model):
+            raise ValueError("the openai back end needs `base_url` (e.g. http://127.0.0.1:8000/v1) and `model`")
+        if self.type != "llm" and (self.base_url or self.api_key_env or self.judge_prompts or self.backend != "transformers"):
+            raise ValueError("backend, base_url, api_key_env and judge_prompts only apply to type: llm")
+        return self
+
+
 class PoolConfig(_Strict):
     """Candidate responses per prompt and how they become pairs."""
 
@@ -47,10 +98,31 @@ class PoolConfig(_Strict):
     temperature: float = Field(0.9, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
     batch_size: int = Field(16, ge=1)
-    judge: Literal["verifiable"] = "verifiable"
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig,
+        description="who scores the samples: 'verifiable' (constraint checkers; needs constrained prompts), or a "
+        "mapping such as {type: reward_model, model: <hub id>} or {type: llm, backend: openai, base_url: ..., model: ...}",
+    )
     pairing: Literal["all", "best_vs_rest", "best_worst"] = "all"
     min_margin: float = Field(0.0, ge=0, description="a pair needs chosen - rejected > min_margin")
     drop_truncated: bool = Field(True, description="drop samples cut off at max_new_tokens from pairs")
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_by_name(cls, value: Any) -> Any:
+        """`judge: verifiable` is shorthand for `judge: {type: verifiable}`."""
+        return {"type": value} if isinstance(value, str) else value
+
+
+class GenerationConfig(_Strict):
+    """Which engine generates text (pool samples, evaluation outputs); the outputs contract is the same."""
+
+    backend: Literal["auto", "transformers", "vllm"] = Field(
+        "auto",
+        description="'auto': vLLM when it is installed and a CUDA GPU is present, else transformers; "
+        "'vllm' fails early when either is missing",
+    )
+    vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM: fraction of GPU memory it may take")
 
 
 class EmbeddingsConfig(_Strict):
@@ -124,57 +196,28 @@ class TrainConfig(_Strict):
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     gradient_checkpointing: bool = False
     logging_steps: int = Field(1, ge=1)
-
-
-class JudgeConfig(_Strict):
-    """Who judges: `verifiable` (IFEval/IFBench checkers), a `reward_model`, or an `llm`.
-
-    One flat record, so that `--set judge.model=...` works the same for every type; fields that
-    do not belong to the chosen type are refused rather than ignored.
-    """
-
-    type: Literal["verifiable", "reward_model", "llm"] = "verifiable"
-    model: str | None = Field(
+    accelerate_config: str | None = Field(
         None,
-        description="reward_model: a sequence-classification model (hub id or folder); llm: the judge model "
-        "(transformers back end: embedded default, hub id or folder; openai back end: the served model name)",
+        description="an accelerate config YAML (experiments/accelerate/: ddp, zero3, fsdp, ddp_cpu); when set, "
+        "the train stage runs under `accelerate launch` with it; the effective batch is batch_size x grad_accum x "
+        "processes",
     )
-    backend: Literal["transformers", "openai"] = Field(
-        "transformers", description="llm only: a local transformers model, or any OpenAI-compatible HTTP endpoint"
-    )
-    base_url: str | None = Field(None, description="openai back end: e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str | None = Field(
-        None, description="openai back end: NAME of the environment variable holding the API key (never the key)"
-    )
-    mode: Literal["auto", "generate", "logprobs"] = Field(
-        "auto",
-        description="llm: 'generate' lets the judge explain, then parses [[rating]] / [[A]]; 'logprobs' prefills "
-        "'Rating: [[' or 'Verdict: [[' and reads the judge's next-token probabilities (expected rating; most "
-        "likely verdict), one forward pass and never unparsable; 'auto' = logprobs for local transformers "
-        "judges (small models rarely follow the output format), generate for endpoints",
-    )
-    max_new_tokens: int = Field(192, ge=8, description="llm generate mode: tokens for the judge's explanation and verdict")
-    temperature: float = Field(0.0, ge=0)
-    batch_size: int = Field(8, ge=1, description="local models: judgments per forward pass")
-    max_length: int = Field(2048, ge=64, description="local models: prompt tokens kept (left-truncated)")
-    concurrency: int = Field(4, ge=1, description="openai back end: requests in flight")
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(4, ge=0, description="openai back end: retries with exponential backoff")
-    judge_prompts: str | None = Field(
-        None,
-        description="llm: FastChat's judge_prompts.jsonl (e.g. ../shared/data/mt_bench/judge_prompts.jsonl) "
-        "for MT-Bench numbers comparable with published ones; default: our own prompts",
-    )
+    num_processes: int | None = Field(None, ge=1, description="with accelerate_config: overrides its num_processes")
 
-    @model_validator(mode="after")
-    def _fields_fit_type(self) -> "JudgeConfig":
-        if self.type == "reward_model" and not self.model:
-            raise ValueError("a reward_model judge needs `model` (a sequence-classification hub id or folder)")
-        if self.type == "llm" and self.backend == "openai" and not (self.base_url and self.model):
-            raise ValueError("the openai back end needs `base_url` (e.g. http://127.0.0.1:8000/v1) and `model`")
-        if self.type != "llm" and (self.base_url or self.api_key_env or self.judge_prompts or self.backend != "transformers"):
-            raise ValueError("backend, base_url, api_key_env and judge_prompts only apply to type: llm")
-        return self
+    @field_validator("accelerate_config")
+    @classmethod
+    def _accelerate_config_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ValueError(f"{value} does not exist; pass one of experiments/accelerate/*.yaml or your own `accelerate config` file")
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                raise ValueError(f"{value} is not valid YAML ({exc})") from None
+            if not isinstance(loaded, dict) or "distributed_type" not in loaded:
+                raise ValueError(f"{value} is not an accelerate config (no distributed_type); see experiments/accelerate/")
+        return value
 
 
 SUITE_NAMES = ("ifeval", "ifbench", "alpaca_eval", "mt_bench", "lm_eval")
@@ -248,6 +291,7 @@ class ExperimentConfig(_Strict):
     seed: int = 0
     model: str = Field(EMBEDDED_MODEL, description="embedded default, a hub id, or a local model folder")
     cache_dir: str = "runs/cache"
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     pool: PoolConfig = Field(default_factory=PoolConfig)
     embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)

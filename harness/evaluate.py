@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import EvaluateConfig
-from harness.generation import generate
+from harness.config import EvaluateConfig, GenerationConfig
+from harness.generation import generate_with
 from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
-from harness.models import load_model
 from harness.records import Prompt, to_row
 from harness.stats import mean_ci, metric
 from harness.suites.instruction_following import accuracies
@@ -32,17 +31,19 @@ def eval_prompts(cfg: EvaluateConfig) -> list[Prompt]:
     return held_out
 
 
-def generate_and_judge(model_name: str, adapter: Path | None, cfg: EvaluateConfig, out: Path) -> dict:
+def generate_and_judge(model_name: str, adapter: Path | None, cfg: EvaluateConfig, out: Path, generation: GenerationConfig) -> dict:
     """Greedy outputs for the held-out prompts, each with the verifiable judgment."""
     prompts = eval_prompts(cfg)
-    loaded = load_model(model_name, adapter=adapter)
-    gens = generate(
-        loaded,
+    gens = generate_with(
+        generation.backend,
+        model_name,
+        adapter,
         [p.messages for p in prompts],
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size,
         do_sample=False,
         desc="evaluate: greedy " + ("tuned" if adapter else "base"),
+        gpu_memory_utilization=generation.vllm_gpu_memory_utilization,
     )
     judge = get_judge("verifiable")
     rows = []

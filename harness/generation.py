@@ -1,17 +1,21 @@
-"""Batched chat generation with a progress bar.
+"""Batched chat generation with a progress bar, on transformers or vLLM.
 
-Prompts are sorted by length so each batch pads little; each batch reseeds torch from
-(seed, batch index), so sampled outputs do not depend on what ran before in the process.
+Both back ends honour one contract: one `Generation` per conversation, in input order, the
+chat template applied by the model's own tokenizer, text cut at the first end-of-sequence
+token, `truncated` when `max_new_tokens` ran out. On transformers, prompts are sorted by
+length so each batch pads little, and each batch reseeds torch from (seed, batch index), so
+sampled outputs do not depend on what ran before in the process.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from harness.models import LoadedModel
+from harness.models import LoadedModel, load_model, resolve_backend
 
 
 @dataclass
@@ -19,6 +23,49 @@ class Generation:
     text: str
     truncated: bool
     n_tokens: int
+
+
+def generate_with(
+    backend: str,
+    model_name: str,
+    adapter: Path | None,
+    conversations: list[list[dict[str, str]]],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    do_sample: bool,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    desc: str = "generate",
+    gpu_memory_utilization: float = 0.85,
+) -> list[Generation]:
+    """Generate with the resolved back end; the one entry point for the pool, evaluation and suites."""
+    if resolve_backend(backend) == "vllm":
+        from harness.generation_vllm import generate_vllm
+
+        return generate_vllm(
+            model_name,
+            adapter,
+            conversations,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+    return generate(
+        load_model(model_name, adapter=adapter),
+        conversations,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        desc=desc,
+    )
 
 
 def chat_texts(tokenizer, conversations: list[list[dict[str, str]]]) -> list[str]:
@@ -61,15 +108,16 @@ def generate(
             )
             new = out[:, enc["input_ids"].shape[1] :].tolist()
             for i, tokens in zip(idx, new):
-                ended = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
-                kept = tokens if ended is None else tokens[:ended]
-                results[i] = Generation(
-                    text=tokenizer.decode(kept, skip_special_tokens=True).strip(),
-                    truncated=ended is None,
-                    n_tokens=len(kept),
-                )
+                results[i] = to_generation(tokens, eos_ids, tokenizer)
             bar.update(len(idx))
     return [r for r in results if r is not None]
+
+
+def to_generation(tokens: list[int], eos_ids: set[int], tokenizer) -> Generation:
+    """New tokens -> the contract: text up to the first EOS; no EOS means max_new_tokens ran out."""
+    ended = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
+    kept = tokens if ended is None else tokens[:ended]
+    return Generation(text=tokenizer.decode(kept, skip_special_tokens=True).strip(), truncated=ended is None, n_tokens=len(kept))
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -84,6 +84,27 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def inference_dtype() -> Any:
+    """bf16 on GPUs that support it (half the memory, tensor cores), fp32 elsewhere (CPU bf16 is slow)."""
+    import torch
+
+    return torch.bfloat16 if device() == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def resolve_backend(requested: str) -> str:
+    """The engine that will actually run: 'auto' picks vLLM only where it can run (installed + CUDA)."""
+    if requested == "transformers":
+        return requested
+    usable = importlib.util.find_spec("vllm") is not None and device() == "cuda"
+    if requested == "vllm" and not usable:
+        missing = "the vllm package" if importlib.util.find_spec("vllm") is None else "a CUDA GPU"
+        raise BenchError(
+            f"generation.backend = vllm, but this machine lacks {missing}. Install vLLM on a GPU machine "
+            "(`pip install vllm`), or set generation.backend to auto or transformers."
+        )
+    return "vllm" if usable else "transformers"
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -102,12 +123,11 @@ def load_tokenizer(name: str) -> Any:
 
 def load_model(name: str, adapter: Path | None = None) -> LoadedModel:
     """Load for inference; with `adapter`, merge a trained LoRA adapter into the weights."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     source = resolve_model(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=inference_dtype())
     except OSError as exc:
         raise BenchError(
             f"Could not load model {name!r}: {exc}. Use the embedded default ({EMBEDDED_MODEL}), "

@@ -12,7 +12,7 @@ Pairing = Literal["all", "best_vs_rest", "best_worst"]
 
 def build_pairs(
     responses: list[Response],
-    scores: dict[str, float],
+    scores: dict[str, float | None],
     *,
     pairing: Pairing,
     min_margin: float,
@@ -21,16 +21,17 @@ def build_pairs(
     """(higher, lower) pairs per prompt whose score gap exceeds `min_margin`.
 
     Truncated samples are dropped first when asked: a response cut off at max_new_tokens
-    would otherwise teach the model that unfinished answers are preferred (or not).
+    would otherwise teach the model that unfinished answers are preferred (or not). A sample
+    the judge failed on (score None) has no rank and joins no pair; the pool counts them.
     """
     by_prompt: dict[str, list[Response]] = defaultdict(list)
     for r in responses:
-        if drop_truncated and r.truncated:
+        if (drop_truncated and r.truncated) or scores.get(r.id) is None:
             continue
         by_prompt[r.prompt_id].append(r)
     pairs: list[Pair] = []
     for prompt_id, group in by_prompt.items():
-        ranked = sorted(group, key=lambda r: (-scores[r.id], r.id))
+        ranked = sorted(group, key=lambda r: (-scores[r.id], r.id))  # type: ignore[operator]
         if pairing == "all":
             candidates = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1 :]]
         elif pairing == "best_vs_rest":
@@ -39,7 +40,7 @@ def build_pairs(
             candidates = [(ranked[0], ranked[-1])] if len(ranked) > 1 else []
         seen_texts: set[tuple[str, str]] = set()
         for chosen, rejected in candidates:
-            margin = scores[chosen.id] - scores[rejected.id]
+            margin = scores[chosen.id] - scores[rejected.id]  # type: ignore[operator]
             key = (chosen.text, rejected.text)
             if margin <= min_margin or chosen.text == rejected.text or key in seen_texts:
                 continue

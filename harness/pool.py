@@ -6,22 +6,34 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from harness.config import PoolConfig
-from harness.generation import generate
+from harness.config import GenerationConfig, PoolConfig
+from harness.generation import generate_with
 from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
-from harness.models import load_model
+from harness.judges.cache import CachedJudge
 from harness.pairs import build_pairs
 from harness.records import Pair, Prompt, Response, Score, from_row, pair_id, response_id, to_row
 from strategies.base import CandidatePool
 
 
-def build_pool(model_name: str, prompts: list[Prompt], native: list[dict], cfg: PoolConfig, seed: int, out: Path) -> dict:
+def build_pool(
+    model_name: str,
+    prompts: list[Prompt],
+    native: list[dict],
+    cfg: PoolConfig,
+    seed: int,
+    out: Path,
+    *,
+    generation: GenerationConfig,
+    cache_dir: Path,
+) -> dict:
+    """Sample, judge (through the judgment cache, so an interrupted pool re-asks nothing), pair."""
     judge = get_judge(cfg.judge)
-    loaded = load_model(model_name)
     conversations = [p.messages for p in prompts for _ in range(cfg.k)]
-    generations = generate(
-        loaded,
+    generations = generate_with(
+        generation.backend,
+        model_name,
+        None,
         conversations,
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size,
@@ -30,6 +42,7 @@ def build_pool(model_name: str, prompts: list[Prompt], native: list[dict], cfg: 
         top_p=cfg.top_p,
         seed=seed,
         desc=f"pool: sampling {cfg.k} responses x {len(prompts)} prompts",
+        gpu_memory_utilization=generation.vllm_gpu_memory_utilization,
     )
     sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens}
     responses: list[Response] = []
@@ -48,10 +61,15 @@ def build_pool(model_name: str, prompts: list[Prompt], native: list[dict], cfg: 
             )
         )
     by_id = {p.id: p for p in prompts}
+    cached = CachedJudge(judge, cache_dir)
     scores: list[Score] = []
-    for r in tqdm(responses, desc=f"pool: judging ({judge.name})", unit="resp"):
-        judgment = judge.score(by_id[r.prompt_id], r.text)
-        scores.append(Score(response_id=r.id, judge=judge.name, value=judgment.value, details=judgment.details))
+    chunk = max(cfg.judge.batch_size, 1) * 4
+    with tqdm(total=len(responses), desc=f"pool: judging ({judge.name})", unit="resp") as bar:
+        for start in range(0, len(responses), chunk):
+            batch = responses[start : start + chunk]
+            for r, judgment in zip(batch, cached.score_many([(by_id[r.prompt_id], r.text) for r in batch])):
+                scores.append(Score(response_id=r.id, judge=judge.id, value=judgment.value, details=judgment.details))
+            bar.update(len(batch))
     pairs = build_pairs(
         responses,
         {s.response_id: s.value for s in scores},
@@ -69,8 +87,13 @@ def build_pool(model_name: str, prompts: list[Prompt], native: list[dict], cfg: 
         "n_pairs": len(pairs) + len(native_pairs),
         "n_prompts_with_pairs": len({p.prompt_id for p in pairs + native_pairs}),
         "tokens_generated": sum(g.n_tokens for g in generations),
-        "mean_score": sum(s.value for s in scores) / max(len(scores), 1),
+        "n_judge_failures": sum(s.value is None for s in scores),
+        "mean_score": _mean([s.value for s in scores if s.value is not None]),
     }
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _native(native: list[dict]) -> tuple[list[Response], list[Pair]]:

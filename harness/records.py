@@ -45,7 +45,7 @@ class Response:
 class Score:
     response_id: str
     judge: str
-    value: float
+    value: float | None
     details: dict[str, Any] = field(default_factory=dict)
 
 

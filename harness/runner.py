@@ -20,7 +20,7 @@ from harness import __version__
 from harness.cache import StageResult, run_stage, stage_hash
 from harness.config import ExperimentConfig
 from harness.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
-from harness.models import model_fingerprint
+from harness.models import model_fingerprint, resolve_backend
 from harness.records import Pair, from_row, to_row
 
 KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "lm_eval", "numpy", "scikit-learn", "pydantic")
@@ -117,11 +117,21 @@ def prompts_inputs(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
-    return {"prompts": prompts_hash, "model": model_fingerprint(config.model), "pool": config.pool.model_dump(), "seed": config.seed}
+    return {
+        "prompts": prompts_hash,
+        "model": model_fingerprint(config.model),
+        "pool": config.pool.model_dump(exclude={"judge": {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}}),
+        "backend": resolve_backend(config.generation.backend),
+        "seed": config.seed,
+    }
 
 
 def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
-    return {"model": model_fingerprint(config.model), "evaluate": config.evaluate.model_dump(exclude={"suites"})}
+    return {
+        "model": model_fingerprint(config.model),
+        "evaluate": config.evaluate.model_dump(exclude={"suites"}),
+        "backend": resolve_backend(config.generation.backend),
+    }
 
 
 def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
@@ -152,7 +162,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     # pool: K samples per prompt, judged, paired
     def _pool(out: Path) -> dict:
-        return pool.build_pool(config.model, prompts, native, config.pool, seed, out)
+        return pool.build_pool(config.model, prompts, native, config.pool, seed, out, generation=config.generation, cache_dir=run.cache)
 
     s_pool = run.stage("pool", pool_inputs(config, s_prompts.hash), _pool)
     candidate_pool = pool.read_pool(s_pool.path, prompts)
@@ -188,11 +198,11 @@ def _run_stages(run: Run) -> dict[str, Any]:
     # evaluate: base outputs (shared by every strategy), tuned outputs, paired metrics
     eval_inputs = evaluate_inputs(config)
     s_base = run.stage(
-        "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(config.model, None, config.evaluate, out)
+        "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(config.model, None, config.evaluate, out, config.generation)
     )
 
     def _evaluate(out: Path) -> dict:
-        stats = evaluate.generate_and_judge(config.model, s_train.path / "adapter", config.evaluate, out)
+        stats = evaluate.generate_and_judge(config.model, s_train.path / "adapter", config.evaluate, out, config.generation)
         metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(out), config.evaluate)
         write_json(out / "metrics.json", metrics)
         return stats
@@ -227,7 +237,8 @@ def _run_suites(run: Run, adapter: Path) -> dict[str, dict]:
         suite = get_suite(suite_cfg.name)
         key = f"{suite_cfg.name}" if [s.name for s in config.evaluate.suites].count(suite_cfg.name) == 1 else f"{suite_cfg.name}_{index}"
         table: dict[str, dict] = {}
-        for label, target in (("tuned", EvalTarget(config.model, adapter, "tuned")), ("base", EvalTarget(config.model, None, "base"))):
+        backend = config.generation.backend
+        for label, target in (("tuned", EvalTarget(config.model, adapter, "tuned", backend)), ("base", EvalTarget(config.model, None, "base", backend))):
             inputs = {"suite": suite_cfg.model_dump(), "target": target.cache_key()}
 
             def compute(out: Path, suite=suite, suite_cfg=suite_cfg, target=target) -> dict:

@@ -7,12 +7,17 @@ checkpointing and its 1e-6 learning rate) are set from our config, never left to
 
 from __future__ import annotations
 
+import collections
 import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.config import TrainConfig
+from harness.config import BenchError, TrainConfig
+from harness.io import read_json, write_json, write_jsonl
 from harness.models import device, load_tokenizer, resolve_model
 
 
@@ -45,16 +50,26 @@ def lora_config(train_cfg: TrainConfig) -> Any:
 
 
 def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path) -> dict[str, Any]:
-    """Train a LoRA adapter on `rows`; writes `adapter/` and `log.jsonl` into `out_dir`."""
+    """Train a LoRA adapter on `rows`; writes `adapter/` and `log.jsonl` into `out_dir`.
+
+    In this process by default; under `accelerate launch` (DDP, ZeRO-3, FSDP, multi-CPU) when
+    `cfg.accelerate_config` is set, with the same code running in every worker.
+    """
+    if cfg.accelerate_config:
+        return _launch(model_name, rows, cfg, seed, out_dir)
+    return train_here(model_name, rows, cfg, seed, out_dir)
+
+
+def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+    """The training loop itself, in this process (which may be one worker of a distributed launch)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback, set_seed
     from trl import DPOConfig, DPOTrainer
 
     set_seed(seed)
-    tokenizer = load_tokenizer(model_name)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32)
     on_gpu = device() == "cuda"
+    # the arguments come before the model: under ZeRO-3 they decide how the weights are loaded
     args = DPOConfig(
         output_dir=str(out_dir / "trl"),
         per_device_train_batch_size=cfg.batch_size,
@@ -68,6 +83,8 @@ def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, see
         bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
         use_cpu=not on_gpu,
         gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        ddp_find_unused_parameters=False,
         logging_steps=cfg.logging_steps,
         save_strategy="no",
         report_to="none",
@@ -75,12 +92,13 @@ def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, see
         data_seed=seed,
         disable_tqdm=False,
     )
-    peft_config = lora_config(cfg)
+    tokenizer = load_tokenizer(model_name)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=False)
     log: list[dict[str, Any]] = []
 
     class _Collect(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
+            if logs and state.is_world_process_zero:
                 log.append({"step": state.global_step, "epoch": state.epoch, **logs})
 
     trainer = DPOTrainer(
@@ -88,14 +106,51 @@ def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, see
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=lora_config(cfg),
         callbacks=[_Collect()],
     )
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    trainer.model.save_pretrained(out_dir / "adapter")
-    with open(out_dir / "log.jsonl", "w", encoding="utf-8") as handle:
-        for record in log:
-            handle.write(json.dumps(record) + "\n")
-    return {"seconds": seconds, "n_pairs": len(rows), "steps": trainer.state.global_step, "seconds_per_pair": seconds / max(len(rows), 1)}
+    # a collective call: under FSDP / ZeRO-3 every worker contributes its shard of the weights
+    state_dict = trainer.accelerator.get_state_dict(trainer.model)
+    result = {
+        "seconds": seconds,
+        "n_pairs": len(rows),
+        "steps": trainer.state.global_step,
+        "seconds_per_pair": seconds / max(len(rows), 1),
+        "processes": trainer.accelerator.num_processes,
+    }
+    if trainer.is_world_process_zero():
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir / "adapter", state_dict=state_dict)
+        with open(out_dir / "log.jsonl", "w", encoding="utf-8") as handle:
+            for record in log:
+                handle.write(json.dumps(record) + "\n")
+    return result
+
+
+def _launch(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+    """Run `harness.train_worker` under `accelerate launch`, streaming its output; fail with its last lines."""
+    work = out_dir / "launch"
+    work.mkdir(parents=True, exist_ok=True)
+    write_jsonl(work / "rows.jsonl", rows)
+    spec = {"model": model_name, "train": cfg.model_dump(), "seed": seed, "out_dir": str(out_dir.resolve()), "rows": str((work / "rows.jsonl").resolve())}
+    write_json(work / "spec.json", spec)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(Path(cfg.accelerate_config).expanduser())]
+    if cfg.num_processes:
+        command += ["--num_processes", str(cfg.num_processes)]
+    command += ["-m", "harness.train_worker", str(work / "spec.json")]
+    tail: collections.deque[str] = collections.deque(maxlen=25)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.write(line)
+            tail.append(line.rstrip())
+    if proc.returncode != 0 or not (work / "result.json").is_file():
+        raise BenchError(
+            f"training under `accelerate launch --config_file {cfg.accelerate_config}` failed (exit code {proc.returncode}). "
+            "Its last lines:\n  " + "\n  ".join(tail)
+        )
+    result = read_json(work / "result.json")
+    shutil.rmtree(work)
+    return result

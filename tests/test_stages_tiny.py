@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.config import EvaluateConfig, PoolConfig, TrainConfig
+from harness.config import EvaluateConfig, GenerationConfig, PoolConfig, TrainConfig
 from harness.builtin_prompts import build_builtin_prompts
 from harness.evaluate import compute_metrics
 from harness.generation import generate
@@ -38,7 +38,7 @@ def test_generation_is_seeded_batched_and_flags_truncation(tiny_model: Path) -> 
 def test_pool_stage_writes_judged_responses_and_valid_pairs(tiny_model: Path, tmp_path: Path) -> None:
     prompts, _ = build_builtin_prompts(seed=0, n_train=4)
     cfg = PoolConfig(k=3, max_new_tokens=8, batch_size=12, drop_truncated=False)
-    stats = build_pool(str(tiny_model), prompts, [], cfg, seed=0, out=tmp_path)
+    stats = build_pool(str(tiny_model), prompts, [], cfg, seed=0, out=tmp_path, generation=GenerationConfig(), cache_dir=tmp_path / "cache")
     assert stats["n_responses"] == 12
     scores = read_jsonl(tmp_path / "scores.jsonl")
     assert len(scores) == 12 and all(0.0 <= s["value"] <= 1.0 for s in scores)
@@ -48,15 +48,19 @@ def test_pool_stage_writes_judged_responses_and_valid_pairs(tiny_model: Path, tm
         assert pool.responses[pair.chosen_id].prompt_id == pair.prompt_id
 
 
-def test_trainer_changes_every_lora_matrix_and_logs(tiny_model: Path, tmp_path: Path) -> None:
-    rows = [
+def _rows(n: int) -> list[dict]:
+    return [
         {
             "prompt": [{"role": "user", "content": f"Describe item {i}."}],
             "chosen": [{"role": "assistant", "content": "A short plain answer."}],
-            "rejected": [{"role": "assistant", "content": "A long, rambling, comma-filled answer, with, commas."}],
+            "rejected": [{"role": "assistant", "content": "A long, rambling, comma-filled answer, with, commas" + "!" * i}],
         }
-        for i in range(8)
+        for i in range(n)
     ]
+
+
+def test_trainer_changes_every_lora_matrix_and_logs(tiny_model: Path, tmp_path: Path) -> None:
+    rows = _rows(8)
     cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
     summary = train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path)
     assert summary["n_pairs"] == 8 and summary["steps"] == 2
@@ -74,6 +78,35 @@ def test_trainer_changes_every_lora_matrix_and_logs(tiny_model: Path, tmp_path: 
     ids = base.tokenizer("hello", return_tensors="pt").input_ids
     with torch.no_grad():
         assert not torch.allclose(tuned.model(ids).logits, base.model(ids).logits)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: Path, tmp_path: Path) -> None:
+    """DDP over 2 gloo workers x batch 2 takes the same steps on the same pairs as 1 process x batch 4."""
+    rows = _rows(8)
+    common = dict(learning_rate=1e-2, max_length=64)
+    single = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=4, **common), seed=0, out_dir=tmp_path / "one")
+    config = Path(__file__).resolve().parents[1] / "experiments" / "accelerate" / "ddp_cpu.yaml"
+    dist = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=2, accelerate_config=str(config), **common), seed=0, out_dir=tmp_path / "two")
+    assert dist["processes"] == 2 and single["processes"] == 1
+    assert dist["steps"] == single["steps"] == 2
+    assert not (tmp_path / "two" / "launch").exists(), "the launch folder (rows, spec) is removed after success"
+    one = load_file(tmp_path / "one" / "adapter" / "adapter_model.safetensors")
+    two = load_file(tmp_path / "two" / "adapter" / "adapter_model.safetensors")
+    assert one.keys() == two.keys()
+    for key in one:
+        assert torch.allclose(one[key], two[key], atol=1e-5), key
+    losses = [r["loss"] for r in read_jsonl(tmp_path / "two" / "log.jsonl") if "loss" in r]
+    assert len(losses) == 2 and abs(losses[0] - 0.6931) < 1e-3
+
+
+def test_accelerate_launch_failure_is_one_clear_error(tiny_model: Path, tmp_path: Path) -> None:
+    from harness.config import BenchError
+
+    config = Path(__file__).resolve().parents[1] / "experiments" / "accelerate" / "ddp_cpu.yaml"
+    cfg = TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1)
+    with pytest.raises(BenchError, match="accelerate launch.*failed.*exit code"):
+        train_dpo(str(tmp_path / "no-such-model"), _rows(2), cfg, seed=0, out_dir=tmp_path / "out")
 
 
 def _row(pid: str, strict: list[bool], output: str = "x y z") -> dict:

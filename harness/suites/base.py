@@ -20,16 +20,18 @@ from harness.io import content_hash
 
 @dataclass(frozen=True)
 class EvalTarget:
-    """A model to evaluate: base weights plus an optional LoRA adapter folder."""
+    """A model to evaluate: base weights plus an optional LoRA adapter folder, and the engine that runs it."""
 
     model: str
     adapter: Path | None = None
     label: str = "model"
+    backend: str = "auto"
+    """generation back end: auto | transformers | vllm (resolved per machine; part of the cache key)"""
 
     def cache_key(self) -> dict[str, Any]:
-        from harness.models import model_fingerprint
+        from harness.models import model_fingerprint, resolve_backend
 
-        key: dict[str, Any] = {"model": model_fingerprint(self.model)}
+        key: dict[str, Any] = {"model": model_fingerprint(self.model), "backend": resolve_backend(self.backend)}
         if self.adapter is not None:
             files = sorted(p for p in Path(self.adapter).iterdir() if p.is_file())
             key["adapter"] = content_hash([(p.name, p.read_bytes().hex()) for p in files if p.stat().st_size < 64 << 20])

@@ -36,8 +36,7 @@ def generate_cached(
     cfg: SuiteConfig, target: EvalTarget, cache_dir: Path, conversations: list[list[dict[str, str]]], what: str
 ) -> list[dict[str, Any]]:
     """Greedy completions for `conversations`, cached by model, adapter and generation settings only."""
-    from harness.generation import generate
-    from harness.models import load_model
+    from harness.generation import generate_with
 
     inputs = {
         "target": target.cache_key(),
@@ -48,9 +47,10 @@ def generate_cached(
     }
 
     def compute(out: Path) -> dict:
-        loaded = load_model(target.model, adapter=target.adapter)
-        gens = generate(
-            loaded,
+        gens = generate_with(
+            target.backend,
+            target.model,
+            target.adapter,
             conversations,
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
