@@ -32,7 +32,7 @@ class PromptsConfig(_Strict):
     """Where training prompts come from."""
 
     source: str = Field("builtin", description="'builtin', a local JSON/JSONL/Parquet file, or a hub dataset id")
-    format: Literal["auto", "hh_rlhf", "trl", "prompts"] = "auto"
+    format: Literal["auto", "hh_rlhf", "trl", "prompts", "pku_saferlhf"] = "auto"
     split: str = "train"
     data_dir: str | None = None
     n_train: int | None = Field(48, ge=1, description="number of training prompts (None: all)")

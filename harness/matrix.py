@@ -10,6 +10,8 @@ A matrix file:
       seed: [0, 1]
     zip: [[strategy, budget]]        # axes that advance together instead of crossing
     exclude: [{strategy: original, seed: 1}]
+    # `label` is an axis that names cells and sets nothing: zipped with other axes, it stands in
+    # for them in cell names (e.g. label: [hh, pku] zipped with prompts.source and prompts.split)
     baseline: original               # for the comparison report's paired tests
 
 Each cell runs under `runs/<matrix>/<cell>/` with the base config's cache, so stages that
@@ -89,14 +91,19 @@ def load_matrix(path: str | Path) -> MatrixSpec:
 
 
 def _slug(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "", str(value)) or "x"
+    return re.sub(r"[^A-Za-z0-9._]+", "", str(value)) or "x"
 
 
-def cell_name(values: dict[str, Any]) -> str:
+LABEL = "label"
+
+
+def cell_name(values: dict[str, Any], labelled: frozenset[str] = frozenset()) -> str:
+    """strategy-b<budget>-s<seed>, then the label or each other axis; `labelled` axes are named by the label."""
     parts = [str(values["strategy"])] if "strategy" in values else []
     parts += [f"b{values['budget']}"] if "budget" in values else []
     parts += [f"s{values['seed']}"] if "seed" in values else []
-    parts += [f"{k.rsplit('.', 1)[-1]}{_slug(v)}" for k, v in values.items() if k not in SHORTHANDS]
+    parts += [_slug(values[LABEL])] if LABEL in values else []
+    parts += [f"{k.rsplit('.', 1)[-1]}{_slug(v)}" for k, v in values.items() if k not in SHORTHANDS and k != LABEL and k not in labelled]
     return "-".join(parts)
 
 
@@ -107,6 +114,7 @@ def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), 
         [dict(zip(group, combo)) for combo in zip(*(spec.axes[a] for a in group))] for group in spec.zip
     ]
     blocks += [[{axis: v} for v in values] for axis, values in spec.axes.items() if axis not in zipped]
+    labelled = frozenset(a for group in spec.zip if LABEL in group for a in group if a not in SHORTHANDS)
     base = Path(matrix_file).parent / spec.base
     extra = overrides or []
     cells, seen = [], set()
@@ -116,9 +124,13 @@ def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), 
         if any(all(values.get(k) == v for k, v in rule.items()) for rule in spec.exclude):
             continue
         overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in spec.set.items()]
-        overrides += [f"{SHORTHANDS.get(k, k)}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in values.items()]
+        overrides += [
+            f"{SHORTHANDS.get(k, k)}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for k, v in values.items()
+            if k != LABEL
+        ]
         overrides += list(extra)
-        name = cell_name(values)
+        name = cell_name(values, labelled)
         if name in seen:
             raise ConfigError(f"matrix {spec.name}: two cells are both named {name!r}; add the axis that tells them apart.")
         seen.add(name)

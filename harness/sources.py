@@ -11,6 +11,9 @@ carries. Three row formats are understood (auto-detected from the first row):
   prefix).
 - `prompts`: `{"prompt": ...}`, `{"messages": [...]}` or `{"instruction": str}` rows (e.g.
   AlpacaEval), with no native pairs.
+- `pku_saferlhf`: PKU-SafeRLHF's `{"prompt", "response_0", "response_1", "safer_response_id",
+  "better_response_id"}`; the native pair follows the harmlessness label (`safer_response_id`),
+  the preference the paper's safety setting trains on.
 
 Two kinds of trouble are kept apart on purpose. A row that breaks the schema (malformed JSON,
 a missing field, a wrong type, an unknown role, a prompt not ending with a user turn) raises
@@ -38,7 +41,7 @@ from typing import Any
 
 from harness.records import Prompt
 
-FORMATS = ("hh_rlhf", "trl", "prompts")
+FORMATS = ("hh_rlhf", "trl", "prompts", "pku_saferlhf")
 ROLES = ("system", "user", "assistant")
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 
@@ -429,7 +432,22 @@ def _parse_prompts(row: dict[str, Any], where: _Where) -> _Parsed:
     return _Parsed(messages, meta)
 
 
-_PARSERS = {"hh_rlhf": _parse_hh, "trl": _parse_trl, "prompts": _parse_prompts}
+def _parse_pku(row: dict[str, Any], where: _Where) -> _Parsed:
+    prompt = _text(row, "prompt", where)
+    responses = [_text(row, "response_0", where), _text(row, "response_1", where)]
+    safer = row.get("safer_response_id")
+    if safer not in (0, 1) or isinstance(safer, bool):
+        raise where.error("safer_response_id", "must be 0 or 1", _show(safer), "Use PKU-SafeRLHF rows as published.")
+    if not prompt:
+        raise _Skip("empty_prompt")
+    if not all(responses):
+        raise _Skip("empty_response")
+    if responses[0] == responses[1]:
+        raise _Skip("identical_responses")
+    return _Parsed([{"role": "user", "content": prompt}], {"row": where.number}, responses[safer], responses[1 - safer])
+
+
+_PARSERS = {"hh_rlhf": _parse_hh, "trl": _parse_trl, "prompts": _parse_prompts, "pku_saferlhf": _parse_pku}
 
 
 def _detect(row: dict[str, Any], where: _Where) -> str:
@@ -438,6 +456,8 @@ def _detect(row: dict[str, Any], where: _Where) -> str:
     Any of chosen/rejected means a pair format, even if the other is missing, so that a
     broken pair file fails loudly instead of loading as plain prompts without its pairs.
     """
+    if "safer_response_id" in row and "response_0" in row:
+        return "pku_saferlhf"
     if "chosen" in row or "rejected" in row:
         if "prompt" in row or isinstance(row.get("chosen", row.get("rejected")), list):
             return "trl"

@@ -9,12 +9,26 @@ import pytest
 from harness.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+EXPERIMENTS = sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "paper").glob("*.yaml")])
+ACCELERATE_CONFIGS = sorted((REPO / "experiments" / "accelerate").glob("*.yaml"))
 
 
 def test_there_are_shipped_experiments() -> None:
-    names = {p.name for p in EXPERIMENTS}
-    assert {"default.yaml", "smoke.yaml"} <= names
+    names = {str(p.relative_to(REPO / "experiments")) for p in EXPERIMENTS}
+    assert {"default.yaml", "smoke.yaml", "paper/hh_harmless.yaml", "paper/hh_helpful.yaml",
+            "paper/pku_saferlhf.yaml", "paper/ultrafeedback.yaml", "paper/ablation.yaml"} <= names
+    assert {p.stem for p in ACCELERATE_CONFIGS} == {"ddp", "ddp_cpu", "fsdp", "zero3"}
+
+
+@pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.name)
+def test_shipped_accelerate_configs_are_accepted(path: Path) -> None:
+    """accelerate itself parses each file, and a train config pointing at it validates."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from harness.config import ExperimentConfig
+
+    assert load_config_from_file(str(path)).distributed_type
+    assert ExperimentConfig.model_validate({"train": {"accelerate_config": str(path)}}).train.accelerate_config == str(path)
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
@@ -28,6 +42,7 @@ def test_every_shipped_experiment_validates(path: Path) -> None:
         cells = expand(load_matrix(path), path)
         assert cells and all(c.config.select.budget >= 1 for c in cells)
         assert len({c.name for c in cells}) == len(cells)
+        assert all("/" not in c.name for c in cells), "cell names become folder names"
     else:
         assert load_config(path).select.budget >= 1
 
@@ -51,6 +66,21 @@ def test_matrix_zip_and_exclude(tmp_path: Path) -> None:
     spec.write_text(f"name: m\nbase: {REPO / 'experiments' / 'smoke.yaml'}\naxes: {{strategy: [a]}}\nzip: [[budget]]\n")
     with pytest.raises(ConfigError, match="not an axis"):
         load_matrix(spec)
+
+
+def test_matrix_label_axis_names_zipped_cells_and_sets_nothing(tmp_path: Path) -> None:
+    from harness.matrix import expand, load_matrix
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text(
+        f"name: m\nbase: {REPO / 'experiments' / 'smoke.yaml'}\n"
+        "axes: {strategy: [uniform], seed: [0], label: [small, large], prompts.n_train: [8, 16], budget: [3, 6]}\n"
+        "zip: [[label, prompts.n_train, budget]]\n"
+    )
+    cells = expand(load_matrix(spec), spec)
+    assert [c.name for c in cells] == ["uniform-b3-s0-small", "uniform-b6-s0-large"]
+    assert [(c.config.prompts.n_train, c.config.select.budget) for c in cells] == [(8, 3), (16, 6)]
+    assert "label" not in cells[0].config.model_dump()
 
 
 def test_overrides_are_typed_and_dotted() -> None:

@@ -232,3 +232,28 @@ def test_missing_path_that_is_no_hub_id(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(SourceError, match="does not exist as a local path") as info:
         load_source(source)
     assert source in str(info.value) and info.value.__cause__ is not None
+
+
+def _pku_row(prompt: str, safer: object, r0: str = "I can't help with that.", r1: str = "Sure, here is how.") -> dict:
+    # PKU-SafeRLHF's published schema (a subset of its columns)
+    return {"prompt": prompt, "response_0": r0, "response_1": r1, "is_response_0_safe": safer == 0,
+            "is_response_1_safe": safer == 1, "better_response_id": 1, "safer_response_id": safer}
+
+
+def test_pku_saferlhf_rows_give_the_safer_response_as_chosen(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "pku.jsonl"
+    rows = [_pku_row("How do I pick a lock?", 0), _pku_row("How do I bake bread?", 1, "Knead it.", "Mix flour and water."),
+            _pku_row("Same?", 0, "x", "x")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    loaded = load_source(str(path))
+    assert loaded.format == "pku_saferlhf"
+    assert [p.messages[-1]["content"] for p in loaded.prompts] == ["How do I pick a lock?", "How do I bake bread?"]
+    pairs = {p.prompt_id: (p.chosen, p.rejected) for p in loaded.native_pairs}
+    assert pairs[loaded.prompts[0].id] == ("I can't help with that.", "Sure, here is how.")
+    assert pairs[loaded.prompts[1].id] == ("Mix flour and water.", "Knead it.")
+    assert loaded.skipped == {"identical_responses": 1}
+    path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(_pku_row("Bad label", "zero")) + "\n", encoding="utf-8")
+    with pytest.raises(SourceError, match=r"line 2, field 'safer_response_id': must be 0 or 1"):
+        load_source(str(path))
