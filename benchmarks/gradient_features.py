@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.builtin_prompts import build_builtin_prompts
-from harness.config import EMBEDDED_MODEL, FeaturesConfig, PoolConfig, TrainConfig
+from harness.config import EMBEDDED_MODEL, FeaturesConfig, GenerationConfig, PoolConfig, TrainConfig
 from harness.features import (
     LoraGradients,
     compute_gradient_features,
@@ -76,9 +76,9 @@ def load_or_build_pool(args: argparse.Namespace) -> tuple[CandidatePool, dict[st
     if not stats["reused"]:
         cfg = PoolConfig(k=args.k, max_new_tokens=args.max_new_tokens, drop_truncated=False)
         start = time.perf_counter()
-        stats.update(build_pool(args.model, prompts, [], cfg, args.seed, pool_dir))
+        stats.update(build_pool(args.model, prompts, [], cfg, args.seed, pool_dir, generation=GenerationConfig(), cache_dir=pool_dir / "cache"))
         stats["seconds"] = time.perf_counter() - start
-        write_prompts(pool_dir, prompts, [])
+        write_prompts(pool_dir, prompts, [], {"skipped": {}, "merged": {}})
     pool = read_pool(pool_dir, prompts)
     missing = {p.prompt_id for p in pool.pairs} - set(pool.prompts)
     if missing:

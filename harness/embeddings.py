@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import BenchError
+from harness.models import trust_remote_code
 
 EMBEDDED_EMBEDDER = "all-MiniLM-L6-v2"
 _ALIASES = {EMBEDDED_EMBEDDER, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -34,7 +35,7 @@ def embed_texts(texts: list[str], model_name: str, batch_size: int = 64) -> np.n
     """L2-normalised float32 embeddings, one row per text."""
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(resolve_embedder(model_name), device="cpu")
+    model = SentenceTransformer(resolve_embedder(model_name), device="cpu", trust_remote_code=trust_remote_code())
     vectors = model.encode(
         texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(texts) > batch_size, convert_to_numpy=True
     )

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from harness.generation import Generation, chat_texts, to_generation
-from harness.models import load_tokenizer, resolve_model
+from harness.models import load_tokenizer, resolve_model, trust_remote_code
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,7 +27,7 @@ def _engine(model: str, max_lora_rank: int, gpu_memory_utilization: float):
     from vllm import LLM
 
     lora = {"enable_lora": True, "max_lora_rank": max_lora_rank} if max_lora_rank else {}
-    return LLM(model=model, dtype="auto", trust_remote_code=False, gpu_memory_utilization=gpu_memory_utilization, **lora)
+    return LLM(model=model, dtype="auto", trust_remote_code=trust_remote_code(), gpu_memory_utilization=gpu_memory_utilization, **lora)
 
 
 def _lora_rank(adapter: Path) -> int:

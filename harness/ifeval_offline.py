@@ -130,6 +130,11 @@ def ifbench_registry() -> dict[str, Any]:
     return dict(instructions_registry.INSTRUCTION_DICT)
 
 
+def known_instruction_ids(checkers: str) -> frozenset[str]:
+    """The instruction ids the chosen checkers can score (for validating prompt files up front)."""
+    return frozenset(ifbench_registry() if checkers == "ifbench" else registry())
+
+
 def ifbench_unscorable_reason(instruction_id: str) -> str | None:
     """Why an IFBench instruction cannot be checked on this machine, or None."""
     need = IFBENCH_NLTK_NEEDS.get(instruction_id)

@@ -78,6 +78,15 @@ def model_fingerprint(name: str) -> str:
     return name
 
 
+def trust_remote_code() -> bool:
+    """Model repositories may ship Python; it runs only if the user opts in with BENCH_TRUST_REMOTE_CODE=1.
+
+    An environment switch, like lm-eval's HF_ALLOW_CODE_EVAL, so that no config file shared
+    with a colleague can turn it on silently.
+    """
+    return os.environ.get("BENCH_TRUST_REMOTE_CODE") == "1"
+
+
 def device() -> str:
     import torch
 
@@ -115,7 +124,7 @@ class LoadedModel:
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -127,7 +136,7 @@ def load_model(name: str, adapter: Path | None = None) -> LoadedModel:
 
     source = resolve_model(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=inference_dtype())
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=inference_dtype(), trust_remote_code=trust_remote_code())
     except OSError as exc:
         raise BenchError(
             f"Could not load model {name!r}: {exc}. Use the embedded default ({EMBEDDED_MODEL}), "

@@ -10,8 +10,13 @@ from harness.io import read_jsonl, write_jsonl
 from harness.records import Prompt, from_row, to_row
 
 
-def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], list[dict]]:
-    """Training prompts and native pairs (`{"prompt_id", "chosen", "rejected"}`) for the config."""
+def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], list[dict], dict[str, dict[str, int]]]:
+    """Training prompts, native pairs (`{"prompt_id", "chosen", "rejected"}`) and what was dropped.
+
+    The third item counts the source rows left out on purpose, by reason (`skipped`: rows that
+    cannot give a pair, such as identical replies; `merged`: repeated prompts folded into one),
+    so that the run's report can say how much of the data was used.
+    """
     if cfg.source == "builtin":
         from harness.builtin_prompts import build_builtin_prompts
 
@@ -21,20 +26,20 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
             )
         except ValueError as exc:
             raise BenchError(f"prompts: {exc}") from None
-        return train, []
+        return train, [], {"skipped": {}, "merged": {}}
     from harness.sources import SourceError, load_source
 
     try:
         loaded = load_source(cfg.source, format=cfg.format, split=cfg.split, data_dir=cfg.data_dir, limit=cfg.n_train)
     except SourceError as exc:
         raise BenchError(str(exc)) from None
-    return loaded.prompts, [asdict(p) for p in loaded.native_pairs]
+    return loaded.prompts, [asdict(p) for p in loaded.native_pairs], {"skipped": loaded.skipped, "merged": loaded.merged}
 
 
-def write_prompts(out: Path, prompts: list[Prompt], native: list[dict]) -> dict:
+def write_prompts(out: Path, prompts: list[Prompt], native: list[dict], dropped: dict[str, dict[str, int]]) -> dict:
     write_jsonl(out / "prompts.jsonl", (to_row(p) for p in prompts))
     write_jsonl(out / "native_pairs.jsonl", native)
-    return {"n_prompts": len(prompts), "n_native_pairs": len(native)}
+    return {"n_prompts": len(prompts), "n_native_pairs": len(native), "rows_skipped": dropped["skipped"], "rows_merged": dropped["merged"]}
 
 
 def read_prompts(path: Path) -> tuple[list[Prompt], list[dict]]:

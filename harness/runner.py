@@ -8,9 +8,11 @@ the same command resumes from there.
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -41,12 +43,42 @@ def versions() -> dict[str, str]:
     return found
 
 
+def machine() -> dict[str, Any]:
+    """What besides config, seed and versions decides the numbers: platform, device, threads, engine.
+
+    Byte-identical results are promised on the same machine; these fields say whether a rerun
+    elsewhere can expect the same bytes (CPU vs GPU kernels, thread counts change float sums).
+    """
+    import torch
+
+    from harness.models import device, trust_remote_code
+
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "trust_remote_code": trust_remote_code(),
+    }
+
+
 def git_sha() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
         )
         return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_dirty() -> bool | None:
+    """True when the checkout has uncommitted changes: the sha alone then does not pin the code."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -61,6 +93,7 @@ class Run:
         self.stages: dict[str, dict[str, Any]] = {}
         self.started = time.time()
         self.opened = False
+        self.machine = machine()
 
     def open(self) -> None:
         """Create the run folder once the inputs are known to be usable.
@@ -94,6 +127,10 @@ class Run:
                 "seed": self.config.seed,
                 "versions": versions(),
                 "git_sha": git_sha(),
+                "git_dirty": git_dirty(),
+                "argv": sys.argv,
+                "machine": self.machine,
+                "generation_backend": resolve_backend(self.config.generation.backend),
                 "started": self.started,
                 "stages": self.stages,
                 **({"error": error} if error else {}),
@@ -103,6 +140,9 @@ class Run:
 
 def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
     """Run every stage (reusing cached ones) and return the final manifest."""
+    from harness.preflight import check_experiment
+
+    check_experiment(config)
     run = Run(config, out_dir)
     try:
         return _run_stages(run)
@@ -153,8 +193,8 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     # prompts: normalised training prompts (+ native pairs)
     def _prompts(out: Path) -> dict:
-        prompts, native = prompts_stage.load_training_prompts(config.prompts, seed)
-        return prompts_stage.write_prompts(out, prompts, native)
+        prompts, native, dropped = prompts_stage.load_training_prompts(config.prompts, seed)
+        return prompts_stage.write_prompts(out, prompts, native, dropped)
 
     s_prompts = run.stage("prompts", prompts_inputs(config), _prompts)
     prompts, native = prompts_stage.read_prompts(s_prompts.path)

@@ -44,6 +44,8 @@ from harness.records import Prompt
 FORMATS = ("hh_rlhf", "trl", "prompts", "pku_saferlhf")
 ROLES = ("system", "user", "assistant")
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
+MAX_ROW_BYTES = 4 << 20
+"""One JSON Lines row over 4 MiB is a broken file (e.g. lost newlines joining rows), not a prompt."""
 
 # HH-RLHF turn markers. Only markers after a blank line open a turn: the data also holds
 # "Human:" inside replies (the model role-playing the user), which is text, not a turn.
@@ -155,6 +157,10 @@ def _decode(raw: bytes, where: _Where) -> str:
 def _jsonl_rows(path: Path, label: str) -> Iterator[tuple[_Where, Any]]:
     for number, raw in enumerate(_open_lines(path), 1):
         where = _Where(label, "line", number)
+        if len(raw) > MAX_ROW_BYTES:
+            raise where.error("(whole line)", f"the line is {len(raw) / 2**20:.1f} MB, over the {MAX_ROW_BYTES >> 20} MB limit "
+                              "for one row", _show(raw[:40]), "Check that each row ends with a newline (lost newlines "
+                              "join rows into one line), or shorten the text.")
         text = _decode(raw, where)
         if not text.strip():
             continue
@@ -237,6 +243,9 @@ def _rows(source: str, split: str, data_dir: str | None) -> tuple[Iterator[tuple
             return _parquet_rows(path, label), label, name
         raise SourceError(f"{label}: unsupported file type; found {path.suffix or 'no suffix'!r}. "
                           f"Convert it to one of {', '.join(SUFFIXES)}.", path=label)
+    if source.endswith(SUFFIXES) or source.startswith(("/", "./", "../", "~")):
+        raise SourceError(f"{source} does not exist. Pass an existing {'/'.join(SUFFIXES)} file (relative paths start "
+                          "from the working folder), or a hub data set id.", path=source)
     name = source + (f"/{data_dir}" if data_dir else "") + f"[{split}]"
     return _hub_rows(source, split, data_dir), source, name
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.config import BenchError, TrainConfig
 from harness.io import read_json, write_json, write_jsonl
-from harness.models import device, load_tokenizer, resolve_model
+from harness.models import device, load_tokenizer, resolve_model, trust_remote_code
 
 
 def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:
@@ -93,7 +93,7 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         disable_tqdm=False,
     )
     tokenizer = load_tokenizer(model_name)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code())
     log: list[dict[str, Any]] = []
 
     class _Collect(TrainerCallback):

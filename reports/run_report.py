@@ -72,6 +72,19 @@ def _diag_value(value: Any) -> str:
     return value
 
 
+def _data_use_rows(meta: dict[str, dict]) -> list[tuple[str, Any]]:
+    """What the data stages left out on purpose, so that nothing is dropped silently."""
+    prompts, pool = meta.get("prompts", {}), meta.get("pool", {})
+    rows = []
+    if "rows_skipped" in prompts:
+        rows.append(("source rows skipped (reason: rows)", _diag_value(prompts["rows_skipped"]) or "none"))
+        rows.append(("source rows merged into an earlier prompt", _diag_value(prompts["rows_merged"]) or "none"))
+    for key, label in (("n_truncated", "pool samples cut at max_new_tokens"), ("n_judge_failures", "pool samples the judge failed on (no pairs)")):
+        if key in pool:
+            rows.append((label, pool[key]))
+    return rows
+
+
 def render_run_report(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     manifest = _load(run_dir / "manifest.json") or {}
@@ -104,7 +117,7 @@ def render_run_report(run_dir: Path) -> str:
         config=config,
         config_yaml=yaml.safe_dump(config, sort_keys=False),
         selection=selection,
-        diag_rows=[(k, _diag_value(v)) for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS],
+        diag_rows=[(k, _diag_value(v)) for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS] + _data_use_rows(meta),
         metrics=metrics,
         reward_accuracy=sum(acc) / len(acc) if acc else None,
         train_summary=train_summary[-1] if train_summary else {},

@@ -228,10 +228,13 @@ def test_missing_path_that_is_no_hub_id(monkeypatch: pytest.MonkeyPatch) -> None
                          ("huggingface_hub.constants", "HF_HUB_OFFLINE")):
         if module in sys.modules:
             monkeypatch.setattr(sys.modules[module], name, True)
-    source = "no-such-dir/no-such-file-xyz.jsonl"
+    source = "no-such-org/no-such-dataset-xyz"
     with pytest.raises(SourceError, match="does not exist as a local path") as info:
         load_source(source)
     assert source in str(info.value) and info.value.__cause__ is not None
+    # a name with a data-file suffix is a path, never a hub id: no hub lookup, a plain answer
+    with pytest.raises(SourceError, match=r"^no-such-dir/x\.jsonl does not exist\. Pass an existing"):
+        load_source("no-such-dir/x.jsonl")
 
 
 def _pku_row(prompt: str, safer: object, r0: str = "I can't help with that.", r1: str = "Sure, here is how.") -> dict:

@@ -61,3 +61,31 @@ def test_stage_cache_hits_misses_and_never_caches_failures(tmp_path: Path) -> No
     with pytest.raises(RuntimeError):
         run_stage(tmp_path, "demo", {"a": 3}, broken)
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == sorted([first.hash, third.hash])
+
+
+def test_damaged_cache_entries_are_detected_and_recomputed(tmp_path: Path) -> None:
+    """A truncated file, a missing file, or a killed run's temporary folder: the next run repairs them."""
+    calls = []
+
+    def compute(out: Path) -> dict:
+        calls.append(1)
+        (out / "rows.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+        (out / "sub").mkdir()
+        (out / "sub" / "w.bin").write_bytes(b"\0" * 1000)
+        return {}
+
+    first = run_stage(tmp_path, "demo", {"a": 1}, compute)
+    (first.path / "rows.jsonl").write_text('{"a": 1}\n{"a"')  # truncated
+    again = run_stage(tmp_path, "demo", {"a": 1}, compute)
+    assert again.status == "computed" and len(calls) == 2
+    assert (again.path / "rows.jsonl").read_text().count("\n") == 2
+    (again.path / "sub" / "w.bin").unlink()
+    assert run_stage(tmp_path, "demo", {"a": 1}, compute).status == "computed" and len(calls) == 3
+    # what `kill -9` during compute leaves behind: a temporary sibling folder
+    stale = tmp_path / "demo" / f".{first.hash}.abc123.tmp"
+    stale.mkdir()
+    (stale / "rows.jsonl").write_text("half")
+    (first.path / "stage.json").unlink()
+    assert run_stage(tmp_path, "demo", {"a": 1}, compute).status == "computed"
+    assert not stale.exists()
+    assert run_stage(tmp_path, "demo", {"a": 1}, compute).status == "cached" and len(calls) == 4

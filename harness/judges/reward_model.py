@@ -29,12 +29,12 @@ class RewardModelJudge(Judge):
         if self._model is None:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-            from harness.models import device, resolve_model
+            from harness.models import device, resolve_model, trust_remote_code
 
             source = resolve_model(self.config.model)  # type: ignore[arg-type]
             try:
-                self._tokenizer = AutoTokenizer.from_pretrained(source)
-                self._model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32).to(device()).eval()
+                self._tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code())
+                self._model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, trust_remote_code=trust_remote_code()).to(device()).eval()
             except (OSError, ValueError) as err:
                 raise BenchError(f"judge.model {self.config.model!r} could not be loaded as a sequence-classification reward model: {err}") from None
             if self._tokenizer.pad_token is None:

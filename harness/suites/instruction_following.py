@@ -25,8 +25,16 @@ from harness.suites.common import cached_judge, check_supported, generate_cached
 def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
     if not path.is_file():
         raise BenchError(f"suite {checkers}: path {path} does not exist; pass an IFEval-format JSONL or leave path unset.")
+    from harness.ifeval_offline import known_instruction_ids
+
+    known = known_instruction_ids(checkers)
     prompts = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    keys: dict[Any, int] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise BenchError(f"{path}: not valid UTF-8 ({err.reason}); re-encode the file as UTF-8.") from None
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -39,7 +47,18 @@ def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
             ) from None
         if not isinstance(text, str) or not text.strip() or len(ids) != len(kwargs):
             raise BenchError(f"{path} line {lineno}: empty prompt, or instruction_id_list and kwargs differ in length.")
-        meta = {"key": row.get("key"), "instruction_id_list": ids, "kwargs": kwargs, "checkers": checkers}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise BenchError(
+                f"{path} line {lineno}: unknown instruction id {unknown[0]!r} for the {checkers} checkers; "
+                f"use ids from the {checkers} registry (e.g. {sorted(known)[0]!r})."
+            )
+        key = row.get("key")
+        if key is not None:
+            if key in keys:
+                raise BenchError(f"{path} line {lineno}: key {key} repeats line {keys[key]}; every prompt needs its own key.")
+            keys[key] = lineno
+        meta = {"key": key, "instruction_id_list": ids, "kwargs": kwargs, "checkers": checkers}
         prompts.append(Prompt.make([{"role": "user", "content": text}], source=str(path), meta=meta))
     if not prompts:
         raise BenchError(f"{path}: no prompts in the file.")
