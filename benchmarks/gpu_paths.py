@@ -28,7 +28,7 @@ if not torch.cuda.is_available():
     sys.exit("benchmarks/gpu_paths.py times the CUDA paths; this machine has no CUDA GPU.")
 out = args.out; out.mkdir(parents=True, exist_ok=True)
 only = set(args.only)
-tok = AutoTokenizer.from_pretrained(args.tokenizer or resolve_model(EMBEDDED_MODEL))
+tok = AutoTokenizer.from_pretrained(args.tokenizer or resolve_model(EMBEDDED_MODEL), trust_remote_code=False)
 cfg = Qwen2Config(vocab_size=len(tok), hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
                   num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)

@@ -203,6 +203,11 @@ class TrainConfig(_Strict):
         "processes",
     )
     num_processes: int | None = Field(None, ge=1, description="with accelerate_config: overrides its num_processes")
+    nonfinite: Literal["error", "skip_step"] = Field(
+        "error",
+        description="a NaN/inf loss or gradient: 'error' stops training and saves no adapter; 'skip_step' drops that "
+        "optimizer step (its gradients) and counts it in the training summary",
+    )
 
     @field_validator("accelerate_config")
     @classmethod

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.config import FeaturesConfig, TrainConfig
+from harness.config import BenchError, FeaturesConfig, TrainConfig
 from harness.io import atomic_path
 from harness.models import load_model
 from harness.records import Pair, Prompt, Response
@@ -319,6 +319,17 @@ def _warm_up(model_name: str, prompts: dict[str, Prompt], responses: dict[str, R
     return train_dpo(model_name, preference_rows(chosen, prompts, responses), train_cfg, seed, out_dir)
 
 
+def _check_finite(grads: torch.Tensor, batch: Sequence[TokenizedResponse]) -> None:
+    """A NaN/inf gradient would poison every cosine it touches: stop with the responses named."""
+    bad = [item.response_id for item, ok in zip(batch, torch.isfinite(grads).all(dim=1).tolist()) if not ok]
+    if bad:
+        raise BenchError(
+            f"features: the gradient of {len(bad)} response(s) is NaN or infinite (first: {bad[0]}), so no feature "
+            "can be trusted. The model's weights or its fp16/bf16 range are the usual cause: check the model "
+            "(bench eval --model ...), load it in fp32, or pick a strategy without gradient features."
+        )
+
+
 def compute_gradient_features(
     model_name: str,
     prompts: dict[str, Prompt],
@@ -375,7 +386,9 @@ def compute_gradient_features(
         for start in range(0, len(items), cfg.batch_size):
             batch = items[start : start + cfg.batch_size]
             tick = time.perf_counter()
-            buffer.append(gradients(batch))
+            grads = gradients(batch)
+            _check_finite(grads, batch)
+            buffer.append(grads)
             seconds_gradients += time.perf_counter() - tick
             buffered_ids.extend(item.response_id for item in batch)
             if len(buffered_ids) >= buffer_rows:

@@ -9,12 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def safe_filename(text: str, default: str = "unnamed") -> str:
+    """A file name made from untrusted text (a model id, a task name) that cannot leave its folder."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return name[:120] or default
 
 
 def canonical_json(obj: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from harness import __version__
 from harness.cache import StageResult, run_stage, stage_hash
 from harness.config import ExperimentConfig
-from harness.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
+from harness.io import atomic_dir, atomic_path, read_json, read_jsonl, write_json, write_jsonl
 from harness.models import model_fingerprint, resolve_backend
 from harness.records import Pair, from_row, to_row
 
@@ -214,16 +214,18 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     def _select(out: Path) -> dict:
         chosen = selection.run_strategy(candidate_pool, config.select, seed)
-        chosen.diagnostics["seconds"] = {**views["seconds"], "clustering": chosen.diagnostics.pop("seconds_clustering", None)}
+        # timings go to the stage summary, not selection.json: a selection must be byte-identical across reruns
+        seconds = {**views["seconds"], "clustering": chosen.diagnostics.pop("seconds_clustering", None)}
         write_json(out / "selection.json", to_row(chosen))
         pairs = [candidate_pool.pair_by_id[i] for i in chosen.pair_ids]
         write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs))
         write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
-        return {"breadth": chosen.diagnostics["breadth"]}
+        return {"breadth": chosen.diagnostics["breadth"], "seconds_by_part": seconds}
 
     select_inputs = {"pool": s_pool.hash, "views": views["hashes"], "select": config.select.model_dump(), "seed": seed}
     s_select = run.stage("select", select_inputs, _select)
-    shutil.copyfile(s_select.path / "selection.json", run.out / "selection.json")
+    with atomic_path(run.out / "selection.json") as tmp:
+        shutil.copyfile(s_select.path / "selection.json", tmp)
 
     # train: the shared DPO + LoRA trainer
     def _train(out: Path) -> dict:
@@ -257,6 +259,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
     # report: a pure function of the files written above (the manifest says "done" first)
     run.write_manifest("done")
     start = time.perf_counter()
+    print("[bench] report: writing", file=sys.stderr, flush=True)
     write_report(run.out)
     run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
     run.write_manifest("done")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -96,10 +97,35 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
     model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code())
     log: list[dict[str, Any]] = []
 
+    skipped_steps: list[int] = []
+
     class _Collect(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and state.is_world_process_zero:
                 log.append({"step": state.global_step, "epoch": state.epoch, **logs})
+
+    class _Finite(TrainerCallback):
+        """Stop (or skip the step) on a NaN/inf gradient before the optimizer applies it."""
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+            if not bad:
+                return
+            if cfg.nonfinite == "skip_step":
+                for p in model.parameters():
+                    p.grad = None  # optimizers skip parameters without a gradient
+                skipped_steps.append(state.global_step + 1)
+                return
+            raise BenchError(
+                f"train: NaN or infinite gradient at step {state.global_step + 1} (first in {bad[0]}); stopped, no "
+                "adapter saved. Lower train.learning_rate, check the pairs (empty or huge responses) and the model's "
+                "weights, or set train.nonfinite=skip_step to drop such steps."
+            )
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if cfg.nonfinite == "error" and loss is not None and not math.isfinite(loss):
+                raise BenchError(f"train: the DPO loss is {loss} at step {state.global_step}; stopped, no adapter saved.")
 
     trainer = DPOTrainer(
         model=model,
@@ -107,7 +133,7 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
-        callbacks=[_Collect()],
+        callbacks=[_Collect(), _Finite()],
     )
     start = time.perf_counter()
     trainer.train()
@@ -120,6 +146,7 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         "steps": trainer.state.global_step,
         "seconds_per_pair": seconds / max(len(rows), 1),
         "processes": trainer.accelerator.num_processes,
+        "skipped_nonfinite_steps": skipped_steps,
     }
     if trainer.is_world_process_zero():
         trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir / "adapter", state_dict=state_dict)

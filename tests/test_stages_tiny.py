@@ -126,3 +126,49 @@ def test_metrics_are_paired_with_cis() -> None:
         assert rec["ci_low"] <= rec["value"] <= rec["ci_high"] and rec["n"] > 0 and rec["judge"]
     with pytest.raises(AssertionError):
         compute_metrics(base, list(reversed(tuned)), EvaluateConfig(bootstrap=200))
+
+
+@pytest.fixture(scope="module")
+def nan_model(tiny_model: Path, tmp_path_factory) -> Path:
+    """The tiny model with one NaN weight: every activation after layer 0 is NaN."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight[0, 0] = float("nan")
+    folder = tmp_path_factory.mktemp("nan-llama")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    return folder
+
+
+def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, tmp_path: Path) -> None:
+    from harness.config import BenchError
+
+    cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
+    with pytest.raises(BenchError, match=r"train: NaN or infinite gradient at step 1 .*no adapter saved.*nonfinite=skip_step"):
+        train_dpo(str(nan_model), _rows(8), cfg, seed=0, out_dir=tmp_path / "error")
+    assert not (tmp_path / "error" / "adapter").exists()
+    # configured to skip: both steps are dropped and counted, and the adapter is left as initialised (B = 0)
+    summary = train_dpo(str(nan_model), _rows(8), cfg.model_copy(update={"nonfinite": "skip_step"}), seed=0, out_dir=tmp_path / "skip")
+    assert summary["skipped_nonfinite_steps"] == [1, 2]
+    weights = load_file(tmp_path / "skip" / "adapter" / "adapter_model.safetensors")
+    assert all(torch.count_nonzero(v) == 0 for k, v in weights.items() if "lora_B" in k)
+
+
+def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model: Path, tmp_path: Path) -> None:
+    from harness.config import BenchError, FeaturesConfig
+    from harness.features import compute_gradient_features
+    from harness.records import Pair, Response, pair_id, response_id
+
+    prompts, _ = build_builtin_prompts(seed=0, n_train=2)
+    responses, pairs = {}, []
+    for p in prompts:
+        a = Response(response_id(p.id, "yes", "m", 0), p.id, "Yes, here it is.", "m")
+        b = Response(response_id(p.id, "no", "m", 1), p.id, "No.", "m")
+        responses.update({a.id: a, b.id: b})
+        pairs.append(Pair(pair_id(a.id, b.id), p.id, a.id, b.id, 1.0))
+    with pytest.raises(BenchError, match=r"features: the gradient of 4 response\(s\) is NaN or infinite \(first: "):
+        compute_gradient_features(str(nan_model), {p.id: p for p in prompts}, responses, pairs, TrainConfig(max_length=64),
+                                  FeaturesConfig(dim=64, batch_size=4), 0, tmp_path)
+    assert not (tmp_path / "features.npz").exists()

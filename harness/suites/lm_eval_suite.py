@@ -23,14 +23,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from harness.cache import run_stage
 from harness.config import BenchError, SuiteConfig
-from harness.io import atomic_path, content_hash, read_json, write_json, write_jsonl
+from harness.io import atomic_path, content_hash, read_json, safe_filename, write_json, write_jsonl
 from harness.models import device, resolve_model
 from harness.stats import metric
 from harness.suites.base import EvalTarget, register_suite
@@ -197,7 +196,7 @@ def _n_samples(results: dict[str, Any], name: str) -> int:
 
 
 def _samples_file(task: str) -> str:
-    return f"samples_{re.sub(r'[^A-Za-z0-9._-]+', '_', task)}.jsonl"
+    return f"samples_{safe_filename(task)}.jsonl"
 
 
 def _copy(src: Path, out: Path) -> None:

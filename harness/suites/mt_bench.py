@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import BenchError, SuiteConfig
-from harness.io import content_hash, write_jsonl
+from harness.io import content_hash, safe_filename, write_jsonl
 from harness.records import Prompt
 from harness.stats import mean_ci, metric
 from harness.suites.base import EvalTarget, register_suite
@@ -114,7 +114,7 @@ def _export(out: Path, target: EvalTarget, judge_id: str, judge_model: str, ques
     now = time.time()
     model_id = target.label
     write_jsonl(
-        out / "model_answer" / f"{model_id}.jsonl",
+        out / "model_answer" / f"{safe_filename(model_id, 'model')}.jsonl",
         [
             {
                 "question_id": q["question_id"],
