@@ -22,8 +22,8 @@ def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) 
     from harness.preflight import check_model, check_suite
     from harness.runner import versions
 
-    check_model(target.model, "--model")
     check_suite(cfg, cfg.name)
+    check_model(target.model, "--model")
     suite = get_suite(cfg.name)
     start = time.perf_counter()
     with atomic_dir(out) as tmp:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -31,41 +32,20 @@ def generate_with(
     adapter: Path | None,
     conversations: list[list[dict[str, str]]],
     *,
-    max_new_tokens: int,
-    batch_size: int,
-    do_sample: bool,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    seed: int = 0,
-    desc: str = "generate",
     gpu_memory_utilization: float = 0.85,
+    **settings: Any,
 ) -> list[Generation]:
-    """Generate with the resolved back end; the one entry point for the pool, evaluation and suites."""
+    """Generate with the resolved back end; the one entry point for the pool, evaluation and suites.
+
+    `settings` are `generate`'s keyword arguments; vLLM batches by itself, so it ignores
+    `batch_size` (and draws its own progress bar instead of `desc`).
+    """
     if resolve_backend(backend) == "vllm":
         from harness.generation_vllm import generate_vllm
 
-        return generate_vllm(
-            model_name,
-            adapter,
-            conversations,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            gpu_memory_utilization=gpu_memory_utilization,
-        )
-    return generate(
-        load_model(model_name, adapter=adapter),
-        conversations,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        do_sample=do_sample,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        desc=desc,
-    )
+        engine_settings = {k: v for k, v in settings.items() if k not in ("batch_size", "desc")}
+        return generate_vllm(model_name, adapter, conversations, gpu_memory_utilization=gpu_memory_utilization, **engine_settings)
+    return generate(load_model(model_name, adapter=adapter), conversations, **settings)
 
 
 def chat_texts(tokenizer, conversations: list[list[dict[str, str]]]) -> list[str]:

@@ -43,10 +43,10 @@ def generate_vllm(
     *,
     max_new_tokens: int,
     do_sample: bool,
-    temperature: float,
-    top_p: float,
-    seed: int,
-    gpu_memory_utilization: float,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    gpu_memory_utilization: float = 0.85,
 ) -> list[Generation]:
     from vllm import SamplingParams
     from vllm.lora.request import LoRARequest

@@ -135,6 +135,8 @@ def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), 
             raise ConfigError(f"matrix {spec.name}: two cells are both named {name!r}; add the axis that tells them apart.")
         seen.add(name)
         config = load_config(base, overrides)
+        # one spelling of the shared cache for every executor and worker (manifests are compared with it)
+        config = config.model_copy(update={"cache_dir": str(Path(config.cache_dir).resolve())})
         cells.append(Cell(name, values, config, runs_root / spec.name / name))
     if not cells:
         raise ConfigError(f"matrix {spec.name}: every cell is excluded.")

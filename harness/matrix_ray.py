@@ -19,10 +19,8 @@ from harness.runner import shared_stage_hashes
 
 
 def _absolute(cell: Cell) -> tuple[dict[str, Any], str]:
-    """Config and run folder with absolute paths: workers do not share the driver's working folder."""
-    data = cell.config.model_dump(mode="json")
-    data["cache_dir"] = str(Path(data["cache_dir"]).resolve())
-    return data, str(cell.out.resolve())
+    """Config and run folder with absolute paths (expand() made cache_dir absolute): workers do not share the driver's working folder."""
+    return cell.config.model_dump(mode="json"), str(cell.out.resolve())
 
 
 def run_cells_on_ray(cells: list[Cell], address: str | None, gpus_per_cell: float) -> list[tuple[str, str, float, str]]:

@@ -291,8 +291,13 @@ def test_ray_executor_gives_the_local_executors_results(local_matrix, tmp_path: 
     """The smoke matrix on a local Ray instance, from an empty cache, equals the local executor's run."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("Ray is not installed (pip install 'ray>=2.40'; part of the dev extras)")
-    proc = bench(*matrix_args(tmp_path, "--executor", "ray"))
+    # relative runs root and cache, from another working folder: workers must agree with the driver on both
+    args = ["matrix", str(REPO / "experiments" / "smoke-matrix.yaml"), "--runs-root", "runs", "--set", "cache_dir=cache", "--executor", "ray"]
+    proc = bench(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((tmp_path / "cache" / "pool").iterdir())) == 1
-    ray_results = matrix_results(tmp_path)
+    ray_results = matrix_results(tmp_path / "runs")
     assert len(ray_results) == 3 and ray_results == matrix_results(local_matrix[0])
+    assert (tmp_path / "runs" / "smoke-matrix" / "comparison" / "index.html").is_file()
+    again = bench(*args, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("skipped (done)") == 3, again.stdout[-2000:]
