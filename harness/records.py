@@ -65,6 +65,8 @@ class Selection:
     budget: int
     pair_ids: list[str]
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    flipped: list[str] = field(default_factory=list)
+    """Selected pairs trained with chosen and rejected swapped (label-noise controls); usually empty."""
 
 
 def prompt_id(messages: list[dict[str, str]]) -> str:

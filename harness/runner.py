@@ -217,7 +217,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
         # timings go to the stage summary, not selection.json: a selection must be byte-identical across reruns
         seconds = {**views["seconds"], "clustering": chosen.diagnostics.pop("seconds_clustering", None)}
         write_json(out / "selection.json", to_row(chosen))
-        pairs = [candidate_pool.pair_by_id[i] for i in chosen.pair_ids]
+        pairs = selection.training_pairs(chosen, candidate_pool)
         write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs))
         write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
         return {"breadth": chosen.diagnostics["breadth"], "seconds_by_part": seconds}
@@ -308,7 +308,8 @@ def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):
     from strategies import get_strategy
 
     config = run.config
-    needs = get_strategy(config.select.strategy).requires
+    strategy = get_strategy(config.select.strategy)
+    needs = strategy.needs(strategy.Params.model_validate(config.select.params))
     views: dict[str, Any] = {"hashes": {}, "seconds": {}}
     extra: dict[str, Any] = {}
     if "embeddings" in needs:

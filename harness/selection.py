@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
 
 from harness.config import BenchError, SelectConfig
-from harness.records import Selection
+from harness.records import Pair, Selection
 from strategies import BudgetError, CandidatePool, get_strategy
 from strategies.depth import gini
 
@@ -37,6 +38,19 @@ def run_strategy(pool: CandidatePool, cfg: SelectConfig, seed: int) -> Selection
     return selection
 
 
+def training_pairs(selection: Selection, pool: CandidatePool) -> list[Pair]:
+    """The selected pairs as DPO will see them: flipped ones with chosen and rejected swapped."""
+    flipped = set(selection.flipped)
+    out = []
+    for pair_id in selection.pair_ids:
+        pair = pool.pair_by_id[pair_id]
+        if pair_id in flipped:
+            margin = -pair.margin if pair.margin is not None else None
+            pair = dataclasses.replace(pair, chosen_id=pair.rejected_id, rejected_id=pair.chosen_id, margin=margin)
+        out.append(pair)
+    return out
+
+
 def _check(selection: Selection, pool: CandidatePool, budget: int) -> None:
     """A strategy that breaks the contract is a bug in that strategy: fail loudly."""
     ids = selection.pair_ids
@@ -47,6 +61,8 @@ def _check(selection: Selection, pool: CandidatePool, budget: int) -> None:
     missing = [i for i in ids if i not in pool.pair_by_id]
     if missing:
         raise AssertionError(f"strategy {selection.strategy} returned pairs not in the pool: {missing[:3]}")
+    if not set(selection.flipped) <= set(ids):
+        raise AssertionError(f"strategy {selection.strategy} flipped pairs it did not select")
 
 
 def _words(text: str) -> int:
@@ -59,7 +75,7 @@ def shared_diagnostics(selection: Selection, pool: CandidatePool) -> dict:
     The chosen/rejected length gap is reported because DPO learns length first: a selection
     whose chosen answers are much shorter teaches brevity, whatever the constraints say.
     """
-    pairs = [pool.pair_by_id[i] for i in selection.pair_ids]
+    pairs = training_pairs(selection, pool)
     depth = Counter(p.prompt_id for p in pairs)
     chosen_words = [_words(pool.responses[p.chosen_id].text) for p in pairs]
     rejected_words = [_words(pool.responses[p.rejected_id].text) for p in pairs]
@@ -70,6 +86,7 @@ def shared_diagnostics(selection: Selection, pool: CandidatePool) -> dict:
         "depth_histogram": {str(k): v for k, v in sorted(Counter(depth.values()).items())},
         "depth_gini": gini(list(depth.values())),
         "n_pairs": len(pairs),
+        "n_flipped": len(selection.flipped),
         "mean_margin": float(np.mean(margins)) if margins else None,
         "chosen_words_mean": float(np.mean(chosen_words)) if pairs else None,
         "rejected_words_mean": float(np.mean(rejected_words)) if pairs else None,

@@ -123,11 +123,31 @@ def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, An
     return rows
 
 
+CONTROL = "control_shuffled"
+
+
+def _paired(members: list[RunSummary], reference: list[RunSummary], rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
+    """Mean per-prompt difference (members − reference, each averaged over its seeds), bootstrapped over prompts."""
+    prompts = sorted(set.intersection(*(set(r.per_prompt) for r in members + reference)))
+    if not prompts:
+        return {"missing": "no held-out prompts in common"}
+    diff = np.array([np.mean([r.per_prompt[p] for r in members]) - np.mean([r.per_prompt[p] for r in reference]) for p in prompts])
+    boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
+    low, high = np.percentile(boots, [2.5, 97.5])
+    return {
+        "diff": float(diff.mean()), "low": float(low), "high": float(high),
+        "p": min(1.0, 2 * min(float((boots <= 0).mean()), float((boots >= 0).mean()))),
+        "n_prompts": len(prompts), "significant": bool(low > 0 or high < 0),
+    }
+
+
 def paired_tests(runs: list[RunSummary], baseline: str, n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """Each strategy vs `baseline` at the same budget, paired on the same held-out prompts.
 
     Per prompt, the outcome is averaged over a strategy's seeds; the difference of those
     averages is bootstrapped over prompts. p is two-sided: twice the smaller tail mass at 0.
+    Where `control_shuffled` runs exist at that budget, each strategy is also tested against
+    them (`vs_control`): an effect that does not beat shuffled labels is not an effect of the data.
     """
     by_cell: dict[tuple[str, int], list[RunSummary]] = defaultdict(list)
     for run in runs:
@@ -142,21 +162,13 @@ def paired_tests(runs: list[RunSummary], baseline: str, n_boot: int = 2000, seed
         if not base_runs:
             out.append({"strategy": strategy, "budget": budget, "missing": f"no {baseline} run at budget {budget}"})
             continue
-        prompts = sorted(set.intersection(*(set(r.per_prompt) for r in members + base_runs)))
-        if not prompts:
-            out.append({"strategy": strategy, "budget": budget, "missing": "no held-out prompts in common"})
-            continue
-        diff = np.array([np.mean([r.per_prompt[p] for r in members]) - np.mean([r.per_prompt[p] for r in base_runs]) for p in prompts])
-        boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
-        p_value = min(1.0, 2 * min(float((boots <= 0).mean()), float((boots >= 0).mean())))
-        low, high = np.percentile(boots, [2.5, 97.5])
-        out.append(
-            {
-                "strategy": strategy, "budget": budget, "diff": float(diff.mean()), "low": float(low), "high": float(high),
-                "p": p_value, "n_prompts": len(prompts), "seeds": len(members), "baseline_seeds": len(base_runs),
-                "significant": bool(low > 0 or high < 0),
-            }
-        )
+        test = {"strategy": strategy, "budget": budget, "seeds": len(members), "baseline_seeds": len(base_runs)}
+        test.update(_paired(members, base_runs, rng, n_boot))
+        control = by_cell.get((CONTROL, budget))
+        if control and strategy != CONTROL and "missing" not in test:
+            vs = _paired(members, control, rng, n_boot)
+            test["vs_control"] = {**vs, "beats": bool(vs.get("low", 0) > 0)}
+        out.append(test)
     return out
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from strategies import dynamic, less, margin, original, random_pairs, uniform  # noqa: F401  (registration side effect)
+from strategies import control, dynamic, less, margin, original, random_pairs, uniform  # noqa: F401  (registration side effect)
 from strategies.base import BudgetError, CandidatePool, Strategy
 from strategies.registry import UnknownStrategy, get_strategy, register, strategy_names
 

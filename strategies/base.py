@@ -78,6 +78,10 @@ class Strategy:
     requires: ClassVar[frozenset[str]] = frozenset()
     """Pool views the strategy reads: "embeddings" and/or "gradients"."""
 
+    def needs(self, params: BaseModel) -> frozenset[str]:
+        """The pool views to compute for these parameters (a wrapper strategy needs its inner one's)."""
+        return self.requires
+
     def max_budget(self, pool: CandidatePool, params: BaseModel) -> int:
         """The largest budget this strategy can honour on `pool` (default: every pair)."""
         return len(pool.pairs)

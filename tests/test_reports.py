@@ -54,3 +54,18 @@ def test_leaderboard_interval_across_seeds_and_missing_metrics(tmp_path: Path) -
     assert "(weak judge)" in html
     rows = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
     assert len(rows) == 5 and {r["run"] for r in rows} == {"bpo-s0", "bpo-s1", "original-s0"}
+
+
+def test_effects_are_tested_against_the_shuffled_label_control(tmp_path: Path) -> None:
+    outcomes_good = [1] * 30 + [0] * 10
+    strong = _run(tmp_path, "bpo", 0, 0.75, outcomes_good)
+    weak = _run(tmp_path, "uniform", 0, 0.5, [1] * 20 + [0] * 20)
+    base = _run(tmp_path, "original", 0, 0.3, [1] * 12 + [0] * 28)
+    control = _run(tmp_path, "control_shuffled", 0, 0.5, [1] * 20 + [0] * 20)
+    tests = {t["strategy"]: t for t in paired_tests([load_run(p) for p in (strong, weak, base, control)], "original")}
+    assert tests["bpo"]["significant"] and tests["bpo"]["vs_control"]["beats"]
+    assert tests["uniform"]["significant"] and not tests["uniform"]["vs_control"]["beats"]  # beats original, not the control
+    assert tests["uniform"]["vs_control"]["diff"] == pytest.approx(0.0)
+    assert "vs_control" not in tests["control_shuffled"]
+    html = render_comparison([strong, weak, base, control], tmp_path / "cmp" / "index.html", baseline="original").read_text()
+    assert html.count('<b class="bad">does not beat the control</b>') == 1 and html.count('<b class="ok">beats the control</b>') == 1

@@ -223,3 +223,36 @@ def test_gradient_coverage_is_reported_only_where_features_exist() -> None:
     diag = run_strategy(with_grads, SelectConfig(strategy="original", budget=10), seed=0).diagnostics
     assert 1 <= diag["gradient_clusters_covered"] <= diag["gradient_clusters"]
     assert sum(diag["pairs_per_gradient_cluster"]) == 10
+
+
+@pytest.mark.parametrize("reference", ["uniform", "random", "margin"])
+def test_control_shuffled_uses_the_reference_pairs_and_flips_about_half(reference: str) -> None:
+    from harness.selection import training_pairs
+
+    pool = POOLS[1]
+    ref = run_strategy(pool, SelectConfig(strategy=reference, budget=12), seed=5)
+    ctrl = run_strategy(pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference}), seed=5)
+    assert ctrl.pair_ids == ref.pair_ids, "the control trains on exactly the reference's pairs"
+    assert 0 < len(ctrl.flipped) < 12 and ctrl.diagnostics["n_flipped"] == len(ctrl.flipped)
+    assert ctrl.flipped == run_strategy(pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference}), seed=5).flipped
+    for pair in training_pairs(ctrl, pool):
+        original = pool.pair_by_id[pair.id]
+        if pair.id in ctrl.flipped:
+            assert (pair.chosen_id, pair.rejected_id) == (original.rejected_id, original.chosen_id) and pair.margin == -original.margin
+        else:
+            assert pair == original
+    # the length gap is measured on what is trained: flipping every pair negates it
+    all_flipped = run_strategy(pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference, "flip_probability": 1.0}), seed=5)
+    assert all_flipped.diagnostics["length_gap_words"] == pytest.approx(-ref.diagnostics["length_gap_words"])
+
+
+def test_control_shuffled_needs_what_its_reference_needs_and_refuses_itself() -> None:
+    from pydantic import ValidationError
+
+    control = get_strategy("control_shuffled")
+    assert control.needs(control.Params(reference="bpo")) == {"embeddings", "gradients"}
+    assert control.needs(control.Params(reference="random")) == frozenset()
+    with pytest.raises(ValidationError, match="another strategy"):
+        control.Params(reference="control_shuffled")
+    with pytest.raises(ValidationError, match="Did you mean uniform"):
+        control.Params(reference="unifrom")
