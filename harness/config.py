@@ -106,6 +106,13 @@ class PoolConfig(_Strict):
     pairing: Literal["all", "best_vs_rest", "best_worst"] = "all"
     min_margin: float = Field(0.0, ge=0, description="a pair needs chosen - rejected > min_margin")
     drop_truncated: bool = Field(True, description="drop samples cut off at max_new_tokens from pairs")
+    max_length_gap: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="length-matched pairing: keep a pair only if its responses' word counts differ by at most this "
+        "fraction of the longer one (e.g. 0.2); null = no limit. Guards against a judge's length bias teaching length",
+    )
 
     @field_validator("judge", mode="before")
     @classmethod

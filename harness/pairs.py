@@ -17,12 +17,17 @@ def build_pairs(
     pairing: Pairing,
     min_margin: float,
     drop_truncated: bool,
+    max_length_gap: float | None = None,
 ) -> list[Pair]:
     """(higher, lower) pairs per prompt whose score gap exceeds `min_margin`.
 
     Truncated samples are dropped first when asked: a response cut off at max_new_tokens
     would otherwise teach the model that unfinished answers are preferred (or not). A sample
     the judge failed on (score None) has no rank and joins no pair; the pool counts them.
+
+    `max_length_gap` makes pairs length-matched: a pair is kept only if its two responses'
+    word counts differ by at most that fraction of the longer one. DPO learns length first,
+    so without it a judge that happens to favour short answers teaches brevity (DESIGN.md §6).
     """
     by_prompt: dict[str, list[Response]] = defaultdict(list)
     for r in responses:
@@ -44,6 +49,8 @@ def build_pairs(
             key = (chosen.text, rejected.text)
             if margin <= min_margin or chosen.text == rejected.text or key in seen_texts:
                 continue
+            if max_length_gap is not None and relative_length_gap(chosen.text, rejected.text) > max_length_gap:
+                continue
             seen_texts.add(key)
             pairs.append(
                 Pair(
@@ -55,3 +62,9 @@ def build_pairs(
                 )
             )
     return pairs
+
+
+def relative_length_gap(a: str, b: str) -> float:
+    """|words(a) - words(b)| / max(words): 0 for equal lengths, 1 when one is empty."""
+    wa, wb = len(a.split()), len(b.split())
+    return abs(wa - wb) / max(wa, wb, 1)

@@ -76,7 +76,9 @@ def build_pool(
         pairing=cfg.pairing,
         min_margin=cfg.min_margin,
         drop_truncated=cfg.drop_truncated,
+        max_length_gap=cfg.max_length_gap,
     )
+    by_text = {r.id: r.text for r in responses}
     native_responses, native_pairs = _native(native)
     write_jsonl(out / "responses.jsonl", (to_row(r) for r in responses + native_responses))
     write_jsonl(out / "scores.jsonl", (to_row(s) for s in scores))
@@ -85,11 +87,16 @@ def build_pool(
         "n_responses": len(responses),
         "n_truncated": sum(r.truncated for r in responses),
         "n_pairs": len(pairs) + len(native_pairs),
+        "pair_length_gap_words": _mean([_words(by_text[p.chosen_id]) - _words(by_text[p.rejected_id]) for p in pairs]),
         "n_prompts_with_pairs": len({p.prompt_id for p in pairs + native_pairs}),
         "tokens_generated": sum(g.n_tokens for g in generations),
         "n_judge_failures": sum(s.value is None for s in scores),
         "mean_score": _mean([s.value for s in scores if s.value is not None]),
     }
+
+
+def _words(text: str) -> int:
+    return len(text.split())
 
 
 def _mean(values: list[float]) -> float | None:

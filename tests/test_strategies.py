@@ -133,6 +133,22 @@ def test_pairs_respect_margin_pairing_and_truncation() -> None:
     assert (bw.chosen_id, bw.rejected_id, bw.margin) == (rs[0].id, rs[3].id, 1.0)
 
 
+def test_length_matched_pairing_keeps_only_pairs_of_similar_length() -> None:
+    from harness.pairs import relative_length_gap
+
+    p = Prompt.make([{"role": "user", "content": "x"}], "test")
+    texts = ["one two three four five six seven eight nine ten", "one two three four five six seven eight nine", "one two", "a b c d e"]
+    values = [1.0, 0.75, 0.5, 0.0]
+    rs = [Response(response_id(p.id, t, "g", i), p.id, t, "g") for i, t in enumerate(texts)]
+    scores = {r.id: v for r, v in zip(rs, values)}
+    assert len(build_pairs(rs, scores, pairing="all", min_margin=0.0, drop_truncated=True)) == 6
+    matched = build_pairs(rs, scores, pairing="all", min_margin=0.0, drop_truncated=True, max_length_gap=0.5)
+    # 10 vs 9 words (gap 0.1), 10 vs 5 (0.5) and 9 vs 5 (0.44) stay; 2 vs anything longer than 4 words goes
+    assert {(q.chosen_id, q.rejected_id) for q in matched} == {(rs[0].id, rs[1].id), (rs[0].id, rs[3].id), (rs[1].id, rs[3].id)}
+    assert all(relative_length_gap(*(next(r.text for r in rs if r.id == i) for i in (q.chosen_id, q.rejected_id))) <= 0.5 for q in matched)
+    assert relative_length_gap("", "") == 0.0 and relative_length_gap("a", "") == 1.0
+
+
 def test_shared_diagnostics_report_length_gap() -> None:
     pool = POOLS[0]
     sel = run_strategy(pool, SelectConfig(strategy="random", budget=8), seed=0)
