@@ -251,6 +251,40 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
 
 
 @main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--effect", default=0.05, show_default=True, help="Target difference to detect (0.05 = 5 points of accuracy).")
+@click.option("--alpha", default=0.05, show_default=True, help="Two-sided significance level.")
+@click.option("--power", "power_", default=0.8, show_default=True, help="Wanted power (1 - beta).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the table as JSON.")
+def power(runs, effect, alpha, power_, out_file) -> None:
+    """How small a difference between strategies can this testbed detect? (from a pilot matrix)
+
+    \b
+    Give the runs of a pilot matrix with at least 2 (better 3+) seeds per strategy, e.g.
+      bench matrix experiments/ablation.yaml
+      bench power runs/ablation
+    For each budget and held-out metric it estimates the variance components (sd run: shifts of
+    a whole run between seeds; sd flip: a unit's outcome changing between seeds; sd inter:
+    strategy-by-unit interaction), the minimum detectable effect (MDE) at the pilot's sizes,
+    and the evaluation units (prompts, or held-out pairs) needed to detect --effect with 1, 3, 5
+    or 10 seeds per strategy ("never": run shifts alone are too large). Model: harness/power.py.
+    """
+    from harness.io import write_json
+    from harness.power import analyse, load_pilot
+
+    rows = analyse(load_pilot([Path(r) for r in runs]), effect, alpha, power_)
+    click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}")
+    click.echo(f"{'budget':>6} {'metric':<24} {'units':>5} {'seeds':>5} {'sd run':>7} {'sd flip':>7} {'sd inter':>8} {'MDE now':>8}  units needed at 1/3/5/10 seeds")
+    for r in rows:
+        needed = " / ".join("never" if n is None else str(n) for n in r["units_needed"].values())
+        flag = "" if r["detects_effect_at_pilot"] else "  (cannot detect the effect at these sizes)"
+        click.echo(f"{r['budget']:>6} {r['metric']:<24} {r['n_units']:>5} {r['pilot_seeds']:>5} {r['var_delta'] ** 0.5:>7.3f} "
+                   f"{r['var_e'] ** 0.5:>7.3f} {r['var_ab'] ** 0.5:>8.3f} {r['mde_at_pilot']:>8.3f}  {needed}{flag}")
+    if out_file:
+        write_json(Path(out_file), rows)
+
+
+@main.command()
 def strategies() -> None:
     """List the registered balancing strategies."""
     from strategies import get_strategy, strategy_names

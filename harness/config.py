@@ -292,6 +292,14 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     bootstrap: int = Field(1000, ge=100)
     n_examples: int = Field(6, ge=0, description="held-out examples shown side by side in the report")
+    preference_holdout: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="share of the pool's prompts (with pairs) reserved for held-out preference accuracy; no strategy "
+        "sees them. 0 turns the metric off",
+    )
+    preference_pairs: int = Field(64, ge=1, description="at most this many held-out pairs are scored")
     suites: list[SuiteConfig] = Field(
         default_factory=list,
         description="further suites run on the base and the tuned model (bench eval runs them one model at a time)",

@@ -8,6 +8,7 @@ the same command resumes from there.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -21,7 +22,7 @@ from typing import Any
 from harness import __version__
 from harness.cache import StageResult, run_stage, stage_hash
 from harness.config import ExperimentConfig
-from harness.io import atomic_dir, atomic_path, read_json, read_jsonl, write_json, write_jsonl
+from harness.io import atomic_dir, atomic_path, content_hash, read_json, read_jsonl, write_json, write_jsonl
 from harness.models import model_fingerprint, resolve_backend
 from harness.records import Pair, from_row, to_row
 
@@ -169,7 +170,7 @@ def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
 def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
     return {
         "model": model_fingerprint(config.model),
-        "evaluate": config.evaluate.model_dump(exclude={"suites"}),
+        "evaluate": config.evaluate.model_dump(exclude={"suites", "preference_holdout", "preference_pairs"}),
         "backend": resolve_backend(config.generation.backend),
     }
 
@@ -185,7 +186,7 @@ def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
 
 
 def _run_stages(run: Run) -> dict[str, Any]:
-    from harness import evaluate, pool, prompts_stage, selection, trainer
+    from harness import evaluate, pool, preference_eval, prompts_stage, selection, trainer
     from reports.run_report import write_report
 
     config = run.config
@@ -207,10 +208,17 @@ def _run_stages(run: Run) -> dict[str, Any]:
     s_pool = run.stage("pool", pool_inputs(config, s_prompts.hash), _pool)
     candidate_pool = pool.read_pool(s_pool.path, prompts)
 
+    # held-out pairs for preference accuracy: reserved before any strategy sees the pool
+    selectable, heldout = preference_eval.reserve_heldout(
+        candidate_pool, config.evaluate.preference_holdout, config.evaluate.preference_pairs, config.evaluate.prompt_seed
+    )
+    heldout_key = content_hash(sorted(p.id for p in heldout))
+
     # select: the strategy under test, same budget for all
-    selection.check_budget(candidate_pool, config.select)
+    selection.check_budget(selectable, config.select)
     run.open()
-    candidate_pool, views = _attach_views(run, candidate_pool, s_pool.hash, model)
+    full_pool, views = _attach_views(run, candidate_pool, s_pool.hash, model)  # views cover the whole pool, so they are shared
+    candidate_pool = dataclasses.replace(full_pool, pairs=selectable.pairs)
 
     def _select(out: Path) -> dict:
         chosen = selection.run_strategy(candidate_pool, config.select, seed)
@@ -222,7 +230,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
         write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
         return {"breadth": chosen.diagnostics["breadth"], "seconds_by_part": seconds}
 
-    select_inputs = {"pool": s_pool.hash, "views": views["hashes"], "select": config.select.model_dump(), "seed": seed}
+    select_inputs = {"pool": s_pool.hash, "views": views["hashes"], "select": config.select.model_dump(), "seed": seed, "heldout": heldout_key}
     s_select = run.stage("select", select_inputs, _select)
     with atomic_path(run.out / "selection.json") as tmp:
         shutil.copyfile(s_select.path / "selection.json", tmp)
@@ -244,16 +252,25 @@ def _run_stages(run: Run) -> dict[str, Any]:
     )
 
     def _evaluate(out: Path) -> dict:
-        stats = evaluate.generate_and_judge(config.model, s_train.path / "adapter", config.evaluate, out, config.generation)
+        adapter = s_train.path / "adapter"
+        stats = evaluate.generate_and_judge(config.model, adapter, config.evaluate, out, config.generation)
         metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(out), config.evaluate)
+        if heldout:
+            metrics[preference_eval.SUITE] = preference_eval.preference_accuracy(
+                config.model, adapter, heldout, full_pool, config.train, out, config.evaluate.bootstrap
+            )
         write_json(out / "metrics.json", metrics)
         return stats
 
-    s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs}, _evaluate)
+    preference_inputs = {"heldout": heldout_key, "preference": [config.evaluate.preference_holdout, config.evaluate.preference_pairs]}
+    s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs, **preference_inputs}, _evaluate)
     metrics = read_json(s_eval.path / "metrics.json")
     metrics.update(_run_suites(run, s_train.path / "adapter"))
     write_json(run.out / "metrics.json", metrics)
     _write_eval_outputs(run.out, evaluate.read_outputs(s_base.path), evaluate.read_outputs(s_eval.path))
+    if (s_eval.path / "heldout_preferences.jsonl").is_file():
+        with atomic_path(run.out / "heldout_preferences.jsonl") as tmp:
+            shutil.copyfile(s_eval.path / "heldout_preferences.jsonl", tmp)
     _write_pairs_preview(run.out, s_select.path, candidate_pool)
 
     # report: a pure function of the files written above (the manifest says "done" first)
@@ -378,8 +395,10 @@ def _write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
             "instructions": b["prompt"]["meta"].get("instruction_id_list", []),
             "base_output": b["output"],
             "base_strict": b["strict"],
+            "base_loose": b["loose"],
             "tuned_output": t["output"],
             "tuned_strict": t["strict"],
+            "tuned_loose": t["loose"],
         }
         for b, t in zip(base, tuned)
     ]

@@ -172,3 +172,32 @@ def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model:
         compute_gradient_features(str(nan_model), {p.id: p for p in prompts}, responses, pairs, TrainConfig(max_length=64),
                                   FeaturesConfig(dim=64, batch_size=4), 0, tmp_path)
     assert not (tmp_path / "features.npz").exists()
+
+
+def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path, tmp_path: Path) -> None:
+    from harness.preference_eval import preference_accuracy, reserve_heldout
+    from harness.records import Pair, Prompt, Response, pair_id, response_id
+    from strategies.base import CandidatePool
+
+    prompts, responses, pairs = {}, {}, []
+    for i in range(20):
+        p = Prompt.make([{"role": "user", "content": f"Describe thing {i}."}], "test")
+        good = Response(response_id(p.id, "g", "m", 0), p.id, "A short plain answer.", "m")
+        bad = Response(response_id(p.id, "b", "m", 1), p.id, "A long, rambling, comma-filled answer, with, commas" + "!" * i, "m")
+        prompts[p.id] = p
+        responses.update({good.id: good, bad.id: bad})
+        pairs.append(Pair(pair_id(good.id, bad.id), p.id, good.id, bad.id, 1.0))
+    pool = CandidatePool(prompts, responses, {}, tuple(pairs))
+    selectable, heldout = reserve_heldout(pool, 0.25, 64, seed=7)
+    assert len(heldout) == 5 and len(selectable.pairs) == 15
+    assert not {p.prompt_id for p in heldout} & {p.prompt_id for p in selectable.pairs}
+    assert reserve_heldout(pool, 0.25, 64, seed=7)[1] == heldout and reserve_heldout(pool, 0.0, 64, seed=7) == (pool, [])
+
+    rows = [{"prompt": prompts[p.prompt_id].messages, "chosen": [{"role": "assistant", "content": responses[p.chosen_id].text}],
+             "rejected": [{"role": "assistant", "content": responses[p.rejected_id].text}]} for p in selectable.pairs[:8]]
+    cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
+    train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path / "train")
+    metrics = preference_accuracy(str(tiny_model), tmp_path / "train" / "adapter", heldout, pool, cfg, tmp_path, n_boot=200)
+    acc, margin = metrics["tuned.preference_accuracy"], metrics["tuned.implicit_reward_margin"]
+    assert acc["n"] == 5 and acc["value"] == 1.0 and margin["value"] > 0
+    assert len(read_jsonl(tmp_path / "heldout_preferences.jsonl")) == 5

@@ -1,0 +1,91 @@
+"""Held-out preference accuracy: does the tuned model's implicit reward rank held-out pairs right?
+
+DPO's implicit reward of a response is r(y) = β·(log π_θ(y|x) − log π_ref(y|x)), the reference
+being the base model. On pairs the training never saw, the share with r(chosen) > r(rejected)
+measures what the preferences taught, with no generation and no judge in the loop, so it is
+far less noisy than greedy accuracy on a few dozen prompts (DESIGN.md §6). The base model's
+implicit reward is 0 for every response, so its accuracy is 0.5 by construction (all ties).
+
+The held-out pairs come from the run's own pool: a fixed share of the prompts with pairs
+(chosen with `evaluate.prompt_seed`, never the run seed) is reserved before any strategy sees
+the pool, so every strategy at that pool is scored on the same pairs and never trains on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.config import TrainConfig
+from harness.features import response_logps, tokenize_response
+from harness.io import write_jsonl
+from harness.models import load_model
+from harness.stats import bootstrap, metric
+from strategies.base import CandidatePool
+
+SUITE = "preference_heldout"
+JUDGE = "implicit DPO reward of the tuned model vs the base model (no judge)"
+
+
+def reserve_heldout(pool: CandidatePool, fraction: float, max_pairs: int, seed: int) -> tuple[CandidatePool, list]:
+    """(the pool strategies may select from, the held-out pairs); prompts are reserved whole."""
+    if fraction <= 0:
+        return pool, []
+    prompt_ids = sorted(pool.pairs_by_prompt)
+    n_reserved = min(len(prompt_ids) - 1, max(1, round(fraction * len(prompt_ids))))
+    if n_reserved < 1:
+        return pool, []
+    reserved = set(np.random.default_rng(seed).permutation(prompt_ids)[:n_reserved].tolist())
+    heldout = [p for p in pool.pairs if p.prompt_id in reserved][:max_pairs]
+    kept = tuple(p for p in pool.pairs if p.prompt_id not in reserved)
+    return dataclasses.replace(pool, pairs=kept), heldout
+
+
+@torch.no_grad()
+def _logps(model: Any, items: list, batch_size: int) -> np.ndarray:
+    out = []
+    for start in range(0, len(items), batch_size):
+        out.append(response_logps(model, items[start : start + batch_size]).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def preference_accuracy(
+    model_name: str, adapter: Path, pairs: list, pool: CandidatePool, train_cfg: TrainConfig, out: Path, n_boot: int, batch_size: int = 8
+) -> dict[str, dict]:
+    """Score each held-out pair with the tuned and the base model; write per-pair rows, return metrics."""
+    tokenizer = load_model(model_name).tokenizer
+    items = []
+    for pair in pairs:
+        messages = pool.prompts[pair.prompt_id].messages
+        for rid in (pair.chosen_id, pair.rejected_id):
+            items.append(tokenize_response(tokenizer, rid, messages, pool.responses[rid].text, train_cfg.max_length))
+    base = load_model(model_name).model.eval()
+    ref = _logps(base, items, batch_size)
+    del base
+    tuned = load_model(model_name, adapter=adapter).model.eval()
+    pol = _logps(tuned, items, batch_size)
+    reward = train_cfg.beta * (pol - ref)
+    margins = reward[0::2] - reward[1::2]
+    rows = [
+        {"pair_id": p.id, "prompt_id": p.prompt_id, "margin": float(m), "correct": float(m > 0) + 0.5 * float(m == 0)}
+        for p, m in zip(pairs, margins)
+    ]
+    write_jsonl(out / "heldout_preferences.jsonl", rows)
+    return {
+        "tuned.preference_accuracy": metric(_by_prompt_ci(rows, "correct", n_boot), len(rows), JUDGE, unit="held-out pair"),
+        "tuned.implicit_reward_margin": metric(_by_prompt_ci(rows, "margin", n_boot), len(rows), JUDGE, unit="held-out pair"),
+    }
+
+
+def _by_prompt_ci(rows: list[dict], key: str, n_boot: int) -> tuple[float, float, float]:
+    """Mean over pairs, CI by resampling prompts: pairs of one prompt are not independent."""
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        groups.setdefault(row["prompt_id"], []).append(row[key])
+    sums = np.array([sum(v) for v in groups.values()])
+    counts = np.array([len(v) for v in groups.values()])
+    return bootstrap(lambda idx: sums[idx].sum() / max(counts[idx].sum(), 1), len(sums), n_boot=n_boot, seed=0)
