@@ -14,7 +14,8 @@ over units and strategies), equals σ²_δ + σ²_e. So σ²_e = (W − V_run)·
 seed-averaged outcomes minus σ²_e·(1/s_A + 1/s_B), pooled over strategy pairs (never below 0).
 Where units differ between seeds (held-out pairs come from each seed's own pool), W cannot be
 measured: the unit terms are then estimated within each seed, from single-run differences
-(variance 2σ²_e + σ²_ab), and σ²_e is taken as half of that (the conservative split).
+(variance 2σ²_e + σ²_ab, split half and half), and since s seeds then average n·s distinct
+units, the interaction term becomes σ²_ab/(n·s).
 
 The minimum detectable effect at two-sided level α with power 1 − β is
 MDE = (z_{1−α/2} + z_{1−β})·SE; the units needed for a target effect at s seeds solve
@@ -128,7 +129,9 @@ def _z(alpha: float, power: float) -> float:
 
 
 def standard_error(comp: dict[str, Any], n: int, s: int) -> float:
-    return math.sqrt(2 * comp["var_delta"] / s + 2 * comp["var_e"] / (n * s) + comp["var_ab"] / n)
+    # with units drawn anew for each seed, s seeds average n·s distinct units: the interaction averages too
+    interaction = comp["var_ab"] / (n * s) if comp["units"] == "per seed" else comp["var_ab"] / n
+    return math.sqrt(2 * comp["var_delta"] / s + 2 * comp["var_e"] / (n * s) + interaction)
 
 
 def mde(comp: dict[str, Any], n: int, s: int, alpha: float, power: float) -> float:
@@ -138,7 +141,7 @@ def mde(comp: dict[str, Any], n: int, s: int, alpha: float, power: float) -> flo
 def units_needed(comp: dict[str, Any], effect: float, s: int, alpha: float, power: float) -> int | None:
     """Smallest n with MDE(n, s) ≤ effect; None when the run-shift term alone is too large at s seeds."""
     room = (effect / _z(alpha, power)) ** 2 - 2 * comp["var_delta"] / s
-    per_unit = 2 * comp["var_e"] / s + comp["var_ab"]
+    per_unit = (2 * comp["var_e"] + comp["var_ab"]) / s if comp["units"] == "per seed" else 2 * comp["var_e"] / s + comp["var_ab"]
     if room <= 0:
         return None
     return max(1, math.ceil(per_unit / room))

@@ -54,9 +54,9 @@ def test_components_and_sizes_follow_the_model(tmp_path: Path) -> None:
 
 
 def test_seed_noise_alone_can_make_an_effect_undetectable() -> None:
-    comp = {"var_delta": 0.04**2, "var_e": 0.2, "var_ab": 0.0}
+    comp = {"var_delta": 0.04**2, "var_e": 0.2, "var_ab": 0.0, "units": "shared"}
     assert units_needed(comp, 0.05, 1, 0.05, 0.8) is None
-    quiet = {"var_delta": 0.0, "var_e": 0.1, "var_ab": 0.0}
+    quiet = {"var_delta": 0.0, "var_e": 0.1, "var_ab": 0.0, "units": "shared"}
     assert units_needed(quiet, 0.05, 1, 0.05, 0.8) == int(np.ceil(0.2 / (0.05 / 2.8015852) ** 2))
 
 
@@ -71,6 +71,9 @@ def test_held_out_pairs_that_differ_by_seed_are_handled_within_seed(tmp_path: Pa
     assert row["units"] == "per seed" and row["n_units"] == 50
     # single-run differences of two Bernoulli(0.7): variance 2 * 0.21; a quarter of it is taken as var_e
     assert 0.05 < row["var_e"] < 0.16
+    for s, n in row["units_needed"].items():  # the per-seed model is used consistently by mde() and units_needed()
+        if n is not None and n > 1:
+            assert mde(row, n, s, 0.05, 0.8) <= 0.05 + 1e-12 < mde(row, n - 1, s, 0.05, 0.8)
 
 
 def test_a_pilot_without_repeated_seeds_is_refused(tmp_path: Path) -> None:
