@@ -112,7 +112,8 @@ def test_strategies_command_lists_the_registry() -> None:
     assert proc.returncode == 0
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
     assert set(names) == {
-        "original", "random", "uniform", "random_depth", "length_depth", "embedding_depth", "bpo", "margin", "less"
+        "original", "random", "uniform", "random_depth", "length_depth", "embedding_depth", "bpo", "margin", "less",
+        "control_shuffled",
     }
 
 
