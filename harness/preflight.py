@@ -7,7 +7,6 @@ generation). Each failure is a `BenchError` naming the config field and the fix.
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -43,11 +42,9 @@ def check_judge(config: JudgeConfig, field: str) -> None:
     if config.type == "verifiable":
         return
     if config.type == "llm" and config.backend == "openai":
-        if config.api_key_env and not os.environ.get(config.api_key_env):
-            raise BenchError(
-                f"{field}.api_key_env names {config.api_key_env!r}, but that environment variable is not set; "
-                f"export {config.api_key_env}=... (keys are never read from config files)."
-            )
+        from harness.judges.llm_backends import OpenAIBackend
+
+        OpenAIBackend(config)  # refuses an unset key variable, with the same message the judge would give
         url = urlparse(config.base_url or "")
         if url.scheme not in ("http", "https") or not url.hostname:
             raise BenchError(f"{field}.base_url = {config.base_url!r}: expected an http(s) URL such as http://127.0.0.1:8000/v1.")
