@@ -190,7 +190,7 @@ class SelectConfig(_Strict):
 class TrainConfig(_Strict):
     """The shared DPO + LoRA trainer; identical for every strategy in a comparison."""
 
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float = Field(5e-4, gt=0, description="LoRA DPO; 5e-4 from the pilot in docs/testbed.md")
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -300,6 +300,17 @@ class EvaluateConfig(_Strict):
         "sees them. 0 turns the metric off",
     )
     preference_pairs: int = Field(64, ge=1, description="at most this many held-out pairs are scored")
+    preference_k: int = Field(
+        0,
+        ge=0,
+        description="> 0: the held-out pairs are sampled on evaluation prompts instead: K base-model samples per "
+        "prompt, judged and paired exactly like the pool (seeded by prompt_seed), so every strategy and every seed "
+        "is scored on the same pairs and the pool keeps all its prompts. Costs one pool-sized generation per model, "
+        "shared by a whole matrix",
+    )
+    preference_prompts: int = Field(
+        64, ge=1, description="with preference_k > 0: how many evaluation prompts the held-out pairs are sampled on"
+    )
     suites: list[SuiteConfig] = Field(
         default_factory=list,
         description="further suites run on the base and the tuned model (bench eval runs them one model at a time)",

@@ -22,11 +22,12 @@ from harness.suites.instruction_following import accuracies
 SUITE = "ifeval_heldout"
 
 
-def eval_prompts(cfg: EvaluateConfig) -> list[Prompt]:
+def eval_prompts(cfg: EvaluateConfig, n: int | None = None) -> list[Prompt]:
+    """The first `n` (default `n_prompts`) held-out prompts; a smaller n gives a prefix of a larger one."""
     from harness.builtin_prompts import build_builtin_prompts
 
     _, held_out = build_builtin_prompts(
-        seed=cfg.prompt_seed, n_train=None, n_eval=cfg.n_prompts, constraints_per_prompt=cfg.constraints_per_prompt
+        seed=cfg.prompt_seed, n_train=None, n_eval=n or cfg.n_prompts, constraints_per_prompt=cfg.constraints_per_prompt
     )
     return held_out
 

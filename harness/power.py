@@ -1,7 +1,8 @@
 """Power analysis from a pilot matrix: how small a difference between two strategies can it detect?
 
 A comparison of strategies A and B estimates the mean, over n evaluation units (held-out
-prompts; for preference accuracy, held-out pairs), of the difference of their outcomes
+prompts; for preference accuracy, the prompts of the held-out pairs, each the mean over its
+pairs, since pairs sharing a prompt and responses are not independent), of the difference of their outcomes
 averaged over s seeds each. With run shift δ (training randomness that moves a whole run),
 per-unit seed noise e (a prompt flips between seeds) and strategy-by-unit interaction ab,
 
@@ -61,6 +62,14 @@ class PilotRun:
     outcomes: dict[str, dict[str, float]]  # metric -> prompt id -> outcome
 
 
+def _per_prompt(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """One unit per prompt, its pairs averaged: pairs sharing a prompt (and responses) are not independent."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        groups[row["prompt_id"]].append(float(row[key]))
+    return {prompt: float(np.mean(values)) for prompt, values in groups.items()}
+
+
 def load_pilot(paths: list[Path]) -> list[PilotRun]:
     """Run folders (or folders holding run folders, such as runs/<matrix>) with held-out outputs."""
     runs = []
@@ -73,8 +82,8 @@ def load_pilot(paths: list[Path]) -> list[PilotRun]:
             rows = read_jsonl(run / "eval_outputs.jsonl")
             # runs written before loose verdicts were kept have strict ones only
             outcomes = {name: {r["prompt_id"]: fn(r) for r in rows} for name, fn in METRICS.items() if "loose" not in name or "tuned_loose" in rows[0]}
-            if (run / "heldout_preferences.jsonl").is_file():  # one unit per held-out pair, not per prompt
-                outcomes[PREFERENCE] = {r["pair_id"]: r["correct"] for r in read_jsonl(run / "heldout_preferences.jsonl")}
+            if (run / "heldout_preferences.jsonl").is_file():
+                outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
             runs.append(PilotRun(run, selection["strategy"], int(selection["budget"]), int(manifest["seed"]), outcomes))
     if not runs:
         raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(map(str, paths))}.")

@@ -6,9 +6,13 @@ measures what the preferences taught, with no generation and no judge in the loo
 far less noisy than greedy accuracy on a few dozen prompts (DESIGN.md §6). The base model's
 implicit reward is 0 for every response, so its accuracy is 0.5 by construction (all ties).
 
-The held-out pairs come from the run's own pool: a fixed share of the prompts with pairs
-(chosen with `evaluate.prompt_seed`, never the run seed) is reserved before any strategy sees
-the pool, so every strategy at that pool is scored on the same pairs and never trains on them.
+The held-out pairs come from one of two places. With `evaluate.preference_k` > 0 they are
+sampled on evaluation prompts (held-out tasks) by the base model, judged and paired like the
+pool, seeded by `evaluate.prompt_seed`: every strategy and every seed is scored on the same
+pairs, which a matrix pays for once and which the power analysis can treat as shared units.
+Otherwise a fixed share of the run's own pool's prompts with pairs (chosen with
+`evaluate.prompt_seed`, never the run seed) is reserved before any strategy sees the pool:
+free, but a few pairs per pool, and different pairs for each seed.
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ def reserve_heldout(pool: CandidatePool, fraction: float, max_pairs: int, seed: 
     heldout = [p for p in pool.pairs if p.prompt_id in reserved][:max_pairs]
     kept = tuple(p for p in pool.pairs if p.prompt_id not in reserved)
     return dataclasses.replace(pool, pairs=kept), heldout
+
+
+def cap_pairs(pairs: list, max_pairs: int, seed: int) -> list:
+    """At most `max_pairs` pairs, a seeded random subset in pool order (pool order groups pairs by prompt)."""
+    if len(pairs) <= max_pairs:
+        return pairs
+    keep = set(np.random.default_rng(seed).permutation(len(pairs))[:max_pairs].tolist())
+    return [p for i, p in enumerate(pairs) if i in keep]
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness import __version__
 from harness.cache import StageResult, run_stage, stage_hash
-from harness.config import ExperimentConfig
+from harness.config import ExperimentConfig, PoolConfig
 from harness.io import atomic_dir, atomic_path, content_hash, read_json, read_jsonl, write_json, write_jsonl
 from harness.models import model_fingerprint, resolve_backend
 from harness.records import Pair, from_row, to_row
@@ -170,9 +170,40 @@ def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
 def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
     return {
         "model": model_fingerprint(config.model),
-        "evaluate": config.evaluate.model_dump(exclude={"suites", "preference_holdout", "preference_pairs"}),
+        "evaluate": config.evaluate.model_dump(exclude=PREFERENCE_FIELDS),
         "backend": resolve_backend(config.generation.backend),
     }
+
+
+PREFERENCE_FIELDS = {"suites", "preference_holdout", "preference_pairs", "preference_k", "preference_prompts"}
+
+
+def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
+    """The pool's own sampling, judge and pairing at `preference_k` samples: held-out pairs are made like training pairs."""
+    return config.pool.model_copy(update={"k": config.evaluate.preference_k})
+
+
+def preference_pool_inputs(config: ExperimentConfig) -> dict[str, Any]:
+    """Keyed by the evaluation prompts and prompt_seed, never the run seed: one pool serves a whole matrix."""
+    ecfg = config.evaluate
+    prompts = {"n": ecfg.preference_prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt}
+    return {
+        "prompts": prompts,
+        "model": model_fingerprint(config.model),
+        "pool": preference_pool_config(config).model_dump(exclude={"judge": {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}}),
+        "backend": resolve_backend(config.generation.backend),
+        "seed": ecfg.prompt_seed,
+    }
+
+
+def _preference_pool(config: ExperimentConfig, out: Path, cache: Path) -> dict:
+    from harness import evaluate, pool
+
+    ecfg = config.evaluate
+    prompts = evaluate.eval_prompts(ecfg, ecfg.preference_prompts)
+    return pool.build_pool(
+        config.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=config.generation, cache_dir=cache
+    )
 
 
 def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
@@ -182,6 +213,7 @@ def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
         "prompts": prompts,
         "pool": stage_hash("pool", pool_inputs(config, prompts)),
         "evaluate_base": stage_hash("evaluate_base", evaluate_inputs(config)),
+        **({"preference_pool": stage_hash("preference_pool", preference_pool_inputs(config))} if config.evaluate.preference_k else {}),
     }
 
 
@@ -208,10 +240,16 @@ def _run_stages(run: Run) -> dict[str, Any]:
     s_pool = run.stage("pool", pool_inputs(config, s_prompts.hash), _pool)
     candidate_pool = pool.read_pool(s_pool.path, prompts)
 
-    # held-out pairs for preference accuracy: reserved before any strategy sees the pool
-    selectable, heldout = preference_eval.reserve_heldout(
-        candidate_pool, config.evaluate.preference_holdout, config.evaluate.preference_pairs, config.evaluate.prompt_seed
-    )
+    # held-out pairs for preference accuracy: sampled on evaluation prompts (shared by every seed),
+    # or else reserved from this pool before any strategy sees it
+    ecfg = config.evaluate
+    if ecfg.preference_k > 0:
+        s_heldout_pool = run.stage("preference_pool", preference_pool_inputs(config), lambda out: _preference_pool(config, out, run.cache))
+        heldout_pool = pool.read_pool(s_heldout_pool.path, evaluate.eval_prompts(ecfg, ecfg.preference_prompts))
+        selectable, heldout = candidate_pool, preference_eval.cap_pairs(list(heldout_pool.pairs), ecfg.preference_pairs, ecfg.prompt_seed)
+    else:
+        selectable, heldout = preference_eval.reserve_heldout(candidate_pool, ecfg.preference_holdout, ecfg.preference_pairs, ecfg.prompt_seed)
+        heldout_pool = None
     heldout_key = content_hash(sorted(p.id for p in heldout))
 
     # select: the strategy under test, same budget for all
@@ -257,12 +295,12 @@ def _run_stages(run: Run) -> dict[str, Any]:
         metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(out), config.evaluate)
         if heldout:
             metrics[preference_eval.SUITE] = preference_eval.preference_accuracy(
-                config.model, adapter, heldout, full_pool, config.train, out, config.evaluate.bootstrap
+                config.model, adapter, heldout, heldout_pool or full_pool, config.train, out, config.evaluate.bootstrap
             )
         write_json(out / "metrics.json", metrics)
         return stats
 
-    preference_inputs = {"heldout": heldout_key, "preference": [config.evaluate.preference_holdout, config.evaluate.preference_pairs]}
+    preference_inputs = {"heldout": heldout_key, "preference": [ecfg.preference_holdout, ecfg.preference_pairs, ecfg.preference_k, ecfg.preference_prompts]}
     s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs, **preference_inputs}, _evaluate)
     metrics = read_json(s_eval.path / "metrics.json")
     metrics.update(_run_suites(run, s_train.path / "adapter"))

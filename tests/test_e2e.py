@@ -302,3 +302,32 @@ def test_ray_executor_gives_the_local_executors_results(local_matrix, tmp_path: 
     assert (tmp_path / "runs" / "smoke-matrix" / "comparison" / "index.html").is_file()
     again = bench(*args, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("skipped (done)") == 3, again.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(smoke_run, tmp_path: Path) -> None:
+    from harness.config import load_config
+    from harness.evaluate import eval_prompts
+    from harness.runner import shared_stage_hashes
+
+    out, _ = smoke_run
+    extra = ("--set", "evaluate.preference_k=3", "--set", "evaluate.preference_prompts=6")
+    bench_on_smoke_cache(out, tmp_path / "u", *extra)
+    bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original", *extra)
+    first, second = (json.loads((tmp_path / r / "manifest.json").read_text())["stages"] for r in ("u", "o"))
+    assert first["preference_pool"]["status"] == "computed" and second["preference_pool"]["status"] == "cached"
+    assert first["pool"]["status"] == "cached"  # the training pool is untouched by the held-out pairs
+    config = load_config(Path(REPO / "experiments/smoke.yaml"), ["evaluate.preference_k=3", "evaluate.preference_prompts=6"])
+    eval_ids = {p.id for p in eval_prompts(config.evaluate, 6)}
+    rows = {r: [json.loads(line) for line in (tmp_path / r / "heldout_preferences.jsonl").read_text().splitlines()] for r in ("u", "o")}
+    assert rows["u"] and {x["pair_id"] for x in rows["u"]} == {x["pair_id"] for x in rows["o"]}
+    assert {x["prompt_id"] for x in rows["u"]} <= eval_ids
+    pool_pairs = Path(first["pool"]["path"]) / "pairs.jsonl"
+    train_ids = {json.loads(line)["prompt_id"] for line in pool_pairs.read_text().splitlines()}
+    assert not train_ids & eval_ids
+    metric = json.loads((tmp_path / "u" / "metrics.json").read_text())["preference_heldout"]["tuned.preference_accuracy"]
+    assert metric["n"] == len(rows["u"]) and 0.0 <= metric["value"] <= 1.0
+    # the pair set depends on the evaluation prompts and the model, never on the run seed
+    other_seed = config.model_copy(update={"seed": 1})
+    assert shared_stage_hashes(config)["preference_pool"] == shared_stage_hashes(other_seed)["preference_pool"]
+    assert shared_stage_hashes(config)["pool"] != shared_stage_hashes(other_seed)["pool"]

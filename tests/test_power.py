@@ -65,7 +65,7 @@ def test_held_out_pairs_that_differ_by_seed_are_handled_within_seed(tmp_path: Pa
     rng = np.random.default_rng(1)
     for run in runs:
         seed = json.loads((run / "manifest.json").read_text())["seed"]
-        rows = [{"pair_id": f"s{seed}-q{i}", "prompt_id": f"p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(50)]
+        rows = [{"pair_id": f"s{seed}-q{i}", "prompt_id": f"s{seed}-p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(50)]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     row = {r["metric"]: r for r in analyse(load_pilot([tmp_path]), 0.05, 0.05, 0.8)}["preference_accuracy"]
     assert row["units"] == "per seed" and row["n_units"] == 50
@@ -74,6 +74,22 @@ def test_held_out_pairs_that_differ_by_seed_are_handled_within_seed(tmp_path: Pa
     for s, n in row["units_needed"].items():  # the per-seed model is used consistently by mde() and units_needed()
         if n is not None and n > 1:
             assert mde(row, n, s, 0.05, 0.8) <= 0.05 + 1e-12 < mde(row, n - 1, s, 0.05, 0.8)
+
+
+def test_held_out_pairs_shared_by_seeds_are_averaged_per_prompt(tmp_path: Path) -> None:
+    """Pairs sampled on evaluation prompts are the same for every seed: one unit per prompt, shared."""
+    runs = _pilot(tmp_path, n_prompts=60, seeds=3, seed_sd=0.02, effects={"a": 0.0, "b": 0.0})
+    rng = np.random.default_rng(2)
+    for run in runs:
+        rows = [{"pair_id": f"q{i}-{j}", "prompt_id": f"p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(40) for j in range(3)]
+        (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pilot = load_pilot([tmp_path])
+    assert all(set(r.outcomes["preference_accuracy"]) == {f"p{i}" for i in range(40)} for r in pilot)
+    assert all(v in (0.0, 1 / 3, 2 / 3, 1.0) for r in pilot for v in r.outcomes["preference_accuracy"].values())
+    row = {r["metric"]: r for r in analyse(pilot, 0.05, 0.05, 0.8)}["preference_accuracy"]
+    assert row["units"] == "shared" and row["n_units"] == 40
+    # a prompt's mean of 3 independent Bernoulli(0.7) varies across seeds by 0.21 / 3
+    assert 0.03 < row["var_e"] < 0.12
 
 
 def test_a_pilot_without_repeated_seeds_is_refused(tmp_path: Path) -> None:
