@@ -213,10 +213,11 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
     cells = expand(spec, Path(matrix_file), Path(runs_root), list(overrides))
     rows = plan(cells)
     click.echo(f"matrix {spec.name}: {len(cells)} cells")
-    click.echo(f"{'cell':<30} {'state':<7} {'prompts':<28} {'pool':<28} evaluate_base")
+    shared = list(dict.fromkeys(stage for r in rows for stage in r["stages"]))  # prompts, pool, evaluate_base[, preference_pool]
+    click.echo(f"{'cell':<30} {'state':<7} " + " ".join(f"{stage:<28}" for stage in shared).rstrip())
     for r in rows:
-        st = r["stages"]
-        click.echo(f"{r['cell']:<30} {'done' if r['done'] else 'to run':<7} {st['prompts']:<28} {st['pool']:<28} {st['evaluate_base']}")
+        cells_ = " ".join(f"{r['stages'].get(stage, '-'):<28}" for stage in shared).rstrip()
+        click.echo(f"{r['cell']:<30} {'done' if r['done'] else 'to run':<7} {cells_}")
     if dry_run:
         return
     failures, timings = [], []

@@ -311,6 +311,19 @@ class EvaluateConfig(_Strict):
     preference_prompts: int = Field(
         64, ge=1, description="with preference_k > 0: how many evaluation prompts the held-out pairs are sampled on"
     )
+    preference_source: str | None = Field(
+        None,
+        description="a preference data set (file or hub id, any prompts.format) whose own pairs are the held-out "
+        "pairs, e.g. HH-RLHF's human-labelled test split; prompts that are also training prompts are left out. "
+        "Shared by every strategy and seed; replaces preference_holdout",
+    )
+    preference_split: str = Field("test", description="hub ids only: the split preference_source is read from")
+
+    @model_validator(mode="after")
+    def _one_preference_source(self) -> EvaluateConfig:
+        if self.preference_source and self.preference_k:
+            raise ValueError("set evaluate.preference_source or evaluate.preference_k, not both: each gives the held-out pairs")
+        return self
     suites: list[SuiteConfig] = Field(
         default_factory=list,
         description="further suites run on the base and the tuned model (bench eval runs them one model at a time)",

@@ -79,7 +79,7 @@ def build_pool(
         max_length_gap=cfg.max_length_gap,
     )
     by_text = {r.id: r.text for r in responses}
-    native_responses, native_pairs = _native(native)
+    native_responses, native_pairs = native_records(native)
     write_jsonl(out / "responses.jsonl", (to_row(r) for r in responses + native_responses))
     write_jsonl(out / "scores.jsonl", (to_row(s) for s in scores))
     write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs + native_pairs))
@@ -103,7 +103,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _native(native: list[dict]) -> tuple[list[Response], list[Pair]]:
+def native_records(native: list[dict]) -> tuple[list[Response], list[Pair]]:
     """A source's own chosen/rejected pairs join the pool, unscored, marked native."""
     responses, pairs = [], []
     for n, row in enumerate(native):

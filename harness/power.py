@@ -70,6 +70,22 @@ def _per_prompt(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
     return {prompt: float(np.mean(values)) for prompt, values in groups.items()}
 
 
+def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
+    """Per-unit outcomes of one run folder: metric -> held-out prompt id -> the tuned model's outcome.
+
+    The unit of every metric is a held-out prompt (for preference accuracy, the mean over that
+    prompt's held-out pairs); metrics a run did not record are absent, never zero.
+    """
+    outcomes: dict[str, dict[str, float]] = {}
+    if (run / "eval_outputs.jsonl").is_file():
+        rows = read_jsonl(run / "eval_outputs.jsonl")
+        # runs written before loose verdicts were kept have strict ones only
+        outcomes = {name: {r["prompt_id"]: fn(r) for r in rows} for name, fn in METRICS.items() if "loose" not in name or "tuned_loose" in rows[0]}
+    if (run / "heldout_preferences.jsonl").is_file():
+        outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
+    return outcomes
+
+
 def load_pilot(paths: list[Path]) -> list[PilotRun]:
     """Run folders (or folders holding run folders, such as runs/<matrix>) with held-out outputs."""
     runs = []
@@ -79,12 +95,7 @@ def load_pilot(paths: list[Path]) -> list[PilotRun]:
             if not (run / "eval_outputs.jsonl").is_file():
                 continue
             manifest, selection = read_json(run / "manifest.json"), read_json(run / "selection.json")
-            rows = read_jsonl(run / "eval_outputs.jsonl")
-            # runs written before loose verdicts were kept have strict ones only
-            outcomes = {name: {r["prompt_id"]: fn(r) for r in rows} for name, fn in METRICS.items() if "loose" not in name or "tuned_loose" in rows[0]}
-            if (run / "heldout_preferences.jsonl").is_file():
-                outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
-            runs.append(PilotRun(run, selection["strategy"], int(selection["budget"]), int(manifest["seed"]), outcomes))
+            runs.append(PilotRun(run, selection["strategy"], int(selection["budget"]), int(manifest["seed"]), run_outcomes(run)))
     if not runs:
         raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(map(str, paths))}.")
     return runs

@@ -10,7 +10,8 @@ The held-out pairs come from one of two places. With `evaluate.preference_k` > 0
 sampled on evaluation prompts (held-out tasks) by the base model, judged and paired like the
 pool, seeded by `evaluate.prompt_seed`: every strategy and every seed is scored on the same
 pairs, which a matrix pays for once and which the power analysis can treat as shared units.
-Otherwise a fixed share of the run's own pool's prompts with pairs (chosen with
+With `evaluate.preference_source` they are a preference data set's own pairs (for HH-RLHF,
+human labels) on prompts the training never saw. Otherwise a fixed share of the run's own pool's prompts with pairs (chosen with
 `evaluate.prompt_seed`, never the run seed) is reserved before any strategy sees the pool:
 free, but a few pairs per pool, and different pairs for each seed.
 """
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import TrainConfig
+from harness.config import BenchError, EvaluateConfig, TrainConfig
 from harness.features import response_logps, tokenize_response
 from harness.io import write_jsonl
 from harness.models import load_model
@@ -47,6 +48,35 @@ def reserve_heldout(pool: CandidatePool, fraction: float, max_pairs: int, seed: 
     heldout = [p for p in pool.pairs if p.prompt_id in reserved][:max_pairs]
     kept = tuple(p for p in pool.pairs if p.prompt_id not in reserved)
     return dataclasses.replace(pool, pairs=kept), heldout
+
+
+def heldout_from_source(cfg: EvaluateConfig, exclude_prompts: set[str]) -> tuple[CandidatePool, list]:
+    """The native pairs of `cfg.preference_source` whose prompts are not training prompts, capped.
+
+    These carry the data set's own labels (for HH-RLHF, human preferences), so the metric does
+    not depend on the pool's judge, which offline is a weak one.
+    """
+    from harness.pool import native_records
+    from harness.sources import SourceError, load_source
+
+    try:
+        loaded = load_source(cfg.preference_source, split=cfg.preference_split, data_dir=None)
+    except SourceError as exc:
+        raise BenchError(f"evaluate.preference_source: {exc}") from None
+    native = [dataclasses.asdict(p) for p in loaded.native_pairs if p.prompt_id not in exclude_prompts]
+    if not native:
+        raise BenchError(
+            f"evaluate.preference_source {cfg.preference_source} has no pairs outside the training prompts; "
+            "use another split or fewer prompts.n_train."
+        )
+    responses, pairs = native_records(native)
+    pool = CandidatePool(
+        prompts={p.id: p for p in loaded.prompts if p.id not in exclude_prompts},
+        responses={r.id: r for r in responses},
+        scores={},
+        pairs=tuple(pairs),
+    )
+    return pool, cap_pairs(pairs, cfg.preference_pairs, cfg.prompt_seed)
 
 
 def cap_pairs(pairs: list, max_pairs: int, seed: int) -> list:

@@ -82,6 +82,10 @@ def check_suite(cfg: SuiteConfig, field: str) -> None:
 def check_evaluation(cfg: EvaluateConfig) -> None:
     for index, suite in enumerate(cfg.suites):
         check_suite(suite, f"evaluate.suites[{index}]")
+    if cfg.preference_source:
+        from harness.preference_eval import heldout_from_source
+
+        heldout_from_source(cfg, set())
 
 
 def check_experiment(config: ExperimentConfig) -> None:

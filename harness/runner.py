@@ -175,7 +175,7 @@ def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
     }
 
 
-PREFERENCE_FIELDS = {"suites", "preference_holdout", "preference_pairs", "preference_k", "preference_prompts"}
+PREFERENCE_FIELDS = {"suites", "preference_holdout", "preference_pairs", "preference_k", "preference_prompts", "preference_source", "preference_split"}
 
 
 def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
@@ -243,7 +243,10 @@ def _run_stages(run: Run) -> dict[str, Any]:
     # held-out pairs for preference accuracy: sampled on evaluation prompts (shared by every seed),
     # or else reserved from this pool before any strategy sees it
     ecfg = config.evaluate
-    if ecfg.preference_k > 0:
+    if ecfg.preference_source:
+        heldout_pool, heldout = preference_eval.heldout_from_source(ecfg, {p.id for p in prompts})
+        selectable = candidate_pool
+    elif ecfg.preference_k > 0:
         s_heldout_pool = run.stage("preference_pool", preference_pool_inputs(config), lambda out: _preference_pool(config, out, run.cache))
         heldout_pool = pool.read_pool(s_heldout_pool.path, evaluate.eval_prompts(ecfg, ecfg.preference_prompts))
         selectable, heldout = candidate_pool, preference_eval.cap_pairs(list(heldout_pool.pairs), ecfg.preference_pairs, ecfg.prompt_seed)
@@ -300,7 +303,8 @@ def _run_stages(run: Run) -> dict[str, Any]:
         write_json(out / "metrics.json", metrics)
         return stats
 
-    preference_inputs = {"heldout": heldout_key, "preference": [ecfg.preference_holdout, ecfg.preference_pairs, ecfg.preference_k, ecfg.preference_prompts]}
+    preference = [ecfg.preference_holdout, ecfg.preference_pairs, ecfg.preference_k, ecfg.preference_prompts]
+    preference_inputs = {"heldout": heldout_key, "preference": preference + ([ecfg.preference_source, ecfg.preference_split] if ecfg.preference_source else [])}
     s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs, **preference_inputs}, _evaluate)
     metrics = read_json(s_eval.path / "metrics.json")
     metrics.update(_run_suites(run, s_train.path / "adapter"))

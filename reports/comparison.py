@@ -18,12 +18,17 @@ from typing import Any
 import numpy as np
 
 from harness.config import BenchError
-from harness.io import read_json, read_jsonl, write_json, write_text
+from harness.io import read_json, write_json, write_text
+from harness.power import run_outcomes
 
-PAIRED_METRIC = "ifeval_heldout/prompt_strict_acc"
+PAIRED_METRICS = {
+    "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output)",
+    "preference_accuracy": "preference_heldout/preference_accuracy: per held-out prompt, the share of its held-out pairs "
+    "the tuned model's implicit reward ranks right",
+}
+"""The per-prompt outcomes the paired tests compare, where runs recorded them."""
 PLOTTED = ("prompt_strict_acc", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
 """Metrics plotted against budget when a suite reports them."""
-"""The per-prompt outcome the paired test compares (all constraints of a held-out prompt followed)."""
 
 
 @dataclass
@@ -36,7 +41,7 @@ class RunSummary:
     metrics: dict[str, dict[str, Any]]  # "suite/metric" -> record
     breadth: float | None
     mean_depth: float | None
-    per_prompt: dict[str, float] = field(default_factory=dict)  # prompt id -> tuned outcome
+    outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
 
     @property
     def name(self) -> str:
@@ -59,9 +64,6 @@ def load_run(run_dir: Path) -> RunSummary:
     histogram = diag.get("depth_histogram") or {}
     n_prompts = sum(histogram.values())
     mean_depth = sum(int(d) * c for d, c in histogram.items()) / n_prompts if n_prompts else None
-    per_prompt = {}
-    if (run_dir / "eval_outputs.jsonl").is_file():
-        per_prompt = {r["prompt_id"]: float(all(r["tuned_strict"])) for r in read_jsonl(run_dir / "eval_outputs.jsonl")}
     return RunSummary(
         path=run_dir,
         strategy=str(selection.get("strategy", config.get("select", {}).get("strategy", "?"))),
@@ -71,7 +73,7 @@ def load_run(run_dir: Path) -> RunSummary:
         metrics=metrics,
         breadth=diag.get("breadth"),
         mean_depth=mean_depth,
-        per_prompt=per_prompt,
+        outcomes=run_outcomes(run_dir),
     )
 
 
@@ -126,22 +128,37 @@ def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, An
 CONTROL = "control_shuffled"
 
 
-def _paired(members: list[RunSummary], reference: list[RunSummary], rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
-    """Mean per-prompt difference (members − reference, each averaged over its seeds), bootstrapped over prompts."""
-    prompts = sorted(set.intersection(*(set(r.per_prompt) for r in members + reference)))
+def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
+    """Mean per-prompt difference (members − reference, each averaged over its seeds), bootstrapped over prompts.
+
+    That interval holds the runs fixed: it says whether these runs differ, not whether another
+    set of seeds (other pools, other training noise) would. Where both sides ran the same seeds
+    (one pool per seed, so seed s of each strategy is a matched pair), the per-seed differences
+    also give a t-interval across seeds, which includes run-to-run variation (wide at 3 seeds).
+    """
+    prompts = sorted(set.intersection(*(set(r.outcomes[metric]) for r in members + reference)))
     if not prompts:
-        return {"missing": "no held-out prompts in common"}
-    diff = np.array([np.mean([r.per_prompt[p] for r in members]) - np.mean([r.per_prompt[p] for r in reference]) for p in prompts])
+        return {"missing": "no held-out prompts shared by these runs (pairs reserved from each seed's own pool differ by seed; "
+                "evaluate.preference_k samples pairs every run shares)"}
+    diff = np.array([np.mean([r.outcomes[metric][p] for r in members]) - np.mean([r.outcomes[metric][p] for r in reference]) for p in prompts])
     boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
     low, high = np.percentile(boots, [2.5, 97.5])
-    return {
+    result = {
         "diff": float(diff.mean()), "low": float(low), "high": float(high),
         "p": min(1.0, 2 * min(float((boots <= 0).mean()), float((boots >= 0).mean()))),
         "n_prompts": len(prompts), "significant": bool(low > 0 or high < 0),
     }
+    ours, theirs = ({r.seed: r for r in group} for group in (members, reference))
+    matched = sorted(set(ours) & set(theirs))
+    if len(matched) >= 2:
+        per_seed = [float(np.mean([ours[s].outcomes[metric][p] - theirs[s].outcomes[metric][p] for p in prompts])) for s in matched]
+        half = _t_quantile(len(per_seed) - 1) * float(np.std(per_seed, ddof=1)) / math.sqrt(len(per_seed))
+        mean = float(np.mean(per_seed))
+        result["seeds_ci"] = {"seeds": matched, "per_seed": per_seed, "low": mean - half, "high": mean + half}
+    return result
 
 
-def paired_tests(runs: list[RunSummary], baseline: str, n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """Each strategy vs `baseline` at the same budget, paired on the same held-out prompts.
 
     Per prompt, the outcome is averaged over a strategy's seeds; the difference of those
@@ -151,7 +168,7 @@ def paired_tests(runs: list[RunSummary], baseline: str, n_boot: int = 2000, seed
     """
     by_cell: dict[tuple[str, int], list[RunSummary]] = defaultdict(list)
     for run in runs:
-        if run.per_prompt:
+        if run.outcomes.get(metric):
             by_cell[(run.strategy, run.budget)].append(run)
     out = []
     rng = np.random.default_rng(seed)
@@ -163,10 +180,10 @@ def paired_tests(runs: list[RunSummary], baseline: str, n_boot: int = 2000, seed
             out.append({"strategy": strategy, "budget": budget, "missing": f"no {baseline} run at budget {budget}"})
             continue
         test = {"strategy": strategy, "budget": budget, "seeds": len(members), "baseline_seeds": len(base_runs)}
-        test.update(_paired(members, base_runs, rng, n_boot))
+        test.update(_paired(members, base_runs, metric, rng, n_boot))
         control = by_cell.get((CONTROL, budget))
         if control and strategy != CONTROL and "missing" not in test:
-            vs = _paired(members, control, rng, n_boot)
+            vs = _paired(members, control, metric, rng, n_boot)
             test["vs_control"] = {**vs, "beats": bool(vs.get("low", 0) > 0)}
         out.append(test)
     return out
@@ -237,9 +254,8 @@ def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "ori
         run_links={r.name: os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
         suites={s: [k for k in primary if k.split("/", 1)[0] == s] for s in suites},
         board=leaderboard(runs, primary),
-        tests=paired_tests(runs, baseline),
+        tests={desc: paired_tests(runs, baseline, name) for name, desc in PAIRED_METRICS.items() if any(r.outcomes.get(name) for r in runs)},
         baseline=baseline,
-        paired_metric=PAIRED_METRIC,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
         figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],

@@ -46,6 +46,7 @@ def test_leaderboard_interval_across_seeds_and_missing_metrics(tmp_path: Path) -
     (test,) = paired_tests(runs, "original")
     # per prompt: bpo averages its seeds ([1, 1, .5, 0]) minus original ([1, 0, 0, 0])
     assert test["diff"] == pytest.approx(np.mean([0, 1, 0.5, 0])) and test["n_prompts"] == 4
+    assert "seeds_ci" not in test  # original ran seed 0 only: no matched seeds to spread over
 
     index = render_comparison([a0, a1, b0], tmp_path / "cmp" / "index.html", baseline="original")
     html = index.read_text()
@@ -69,3 +70,30 @@ def test_effects_are_tested_against_the_shuffled_label_control(tmp_path: Path) -
     assert "vs_control" not in tests["control_shuffled"]
     html = render_comparison([strong, weak, base, control], tmp_path / "cmp" / "index.html", baseline="original").read_text()
     assert html.count('<b class="bad">does not beat the control</b>') == 1 and html.count('<b class="ok">beats the control</b>') == 1
+
+
+def test_seed_matched_interval_counts_run_to_run_variation(tmp_path: Path) -> None:
+    """Two strategies on seeds 0-2: the across-seed t-interval is built from the per-seed differences."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for seed, shift in enumerate((0.05, 0.25, -0.05)):  # a strategy effect that changes sign between seeds
+        base = rng.random(40) < 0.4
+        better = np.where(rng.random(40) < abs(shift), shift > 0, base)
+        runs.append(_run(tmp_path, "original", seed, float(base.mean()), base.astype(int).tolist()))
+        runs.append(_run(tmp_path, "bpo", seed, float(better.mean()), better.astype(int).tolist()))
+    for run in runs:  # held-out pairs: 2 per prompt, the unit is the prompt
+        rows = [{"pair_id": f"q{i}-{j}", "prompt_id": f"p{i}", "correct": float((i + j) % 2)} for i in range(10) for j in range(2)]
+        (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = [load_run(p) for p in runs]
+    (test,) = paired_tests(loaded, "original")
+    diffs = []
+    for s in range(3):
+        ours, theirs = loaded[2 * s + 1].outcomes["prompt_strict_acc"], loaded[2 * s].outcomes["prompt_strict_acc"]
+        diffs.append(np.mean([ours[p] - theirs[p] for p in ours]))
+    half = stats.t.ppf(0.975, 2) * np.std(diffs, ddof=1) / math.sqrt(3)
+    assert test["seeds_ci"]["per_seed"] == pytest.approx(diffs)
+    assert test["seeds_ci"]["low"] == pytest.approx(np.mean(diffs) - half) and test["diff"] == pytest.approx(np.mean(diffs))
+    (pref,) = paired_tests(loaded, "original", "preference_accuracy")
+    assert pref["n_prompts"] == 10 and pref["diff"] == pytest.approx(0.0)
+    html = render_comparison(runs, tmp_path / "cmp" / "index.html", baseline="original").read_text()
+    assert "<h3>preference_heldout/preference_accuracy" in html and "95% CI across seeds" in html

@@ -201,3 +201,23 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
     acc, margin = metrics["tuned.preference_accuracy"], metrics["tuned.implicit_reward_margin"]
     assert acc["n"] == 5 and acc["value"] == 1.0 and margin["value"] > 0
     assert len(read_jsonl(tmp_path / "heldout_preferences.jsonl")) == 5
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present")
+def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> None:
+    from harness.config import EvaluateConfig, PromptsConfig
+    from harness.preference_eval import heldout_from_source
+    from harness.prompts_stage import load_training_prompts
+
+    source = str(Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf/harmless-base-test.jsonl.gz")
+    train, native, _ = load_training_prompts(PromptsConfig(source=source, n_train=40), seed=0)
+    cfg = EvaluateConfig(preference_source=source, preference_pairs=300, prompt_seed=3)
+    pool, pairs = heldout_from_source(cfg, {p.id for p in train})
+    assert len(pairs) == 300 and all(p.native for p in pairs)
+    assert not {p.prompt_id for p in pairs} & {p.id for p in train}
+    for pair in pairs[:20]:  # the data set's own labels: chosen is the source's chosen reply
+        assert pool.responses[pair.chosen_id].text != pool.responses[pair.rejected_id].text
+        assert pair.prompt_id in pool.prompts
+    assert [p.id for p in heldout_from_source(cfg, {p.id for p in train})[1]] == [p.id for p in pairs]  # seeded
+    with pytest.raises(ValueError, match="not both"):
+        EvaluateConfig(preference_source=source, preference_k=4)
