@@ -292,6 +292,15 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     bootstrap: int = Field(1000, ge=100)
     n_examples: int = Field(6, ge=0, description="held-out examples shown side by side in the report")
+    samples: int = Field(
+        0,
+        ge=0,
+        description="sampled outputs per held-out prompt besides the greedy one (seeded by prompt_seed, so base and "
+        "tuned draw with the same seeds): adds mean_verifiable_reward, the share of a prompt's constraints a sample "
+        "follows, averaged over samples, a far less noisy per-prompt outcome than one greedy pass/fail. Costs about "
+        "`samples` times the greedy evaluation",
+    )
+    sample_temperature: float = Field(0.9, gt=0, description="with samples > 0; top_p is 0.95")
     preference_holdout: float = Field(
         0.2,
         ge=0,

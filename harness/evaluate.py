@@ -60,8 +60,35 @@ def generate_and_judge(model_name: str, adapter: Path | None, cfg: EvaluateConfi
                 "loose": j.details["loose"],
             }
         )
+    tokens = sum(g.n_tokens for g in gens)
+    if cfg.samples:
+        sampled = generate_with(
+            generation.backend,
+            model_name,
+            adapter,
+            [p.messages for p in prompts for _ in range(cfg.samples)],
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            do_sample=True,
+            temperature=cfg.sample_temperature,
+            top_p=0.95,
+            seed=cfg.prompt_seed,
+            desc=f"evaluate: {cfg.samples} samples " + ("tuned" if adapter else "base"),
+            gpu_memory_utilization=generation.vllm_gpu_memory_utilization,
+        )
+        for n, row in enumerate(rows):
+            draws = sampled[n * cfg.samples : (n + 1) * cfg.samples]
+            row["sampled_strict"] = [judge.score(prompts[n], g.text).details["strict"] for g in draws]
+        tokens += sum(g.n_tokens for g in sampled)
     write_jsonl(out / "outputs.jsonl", rows)
-    return {"n": len(rows), "tokens_generated": sum(g.n_tokens for g in gens)}
+    return {"n": len(rows), "tokens_generated": tokens}
+
+
+def sampled_reward(row: dict) -> float | None:
+    """A prompt's mean verifiable reward: the share of its constraints a sample follows, averaged over samples."""
+    draws = [[v for v in verdicts if v is not None] for verdicts in row.get("sampled_strict", [])]
+    shares = [float(np.mean(d)) for d in draws if d]
+    return float(np.mean(shares)) if shares else None
 
 
 def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: EvaluateConfig, seed: int = 0) -> dict:
@@ -79,6 +106,13 @@ def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: Evaluate
         st, sb = np.mean(t["strict"]), np.mean(b["strict"])
         wins.append(1.0 if st > sb else 0.0 if st < sb else 0.5)
     metrics["win_rate_vs_base"] = metric(mean_ci(wins, n_boot=cfg.bootstrap, seed=seed), len(wins), judge.name)
+    rewards = [(sampled_reward(t), sampled_reward(b)) for t, b in zip(tuned_rows, base_rows)]
+    rewards = [(t, b) for t, b in rewards if t is not None and b is not None]
+    if rewards:
+        n_samples = len(tuned_rows[0]["sampled_strict"])
+        for name, values in (("tuned", [t for t, _ in rewards]), ("base", [b for _, b in rewards]), ("paired_diff", [t - b for t, b in rewards])):
+            ci = mean_ci(values, n_boot=cfg.bootstrap, seed=seed)
+            metrics[f"{name}.mean_verifiable_reward"] = metric(ci, len(values), judge.name, samples_per_prompt=n_samples)
     return {SUITE: metrics}
 
 

@@ -47,7 +47,10 @@ METRICS: dict[str, Outcome] = {
     "instruction_strict_acc": lambda r: float(np.mean(r["tuned_strict"])),
     "prompt_loose_acc": lambda r: float(all(r["tuned_loose"])),
     "instruction_loose_acc": lambda r: float(np.mean(r["tuned_loose"])),
+    "mean_verifiable_reward": lambda r: r["tuned_sampled_reward"],
 }
+# the eval_outputs field a metric needs: runs written before it was kept (or with samples off) lack it
+NEEDS = {"prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose", "mean_verifiable_reward": "tuned_sampled_reward"}
 
 
 PREFERENCE = "preference_accuracy"
@@ -79,8 +82,11 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
     outcomes: dict[str, dict[str, float]] = {}
     if (run / "eval_outputs.jsonl").is_file():
         rows = read_jsonl(run / "eval_outputs.jsonl")
-        # runs written before loose verdicts were kept have strict ones only
-        outcomes = {name: {r["prompt_id"]: fn(r) for r in rows} for name, fn in METRICS.items() if "loose" not in name or "tuned_loose" in rows[0]}
+        outcomes = {
+            name: {r["prompt_id"]: fn(r) for r in rows if r.get(NEEDS.get(name, "tuned_strict")) is not None}
+            for name, fn in METRICS.items()
+            if rows and rows[0].get(NEEDS.get(name, "tuned_strict")) is not None
+        }
     if (run / "heldout_preferences.jsonl").is_file():
         outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
     return outcomes

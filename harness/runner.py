@@ -430,6 +430,8 @@ def _check_pool_can_cover(config: ExperimentConfig, prompts: list, n_native: int
 
 
 def _write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
+    from harness.evaluate import sampled_reward
+
     rows = [
         {
             "prompt_id": b["prompt"]["id"],
@@ -441,6 +443,7 @@ def _write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
             "tuned_output": t["output"],
             "tuned_strict": t["strict"],
             "tuned_loose": t["loose"],
+            **({"base_sampled_reward": sampled_reward(b), "tuned_sampled_reward": sampled_reward(t)} if "sampled_strict" in t else {}),
         }
         for b, t in zip(base, tuned)
     ]

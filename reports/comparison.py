@@ -25,6 +25,8 @@ PAIRED_METRICS = {
     "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output)",
     "preference_accuracy": "preference_heldout/preference_accuracy: per held-out prompt, the share of its held-out pairs "
     "the tuned model's implicit reward ranks right",
+    "mean_verifiable_reward": "ifeval_heldout/mean_verifiable_reward: per held-out prompt, the share of its constraints "
+    "a sampled output follows, averaged over evaluate.samples samples",
 }
 """The per-prompt outcomes the paired tests compare, where runs recorded them."""
 PLOTTED = ("prompt_strict_acc", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -126,6 +127,33 @@ def test_metrics_are_paired_with_cis() -> None:
         assert rec["ci_low"] <= rec["value"] <= rec["ci_high"] and rec["n"] > 0 and rec["judge"]
     with pytest.raises(AssertionError):
         compute_metrics(base, list(reversed(tuned)), EvaluateConfig(bootstrap=200))
+
+
+def test_sampled_reward_is_averaged_per_prompt_and_paired() -> None:
+    base = [_row("a", [False]), _row("b", [True, False])]
+    tuned = [_row("a", [True]), _row("b", [True, True])]
+    base[0]["sampled_strict"], tuned[0]["sampled_strict"] = [[False], [True], [False]], [[True], [True], [False]]
+    base[1]["sampled_strict"], tuned[1]["sampled_strict"] = [[True, False], [False, False], [True, True]], [[True, True]] * 3
+    m = compute_metrics(base, tuned, EvaluateConfig(bootstrap=200))["ifeval_heldout"]
+    assert m["base.mean_verifiable_reward"]["value"] == pytest.approx(np.mean([1 / 3, np.mean([0.5, 0.0, 1.0])]))
+    assert m["tuned.mean_verifiable_reward"]["value"] == pytest.approx(np.mean([2 / 3, 1.0]))
+    assert m["paired_diff.mean_verifiable_reward"]["value"] == pytest.approx(np.mean([1 / 3, 0.5]))
+    assert m["tuned.mean_verifiable_reward"]["samples_per_prompt"] == 3
+    without_samples = compute_metrics([_row("a", [False])], [_row("a", [True])], EvaluateConfig(bootstrap=200))
+    assert "base.mean_verifiable_reward" not in without_samples["ifeval_heldout"]
+
+
+def test_sampled_evaluation_draws_seeded_samples_per_prompt(tiny_model: Path, tmp_path: Path) -> None:
+    from harness.evaluate import generate_and_judge, read_outputs
+
+    cfg = EvaluateConfig(n_prompts=3, max_new_tokens=8, batch_size=8, samples=2)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        generate_and_judge(str(tiny_model), None, cfg, tmp_path / name, GenerationConfig())
+    rows_a, rows_b = read_outputs(tmp_path / "a"), read_outputs(tmp_path / "b")
+    assert len(rows_a) == 3 and all(len(r["sampled_strict"]) == 2 for r in rows_a)
+    assert rows_a == rows_b  # seeded: the base model draws the same samples every time
+    assert compute_metrics(rows_a, rows_b, cfg)["ifeval_heldout"]["paired_diff.mean_verifiable_reward"]["value"] == 0.0
 
 
 @pytest.fixture(scope="module")
