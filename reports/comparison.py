@@ -238,7 +238,7 @@ def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
 
 
 def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "original") -> Path:
-    """Write the comparison HTML to `out_file`, with metrics.csv and metrics.json next to it."""
+    """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json and paired_tests.json next to it."""
     import os
 
     from reports.templates import render
@@ -250,13 +250,14 @@ def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "ori
     suites = list(dict.fromkeys(k.split("/", 1)[0] for k in primary))
     plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in primary]
     out_file = Path(out_file)
+    tests = {name: paired_tests(runs, baseline, name) for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)}
     html = render(
         "comparison.html.j2",
         runs=runs,
         run_links={r.name: os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
         suites={s: [k for k in primary if k.split("/", 1)[0] == s] for s in suites},
         board=leaderboard(runs, primary),
-        tests={desc: paired_tests(runs, baseline, name) for name, desc in PAIRED_METRICS.items() if any(r.outcomes.get(name) for r in runs)},
+        tests={PAIRED_METRICS[name]: rows for name, rows in tests.items()},
         baseline=baseline,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
@@ -270,4 +271,5 @@ def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "ori
     writer.writerows(rows)
     write_text(out_file.parent / "metrics.csv", buf.getvalue())
     write_json(out_file.parent / "metrics.json", rows)
+    write_json(out_file.parent / "paired_tests.json", {"baseline": baseline, "tests": tests})
     return out_file

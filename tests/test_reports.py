@@ -97,3 +97,5 @@ def test_seed_matched_interval_counts_run_to_run_variation(tmp_path: Path) -> No
     assert pref["n_prompts"] == 10 and pref["diff"] == pytest.approx(0.0)
     html = render_comparison(runs, tmp_path / "cmp" / "index.html", baseline="original").read_text()
     assert "<h3>preference_heldout/preference_accuracy" in html and "95% CI across seeds" in html
+    saved = json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())
+    assert saved["baseline"] == "original" and saved["tests"]["prompt_strict_acc"][0]["diff"] == pytest.approx(test["diff"])
