@@ -27,7 +27,7 @@ import torch
 
 from harness.config import BenchError, EvaluateConfig, TrainConfig
 from harness.features import response_logps, tokenize_response
-from harness.io import write_jsonl
+from harness.io import write_json, write_jsonl
 from harness.models import load_model
 from harness.stats import bootstrap, metric
 from strategies.base import CandidatePool
@@ -88,34 +88,49 @@ def cap_pairs(pairs: list, max_pairs: int, seed: int) -> list:
 
 
 @torch.no_grad()
-def _logps(model: Any, items: list, batch_size: int) -> np.ndarray:
-    out = []
-    for start in range(0, len(items), batch_size):
-        out.append(response_logps(model, items[start : start + batch_size]).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0)
+def _logps(model: Any, items: list, batch_size: int) -> dict[str, float]:
+    """Summed response log-prob per response id; batches of similar length, so little is padding."""
+    order = sorted(items, key=lambda item: len(item.input_ids))
+    out: dict[str, float] = {}
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        for item, value in zip(batch, response_logps(model, batch).float().cpu().tolist()):
+            out[item.response_id] = value
+    return out
 
 
-def preference_accuracy(
-    model_name: str, adapter: Path, pairs: list, pool: CandidatePool, train_cfg: TrainConfig, out: Path, n_boot: int, batch_size: int = 8
-) -> dict[str, dict]:
-    """Score each held-out pair with the tuned and the base model; write per-pair rows, return metrics."""
+def _items(model_name: str, pairs: list, pool: CandidatePool, max_length: int) -> list:
+    """Each distinct response once: with "all" pairing a response sits in several pairs."""
     tokenizer = load_model(model_name).tokenizer
-    items = []
+    seen: dict[str, Any] = {}
     for pair in pairs:
         messages = pool.prompts[pair.prompt_id].messages
         for rid in (pair.chosen_id, pair.rejected_id):
-            items.append(tokenize_response(tokenizer, rid, messages, pool.responses[rid].text, train_cfg.max_length))
+            if rid not in seen:
+                seen[rid] = tokenize_response(tokenizer, rid, messages, pool.responses[rid].text, max_length)
+    return list(seen.values())
+
+
+def reference_logps(model_name: str, pairs: list, pool: CandidatePool, train_cfg: TrainConfig, out: Path, batch_size: int = 8) -> dict:
+    """The base model's log-probs of the held-out responses: the same for every strategy, so a stage of its own."""
     base = load_model(model_name).model.eval()
-    ref = _logps(base, items, batch_size)
-    del base
+    logps = _logps(base, _items(model_name, pairs, pool, train_cfg.max_length), batch_size)
+    write_json(out / "reference_logps.json", logps)
+    return {"n_responses": len(logps), "n_pairs": len(pairs)}
+
+
+def preference_accuracy(
+    model_name: str, adapter: Path, pairs: list, pool: CandidatePool, reference: dict[str, float], train_cfg: TrainConfig,
+    out: Path, n_boot: int, batch_size: int = 8,
+) -> dict[str, dict]:
+    """Score each held-out pair with the tuned model against the base model's `reference` log-probs."""
     tuned = load_model(model_name, adapter=adapter).model.eval()
-    pol = _logps(tuned, items, batch_size)
-    reward = train_cfg.beta * (pol - ref)
-    margins = reward[0::2] - reward[1::2]
-    rows = [
-        {"pair_id": p.id, "prompt_id": p.prompt_id, "margin": float(m), "correct": float(m > 0) + 0.5 * float(m == 0)}
-        for p, m in zip(pairs, margins)
-    ]
+    policy = _logps(tuned, _items(model_name, pairs, pool, train_cfg.max_length), batch_size)
+    reward = {rid: train_cfg.beta * (policy[rid] - reference[rid]) for rid in policy}
+    rows = []
+    for p in pairs:
+        m = reward[p.chosen_id] - reward[p.rejected_id]
+        rows.append({"pair_id": p.id, "prompt_id": p.prompt_id, "margin": float(m), "correct": float(m > 0) + 0.5 * float(m == 0)})
     write_jsonl(out / "heldout_preferences.jsonl", rows)
     return {
         "tuned.preference_accuracy": metric(_by_prompt_ci(rows, "correct", n_boot), len(rows), JUDGE, unit="held-out pair"),

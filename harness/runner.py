@@ -292,19 +292,35 @@ def _run_stages(run: Run) -> dict[str, Any]:
         "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(config.model, None, config.evaluate, out, config.generation)
     )
 
+    # the base model's log-probs of the held-out pairs: shared by every strategy (and, for pairs
+    # shared by seeds, by every seed)
+    heldout_texts = heldout_pool or full_pool
+    s_reference = None
+    if heldout:
+        s_reference = run.stage(
+            "preference_reference",
+            {"model": model, "heldout": heldout_key, "max_length": config.train.max_length},
+            lambda out: preference_eval.reference_logps(config.model, heldout, heldout_texts, config.train, out),
+        )
+
     def _evaluate(out: Path) -> dict:
         adapter = s_train.path / "adapter"
         stats = evaluate.generate_and_judge(config.model, adapter, config.evaluate, out, config.generation)
         metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(out), config.evaluate)
-        if heldout:
+        if s_reference is not None:
+            reference = read_json(s_reference.path / "reference_logps.json")
             metrics[preference_eval.SUITE] = preference_eval.preference_accuracy(
-                config.model, adapter, heldout, heldout_pool or full_pool, config.train, out, config.evaluate.bootstrap
+                config.model, adapter, heldout, heldout_texts, reference, config.train, out, config.evaluate.bootstrap
             )
         write_json(out / "metrics.json", metrics)
         return stats
 
     preference = [ecfg.preference_holdout, ecfg.preference_pairs, ecfg.preference_k, ecfg.preference_prompts]
-    preference_inputs = {"heldout": heldout_key, "preference": preference + ([ecfg.preference_source, ecfg.preference_split] if ecfg.preference_source else [])}
+    preference_inputs = {
+        "heldout": heldout_key,
+        "reference": s_reference.hash if s_reference else None,
+        "preference": preference + ([ecfg.preference_source, ecfg.preference_split] if ecfg.preference_source else []),
+    }
     s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs, **preference_inputs}, _evaluate)
     metrics = read_json(s_eval.path / "metrics.json")
     metrics.update(_run_suites(run, s_train.path / "adapter"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +204,7 @@ def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model:
 
 
 def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.preference_eval import preference_accuracy, reserve_heldout
+    from harness.preference_eval import preference_accuracy, reference_logps, reserve_heldout
     from harness.records import Pair, Prompt, Response, pair_id, response_id
     from strategies.base import CandidatePool
 
@@ -225,7 +226,10 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
              "rejected": [{"role": "assistant", "content": responses[p.rejected_id].text}]} for p in selectable.pairs[:8]]
     cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
     train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path / "train")
-    metrics = preference_accuracy(str(tiny_model), tmp_path / "train" / "adapter", heldout, pool, cfg, tmp_path, n_boot=200)
+    reference_logps(str(tiny_model), heldout, pool, cfg, tmp_path)
+    reference = json.loads((tmp_path / "reference_logps.json").read_text())
+    assert set(reference) == {r for p in heldout for r in (p.chosen_id, p.rejected_id)}
+    metrics = preference_accuracy(str(tiny_model), tmp_path / "train" / "adapter", heldout, pool, reference, cfg, tmp_path, n_boot=200)
     acc, margin = metrics["tuned.preference_accuracy"], metrics["tuned.implicit_reward_margin"]
     assert acc["n"] == 5 and acc["value"] == 1.0 and margin["value"] > 0
     assert len(read_jsonl(tmp_path / "heldout_preferences.jsonl")) == 5
