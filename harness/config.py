@@ -114,11 +114,24 @@ class PoolConfig(_Strict):
         "fraction of the longer one (e.g. 0.2); null = no limit. Guards against a judge's length bias teaching length",
     )
 
+    k_max: int | None = Field(
+        None,
+        ge=2,
+        description="raise K where prompts yield only ties: a prompt whose samples form no pair gets up to k more "
+        "samples per round until it pairs or has k_max; null = K for every prompt",
+    )
+
     @field_validator("judge", mode="before")
     @classmethod
     def _judge_by_name(cls, value: Any) -> Any:
         """`judge: verifiable` is shorthand for `judge: {type: verifiable}`."""
         return {"type": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _k_max_above_k(self) -> PoolConfig:
+        if self.k_max is not None and self.k_max <= self.k:
+            raise ValueError(f"pool.k_max ({self.k_max}) must be larger than pool.k ({self.k}), or null")
+        return self
 
 
 class GenerationConfig(_Strict):

@@ -161,10 +161,19 @@ def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
     return {
         "prompts": prompts_hash,
         "model": model_fingerprint(config.model),
-        "pool": config.pool.model_dump(exclude={"judge": {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}}),
+        "pool": pool_key(config.pool),
         "backend": resolve_backend(config.generation.backend),
         "seed": config.seed,
     }
+
+
+def pool_key(cfg: PoolConfig) -> dict[str, Any]:
+    """The pool settings that change its contents: not the judge's transport settings, and `k_max`
+    only when set, so that pools made before it existed stay cached."""
+    exclude: dict[str, Any] = {"judge": {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}}
+    if cfg.k_max is None:
+        exclude["k_max"] = True
+    return cfg.model_dump(exclude=exclude)
 
 
 def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
@@ -190,7 +199,7 @@ def preference_pool_inputs(config: ExperimentConfig) -> dict[str, Any]:
     return {
         "prompts": prompts,
         "model": model_fingerprint(config.model),
-        "pool": preference_pool_config(config).model_dump(exclude={"judge": {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}}),
+        "pool": pool_key(preference_pool_config(config)),
         "backend": resolve_backend(config.generation.backend),
         "seed": ecfg.prompt_seed,
     }
