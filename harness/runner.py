@@ -9,6 +9,7 @@ the same command resumes from there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 import shutil
@@ -65,6 +66,7 @@ def machine() -> dict[str, Any]:
     }
 
 
+@functools.cache  # once per process: a commit made while a long matrix runs is not the code that runs it
 def git_sha() -> str | None:
     try:
         out = subprocess.run(
@@ -75,6 +77,7 @@ def git_sha() -> str | None:
         return None
 
 
+@functools.cache
 def git_dirty() -> bool | None:
     """True when the checkout has uncommitted changes: the sha alone then does not pin the code."""
     try:
@@ -95,6 +98,7 @@ class Run:
         self.started = time.time()
         self.opened = False
         self.machine = machine()
+        self.git_sha, self.git_dirty = git_sha(), git_dirty()
 
     def open(self) -> None:
         """Create the run folder once the inputs are known to be usable.
@@ -127,8 +131,8 @@ class Run:
                 "config": self.config.model_dump(mode="json"),
                 "seed": self.config.seed,
                 "versions": versions(),
-                "git_sha": git_sha(),
-                "git_dirty": git_dirty(),
+                "git_sha": self.git_sha,
+                "git_dirty": self.git_dirty,
                 "argv": sys.argv,
                 "machine": self.machine,
                 "generation_backend": resolve_backend(self.config.generation.backend),
