@@ -43,7 +43,7 @@ def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
     out, proc = smoke_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "done" and manifest["seed"] == 0 and manifest["versions"]["torch"]
-    assert set(manifest["stages"]) == {"prompts", "pool", "embeddings", "select", "train", "evaluate_base", "evaluate", "report"}
+    assert set(manifest["stages"]) == {"prompts", "pool", "embeddings", "select", "train", "evaluate_base", "preference_reference", "evaluate", "report"}
     assert all(s["status"] == "computed" for s in manifest["stages"].values())
     selection = json.loads((out / "selection.json").read_text())
     budget = manifest["config"]["select"]["budget"]
