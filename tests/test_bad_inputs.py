@@ -73,6 +73,8 @@ CASES = [
     ("verifiable_judge_on_unconstrained_prompts", _source("{REPO}/../shared/data/hh_rlhf/harmless-base-test.jsonl.gz"), r"cannot be judged"),
     ("accelerate_config_missing", _run("--set", "train.accelerate_config={T}/none.yaml"), r"train\.accelerate_config: .*does not exist"),
     ("accelerate_config_not_accelerate", _run("--set", "train.accelerate_config={D}/accelerate_not_a_config.yaml"), r"is not an accelerate config"),
+    ("preference_source_missing", _run("--set", "evaluate.preference_source={T}/none.jsonl"), r"evaluate.preference_source: .*none\.jsonl does not exist"),
+    ("preference_source_and_k", _run("--set", "evaluate.preference_source={T}/none.jsonl", "--set", "evaluate.preference_k=4"), r"preference_source or evaluate.preference_k, not both"),
     ("eval_suite_file_missing", _run("--set", "evaluate.suites=[{name: ifeval, path: '{T}/none.jsonl'}]"), r"suite ifeval: path .*none\.jsonl does not exist"),
     ("eval_ifeval_duplicate_keys", ["eval", "--suite", "ifeval", "--path", "{D}/ifeval_duplicate_keys.jsonl", "--out", "{T}/run", "--cache-dir", "{T}/cache"],
      r"ifeval_duplicate_keys\.jsonl line 2: key 1001 repeats line 1"),
