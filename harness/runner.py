@@ -253,8 +253,9 @@ def _run_stages(run: Run) -> dict[str, Any]:
     s_pool = run.stage("pool", pool_inputs(config, s_prompts.hash), _pool)
     candidate_pool = pool.read_pool(s_pool.path, prompts)
 
-    # held-out pairs for preference accuracy: sampled on evaluation prompts (shared by every seed),
-    # or else reserved from this pool before any strategy sees it
+    # held-out pairs for preference accuracy: a data set's own pairs or base-model samples on
+    # evaluation prompts (both shared by every seed), or else reserved from this pool before any
+    # strategy sees it
     ecfg = config.evaluate
     if ecfg.preference_source:
         heldout_pool, heldout = preference_eval.heldout_from_source(ecfg, {p.id for p in prompts})
