@@ -205,7 +205,7 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
       bench matrix experiments/smoke-matrix.yaml --dry-run
       bench matrix experiments/ablation.yaml
     """
-    from harness.matrix import expand, is_done, load_matrix, plan
+    from harness.matrix import expand, is_done, load_matrix, parse_claim, plan
     from harness.runner import run_experiment
     from reports.comparison import render_comparison
 
@@ -246,7 +246,8 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
         click.echo(f"{name:<34} {result:<20} {seconds:>8.1f}  {pool_status}")
     finished = [c.out for c in cells if is_done(c)]
     if finished:
-        click.echo(render_comparison(finished, Path(runs_root) / spec.name / "comparison" / "index.html", baseline=spec.baseline))
+        out = Path(runs_root) / spec.name / "comparison" / "index.html"
+        click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims]))
     if failures:
         raise BenchError(f"{len(failures)} cell(s) failed: {', '.join(failures)}; rerun the same command to retry them.")
 
@@ -296,9 +297,10 @@ def strategies() -> None:
 
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Also write a comparison report of all RUN_DIRS to this HTML file (metrics.csv and metrics.json go next to it).")
+@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Also write a comparison report of all RUN_DIRS to this HTML file (metrics.csv, metrics.json, paired_tests.json and summary.md go next to it).")
 @click.option("--baseline", default="original", show_default=True, help="Strategy every other strategy is tested against (paired bootstrap on the same prompts).")
-def report(run_dirs, out_file, baseline) -> None:
+@click.option("--claim", "claims", multiple=True, metavar="'BETTER > WORSE'", help="Also test two strategies head to head, e.g. --claim 'bpo > uniform' (quote it: > is a shell redirect). Repeatable.")
+def report(run_dirs, out_file, baseline, claims) -> None:
     """Re-render report.html for each run folder (a pure function of its files) and, with -o,
     a comparison report over all of them: leaderboard (mean and 95% CI across seeds), paired
     tests against --baseline, metric-vs-budget and breadth-vs-depth plots, links to each run.
@@ -307,16 +309,24 @@ def report(run_dirs, out_file, baseline) -> None:
     Examples:
       bench report runs/default-bpo-b12-s0
       bench report runs/default-*-b12-s0 -o runs/comparison/index.html --baseline original
+      bench report runs/ablation/*-s? -o runs/ablation/comparison/index.html --claim 'bpo > uniform'
     """
+    from harness.matrix import parse_claim
     from reports.comparison import render_comparison
     from reports.run_report import write_report
 
+    if claims and not out_file:
+        raise click.UsageError("--claim tests strategies in the comparison report: add -o FILE.html.")
+    try:
+        parsed = [parse_claim(c) for c in claims]
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--claim") from None
     for run_dir in run_dirs:
         if not (Path(run_dir) / "manifest.json").is_file():
             raise BenchError(f"{run_dir} has no manifest.json: pass a folder written by `bench run`.")
         click.echo(write_report(Path(run_dir)))
     if out_file:
-        click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline))
+        click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline, claims=parsed))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ A matrix file:
     # `label` is an axis that names cells and sets nothing: zipped with other axes, it stands in
     # for them in cell names (e.g. label: [hh, pku] zipped with prompts.source and prompts.split)
     baseline: original               # for the comparison report's paired tests
+    claims: ["bpo > uniform"]        # hypotheses the comparison tests head to head (BETTER > WORSE)
 
 Each cell runs under `runs/<matrix>/<cell>/` with the base config's cache, so stages that
 cells share (prompts, pool, features, base-model evaluation) are computed once. A cell whose
@@ -47,12 +48,18 @@ class MatrixSpec(BaseModel):
     zip: list[list[str]] = Field(default_factory=list)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     baseline: str = "original"
+    claims: list[str] = Field(default_factory=list, description="'BETTER > WORSE' strategy pairs tested head to head")
 
     @model_validator(mode="after")
     def _check(self) -> "MatrixSpec":
         for name, values in self.axes.items():
             if not values:
                 raise ValueError(f"axis {name!r} has no values")
+        strategies = {str(v) for v in self.axes.get("strategy", [])}
+        for claim in self.claims:
+            named = set(parse_claim(claim))
+            if strategies and not named <= strategies:
+                raise ValueError(f"claim {claim!r} names {sorted(named - strategies)}, not on the strategy axis {sorted(strategies)}")
         zipped = [a for group in self.zip for a in group]
         for axis in zipped:
             if axis not in self.axes:
@@ -67,6 +74,18 @@ class MatrixSpec(BaseModel):
             if unknown:
                 raise ValueError(f"exclude rule {rule} names {sorted(unknown)}, which are not axes")
         return self
+
+
+def parse_claim(text: str) -> tuple[str, str]:
+    """'bpo > uniform' -> ('bpo', 'uniform'): the strategy expected to win, then the one it should beat.
+
+    A claim is tested head to head on the same held-out prompts (and seeds), which a test of
+    each strategy against one baseline cannot give: the paper's claims compare two non-baselines.
+    """
+    parts = [part.strip() for part in str(text).split(">")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise ValueError(f"claim {text!r} must read 'BETTER > WORSE' with two different strategy names, e.g. 'bpo > uniform'")
+    return parts[0], parts[1]
 
 
 @dataclass

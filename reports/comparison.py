@@ -160,6 +160,15 @@ def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str,
     return result
 
 
+def _by_cell(runs: list[RunSummary], metric: str) -> dict[tuple[str, int], list[RunSummary]]:
+    """Runs that recorded per-prompt outcomes of `metric`, grouped by (strategy, budget)."""
+    by_cell: dict[tuple[str, int], list[RunSummary]] = defaultdict(list)
+    for run in runs:
+        if run.outcomes.get(metric):
+            by_cell[(run.strategy, run.budget)].append(run)
+    return by_cell
+
+
 def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """Each strategy vs `baseline` at the same budget, paired on the same held-out prompts.
 
@@ -168,10 +177,7 @@ def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_st
     Where `control_shuffled` runs exist at that budget, each strategy is also tested against
     them (`vs_control`): an effect that does not beat shuffled labels is not an effect of the data.
     """
-    by_cell: dict[tuple[str, int], list[RunSummary]] = defaultdict(list)
-    for run in runs:
-        if run.outcomes.get(metric):
-            by_cell[(run.strategy, run.budget)].append(run)
+    by_cell = _by_cell(runs, metric)
     out = []
     rng = np.random.default_rng(seed)
     for (strategy, budget), members in sorted(by_cell.items()):
@@ -189,6 +195,58 @@ def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_st
             test["vs_control"] = {**vs, "beats": bool(vs.get("low", 0) > 0)}
         out.append(test)
     return out
+
+
+def claim_tests(runs: list[RunSummary], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """Each claim (better, worse) at every budget, paired like `paired_tests`: better − worse.
+
+    A claim holds at the 95% level when the interval across seeds lies above 0; the prompt
+    bootstrap alone only says these runs differ.
+    """
+    by_cell = _by_cell(runs, metric)
+    rng = np.random.default_rng(seed)
+    out = []
+    for better, worse in claims:
+        for budget in sorted({b for _, b in by_cell}):
+            test: dict[str, Any] = {"claim": f"{better} > {worse}", "better": better, "worse": worse, "budget": budget}
+            missing = [name for name in (better, worse) if (name, budget) not in by_cell]
+            if missing:
+                test["missing"] = f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
+            else:
+                members, reference = by_cell[(better, budget)], by_cell[(worse, budget)]
+                test.update({"seeds": len(members), "baseline_seeds": len(reference)}, **_paired(members, reference, metric, rng, n_boot))
+            out.append(test)
+    return out
+
+
+def _ci(low: Any, high: Any) -> str:
+    return f"[{low:+.3f}, {high:+.3f}]"
+
+
+def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[str, list[dict[str, Any]]]) -> str:
+    """The leaderboard and the claims as Markdown, for a write-up or a repository's results folder."""
+    lines = ["## Leaderboard", "", "Mean over seeds [95% t-interval across seeds]; ¹ one seed: the run's own bootstrap CI; — not computed.", ""]
+    lines += ["| strategy | budget | seeds | " + " | ".join(keys) + " |", "|" + " --- |" * (len(keys) + 3)]
+    for row in board:
+        cells = []
+        for key in keys:
+            c = row["cells"][key]
+            cells.append("—" if c is None else f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" + ("¹" if c["kind"] == "run CI" else ""))
+        lines.append(f"| {row['strategy']} | {row['budget']} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells) + " |")
+    for metric, tests in claims.items():
+        lines += ["", f"## Claims: {metric}", "", "| claim | budget | difference | 95% CI over prompts | p | prompts | 95% t-CI over seeds | per-seed differences |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for t in tests:
+            if "diff" not in t:
+                lines.append(f"| {t['claim']} | {t['budget']} | — ({t['missing']}) | | | | | |")
+                continue
+            seeds = t.get("seeds_ci")
+            lines.append(
+                f"| {t['claim']} | {t['budget']} | {t['diff']:+.3f} | {_ci(t['low'], t['high'])} | {t['p']:.2f} | {t['n_prompts']} | "
+                + (f"{_ci(seeds['low'], seeds['high'])} | " + ", ".join(f"{d:+.3f}" for d in seeds["per_seed"]) if seeds else "— (fewer than 2 matched seeds) |")
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def _finite(value: Any) -> bool:
@@ -237,8 +295,8 @@ def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
     return to_img_tag(fig, "breadth against mean depth")
 
 
-def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "original") -> Path:
-    """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json and paired_tests.json next to it."""
+def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "original", claims: list[tuple[str, str]] = ()) -> Path:
+    """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json and summary.md next to it."""
     import os
 
     from reports.templates import render
@@ -250,14 +308,18 @@ def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "ori
     suites = list(dict.fromkeys(k.split("/", 1)[0] for k in primary))
     plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in primary]
     out_file = Path(out_file)
-    tests = {name: paired_tests(runs, baseline, name) for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)}
+    measured = [name for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)]
+    tests = {name: paired_tests(runs, baseline, name) for name in measured}
+    claim_rows = {name: claim_tests(runs, list(claims), name) for name in measured} if claims else {}
+    board = leaderboard(runs, primary)
     html = render(
         "comparison.html.j2",
         runs=runs,
         run_links={r.name: os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
         suites={s: [k for k in primary if k.split("/", 1)[0] == s] for s in suites},
-        board=leaderboard(runs, primary),
+        board=board,
         tests={PAIRED_METRICS[name]: rows for name, rows in tests.items()},
+        claims={PAIRED_METRICS[name]: rows for name, rows in claim_rows.items()},
         baseline=baseline,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
@@ -271,5 +333,6 @@ def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "ori
     writer.writerows(rows)
     write_text(out_file.parent / "metrics.csv", buf.getvalue())
     write_json(out_file.parent / "metrics.json", rows)
-    write_json(out_file.parent / "paired_tests.json", {"baseline": baseline, "tests": tests})
+    write_json(out_file.parent / "paired_tests.json", {"baseline": baseline, "tests": tests, "claims": claim_rows})
+    write_text(out_file.parent / "summary.md", summary_markdown(board, [k for k in primary if not k.split("/", 1)[1].startswith("paired_diff.")], claim_rows))
     return out_file

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reports.comparison import leaderboard, load_run, paired_tests, render_comparison
+from harness.config import ConfigError
+from harness.matrix import load_matrix, parse_claim
+from reports.comparison import claim_tests, leaderboard, load_run, paired_tests, render_comparison
 
 
 def _run(root: Path, strategy: str, seed: int, acc: float, outcomes: list[int], mt_bench: float | None = None) -> Path:
@@ -99,3 +101,41 @@ def test_seed_matched_interval_counts_run_to_run_variation(tmp_path: Path) -> No
     assert "<h3>preference_heldout/preference_accuracy" in html and "95% CI across seeds" in html
     saved = json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())
     assert saved["baseline"] == "original" and saved["tests"]["prompt_strict_acc"][0]["diff"] == pytest.approx(test["diff"])
+
+
+def test_claims_compare_two_strategies_head_to_head(tmp_path: Path) -> None:
+    """'bpo > uniform' is bpo − uniform on the same prompts and seeds, neither being the baseline."""
+    rng = np.random.default_rng(1)
+    runs = []
+    for seed in range(3):
+        truth = rng.random(60) < 0.4
+        for strategy, lift in (("original", 0.0), ("uniform", 0.1), ("bpo", 0.3)):
+            outcome = truth | (rng.random(60) < lift)
+            runs.append(_run(tmp_path, strategy, seed, float(outcome.mean()), outcome.astype(int).tolist()))
+    loaded = [load_run(p) for p in runs]
+    by = {(r.strategy, r.seed): r.outcomes["prompt_strict_acc"] for r in loaded}
+    per_seed = [np.mean([by[("bpo", s)][p] - by[("uniform", s)][p] for p in by[("bpo", s)]]) for s in range(3)]
+
+    holds, missing = claim_tests(loaded, [parse_claim("bpo > uniform"), parse_claim("margin > bpo")], "prompt_strict_acc")
+    assert holds["claim"] == "bpo > uniform" and holds["seeds_ci"]["per_seed"] == pytest.approx(per_seed)
+    assert holds["diff"] == pytest.approx(np.mean(per_seed)) and holds["n_prompts"] == 60
+    assert "margin" in missing["missing"] and "diff" not in missing  # a strategy that never ran is named, not skipped
+
+    render_comparison(runs, tmp_path / "cmp" / "index.html", claims=[("bpo", "uniform"), ("margin", "bpo")])
+    saved = json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())
+    assert saved["claims"]["prompt_strict_acc"][0]["diff"] == pytest.approx(holds["diff"])
+    summary = (tmp_path / "cmp" / "summary.md").read_text()
+    assert f"| bpo > uniform | 8 | {holds['diff']:+.3f} |" in summary and "| margin > bpo | 8 | — (no margin run" in summary
+
+
+@pytest.mark.parametrize("claim", ["bpo", "bpo > ", "bpo > bpo", "a > b > c"])
+def test_malformed_claims_are_refused(claim: str) -> None:
+    with pytest.raises(ValueError, match="BETTER > WORSE"):
+        parse_claim(claim)
+
+
+def test_a_matrix_claim_must_name_strategies_on_its_axis(tmp_path: Path) -> None:
+    spec = tmp_path / "m.yaml"
+    spec.write_text("name: m\nbase: x.yaml\naxes: {strategy: [bpo, uniform]}\nclaims: ['bpo > length_depth']\n")
+    with pytest.raises(ConfigError, match="length_depth"):
+        load_matrix(spec)
