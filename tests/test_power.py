@@ -105,3 +105,11 @@ def test_bench_power_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     assert "prompt_strict_acc" in result.output and "instruction_loose_acc" in result.output
     rows = json.loads((tmp_path / "power.json").read_text())
     assert len(rows) == 4 and all(r["n_units"] == 100 for r in rows) and len(runs) == 6
+
+
+def test_runs_evaluated_on_different_prompts_are_refused(tmp_path: Path) -> None:
+    """A matrix resized from 48 to 96 held-out prompts, half rerun: mixing them would mis-estimate every term."""
+    _pilot(tmp_path / "old", n_prompts=48, seeds=3, seed_sd=0.0, effects={"a": 0.0})
+    _pilot(tmp_path / "new", n_prompts=96, seeds=3, seed_sd=0.0, effects={"b": 0.0})
+    with pytest.raises(BenchError, match=r"different held-out prompts .*48 prompts.*96 prompts"):
+        analyse(load_pilot([tmp_path / "old", tmp_path / "new"]), effect=0.05, alpha=0.05, power=0.8)
