@@ -114,14 +114,15 @@ def variance_components(runs: list[PilotRun], metric: str) -> dict[str, Any]:
         if run.outcomes.get(metric):
             by_strategy[run.strategy].append(run)
     repeated = {k: g for k, g in by_strategy.items() if len(g) >= 2}
-    if metric in METRICS:  # every run of one configuration answers the same held-out prompts
-        sizes = {len(r.outcomes[metric]): r.path for g in by_strategy.values() for r in g}
-        if len({frozenset(r.outcomes[metric]) for g in by_strategy.values() for r in g}) > 1:
-            named = ", ".join(f"{path} ({n} prompts)" for n, path in sorted(sizes.items()))
-            raise BenchError(f"{metric}: the runs were evaluated on different held-out prompts (e.g. {named}); "
-                             "pass runs of one evaluation configuration, e.g. the cells of one matrix run.")
     if not repeated:
         raise BenchError("a power analysis needs at least one strategy run with 2 or more seeds (3 or more recommended).")
+    if metric in METRICS:  # every run of one configuration answers the same held-out prompts
+        first, *rest = [r for g in by_strategy.values() for r in g]
+        odd = next((r for r in rest if r.outcomes[metric].keys() != first.outcomes[metric].keys()), None)
+        if odd is not None:
+            raise BenchError(f"{metric}: the runs were evaluated on different held-out prompts ({first.path}: "
+                             f"{len(first.outcomes[metric])} prompts, {odd.path}: {len(odd.outcomes[metric])}); "
+                             "pass runs of one evaluation configuration, e.g. the cells of one matrix run.")
     seeds = {k: len(g) for k, g in by_strategy.items()}
     dof = sum(len(g) - 1 for g in repeated.values())
     v_run = sum((len(g) - 1) * np.var([np.mean(list(r.outcomes[metric].values())) for r in g], ddof=1) for g in repeated.values()) / dof

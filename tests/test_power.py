@@ -111,5 +111,5 @@ def test_runs_evaluated_on_different_prompts_are_refused(tmp_path: Path) -> None
     """A matrix resized from 48 to 96 held-out prompts, half rerun: mixing them would mis-estimate every term."""
     _pilot(tmp_path / "old", n_prompts=48, seeds=3, seed_sd=0.0, effects={"a": 0.0})
     _pilot(tmp_path / "new", n_prompts=96, seeds=3, seed_sd=0.0, effects={"b": 0.0})
-    with pytest.raises(BenchError, match=r"different held-out prompts .*48 prompts.*96 prompts"):
+    with pytest.raises(BenchError, match=r"different held-out prompts .*48 prompts.*: 96"):
         analyse(load_pilot([tmp_path / "old", tmp_path / "new"]), effect=0.05, alpha=0.05, power=0.8)
