@@ -139,3 +139,15 @@ def test_a_matrix_claim_must_name_strategies_on_its_axis(tmp_path: Path) -> None
     spec.write_text("name: m\nbase: x.yaml\naxes: {strategy: [bpo, uniform]}\nclaims: ['bpo > length_depth']\n")
     with pytest.raises(ConfigError, match="length_depth"):
         load_matrix(spec)
+
+
+def test_bench_report_claims_need_a_comparison_and_a_well_formed_claim(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    run = _run(tmp_path, "bpo", 0, 0.5, [1, 0])
+    no_out = CliRunner().invoke(main, ["report", str(run), "--claim", "bpo > uniform"])
+    assert no_out.exit_code != 0 and "add -o" in no_out.output and not (run / "report.html").exists()
+    bad = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "c.html"), "--claim", "bpo"])
+    assert bad.exit_code != 0 and "BETTER > WORSE" in bad.output and not (tmp_path / "c.html").exists()
