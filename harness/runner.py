@@ -481,16 +481,21 @@ def _write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
 
 
 def _write_pairs_preview(out: Path, select_dir: Path, candidate_pool) -> None:
-    """The selected pairs with their texts, for the report and for people reading the run."""
-    rows = []
-    for row in read_jsonl(select_dir / "pairs.jsonl"):
-        pair = from_row(Pair, row)
-        rows.append(
+    """The selected dataset itself: TRL's conversational preference rows (the full prompt, every
+    message, and the responses as assistant messages, exactly what the trainer saw), plus ids,
+    scores and margin as extra columns, so `datasets.load_dataset("json", ...)` feeds it straight
+    to `DPOTrainer`. Only the report's preview shortens it."""
+    from harness.trainer import preference_rows
+
+    pairs = [from_row(Pair, row) for row in read_jsonl(select_dir / "pairs.jsonl")]
+    rows = preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses)
+    for row, pair in zip(rows, pairs):
+        row.update(
             {
                 "pair_id": pair.id,
-                "prompt": candidate_pool.prompts[pair.prompt_id].messages[-1]["content"],
-                "chosen": candidate_pool.responses[pair.chosen_id].text,
-                "rejected": candidate_pool.responses[pair.rejected_id].text,
+                "prompt_id": pair.prompt_id,
+                "chosen_id": pair.chosen_id,
+                "rejected_id": pair.rejected_id,
                 "chosen_score": candidate_pool.scores.get(pair.chosen_id),
                 "rejected_score": candidate_pool.scores.get(pair.rejected_id),
                 "margin": pair.margin,

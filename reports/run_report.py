@@ -122,11 +122,23 @@ def render_run_report(run_dir: Path) -> str:
         reward_accuracy=sum(acc) / len(acc) if acc else None,
         train_summary=train_summary[-1] if train_summary else {},
         examples=_examples(_load(run_dir / "eval_outputs.jsonl"), config.get("evaluate", {}).get("n_examples", 6)),
-        pairs=(_load(run_dir / "selected_pairs.jsonl") or [])[:5],
+        pairs=[_pair_preview(row) for row in (_load(run_dir / "selected_pairs.jsonl") or [])[:5]],
         cost=_cost_rows(manifest, meta),
         selection_seconds=meta.get("select", {}).get("seconds_by_part") or {},
         fig=figures,
     )
+
+
+def _text(value: Any) -> str:
+    """A message list (TRL's conversational format) as readable lines; older run folders hold plain strings."""
+    if isinstance(value, list):
+        return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content', '')}" for m in value)
+    return str(value)
+
+
+def _pair_preview(row: dict) -> dict:
+    """One row of selected_pairs.jsonl for the report: the whole prompt (system and earlier turns too)."""
+    return {"prompt": _text(row.get("prompt")), "chosen": _text(row.get("chosen")), "rejected": _text(row.get("rejected")), "margin": row.get("margin")}
 
 
 def write_report(run_dir: Path) -> Path:
