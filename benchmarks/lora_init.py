@@ -25,7 +25,7 @@ import torch
 from harness.config import EMBEDDED_MODEL, FeaturesConfig, TrainConfig
 from harness.features import LoraGradients, load_lora_model, make_projection, response_logps, tokenize_response
 from harness.io import write_json
-from harness.models import load_model
+from harness.models import load_model, resolve_target_modules
 from harness.pool import read_pool
 from harness.prompts_stage import read_prompts
 from harness.trainer import preference_rows, train_dpo
@@ -81,6 +81,7 @@ def main() -> None:
     pairs = [pool.pairs[i] for i in order[: args.pairs]]
     warm = [pool.pairs[i] for i in order[args.pairs : args.pairs + args.warmup_pairs]]
     train_cfg = TrainConfig()
+    train_cfg.target_modules = resolve_target_modules(args.model, train_cfg.target_modules)
     _, tokenizer = load_lora_model(args.model, train_cfg, seed=0)
     response_ids = sorted({r for p in pairs for r in (p.chosen_id, p.rejected_id)})
     items = [

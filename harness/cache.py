@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.config import BenchError, StageFailure
 from harness.io import atomic_dir, content_hash, read_json, write_json
 
 SCHEMA_VERSION = 1
@@ -62,7 +63,12 @@ def run_stage(cache_dir: Path, name: str, inputs: dict[str, Any], compute: Calla
             shutil.rmtree(stale, ignore_errors=True)
         print(f"[bench] {name}: computing ({key})", file=sys.stderr, flush=True)
         with atomic_dir(path) as tmp:
-            extra = compute(tmp) or {}
+            try:
+                extra = compute(tmp) or {}
+            except (BenchError, StageFailure):
+                raise
+            except Exception as exc:  # a bug or an environment fault: say which stage it hit
+                raise StageFailure(name, exc) from exc
             seconds = time.perf_counter() - start
             files = _fingerprints(tmp)
             write_json(tmp / "stage.json", {"stage": name, "hash": key, "inputs": inputs, "seconds": seconds, **extra, "files": files})

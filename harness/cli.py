@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +24,8 @@ def _default_config_path() -> Path | None:
 
 
 class _Group(click.Group):
-    """Print user errors as one paragraph, without a traceback."""
+    """User errors as one paragraph (exit 2); anything unexpected as one paragraph too (exit 1),
+    naming the stage, the exception's one-line message and the file holding the full traceback."""
 
     def invoke(self, ctx):
         try:
@@ -32,11 +33,49 @@ class _Group(click.Group):
         except BenchError as exc:
             click.secho(f"Error: {exc}", fg="red", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.secho("Interrupted. Finished stages are cached: run the same command again to resume.", fg="yellow", err=True)
+            sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            click.secho(_failure_paragraph(ctx, exc), fg="red", err=True)
+            sys.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("BENCH_DEBUG", "") not in ("", "0")
+
+
+def _failure_paragraph(ctx: click.Context, exc: Exception) -> str:
+    """One paragraph for an unexpected failure; the traceback goes to a file (the run folder's
+    error.log when a run folder exists, else a log under the user cache)."""
+    from harness.config import StageFailure
+    from harness.runner import write_error_log
+
+    command = ctx.invoked_subcommand or "bench"
+    cause = exc.__cause__ if isinstance(exc, StageFailure) and exc.__cause__ is not None else exc
+    log = getattr(exc, "log_path", None) or getattr(cause, "log_path", None)
+    if log is None:
+        from harness.models import user_cache
+
+        log = write_error_log(user_cache() / "logs" / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log", exc)
+    where = f" in stage `{exc.stage}`" if isinstance(exc, StageFailure) else ""
+    message = (str(cause).strip().splitlines() or [""])[0][:300]
+    return (
+        f"Error: bench {command} failed{where}: {type(cause).__name__}: {message}\n"
+        f"The full traceback is in {log}. Run it again with `bench --debug {command} ...` (or BENCH_DEBUG=1) "
+        "to see it here; finished stages are cached, so a rerun resumes. If it looks like a bug in "
+        "bpo-bench, please report it with that file."
+    )
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="bpo-bench")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an unexpected error instead of one paragraph (also BENCH_DEBUG=1).")
+def main(debug: bool) -> None:
     """bpo-bench: how should a fixed budget of preference pairs be split between breadth
     (many prompts) and depth (many pairs per prompt)?
 
@@ -46,6 +85,9 @@ def main() -> None:
       bench run --strategy bpo               one cell on experiments/default.yaml
       bench run --strategy original --config experiments/smoke.yaml
       bench report runs/default-bpo-b12-s0
+
+    Exit codes: 0 done, 1 an unexpected error (its traceback is written to a file, named in the
+    message), 2 an input to fix (the message says which and how).
     """
 
 
@@ -111,12 +153,13 @@ def _print_summary(manifest: dict, out_dir: Path) -> None:
 @click.option("--task", "tasks", multiple=True, help="lm_eval: task name (repeatable).")
 @click.option("--include-path", type=click.Path(file_okay=False), help="lm_eval: folder with your own task YAMLs.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any suite field, e.g. --set max_new_tokens=128 --set judge.concurrency=8.")
+@click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), help="A Jinja chat-template file for a model whose tokenizer has none (or to replace its own).")
 @click.option("--backend", type=click.Choice(["auto", "transformers", "vllm"]), default="auto", show_default=True,
               help="Generation engine: auto = vLLM when installed and a GPU is present, else transformers.")
 @click.option("--cache-dir", default="runs/cache", show_default=True, help="Stage and judgment cache.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/eval/<model>-<suite>].")
 def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key_env, judge_prompts, data_path, limit,
-             reference, tasks, include_path, overrides, backend, cache_dir, out) -> None:
+             reference, tasks, include_path, overrides, chat_template, backend, cache_dir, out) -> None:
     """Evaluate any model on one suite, the way the alignment literature does.
 
     \b
@@ -167,7 +210,10 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
         cfg = SuiteConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, config_path or "bench eval options")) from None
-    target = dataclasses.replace(resolve_target(model or EMBEDDED_MODEL), backend=backend)
+    from harness.models import with_chat_template
+
+    target = resolve_target(model or EMBEDDED_MODEL)
+    target = dataclasses.replace(target, model=with_chat_template(target.model, chat_template), backend=backend)
     out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
     click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
     start = time.perf_counter()
@@ -209,8 +255,15 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
     from harness.runner import run_experiment
     from reports.comparison import render_comparison
 
+    from harness.preflight import check_experiment, require
+
     spec = load_matrix(matrix_file)
     cells = expand(spec, Path(matrix_file), Path(runs_root), list(overrides))
+    if not dry_run:
+        if executor == "ray":
+            require("ray", "pip install 'ray>=2.40'", "--executor ray")
+        for config in {c.config.model_dump_json(): c.config for c in cells if not is_done(c)}.values():
+            check_experiment(config)  # every cell's inputs before the first one runs for an hour
     rows = plan(cells)
     click.echo(f"matrix {spec.name}: {len(cells)} cells")
     shared = list(dict.fromkeys(stage for r in rows for stage in r["stages"]))  # prompts, pool, evaluate_base[, preference_pool]
@@ -238,8 +291,10 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
         try:
             manifest = run_experiment(cell.config, cell.out)
             timings.append((cell.name, "done", time.perf_counter() - start, manifest["stages"]["pool"]["status"]))
-        except BenchError as exc:
+        except Exception as exc:  # a failed cell is recorded and reported; the others go on
             failures.append(cell.name)
+            log = getattr(exc, "log_path", None)
+            click.secho(f"cell {cell.name} failed: {exc}" + (f" (traceback: {log})" if log else ""), fg="red", err=True)
             timings.append((cell.name, f"failed: {exc}"[:60], time.perf_counter() - start, "-"))
     click.echo(f"\n{'cell':<34} {'result':<20} {'seconds':>8}  pool")
     for name, result, seconds, pool_status in timings:

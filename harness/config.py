@@ -24,6 +24,17 @@ class ConfigError(BenchError):
     pass
 
 
+class StageFailure(Exception):
+    """An unexpected error inside a stage (a bug, not a user error): carries the stage's name, the
+    original exception is its `__cause__`. The CLI prints one paragraph naming both and where the
+    full traceback was written (`log_path`), and exits 1."""
+
+    def __init__(self, stage: str, error: BaseException):
+        super().__init__(f"stage {stage}: {type(error).__name__}: {error}")
+        self.stage = stage
+        self.log_path: str | None = None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -213,7 +224,12 @@ class TrainConfig(_Strict):
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] | Literal["auto"] = Field(
+        "auto",
+        description="LoRA target modules: 'auto' = the model's attention projections, found per architecture "
+        "(q_proj, k_proj, v_proj, o_proj on Llama-like models; qkv_proj, o_proj on Phi-3; c_attn, c_proj on GPT-2), "
+        "or a list of module names; the resolved list is what cache keys and the manifest record",
+    )
     gradient_checkpointing: bool = False
     logging_steps: int = Field(1, ge=1)
     accelerate_config: str | None = Field(
@@ -355,7 +371,12 @@ class EvaluateConfig(_Strict):
 class ExperimentConfig(_Strict):
     name: str = "default"
     seed: int = 0
-    model: str = Field(EMBEDDED_MODEL, description="embedded default, a hub id, or a local model folder")
+    model: str = Field(EMBEDDED_MODEL, description="embedded default, a hub id, a local model folder, or a .gguf file")
+    chat_template: str | None = Field(
+        None,
+        description="a Jinja chat-template file for `model`, replacing its tokenizer's own (needed when the tokenizer "
+        "has none, as converted checkpoints often do); null = the tokenizer's own, or the GGUF file's",
+    )
     cache_dir: str = "runs/cache"
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
@@ -365,6 +386,20 @@ class ExperimentConfig(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @field_validator("chat_template")
+    @classmethod
+    def _template_file_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ValueError(f"{value} does not exist; pass a file holding a Jinja chat template (e.g. the tokenizer_config.json "
+                                 "`chat_template` of a model with the same chat format), or null for the tokenizer's own")
+            try:
+                path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{value} is not UTF-8 text; a chat template is a Jinja text file") from None
+        return value
 
     @field_validator("name")
     @classmethod

@@ -19,11 +19,12 @@ from harness.suites import EvalTarget, get_suite
 
 def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
     """Run a suite into `out` (replaced atomically); returns its metrics."""
-    from harness.preflight import check_model, check_suite
+    from harness.preflight import check_chat_template, check_model, check_suite
     from harness.runner import versions
 
     check_suite(cfg, cfg.name)
     check_model(target.model, "--model")
+    check_chat_template(target.model, "--model")
     suite = get_suite(cfg.name)
     start = time.perf_counter()
     with atomic_dir(out) as tmp:

