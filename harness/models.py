@@ -164,7 +164,7 @@ def attention_projections(model: Any) -> list[str]:
     """The names of the attention projections of a model (its Linear / Conv1D leaves under a module
     whose name says attention), in registration order: the LoRA targets of `target_modules: auto`.
 
-    For Llama-like models this is q_proj, k_proj, v_proj, o_proj; for Phi-3 qkv_proj, o_proj; for
+    For Llama-like models this is q_proj, k_proj, v_proj, o_proj; for Phi-3 o_proj, qkv_proj; for
     GPT-2 c_attn, c_proj; read from the model itself, so no table per architecture is needed.
     """
     import torch
