@@ -87,3 +87,20 @@ def tiny_qwen2(tmp_path_factory):
     path = write_gguf(model, folder / "tiny-qwen2.gguf", gguf.MODEL_ARCH.QWEN2, tokenizer)
     bare = write_gguf(model, folder / "tiny-qwen2-no-template.gguf", gguf.MODEL_ARCH.QWEN2, tokenizer, chat_template=False)
     return {"model": model, "gguf": path, "gguf_without_template": bare, "chat_template": tokenizer["tokenizer.chat_template"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_without_chat_template(tiny_model: Path, tmp_path_factory) -> Path:
+    """The tiny Llama as a converted checkpoint often is: weights and tokenizer, no chat template."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("no-template") / "model"
+    shutil.copytree(tiny_model, folder)
+    for stale in folder.glob("chat_template.*"):
+        stale.unlink()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -83,19 +83,8 @@ def test_ray_executor_without_ray_is_refused_before_any_cell(tmp_path: Path) -> 
     assert not any(tmp_path.iterdir())
 
 
-def test_a_folder_model_without_a_chat_template_is_one_clear_error(tiny_model: Path, tmp_path: Path) -> None:
-    import shutil
-
-    from transformers import AutoTokenizer
-
-    folder = tmp_path / "converted"
-    shutil.copytree(tiny_model, folder)
-    for stale in folder.glob("chat_template.*"):
-        stale.unlink()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = None
-    tokenizer.save_pretrained(folder)
-    proc = bench(*_smoke(tmp_path, "--strategy", "original", "--set", f"model={folder}"), timeout=300)
+def test_a_folder_model_without_a_chat_template_is_one_clear_error(tiny_model_without_chat_template: Path, tmp_path: Path) -> None:
+    proc = bench(*_smoke(tmp_path, "--strategy", "original", "--set", f"model={tiny_model_without_chat_template}"), timeout=300)
     assert proc.returncode == 2 and "no chat template" in proc.stderr and "chat_template:" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
 

@@ -71,19 +71,12 @@ def test_target_modules_auto_resolves_on_the_model_and_a_wrong_name_is_refused(t
 
 
 def test_a_model_without_a_chat_template_is_refused_before_any_stage_unless_one_is_configured(
-    tiny_qwen2, tiny_model: Path, user_cache: Path, tmp_path: Path
+    tiny_qwen2, tiny_model_without_chat_template: Path, user_cache: Path, tmp_path: Path
 ) -> None:
     from transformers import AutoTokenizer
 
     bare_gguf = str(tiny_qwen2["gguf_without_template"])
-    # a converted checkpoint folder whose tokenizer lost its template
-    folder = tmp_path / "no-template"
-    shutil.copytree(tiny_model, folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = None
-    for stale in folder.glob("chat_template.*"):
-        stale.unlink()
-    tokenizer.save_pretrained(folder)
+    folder = tiny_model_without_chat_template
     template = tmp_path / "template.jinja"
     template.write_text(tiny_qwen2["chat_template"], encoding="utf-8")
     for model in (bare_gguf, str(folder)):
