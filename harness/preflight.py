@@ -54,8 +54,8 @@ def check_chat_template(name: str, field: str, configured: str | None = None) ->
         return
     raise BenchError(
         f"{field} = {name}: its tokenizer has no chat template, and the harness prompts it with chat messages. "
-        "Set `chat_template:` in the experiment (or --set chat_template=FILE) to a Jinja template file for this "
-        "model's chat format (e.g. the `chat_template` of tokenizer_config.json from the instruct model it was "
+        "Give it a Jinja template file for this model's chat format: `chat_template: FILE` in the experiment "
+        "(or --set chat_template=FILE; `bench eval --chat-template FILE`) (e.g. the `chat_template` of tokenizer_config.json from the instruct model it was "
         "converted from), or use a checkpoint whose tokenizer carries one."
     )
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.cache import run_stage
+from harness.config import StageFailure
 from harness.io import atomic_path, read_json
 from harness.stats import mean_ci, ratio_ci
 
@@ -58,8 +59,9 @@ def test_stage_cache_hits_misses_and_never_caches_failures(tmp_path: Path) -> No
         (out / "partial.txt").write_text("half")
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StageFailure) as failure:  # an unexpected error names the stage it hit
         run_stage(tmp_path, "demo", {"a": 3}, broken)
+    assert failure.value.stage == "demo" and isinstance(failure.value.__cause__, RuntimeError)
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == sorted([first.hash, third.hash])
 
 
