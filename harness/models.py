@@ -130,7 +130,12 @@ def has_chat_template(name: str) -> bool:
         return bool(gguf_metadata(Path(name).expanduser(), "tokenizer.chat_template"))
     from transformers import AutoTokenizer
 
-    return bool(getattr(AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code()), "chat_template", None))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code())
+    except (OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BenchError(f"{name}: its tokenizer cannot be loaded here ({first[:160]}); pass a model folder with its tokenizer files.") from None
+    return bool(getattr(tokenizer, "chat_template", None))
 
 
 def with_chat_template(name: str, template_file: str | None) -> str:

@@ -99,3 +99,13 @@ def test_a_file_that_is_not_gguf_is_refused_in_preflight(tmp_path: Path) -> None
     fake.write_bytes(b"this is not a GGUF file" * 10)
     with pytest.raises(BenchError, match="not a readable GGUF file"):
         check_model(str(fake))
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused_in_preflight(tiny_model: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "weights-only"
+    folder.mkdir()
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        if (tiny_model / name).is_file():
+            shutil.copyfile(tiny_model / name, folder / name)
+    with pytest.raises(BenchError, match="tokenizer cannot be loaded"):
+        check_experiment(load_config(None, [f"model={folder}", "select.strategy=original"]))
