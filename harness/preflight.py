@@ -54,9 +54,9 @@ def check_chat_template(name: str, field: str, configured: str | None = None) ->
         return
     raise BenchError(
         f"{field} = {name}: its tokenizer has no chat template, and the harness prompts it with chat messages. "
-        "Give it a Jinja template file for this model's chat format: `chat_template: FILE` in the experiment "
-        "(or --set chat_template=FILE; `bench eval --chat-template FILE`) (e.g. the `chat_template` of tokenizer_config.json from the instruct model it was "
-        "converted from), or use a checkpoint whose tokenizer carries one."
+        "Give it a Jinja template file for this model's chat format (e.g. the `chat_template` of tokenizer_config.json "
+        "from the instruct model it was converted from): `chat_template: FILE` in the experiment, --set "
+        "chat_template=FILE, or `bench eval --chat-template FILE`; or use a checkpoint whose tokenizer carries one."
     )
 
 
@@ -126,16 +126,16 @@ def check_suite(cfg: SuiteConfig, field: str) -> None:
             ifbench_registry()  # IFBench's checkers and what they import (the error names the pip command)
     elif cfg.name == "lm_eval":
         require("lm_eval", "pip install 'lm-eval>=0.4.13'", f"{field} (lm_eval)")
-    if cfg.name == "alpaca_eval":
-        require("alpaca_eval.metrics", "pip install 'alpaca-eval>=0.6.6' 'setuptools<81'", f"{field} (alpaca_eval's length-controlled win rate)")
     elif cfg.name == "mt_bench":
         from harness.suites.mt_bench import read_questions
 
         read_questions(cfg)
-    elif cfg.name == "alpaca_eval" and cfg.path and Path(cfg.path).expanduser().exists():
-        from harness.suites.alpaca_eval import read_instructions
+    elif cfg.name == "alpaca_eval":
+        require("alpaca_eval.metrics", "pip install 'alpaca-eval>=0.6.6' 'setuptools<81'", f"{field} (alpaca_eval's length-controlled win rate)")
+        if cfg.path and Path(cfg.path).expanduser().exists():
+            from harness.suites.alpaca_eval import read_instructions
 
-        read_instructions(cfg.path)
+            read_instructions(cfg.path)
     judge = cfg.judge_config()
     if judge is not None:
         check_judge(judge, f"{field}.judge")

@@ -108,3 +108,18 @@ def test_an_unexpected_crash_is_one_paragraph_with_the_stage_and_a_traceback_fil
     assert "Traceback (most recent call last)" in log.read_text()
     debug = bench("--debug", *args, timeout=300)
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+def test_preflight_reads_each_suite_s_data_and_imports_its_back_end(tmp_path: Path) -> None:
+    """An alpaca_eval file with a broken row fails in preflight, not after training (and mt_bench's questions too)."""
+    from harness.config import BenchError, SuiteConfig
+    from harness.preflight import check_suite
+
+    broken = tmp_path / "instructions.jsonl"
+    broken.write_text('{"instruction": "Name a colour."}\n{"instruction": \n', encoding="utf-8")
+    with pytest.raises(BenchError, match="instructions.jsonl"):
+        check_suite(SuiteConfig(name="alpaca_eval", path=str(broken), judge={"type": "llm"}), "evaluate.suites[0]")
+    questions = tmp_path / "question.jsonl"
+    questions.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(BenchError, match="question.jsonl"):
+        check_suite(SuiteConfig(name="mt_bench", path=str(questions), judge={"type": "llm"}), "evaluate.suites[0]")
