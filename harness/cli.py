@@ -302,7 +302,8 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
     finished = [c.out for c in cells if is_done(c)]
     if finished:
         out = Path(runs_root) / spec.name / "comparison" / "index.html"
-        click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims]))
+        primary = (parse_claim(spec.primary.claim), spec.primary.metric) if spec.primary else None
+        click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims], primary=primary))
     if failures:
         raise BenchError(f"{len(failures)} cell(s) failed: {', '.join(failures)}; rerun the same command to retry them.")
 
@@ -314,29 +315,41 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
 @click.option("--power", "power_", default=0.8, show_default=True, help="Wanted power (1 - beta).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the table as JSON.")
 def power(runs, effect, alpha, power_, out_file) -> None:
-    """How small a difference between strategies can this testbed detect? (from a pilot matrix)
+    """How small a difference between two settings can the verdict test detect? (from a pilot matrix)
 
     \b
-    Give the runs of a pilot matrix with at least 2 (better 3+) seeds per strategy, e.g.
+    Give the runs of a pilot matrix with at least 2 settings run on the same 2 (better 3+) seeds:
       bench matrix experiments/ablation.yaml
       bench power runs/ablation
-    For each budget and held-out metric it estimates the variance components (sd run: shifts of
-    a whole run between seeds; sd flip: a unit's outcome changing between seeds; sd inter:
-    strategy-by-unit interaction), the minimum detectable effect (MDE) at the pilot's sizes,
-    and the evaluation units (prompts, or held-out pairs) needed to detect --effect with 1, 3, 5
-    or 10 seeds per strategy ("never": run shifts alone are too large). Model: harness/power.py.
+    Runs are grouped by everything in their config but the seed (like `bench report`); duplicate
+    (setting, seed) folders and differing held-out prompt sets are refused. For each context
+    (budget and other settings bar the strategy) and held-out metric it estimates, from the
+    matched per-seed differences of every pair of settings, the variance components of a
+    difference: sd run (a whole run shifting between seeds, with its 95% upper bound: few seeds
+    pin it down poorly), sd prompt x strategy (interaction) and sd noise (a prompt flipping
+    between seeds); with held-out units drawn anew per seed only their sum (sd unit) is defined.
+    It prints the minimum detectable effect (MDE) of the verdict test the comparison report
+    runs (t over matched seeds, noncentral; at the point estimate and at the upper bound of the
+    run-shift term) and the units needed to detect --effect at 2, 3, 5 or 10 seeds ("never": run
+    shifts alone are too large; one seed gives no verdict at all). Model: harness/power.py.
     """
     from harness.io import write_json
     from harness.power import analyse, load_pilot
 
     rows = analyse(load_pilot([Path(r) for r in runs]), effect, alpha, power_)
-    click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}")
-    click.echo(f"{'budget':>6} {'metric':<24} {'units':>5} {'seeds':>5} {'sd run':>7} {'sd flip':>7} {'sd inter':>8} {'MDE now':>8}  units needed at 1/3/5/10 seeds")
+    click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}; the test: t over matched seeds (harness/stats.py seed_test)")
+    click.echo(f"{'budget':>6} {'metric':<24} {'design':<7} {'units':>5} {'seeds':>5} {'sd run':>7} {'≤ (95%)':>7} {'sd p×s':>7} "
+               f"{'sd noise':>8} {'MDE':>6} {'MDE≤':>6}  units needed at " + "/".join(map(str, rows[0]["units_needed"])) + " seeds")
     for r in rows:
         needed = " / ".join("never" if n is None else str(n) for n in r["units_needed"].values())
         flag = "" if r["detects_effect_at_pilot"] else "  (cannot detect the effect at these sizes)"
-        click.echo(f"{r['budget']:>6} {r['metric']:<24} {r['n_units']:>5} {r['pilot_seeds']:>5} {r['var_delta'] ** 0.5:>7.3f} "
-                   f"{r['var_e'] ** 0.5:>7.3f} {r['var_ab'] ** 0.5:>8.3f} {r['mde_at_pilot']:>8.3f}  {needed}{flag}")
+        inter, noise = ((f"{r['var_b'] ** 0.5:>7.3f}", f"{r['var_e'] ** 0.5:>8.3f}") if r["design"] == "crossed"
+                        else (f"{'—':>7}", f"{r['var_unit'] ** 0.5:>8.3f}"))
+        click.echo(f"{r['budget']:>6} {r['metric']:<24} {r['design']:<7} {r['n_units']:>5} {r['pilot_seeds']:>5} {r['var_a'] ** 0.5:>7.3f} "
+                   f"{r['var_a_upper'] ** 0.5:>7.3f} {inter} {noise} {r['mde_at_pilot']:>6.3f} {r['mde_at_upper']:>6.3f}  {needed}{flag}"
+                   + (f"  [{r['setting']}]" if r["setting"] else ""))
+    if any(r["design"] == "nested" for r in rows):
+        click.echo("nested: held-out units differ by seed; sd noise is then the whole per-unit spread of a difference (sd unit).")
     if out_file:
         write_json(Path(out_file), rows)
 
@@ -353,12 +366,17 @@ def strategies() -> None:
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Also write a comparison report of all RUN_DIRS to this HTML file (metrics.csv, metrics.json, paired_tests.json and summary.md go next to it).")
-@click.option("--baseline", default="original", show_default=True, help="Strategy every other strategy is tested against (paired bootstrap on the same prompts).")
+@click.option("--baseline", default="original", show_default=True, help="Strategy every other setting is tested against, on the same prompts and matched seeds (verdicts need 2+ seeds).")
 @click.option("--claim", "claims", multiple=True, metavar="'BETTER > WORSE'", help="Also test two strategies head to head, e.g. --claim 'bpo > uniform' (quote it: > is a shell redirect). Repeatable.")
-def report(run_dirs, out_file, baseline, claims) -> None:
+@click.option("--primary", metavar="'BETTER > WORSE'", help="The one claim the runs were made to test: marked in the report and kept out of the other claims' Holm adjustment.")
+@click.option("--primary-metric", default="prompt_strict_acc", show_default=True, help="The paired metric --primary is judged on.")
+def report(run_dirs, out_file, baseline, claims, primary, primary_metric) -> None:
     """Re-render report.html for each run folder (a pure function of its files) and, with -o,
-    a comparison report over all of them: leaderboard (mean and 95% CI across seeds), paired
-    tests against --baseline, metric-vs-budget and breadth-vs-depth plots, links to each run.
+    a comparison report over all of them: leaderboard (one row per setting: runs are grouped by
+    their whole config bar the seed; mean and 95% CI across seeds), paired tests against
+    --baseline and shuffled labels (verdicts over matched seeds, Holm-adjusted p per table),
+    metric-vs-budget and breadth-vs-depth plots, links to each run. Two folders of one setting
+    and seed are refused.
 
     \b
     Examples:
@@ -370,18 +388,22 @@ def report(run_dirs, out_file, baseline, claims) -> None:
     from reports.comparison import render_comparison
     from reports.run_report import write_report
 
-    if claims and not out_file:
-        raise click.UsageError("--claim tests strategies in the comparison report: add -o FILE.html.")
+    if (claims or primary) and not out_file:
+        raise click.UsageError("--claim and --primary test strategies in the comparison report: add -o FILE.html.")
     try:
         parsed = [parse_claim(c) for c in claims]
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--claim") from None
+    try:
+        primary_claim = (parse_claim(primary), primary_metric) if primary else None
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--primary") from None
     for run_dir in run_dirs:
         if not (Path(run_dir) / "manifest.json").is_file():
             raise BenchError(f"{run_dir} has no manifest.json: pass a folder written by `bench run`.")
         click.echo(write_report(Path(run_dir)))
     if out_file:
-        click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline, claims=parsed))
+        click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline, claims=parsed, primary=primary_claim))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from harness.generation import generate_with
 from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
 from harness.records import Prompt, to_row
-from harness.stats import mean_ci, metric
+from harness.stats import mean_ci, metric, newcombe_paired
 from harness.suites.instruction_following import accuracies
 
 SUITE = "ifeval_heldout"
@@ -99,8 +99,12 @@ def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: Evaluate
     for name, rows in (("tuned", tuned_rows), ("base", base_rows)):
         for key, value in accuracies(rows, cfg.bootstrap, judge.name, judge.weak, seed).items():
             metrics[f"{name}.{key}"] = value
-    diff = [float(all(t["strict"])) - float(all(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
-    metrics["paired_diff.prompt_strict_acc"] = metric(mean_ci(diff, n_boot=cfg.bootstrap, seed=seed), len(diff), judge.name)
+    tuned_pass = [float(all(t["strict"])) for t in tuned_rows]
+    base_pass = [float(all(b["strict"])) for b in base_rows]
+    metrics["paired_diff.prompt_strict_acc"] = metric(
+        newcombe_paired(np.array(tuned_pass), np.array(base_pass)), len(tuned_pass), judge.name,
+        interval="Newcombe paired binary; holds this run fixed (one seed: no verdict on the training)",
+    )
     wins = []
     for t, b in zip(tuned_rows, base_rows):
         st, sb = np.mean(t["strict"]), np.mean(b["strict"])

@@ -14,6 +14,8 @@ A matrix file:
     # for them in cell names (e.g. label: [hh, pku] zipped with prompts.source and prompts.split)
     baseline: original               # for the comparison report's paired tests
     claims: ["bpo > uniform"]        # hypotheses the comparison tests head to head (BETTER > WORSE)
+    primary: {claim: "bpo > uniform", metric: prompt_strict_acc}  # the one hypothesis the matrix is run
+                                     # for: marked in the report, kept out of the other claims' Holm family
 
 Each cell runs under `runs/<matrix>/<cell>/` with the base config's cache, so stages that
 cells share (prompts, pool, features, base-model evaluation) are computed once. A cell whose
@@ -34,8 +36,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.config import ConfigError, ExperimentConfig, format_validation_error, load_config
 from harness.io import content_hash, read_json
+from harness.power import PAIRED_METRICS
 
 SHORTHANDS = {"strategy": "select.strategy", "budget": "select.budget", "seed": "seed"}
+
+
+class PrimaryClaim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    claim: str = Field(description="'BETTER > WORSE', the matrix's pre-stated hypothesis")
+    metric: str = Field("prompt_strict_acc", description="the paired metric it is judged on: prompt_strict_acc, preference_accuracy or mean_verifiable_reward")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PrimaryClaim":
+        parse_claim(self.claim)
+        if self.metric not in PAIRED_METRICS:
+            raise ValueError(f"primary.metric {self.metric!r} is not a paired metric; use one of {', '.join(PAIRED_METRICS)}")
+        return self
 
 
 class MatrixSpec(BaseModel):
@@ -49,6 +66,7 @@ class MatrixSpec(BaseModel):
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     baseline: str = "original"
     claims: list[str] = Field(default_factory=list, description="'BETTER > WORSE' strategy pairs tested head to head")
+    primary: PrimaryClaim | None = Field(None, description="the claim and metric the matrix is run to test")
 
     @model_validator(mode="after")
     def _check(self) -> "MatrixSpec":
@@ -56,7 +74,7 @@ class MatrixSpec(BaseModel):
             if not values:
                 raise ValueError(f"axis {name!r} has no values")
         strategies = {str(v) for v in self.axes.get("strategy", [])}
-        for claim in self.claims:
+        for claim in self.claims + ([self.primary.claim] if self.primary else []):
             named = set(parse_claim(claim))
             if strategies and not named <= strategies:
                 raise ValueError(f"claim {claim!r} names {sorted(named - strategies)}, not on the strategy axis {sorted(strategies)}")

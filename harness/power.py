@@ -1,26 +1,36 @@
-"""Power analysis from a pilot matrix: how small a difference between two strategies can it detect?
+"""Power analysis from a pilot matrix: how small a difference between two settings can the verdict test detect?
 
-A comparison of strategies A and B estimates the mean, over n evaluation units (held-out
-prompts; for preference accuracy, the prompts of the held-out pairs, each the mean over its
-pairs, since pairs sharing a prompt and responses are not independent), of the difference of their outcomes
-averaged over s seeds each. With run shift δ (training randomness that moves a whole run),
-per-unit seed noise e (a prompt flips between seeds) and strategy-by-unit interaction ab,
+The verdict test (harness.stats.seed_test) compares two cells A and B on matched seeds. Per
+matched seed s and evaluation unit u (a held-out prompt; for preference accuracy, the mean
+over a prompt's held-out pairs, which share responses) the difference of their outcomes is
 
-    SE²(n, s) = 2·σ²_δ/s + 2·σ²_e/(n·s) + σ²_ab/n.
+    d_su = μ + a_s + b_u + ε_su,   Var a = σ²_a, Var b = σ²_b, Var ε = σ²_ε,
 
-From the pilot: V_run, the variance of run means across seeds of one strategy (pooled over
-strategies), equals σ²_δ + σ²_e/n₀; W, the across-seed variance of one unit's outcome (pooled
-over units and strategies), equals σ²_δ + σ²_e. So σ²_e = (W − V_run)·n₀/(n₀ − 1) and
-σ²_δ = V_run − σ²_e/n₀. σ²_ab is the variance over units of the difference of two strategies'
-seed-averaged outcomes minus σ²_e·(1/s_A + 1/s_B), pooled over strategy pairs (never below 0).
-Where units differ between seeds (held-out pairs come from each seed's own pool), W cannot be
-measured: the unit terms are then estimated within each seed, from single-run differences
-(variance 2σ²_e + σ²_ab, split half and half), and since s seeds then average n·s distinct
-units, the interaction term becomes σ²_ab/(n·s).
+with a_s the run shift of the difference (training randomness, and the pool, move a whole
+run; what seed s's pool shares between A and B cancels), b_u the cell-by-unit interaction and
+ε_su a unit flipping between seeds. Everything is estimated from differences of cells at
+matched seeds, the quantity the test uses, never from one cell's spread.
 
-The minimum detectable effect at two-sided level α with power 1 − β is
-MDE = (z_{1−α/2} + z_{1−β})·SE; the units needed for a target effect at s seeds solve
-MDE(n, s) = effect, and when the seed term alone exceeds it no n is enough at that s.
+- **Crossed** (every run answers the same units): the two-way mean squares of the s × n matrix
+  give σ²_a = (MS_seed − MS_res)/n, σ²_b = (MS_unit − MS_res)/s, σ²_ε = MS_res, and
+  Var(mean) = σ²_a/s + σ²_b/n + σ²_ε/(ns).
+- **Nested** (units drawn anew per seed: held-out pairs reserved from each seed's own pool):
+  σ²_b and σ²_ε cannot be told apart and need not be; with w the within-seed variance over
+  units of d, Var(per-seed mean) = σ²_a + w/n, so σ²_a = var_s(mean d_s) − w/n and
+  Var(mean) = σ²_a/s + w/(ns). Units shared by some seeds only are treated as nested (the
+  per-seed means are then slightly correlated); held-out prompt sets of the greedy metrics
+  must be identical and are refused otherwise.
+
+Pooled over every pair of cells in a context, each estimate comes with a one-sided 95% upper
+bound for σ²_a (χ² on the seed degrees of freedom, counted conservatively as
+(cells − 1)·(seeds − 1)): with 3 seeds the run-shift term is poorly known, and the MDE at its
+upper bound says how bad it may be.
+
+Power is that of the test actually run: for nested designs the t over per-seed means (a
+noncentral t with s − 1 df); for crossed designs the two-way interval with its Satterthwaite df
+and the seeds-t floor. Both are evaluated under the normal model by simulating the test's
+independent sufficient statistics (the mean, and the χ² mean squares), with common random
+numbers so that the MDE is a clean root (scipy's noncentral t fails at large noncentrality).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +47,9 @@ import numpy as np
 from scipy import stats
 
 from harness.config import BenchError
+from harness.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
 from harness.io import read_json, read_jsonl
+from harness.stats import crossed_half_width, two_way
 
 Outcome = Callable[[dict[str, Any]], float]
 
@@ -54,6 +66,18 @@ NEEDS = {"prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loos
 
 
 PREFERENCE = "preference_accuracy"
+PAIRED_METRICS = {
+    "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output)",
+    "preference_accuracy": "preference_heldout/preference_accuracy: per held-out prompt, the share of its held-out pairs "
+    "the tuned model's implicit reward ranks right",
+    "mean_verifiable_reward": "ifeval_heldout/mean_verifiable_reward: per held-out prompt, the share of its constraints "
+    "a sampled output follows, averaged over evaluate.samples samples",
+}
+"""The per-prompt outcomes the paired tests compare, where runs recorded them."""
+DRAWS = 40000
+"""Simulated tests per power evaluation of a crossed design (Monte-Carlo sd of a power near 0.8: 0.002)."""
+SEEDS_OPTIONS = (2, 3, 5, 10)
+"""Seeds per cell for which `bench power` gives the units needed (one seed gives no verdict)."""
 
 
 @dataclass
@@ -62,7 +86,12 @@ class PilotRun:
     strategy: str
     budget: int
     seed: int
-    outcomes: dict[str, dict[str, float]]  # metric -> prompt id -> outcome
+    outcomes: dict[str, dict[str, float]]  # metric -> unit id -> outcome
+    setting: dict[str, Any] = field(default_factory=dict)
+    cell: str = ""
+    context: str = ""
+    label: str = ""
+    context_label: str = ""
 
 
 def _per_prompt(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
@@ -92,6 +121,37 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
     return outcomes
 
 
+def group_runs(runs: list[Any]) -> None:
+    """Give each run (anything with path, strategy, budget, seed and a `setting`) its cell, context and label.
+
+    Refuses two folders of one cell and seed, and greedy metrics evaluated on different
+    held-out prompts within one context (they could not be paired).
+    """
+    settings = [r.setting for r in runs]
+    for run, label, shared in zip(runs, labels(settings), labels([without_strategy(s) for s in settings])):
+        run.cell, run.context, run.label, run.context_label = cell_key(run.setting), context_key(run.setting), label, shared
+    refuse_duplicates((r.cell, r.seed, r.path, describe(r)) for r in runs)
+    by_context: dict[str, list[Any]] = defaultdict(list)
+    for run in runs:
+        by_context[run.context].append(run)
+    for members in by_context.values():
+        for metric in METRICS:
+            having = [r for r in members if r.outcomes.get(metric)]
+            odd = next((r for r in having[1:] if r.outcomes[metric].keys() != having[0].outcomes[metric].keys()), None)
+            if odd is not None:
+                first = having[0]
+                raise BenchError(
+                    f"{metric}: {first.path} and {odd.path} were evaluated on different held-out prompts "
+                    f"({len(first.outcomes[metric])} and {len(odd.outcomes[metric])} prompts, "
+                    f"{len(first.outcomes[metric].keys() ^ odd.outcomes[metric].keys())} not shared) although nothing else "
+                    "tells them apart; pass runs of one evaluation configuration, e.g. the cells of one matrix run."
+                )
+
+
+def describe(run: Any) -> str:
+    return f"{run.strategy}, budget {run.budget}" + (f", {run.label}" if run.label else "")
+
+
 def load_pilot(paths: list[Path]) -> list[PilotRun]:
     """Run folders (or folders holding run folders, such as runs/<matrix>) with held-out outputs."""
     runs = []
@@ -101,101 +161,148 @@ def load_pilot(paths: list[Path]) -> list[PilotRun]:
             if not (run / "eval_outputs.jsonl").is_file():
                 continue
             manifest, selection = read_json(run / "manifest.json"), read_json(run / "selection.json")
-            runs.append(PilotRun(run, selection["strategy"], int(selection["budget"]), int(manifest["seed"]), run_outcomes(run)))
+            strategy, budget = selection["strategy"], int(selection["budget"])
+            runs.append(PilotRun(run, strategy, budget, int(manifest["seed"]), run_outcomes(run),
+                                 setting(manifest.get("config", {}), strategy, budget)))
     if not runs:
         raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(map(str, paths))}.")
+    group_runs(runs)
     return runs
 
 
+def matched_differences(a: list[Any], b: list[Any], metric: str, units: list[str] | None) -> list[np.ndarray]:
+    """Per matched seed, the per-unit differences A − B: on `units` (crossed) or on the units both runs share."""
+    ours, theirs = ({r.seed: r for r in group} for group in (a, b))
+    out = []
+    for seed in sorted(set(ours) & set(theirs)):
+        x, y = ours[seed].outcomes[metric], theirs[seed].outcomes[metric]
+        shared = units if units is not None else sorted(set(x) & set(y))
+        if len(shared) < 2:
+            raise BenchError(f"{metric}: {ours[seed].path} and {theirs[seed].path} share {len(shared)} evaluation units; "
+                             "runs of one seed must be evaluated on the same units to be paired.")
+        out.append(np.array([x[u] - y[u] for u in shared]))
+    return out
+
+
+def shared_units(runs: list[Any], metric: str) -> list[str] | None:
+    """The units every run answered, when every run answered the same ones (a crossed design); else None."""
+    sets = [frozenset(r.outcomes[metric]) for r in runs]
+    return sorted(sets[0]) if sets and all(s == sets[0] for s in sets) else None
+
+
+def components_from_pairs(diffs: list[list[np.ndarray]], crossed: bool, n_cells: int) -> dict[str, Any]:
+    """Pooled variance components from the matched per-seed differences of several cell pairs (see the module docstring)."""
+    diffs = [d for d in diffs if len(d) >= 2]
+    if not diffs:
+        raise BenchError("a power analysis needs two settings run with the same 2 or more seeds (3 or more recommended).")
+    weights = np.array([len(d) - 1 for d in diffs], dtype=float)
+    seeds = min(len(d) for d in diffs)
+    dof = max(1, (n_cells - 1) * (seeds - 1))
+    if crossed:
+        n = diffs[0][0].size
+        ms = np.array([two_way(np.vstack(d)) for d in diffs])  # (pairs, 3)
+        ms_seed = float(np.average(ms[:, 0], weights=weights))
+        ms_unit, ms_res = float(ms[:, 1].mean()), float(ms[:, 2].mean())
+        var_a = max((ms_seed - ms_res) / n, 0.0)
+        upper_ms = ms_seed * dof / float(stats.chi2.ppf(0.05, dof))
+        comp = {"design": "crossed", "n_units": n, "var_a": var_a, "var_a_upper": max((upper_ms - ms_res) / n, 0.0),
+                "var_b": max((ms_unit - ms_res) / seeds, 0.0), "var_e": ms_res}
+    else:
+        sizes = np.array([x.size for d in diffs for x in d], dtype=float)
+        w = float(np.mean([np.var(x, ddof=1) for d in diffs for x in d]))
+        var_means = float(np.average([np.var([x.mean() for x in d], ddof=1) for d in diffs], weights=weights))
+        inv_n = float(np.mean(1 / sizes))
+        upper = var_means * dof / float(stats.chi2.ppf(0.05, dof))
+        comp = {"design": "nested", "n_units": int(round(1 / inv_n)), "var_a": max(var_means - w * inv_n, 0.0),
+                "var_a_upper": max(upper - w * inv_n, 0.0), "var_unit": w}
+    return {**comp, "pilot_seeds": seeds, "pairs": len(diffs), "cells": n_cells, "seed_dof": dof}
+
+
 def variance_components(runs: list[PilotRun], metric: str) -> dict[str, Any]:
-    """σ²_δ, σ²_e and σ²_ab of `metric` from runs at one budget (see the module docstring)."""
-    by_strategy: dict[str, list[PilotRun]] = defaultdict(list)
-    for run in runs:
-        if run.outcomes.get(metric):
-            by_strategy[run.strategy].append(run)
-    repeated = {k: g for k, g in by_strategy.items() if len(g) >= 2}
-    if not repeated:
-        raise BenchError("a power analysis needs at least one strategy run with 2 or more seeds (3 or more recommended).")
-    if metric in METRICS:  # every run of one configuration answers the same held-out prompts
-        first, *rest = [r for g in by_strategy.values() for r in g]
-        odd = next((r for r in rest if r.outcomes[metric].keys() != first.outcomes[metric].keys()), None)
-        if odd is not None:
-            raise BenchError(f"{metric}: the runs were evaluated on different held-out prompts ({first.path}: "
-                             f"{len(first.outcomes[metric])} prompts, {odd.path}: {len(odd.outcomes[metric])}); "
-                             "pass runs of one evaluation configuration, e.g. the cells of one matrix run.")
-    seeds = {k: len(g) for k, g in by_strategy.items()}
-    dof = sum(len(g) - 1 for g in repeated.values())
-    v_run = sum((len(g) - 1) * np.var([np.mean(list(r.outcomes[metric].values())) for r in g], ddof=1) for g in repeated.values()) / dof
-    shared = sorted(set.intersection(*(set(r.outcomes[metric]) for g in by_strategy.values() for r in g)))
-    if shared:
-        n0 = len(shared)
-        w = sum(np.var([[r.outcomes[metric][u] for u in shared] for r in g], axis=0, ddof=1).mean() * (len(g) - 1) for g in repeated.values()) / dof
-        var_e = max((w - v_run) * n0 / max(n0 - 1, 1), 0.0)
-        means = {k: np.array([np.mean([r.outcomes[metric][u] for r in g]) for u in shared]) for k, g in by_strategy.items()}
-        ab = [max(float(np.var(means[a] - means[b], ddof=1)) - var_e * (1 / seeds[a] + 1 / seeds[b]), 0.0)
-              for a, b in itertools.combinations(sorted(means), 2)]
-        units = "shared"
-    else:  # units differ by seed: single-run differences within each seed
-        n0 = int(np.mean([len(r.outcomes[metric]) for g in by_strategy.values() for r in g]))
-        single = []
-        for seed in sorted({r.seed for g in by_strategy.values() for r in g}):
-            at_seed = {k: next(r for r in g if r.seed == seed) for k, g in by_strategy.items() if any(r.seed == seed for r in g)}
-            for a, b in itertools.combinations(sorted(at_seed), 2):
-                common = sorted(set(at_seed[a].outcomes[metric]) & set(at_seed[b].outcomes[metric]))
-                if len(common) > 1:
-                    single.append(float(np.var([at_seed[a].outcomes[metric][u] - at_seed[b].outcomes[metric][u] for u in common], ddof=1)))
-        if not single:
-            raise BenchError(f"{metric}: no two strategies share evaluation units at any seed.")
-        var_e = float(np.mean(single)) / 4  # half of the single-run difference variance, split over two runs
-        ab = [float(np.mean(single)) / 2]
-        units = "per seed"
-    var_delta = max(v_run - var_e / n0, 0.0)
-    return {
-        "metric": metric, "n_units": n0, "units": units, "seeds": seeds, "strategies": len(by_strategy),
-        "var_run": float(v_run), "var_delta": float(var_delta), "var_e": float(var_e), "var_ab": float(np.mean(ab)) if ab else 0.0,
-        "seed_dof": dof,
-    }
+    """The components of `metric` over every pair of cells among `runs` (one context)."""
+    having = [r for r in runs if r.outcomes.get(metric)]
+    cells: dict[str, list[PilotRun]] = defaultdict(list)
+    for run in having:
+        cells[run.cell].append(run)
+    units = shared_units(having, metric)
+    diffs = [matched_differences(cells[a], cells[b], metric, units) for a, b in itertools.combinations(sorted(cells), 2)]
+    return {"metric": metric, **components_from_pairs(diffs, units is not None, len(cells))}
 
 
-def _z(alpha: float, power: float) -> float:
-    return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
+def _variance_of_mean(comp: dict[str, Any], n: int, s: int, var_a: float) -> float:
+    if comp["design"] == "crossed":
+        return var_a / s + comp["var_b"] / n + comp["var_e"] / (n * s)
+    return var_a / s + comp["var_unit"] / (n * s)
 
 
-def standard_error(comp: dict[str, Any], n: int, s: int) -> float:
-    # with units drawn anew for each seed, s seeds average n·s distinct units: the interaction averages too
-    interaction = comp["var_ab"] / (n * s) if comp["units"] == "per seed" else comp["var_ab"] / n
-    return math.sqrt(2 * comp["var_delta"] / s + 2 * comp["var_e"] / (n * s) + interaction)
+def power_curve(comp: dict[str, Any], n: int, s: int, alpha: float, upper: bool = False) -> Callable[[float], float]:
+    """effect -> probability that the verdict test at n units and s matched seeds finds it (two-sided, level alpha)."""
+    var_a = comp["var_a_upper"] if upper else comp["var_a"]
+    se = math.sqrt(_variance_of_mean(comp, n, s, var_a))
+    if s < 2:
+        return lambda effect: 0.0  # one seed: no verdict
+    if se == 0:
+        return lambda effect: float(effect != 0)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(DRAWS)
+    if comp["design"] == "nested":  # the t-test over per-seed means: a noncentral t, simulated like the crossed case
+        spread = (s * se * se) * rng.chisquare(s - 1, DRAWS) / (s - 1)
+        half = float(stats.t.ppf(1 - alpha / 2, s - 1)) * np.sqrt(spread / s)
+    else:
+        dfs = (s - 1, n - 1, (s - 1) * (n - 1))
+        expected = (n * var_a + comp["var_e"], s * comp["var_b"] + comp["var_e"], comp["var_e"])
+        ms = [e * rng.chisquare(df, DRAWS) / df for e, df in zip(expected, dfs)]
+        half, _ = crossed_half_width(*ms, s, n, alpha)
+    return lambda effect: float(np.mean(np.abs(effect + se * z) > half))
 
 
-def mde(comp: dict[str, Any], n: int, s: int, alpha: float, power: float) -> float:
-    return _z(alpha, power) * standard_error(comp, n, s)
+def mde(comp: dict[str, Any], n: int, s: int, alpha: float, power: float, upper: bool = False) -> float:
+    """The smallest effect the verdict test detects with probability `power` (inf with one seed)."""
+    curve = power_curve(comp, n, s, alpha, upper)
+    if s < 2:
+        return math.inf
+    hi = max(math.sqrt(_variance_of_mean(comp, n, s, comp["var_a_upper"] if upper else comp["var_a"])), 1e-9)
+    while curve(hi) < power:
+        hi *= 2
+        if hi > 1e6:
+            return math.inf
+    lo = 0.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if curve(mid) < power else (lo, mid)
+    return hi
 
 
-def units_needed(comp: dict[str, Any], effect: float, s: int, alpha: float, power: float) -> int | None:
-    """Smallest n with MDE(n, s) ≤ effect; None when the run-shift term alone is too large at s seeds."""
-    room = (effect / _z(alpha, power)) ** 2 - 2 * comp["var_delta"] / s
-    per_unit = (2 * comp["var_e"] + comp["var_ab"]) / s if comp["units"] == "per seed" else 2 * comp["var_e"] / s + comp["var_ab"]
-    if room <= 0:
+def units_needed(comp: dict[str, Any], effect: float, s: int, alpha: float, power: float, limit: int = 10**6) -> int | None:
+    """Smallest n at which the verdict test at s seeds detects `effect` with `power`; None when no n is enough."""
+    if s < 2 or power_curve(comp, limit, s, alpha)(effect) < power:
         return None
-    return max(1, math.ceil(per_unit / room))
+    lo, hi = 1, limit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if power_curve(comp, max(mid, 2), s, alpha)(effect) < power else (lo, mid)
+    return max(hi, 2)
 
 
-def analyse(runs: list[PilotRun], effect: float, alpha: float, power: float, seeds_options: tuple[int, ...] = (1, 3, 5, 10)) -> list[dict[str, Any]]:
-    """One row per (budget, metric): the components, the MDE at the pilot's sizes, and the sizes a target needs."""
+def analyse(runs: list[PilotRun], effect: float, alpha: float, power: float, seeds_options: tuple[int, ...] = SEEDS_OPTIONS) -> list[dict[str, Any]]:
+    """One row per (context, metric): the components, the MDE at the pilot's sizes (and at the run-shift upper bound), the sizes a target needs."""
     rows = []
-    for budget in sorted({r.budget for r in runs}):
-        at_budget = [r for r in runs if r.budget == budget]
+    by_context: dict[str, list[PilotRun]] = defaultdict(list)
+    for run in runs:
+        by_context[run.context].append(run)
+    for members in sorted(by_context.values(), key=lambda m: (m[0].budget, m[0].label)):
         for metric in [*METRICS, PREFERENCE]:
-            if not any(r.outcomes.get(metric) for r in at_budget):
+            if not any(r.outcomes.get(metric) for r in members):
                 continue
-            comp = variance_components(at_budget, metric)
-            pilot_seeds = min(comp["seeds"].values())
+            comp = variance_components(members, metric)
+            n, s = comp["n_units"], comp["pilot_seeds"]
             row = {
-                "budget": budget, **comp, "pilot_seeds": pilot_seeds,
-                "mde_at_pilot": mde(comp, comp["n_units"], pilot_seeds, alpha, power),
-                "units_needed": {s: units_needed(comp, effect, s, alpha, power) for s in seeds_options},
-                "effect": effect, "alpha": alpha, "power": power,
+                "budget": members[0].budget, "context": members[0].context, "setting": members[0].context_label, **comp,
+                "mde_at_pilot": mde(comp, n, s, alpha, power), "mde_at_upper": mde(comp, n, s, alpha, power, upper=True),
+                "units_needed": {k: units_needed(comp, effect, k, alpha, power) for k in seeds_options},
+                "effect": effect, "alpha": alpha, "power": power, "test": "seed_test (harness/stats.py)",
             }
             row["detects_effect_at_pilot"] = row["mde_at_pilot"] <= effect
             rows.append(row)
     return rows
+

@@ -29,7 +29,7 @@ from harness.config import BenchError, EvaluateConfig, TrainConfig
 from harness.features import response_logps, tokenize_response
 from harness.io import write_json, write_jsonl
 from harness.models import load_model
-from harness.stats import bootstrap, metric
+from harness.stats import metric, ratio_ci
 from strategies.base import CandidatePool
 
 SUITE = "preference_heldout"
@@ -132,6 +132,11 @@ def preference_accuracy(
         m = reward[p.chosen_id] - reward[p.rejected_id]
         rows.append({"pair_id": p.id, "prompt_id": p.prompt_id, "margin": float(m), "correct": float(m > 0) + 0.5 * float(m == 0)})
     write_jsonl(out / "heldout_preferences.jsonl", rows)
+    return preference_metrics(rows, n_boot)
+
+
+def preference_metrics(rows: list[dict], n_boot: int) -> dict[str, dict]:
+    """Preference accuracy and the implicit reward margin over held-out pairs, with CIs over their prompts."""
     return {
         "tuned.preference_accuracy": metric(_by_prompt_ci(rows, "correct", n_boot), len(rows), JUDGE, unit="held-out pair"),
         "tuned.implicit_reward_margin": metric(_by_prompt_ci(rows, "margin", n_boot), len(rows), JUDGE, unit="held-out pair"),
@@ -143,6 +148,4 @@ def _by_prompt_ci(rows: list[dict], key: str, n_boot: int) -> tuple[float, float
     groups: dict[str, list[float]] = {}
     for row in rows:
         groups.setdefault(row["prompt_id"], []).append(row[key])
-    sums = np.array([sum(v) for v in groups.values()])
-    counts = np.array([len(v) for v in groups.values()])
-    return bootstrap(lambda idx: sums[idx].sum() / max(counts[idx].sum(), 1), len(sums), n_boot=n_boot, seed=0)
+    return ratio_ci([sum(v) for v in groups.values()], [len(v) for v in groups.values()], n_boot=n_boot, seed=0)

@@ -26,6 +26,7 @@ from harness.config import BenchError, ExperimentConfig, PoolConfig
 from harness.io import atomic_dir, atomic_path, content_hash, read_json, read_jsonl, write_json, write_jsonl
 from harness.models import model_fingerprint, resolve_backend, resolve_target_modules, with_chat_template
 from harness.records import Pair, from_row, to_row
+from harness.stats import METHOD as INTERVALS
 
 KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "lm_eval", "numpy", "scikit-learn", "pydantic")
 
@@ -354,13 +355,9 @@ def _run_stages(run: Run) -> dict[str, Any]:
     def _evaluate(out: Path) -> dict:
         adapter = s_train.path / "adapter"
         stats = evaluate.generate_and_judge(run.model, adapter, config.evaluate, out, config.generation)
-        metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(out), config.evaluate)
         if s_reference is not None:
             reference = read_json(s_reference.path / "reference_logps.json")
-            metrics[preference_eval.SUITE] = preference_eval.preference_accuracy(
-                run.model, adapter, heldout, heldout_texts, reference, run.train, out, config.evaluate.bootstrap
-            )
-        write_json(out / "metrics.json", metrics)
+            preference_eval.preference_accuracy(run.model, adapter, heldout, heldout_texts, reference, run.train, out, config.evaluate.bootstrap)
         return stats
 
     preference = [ecfg.preference_holdout, ecfg.preference_pairs, ecfg.preference_k, ecfg.preference_prompts]
@@ -370,7 +367,12 @@ def _run_stages(run: Run) -> dict[str, Any]:
         "preference": preference + ([ecfg.preference_source, ecfg.preference_split] if ecfg.preference_source else []),
     }
     s_eval = run.stage("evaluate", {"train": s_train.hash, "base": s_base.hash, **eval_inputs, **preference_inputs}, _evaluate)
-    metrics = read_json(s_eval.path / "metrics.json")
+    # metrics: a cheap, pure function of the cached outputs, so better intervals never need a re-run
+    metrics = evaluate.compute_metrics(evaluate.read_outputs(s_base.path), evaluate.read_outputs(s_eval.path), config.evaluate)
+    if (s_eval.path / "heldout_preferences.jsonl").is_file():
+        metrics[preference_eval.SUITE] = preference_eval.preference_metrics(
+            read_jsonl(s_eval.path / "heldout_preferences.jsonl"), config.evaluate.bootstrap
+        )
     metrics.update(_run_suites(run, s_train.path / "adapter"))
     write_json(run.out / "metrics.json", metrics)
     _write_eval_outputs(run.out, evaluate.read_outputs(s_base.path), evaluate.read_outputs(s_eval.path))
@@ -405,7 +407,8 @@ def _run_suites(run: Run, adapter: Path) -> dict[str, dict]:
         table: dict[str, dict] = {}
         backend = config.generation.backend
         for label, target in (("tuned", EvalTarget(run.model, adapter, "tuned", backend)), ("base", EvalTarget(run.model, None, "base", backend))):
-            inputs = {"suite": suite_cfg.model_dump(), "target": target.cache_key()}
+            # the suite computes its own metrics inside the stage: their interval method is an input
+            inputs = {"suite": suite_cfg.model_dump(), "target": target.cache_key(), "intervals": INTERVALS}
 
             def compute(out: Path, suite=suite, suite_cfg=suite_cfg, target=target) -> dict:
                 write_json(out / "metrics.json", suite(suite_cfg, target, out, run.cache))

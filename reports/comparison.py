@@ -19,16 +19,11 @@ import numpy as np
 
 from harness.config import BenchError
 from harness.io import read_json, write_json, write_text
-from harness.power import run_outcomes
+from harness.grouping import setting
+from harness.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, shared_units
+from harness.stats import holm, paired_ci, seed_test
+from reports.templates import format_p
 
-PAIRED_METRICS = {
-    "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output)",
-    "preference_accuracy": "preference_heldout/preference_accuracy: per held-out prompt, the share of its held-out pairs "
-    "the tuned model's implicit reward ranks right",
-    "mean_verifiable_reward": "ifeval_heldout/mean_verifiable_reward: per held-out prompt, the share of its constraints "
-    "a sampled output follows, averaged over evaluate.samples samples",
-}
-"""The per-prompt outcomes the paired tests compare, where runs recorded them."""
 PLOTTED = ("prompt_strict_acc", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
 """Metrics plotted against budget when a suite reports them."""
 
@@ -44,6 +39,11 @@ class RunSummary:
     breadth: float | None
     mean_depth: float | None
     outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
+    setting: dict[str, Any] = field(default_factory=dict)  # the resolved config bar seed and name (harness.grouping)
+    cell: str = ""
+    context: str = ""
+    label: str = ""  # the fields in which this run's setting differs from the others compared
+    context_label: str = ""
 
     @property
     def name(self) -> str:
@@ -66,17 +66,27 @@ def load_run(run_dir: Path) -> RunSummary:
     histogram = diag.get("depth_histogram") or {}
     n_prompts = sum(histogram.values())
     mean_depth = sum(int(d) * c for d, c in histogram.items()) / n_prompts if n_prompts else None
+    strategy = str(selection.get("strategy", config.get("select", {}).get("strategy", "?")))
+    budget = int(selection.get("budget", config.get("select", {}).get("budget", 0)))
     return RunSummary(
         path=run_dir,
-        strategy=str(selection.get("strategy", config.get("select", {}).get("strategy", "?"))),
-        budget=int(selection.get("budget", config.get("select", {}).get("budget", 0))),
+        strategy=strategy,
+        budget=budget,
         seed=int(manifest.get("seed", config.get("seed", 0))),
         status=str(manifest.get("status", "?")),
         metrics=metrics,
         breadth=diag.get("breadth"),
         mean_depth=mean_depth,
         outcomes=run_outcomes(run_dir),
+        setting=setting(config, strategy, budget),
     )
+
+
+def load_runs(run_dirs: list[Path]) -> list[RunSummary]:
+    """The runs of one comparison, grouped into cells (refusing duplicate cell and seed, or differing prompt sets)."""
+    runs = [load_run(Path(d)) for d in run_dirs]
+    group_runs(runs)
+    return runs
 
 
 def metric_rows(runs: list[RunSummary]) -> list[dict[str, Any]]:
@@ -87,8 +97,9 @@ def metric_rows(runs: list[RunSummary]) -> list[dict[str, Any]]:
             suite, metric = key.split("/", 1)
             rows.append(
                 {
-                    "run": run.name, "strategy": run.strategy, "budget": run.budget, "seed": run.seed, "suite": suite,
-                    "metric": metric, **{k: record.get(k) for k in ("value", "ci_low", "ci_high", "n", "judge", "weak_judge")},
+                    "run": run.name, "strategy": run.strategy, "budget": run.budget, "setting": run.label, "seed": run.seed,
+                    "suite": suite, "metric": metric,
+                    **{k: record.get(k) for k in ("value", "ci_low", "ci_high", "n", "judge", "weak_judge")},
                 }
             )
     return rows
@@ -100,24 +111,32 @@ def _t_quantile(df: int) -> float:
     return float(stats.t.ppf(0.975, df))
 
 
-def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, Any]]:
-    """Per (strategy, budget): mean over seeds and a 95% t-interval across seeds for each metric.
-
-    With one seed there is no spread across seeds: the run's own (bootstrap) CI is shown and
-    marked as such.
-    """
-    groups: dict[tuple[str, int], list[RunSummary]] = defaultdict(list)
+def _cells(runs: list[RunSummary]) -> list[list[RunSummary]]:
+    """Runs grouped by cell (every setting but the seed), in a stable order: budget, strategy, label."""
+    groups: dict[str, list[RunSummary]] = defaultdict(list)
     for run in runs:
-        groups[(run.strategy, run.budget)].append(run)
+        groups[run.cell].append(run)
+    return sorted(groups.values(), key=lambda g: (g[0].budget, g[0].strategy, g[0].label))
+
+
+def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, Any]]:
+    """Per cell (strategy, budget and any other setting that differs): mean over seeds and a 95% t-interval across seeds.
+
+    With one seed there is no spread across seeds: that run's own CI is shown and marked as
+    such (it holds the run fixed).
+    """
     rows = []
-    for (strategy, budget), members in sorted(groups.items()):
-        row: dict[str, Any] = {"strategy": strategy, "budget": budget, "seeds": sorted(r.seed for r in members), "cells": {}}
+    for members in _cells(runs):
+        first = members[0]
+        row: dict[str, Any] = {"strategy": first.strategy, "budget": first.budget, "setting": first.label,
+                               "seeds": sorted(r.seed for r in members), "cells": {}}
         for key in metrics:
-            values = [r.metrics[key]["value"] for r in members if key in r.metrics and _finite(r.metrics[key].get("value"))]
+            having = [r for r in members if key in r.metrics and _finite(r.metrics[key].get("value"))]
+            values = [r.metrics[key]["value"] for r in having]
             if not values:
                 row["cells"][key] = None
             elif len(values) == 1:
-                rec = next(r.metrics[key] for r in members if key in r.metrics)
+                rec = having[0].metrics[key]
                 row["cells"][key] = {"mean": values[0], "low": rec.get("ci_low"), "high": rec.get("ci_high"), "n_seeds": 1, "kind": "run CI"}
             else:
                 mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
@@ -128,94 +147,130 @@ def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, An
 
 
 CONTROL = "control_shuffled"
+ONE_SEED = "one seed: no verdict"
 
 
-def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
-    """Mean per-prompt difference (members − reference, each averaged over its seeds), bootstrapped over prompts.
+def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str, n_boot: int, seed: int) -> dict[str, Any]:
+    """members − reference on the same held-out units: an interval for these runs, and the verdict over seeds.
 
-    That interval holds the runs fixed: it says whether these runs differ, not whether another
-    set of seeds (other pools, other training noise) would. Where both sides ran the same seeds
-    (one pool per seed, so seed s of each strategy is a matched pair), the per-seed differences
-    also give a t-interval across seeds, which includes run-to-run variation (wide at 3 seeds).
+    The run-fixed interval (per unit, each side averaged over its seeds; Newcombe's for one
+    binary run each, else a bootstrap over units) says whether *these runs* differ. The
+    verdict (`seeds_ci`, harness.stats.seed_test) counts run-to-run variation too: matched
+    seeds (seed s of both sides shares its pool) give per-seed differences, widened by the
+    unit-by-strategy term when every seed answered the same units. Fewer than 2 matched seeds: no verdict.
     """
-    prompts = sorted(set.intersection(*(set(r.outcomes[metric]) for r in members + reference)))
-    if not prompts:
-        return {"missing": "no held-out prompts shared by these runs (pairs reserved from each seed's own pool differ by seed; "
-                "evaluate.preference_k samples pairs every run shares)"}
-    diff = np.array([np.mean([r.outcomes[metric][p] for r in members]) - np.mean([r.outcomes[metric][p] for r in reference]) for p in prompts])
-    boots = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
-    low, high = np.percentile(boots, [2.5, 97.5])
-    result = {
-        "diff": float(diff.mean()), "low": float(low), "high": float(high),
-        "p": min(1.0, 2 * min(float((boots <= 0).mean()), float((boots >= 0).mean()))),
-        "n_prompts": len(prompts), "significant": bool(low > 0 or high < 0),
-    }
+    units = shared_units(members + reference, metric)
     ours, theirs = ({r.seed: r for r in group} for group in (members, reference))
     matched = sorted(set(ours) & set(theirs))
-    if len(matched) >= 2:
-        per_seed = [float(np.mean([ours[s].outcomes[metric][p] - theirs[s].outcomes[metric][p] for p in prompts])) for s in matched]
-        half = _t_quantile(len(per_seed) - 1) * float(np.std(per_seed, ddof=1)) / math.sqrt(len(per_seed))
-        mean = float(np.mean(per_seed))
-        result["seeds_ci"] = {"seeds": matched, "per_seed": per_seed, "low": mean - half, "high": mean + half}
+    if units is not None:
+        x = np.array([np.mean([r.outcomes[metric][u] for r in members]) for u in units])
+        y = np.array([np.mean([r.outcomes[metric][u] for r in reference]) for u in units])
+    elif matched:  # units differ by seed: each matched seed on the units its two runs share
+        pairs = [(ours[s].outcomes[metric], theirs[s].outcomes[metric]) for s in matched]
+        x = np.array([a[u] for a, b in pairs for u in sorted(set(a) & set(b))])
+        y = np.array([b[u] for a, b in pairs for u in sorted(set(a) & set(b))])
+    else:
+        x = y = np.array([])
+    if x.size == 0:
+        return {"missing": "no held-out units shared by these runs (held-out pairs reserved from each seed's own pool differ by seed, "
+                "and these runs share no seed; evaluate.preference_k samples pairs every run shares)"}
+    fixed = paired_ci(x, y, n_boot=n_boot, seed=seed)
+    result: dict[str, Any] = {**fixed, "n_prompts": fixed.pop("n_units"), "design": "crossed" if units is not None else "nested"}
+    verdict = seed_test(matched_differences(members, reference, metric, units), crossed=units is not None) if len(matched) >= 2 else None
+    if verdict is not None:
+        result["seeds_ci"] = {**verdict, "seeds": matched}
+        result["significant"] = bool(verdict["low"] > 0 or verdict["high"] < 0)
+    else:
+        result["significant"] = None
+        result["verdict"] = ONE_SEED
     return result
 
 
-def _by_cell(runs: list[RunSummary], metric: str) -> dict[tuple[str, int], list[RunSummary]]:
-    """Runs that recorded per-prompt outcomes of `metric`, grouped by (strategy, budget)."""
-    by_cell: dict[tuple[str, int], list[RunSummary]] = defaultdict(list)
-    for run in runs:
-        if run.outcomes.get(metric):
-            by_cell[(run.strategy, run.budget)].append(run)
-    return by_cell
+def _by_cell(runs: list[RunSummary], metric: str) -> list[list[RunSummary]]:
+    """Cells whose runs recorded per-unit outcomes of `metric`."""
+    return [[r for r in members if r.outcomes.get(metric)] for members in _cells(runs) if any(r.outcomes.get(metric) for r in members)]
+
+
+def _describe_cells(cells: list[list[RunSummary]]) -> str:
+    return "; ".join(f"{c[0].strategy} ({c[0].label or 'default'})" for c in cells)
+
+
+def _adjust(tests: list[dict[str, Any]]) -> None:
+    """Holm-adjust the verdict p-values of one table in place (baseline and control tests alike)."""
+    records = [rec for t in tests for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec]
+    for rec, adjusted in zip(records, holm([rec["p"] for rec in records])):
+        rec["p_holm"] = adjusted
 
 
 def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
-    """Each strategy vs `baseline` at the same budget, paired on the same held-out prompts.
+    """Each cell vs the `baseline` strategy's cell in the same context (same budget, same everything but the strategy).
 
-    Per prompt, the outcome is averaged over a strategy's seeds; the difference of those
-    averages is bootstrapped over prompts. p is two-sided: twice the smaller tail mass at 0.
-    Where `control_shuffled` runs exist at that budget, each strategy is also tested against
-    them (`vs_control`): an effect that does not beat shuffled labels is not an effect of the data.
+    Where a `control_shuffled` cell exists in that context, each cell is also tested against it
+    (`vs_control`): an effect that does not beat shuffled labels is not an effect of the data.
+    The verdict p-values of the table are Holm-adjusted together (`p_holm`).
     """
-    by_cell = _by_cell(runs, metric)
+    cells = _by_cell(runs, metric)
+    by_context: dict[str, list[list[RunSummary]]] = defaultdict(list)
+    for members in cells:
+        by_context[members[0].context].append(members)
     out = []
-    rng = np.random.default_rng(seed)
-    for (strategy, budget), members in sorted(by_cell.items()):
-        if strategy == baseline:
+    for members in cells:
+        first = members[0]
+        if first.strategy == baseline:
             continue
-        base_runs = by_cell.get((baseline, budget))
-        if not base_runs:
-            out.append({"strategy": strategy, "budget": budget, "missing": f"no {baseline} run at budget {budget}"})
+        row = {"strategy": first.strategy, "budget": first.budget, "setting": first.label}
+        bases = [c for c in by_context[first.context] if c[0].strategy == baseline]
+        if len(bases) != 1:
+            why = (f"no {baseline} run with this setting (budget {first.budget}{', ' + first.context_label if first.context_label else ''})"
+                   if not bases else f"{len(bases)} {baseline} settings to compare with: {_describe_cells(bases)}")
+            out.append({**row, "missing": why})
             continue
-        test = {"strategy": strategy, "budget": budget, "seeds": len(members), "baseline_seeds": len(base_runs)}
-        test.update(_paired(members, base_runs, metric, rng, n_boot))
-        control = by_cell.get((CONTROL, budget))
-        if control and strategy != CONTROL and "missing" not in test:
-            vs = _paired(members, control, metric, rng, n_boot)
-            test["vs_control"] = {**vs, "beats": bool(vs.get("low", 0) > 0)}
+        test = {**row, "seeds": len(members), "baseline_seeds": len(bases[0])}
+        test.update(_paired(members, bases[0], metric, n_boot, seed))
+        controls = [c for c in by_context[first.context] if c[0].strategy == CONTROL]
+        if len(controls) == 1 and first.strategy != CONTROL and "missing" not in test:
+            vs = _paired(members, controls[0], metric, n_boot, seed + 1)
+            verdict = vs.get("seeds_ci")
+            test["vs_control"] = {**vs, "beats": None if verdict is None else bool(verdict["low"] > 0)}
         out.append(test)
+    _adjust(out)
     return out
 
 
-def claim_tests(runs: list[RunSummary], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
-    """Each claim (better, worse) at every budget, paired like `paired_tests`: better − worse.
+def claim_tests(
+    runs: list[RunSummary], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
+    primary: tuple[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
 
-    A claim holds at the 95% level when the interval across seeds lies above 0; the prompt
-    bootstrap alone only says these runs differ.
+    A claim holds at the 95% level when its verdict interval (over seeds) lies above 0; the
+    run-fixed interval only says these runs differ. The `primary` claim (named in the matrix
+    file) is adjusted only among its own rows; the others are Holm-adjusted together.
     """
-    by_cell = _by_cell(runs, metric)
-    rng = np.random.default_rng(seed)
+    cells = _by_cell(runs, metric)
+    contexts = sorted({(c[0].budget, c[0].context, c[0].context_label) for c in cells})
     out = []
     for better, worse in claims:
-        for budget in sorted({b for _, b in by_cell}):
-            test: dict[str, Any] = {"claim": f"{better} > {worse}", "better": better, "worse": worse, "budget": budget}
-            missing = [name for name in (better, worse) if (name, budget) not in by_cell]
+        for budget, context, context_label in contexts:
+            here = [c for c in cells if c[0].context == context]
+            row: dict[str, Any] = {"claim": f"{better} > {worse}", "better": better, "worse": worse, "budget": budget,
+                                   "setting": context_label, "primary": (better, worse) == primary}
+            sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
+            missing = [name for name, side in zip((better, worse), sides) if not side]
             if missing:
-                test["missing"] = f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
-            else:
-                members, reference = by_cell[(better, budget)], by_cell[(worse, budget)]
-                test.update({"seeds": len(members), "baseline_seeds": len(reference)}, **_paired(members, reference, metric, rng, n_boot))
-            out.append(test)
+                out.append({**row, "missing": f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
+                            + (f" ({context_label})" if context_label else "")})
+                continue
+            for members in sides[0]:
+                for reference in sides[1]:
+                    test = {**row, "better_setting": members[0].label, "worse_setting": reference[0].label,
+                            "seeds": len(members), "baseline_seeds": len(reference)}
+                    test.update(_paired(members, reference, metric, n_boot, seed))
+                    out.append(test)
+    for family in (True, False):
+        records = [t["seeds_ci"] for t in out if t.get("primary") is family and t.get("seeds_ci")]
+        for rec, adjusted in zip(records, holm([rec["p"] for rec in records])):
+            rec["p_holm"] = adjusted
     return out
 
 
@@ -225,32 +280,52 @@ def _ci(low: Any, high: Any) -> str:
 
 def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[str, list[dict[str, Any]]]) -> str:
     """The leaderboard and the claims as Markdown, for a write-up or a repository's results folder."""
-    lines = ["## Leaderboard", "", "Mean over seeds [95% t-interval across seeds]; ¹ one seed: the run's own bootstrap CI; — not computed.", ""]
-    lines += ["| strategy | budget | seeds | " + " | ".join(keys) + " |", "|" + " --- |" * (len(keys) + 3)]
+    lines = ["## Leaderboard", "", "Mean over seeds [95% t-interval across seeds]; ¹ one seed: that run's own CI, which holds the run fixed; "
+             "— not computed.", ""]
+    lines += ["| strategy | budget | setting | seeds | " + " | ".join(keys) + " |", "|" + " --- |" * (len(keys) + 4)]
     for row in board:
         cells = []
         for key in keys:
             c = row["cells"][key]
             cells.append("—" if c is None else f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" + ("¹" if c["kind"] == "run CI" else ""))
-        lines.append(f"| {row['strategy']} | {row['budget']} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['strategy']} | {row['budget']} | {row['setting']} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells) + " |")
     for metric, tests in claims.items():
-        lines += ["", f"## Claims: {metric}", "", "| claim | budget | difference | 95% CI over prompts | p | prompts | 95% t-CI over seeds | per-seed differences |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        n_tests = sum(1 for t in tests if t.get("seeds_ci"))
+        lines += ["", f"## Claims: {metric}", "",
+                  f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p (the primary claim, marked ★, is adjusted only among its own rows). "
+                  "The verdict interval is over matched seeds (harness/stats.py seed_test); the other interval holds these runs fixed.", "",
+                  "| claim | budget | setting | difference | 95% CI, these runs | verdict 95% CI (seeds) | p | p (Holm) | per-seed differences | verdict |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for t in tests:
+            name = ("★ " if t.get("primary") else "") + t["claim"]
+            setting_text = " vs ".join(x for x in (t.get("better_setting"), t.get("worse_setting")) if x) or t.get("setting", "")
             if "diff" not in t:
-                lines.append(f"| {t['claim']} | {t['budget']} | — ({t['missing']}) | | | | | |")
+                lines.append(f"| {name} | {t['budget']} | {setting_text} | — ({t['missing']}) | | | | | | |")
                 continue
             seeds = t.get("seeds_ci")
-            lines.append(
-                f"| {t['claim']} | {t['budget']} | {t['diff']:+.3f} | {_ci(t['low'], t['high'])} | {t['p']:.2f} | {t['n_prompts']} | "
-                + (f"{_ci(seeds['low'], seeds['high'])} | " + ", ".join(f"{d:+.3f}" for d in seeds["per_seed"]) if seeds else "— (fewer than 2 matched seeds) |")
-                + " |"
-            )
+            head = f"| {name} | {t['budget']} | {setting_text} | {t['diff']:+.3f} | {_ci(t['low'], t['high'])} | "
+            if seeds:
+                lines.append(head + f"{_ci(seeds['low'], seeds['high'])} | {format_p(seeds['p'])} | {format_p(seeds.get('p_holm'))} | "
+                             + ", ".join(f"{d:+.3f}" for d in seeds["per_seed"]) + f" | {claim_verdict(t)} |")
+            else:
+                lines.append(head + f"— | | | | {ONE_SEED} |")
     return "\n".join(lines) + "\n"
+
+
+def claim_verdict(test: dict[str, Any]) -> str:
+    seeds = test.get("seeds_ci")
+    if not seeds:
+        return ONE_SEED
+    return "holds" if seeds["low"] > 0 else "reversed" if seeds["high"] < 0 else "not shown (CI contains 0)"
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _series(run: RunSummary) -> str:
+    """A plot series: the strategy, and its other settings where runs differ in them (budget is the x axis)."""
+    return run.strategy + (f" ({run.label})" if run.label else "")
 
 
 def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
@@ -261,7 +336,7 @@ def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
     points = defaultdict(list)
     for run in runs:
         if key in run.metrics and _finite(run.metrics[key].get("value")):
-            points[run.strategy].append((run.budget, run.metrics[key]["value"]))
+            points[_series(run)].append((run.budget, run.metrics[key]["value"]))
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -280,7 +355,7 @@ def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
 def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
     from reports.figures import plt, to_img_tag
 
-    pts = [(r.strategy, r.breadth, r.mean_depth) for r in runs if r.breadth is not None and r.mean_depth is not None]
+    pts = [(_series(r), r.breadth, r.mean_depth) for r in runs if r.breadth is not None and r.mean_depth is not None]
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -295,31 +370,47 @@ def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
     return to_img_tag(fig, "breadth against mean depth")
 
 
-def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "original", claims: list[tuple[str, str]] = ()) -> Path:
-    """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json and summary.md next to it."""
+def render_comparison(
+    run_dirs: list[Path], out_file: Path, baseline: str = "original", claims: list[tuple[str, str]] = (),
+    primary: tuple[tuple[str, str], str] | None = None,
+) -> Path:
+    """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json and summary.md next to it.
+
+    `primary` is (claim, metric): the one hypothesis the matrix was run to test, marked as such
+    and kept out of the other claims' multiple-comparison adjustment.
+    """
     import os
 
     from reports.templates import render
 
-    runs = [load_run(Path(d)) for d in run_dirs]
+    runs = load_runs(run_dirs)
     rows = metric_rows(runs)
     keys = sorted({k for r in runs for k in r.metrics}, key=lambda k: (not k.startswith("ifeval_heldout/"), k))
-    primary = [k for k in keys if not k.split("/", 1)[1].startswith("base.")]
-    suites = list(dict.fromkeys(k.split("/", 1)[0] for k in primary))
-    plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in primary]
+    tuned_keys = [k for k in keys if not k.split("/", 1)[1].startswith("base.")]
+    suites = list(dict.fromkeys(k.split("/", 1)[0] for k in tuned_keys))
+    plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in tuned_keys]
     out_file = Path(out_file)
     measured = [name for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)]
+    if primary and primary[1] not in PAIRED_METRICS:
+        raise BenchError(f"primary metric {primary[1]!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}.")
+    claims = list(dict.fromkeys([*claims, *([primary[0]] if primary else [])]))
     tests = {name: paired_tests(runs, baseline, name) for name in measured}
-    claim_rows = {name: claim_tests(runs, list(claims), name) for name in measured} if claims else {}
-    board = leaderboard(runs, primary)
+    claim_rows = {
+        name: claim_tests(runs, claims, name, primary=primary[0] if primary and primary[1] == name else None) for name in measured
+    } if claims else {}
+    board = leaderboard(runs, tuned_keys)
     html = render(
         "comparison.html.j2",
         runs=runs,
         run_links={r.name: os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
-        suites={s: [k for k in primary if k.split("/", 1)[0] == s] for s in suites},
+        suites={s: [k for k in tuned_keys if k.split("/", 1)[0] == s] for s in suites},
         board=board,
+        any_setting=any(r.label for r in runs),
         tests={PAIRED_METRICS[name]: rows for name, rows in tests.items()},
         claims={PAIRED_METRICS[name]: rows for name, rows in claim_rows.items()},
+        n_tests={PAIRED_METRICS[name]: _count_tests(rows) for name, rows in {**tests}.items()},
+        n_claim_tests={PAIRED_METRICS[name]: _count_tests(rows) for name, rows in claim_rows.items()},
+        primary=primary,
         baseline=baseline,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
@@ -327,12 +418,20 @@ def render_comparison(run_dirs: list[Path], out_file: Path, baseline: str = "ori
     )
     write_text(out_file, html)
     buf = io.StringIO()
-    fields = ["run", "strategy", "budget", "seed", "suite", "metric", "value", "ci_low", "ci_high", "n", "judge", "weak_judge"]
+    fields = ["run", "strategy", "budget", "setting", "seed", "suite", "metric", "value", "ci_low", "ci_high", "n", "judge", "weak_judge"]
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     write_text(out_file.parent / "metrics.csv", buf.getvalue())
     write_json(out_file.parent / "metrics.json", rows)
-    write_json(out_file.parent / "paired_tests.json", {"baseline": baseline, "tests": tests, "claims": claim_rows})
-    write_text(out_file.parent / "summary.md", summary_markdown(board, [k for k in primary if not k.split("/", 1)[1].startswith("paired_diff.")], claim_rows))
+    write_json(out_file.parent / "paired_tests.json", {
+        "baseline": baseline, "primary": {"claim": " > ".join(primary[0]), "metric": primary[1]} if primary else None,
+        "tests": tests, "claims": claim_rows,
+    })
+    write_text(out_file.parent / "summary.md", summary_markdown(board, [k for k in tuned_keys if not k.split("/", 1)[1].startswith("paired_diff.")], claim_rows))
     return out_file
+
+
+def _count_tests(rows: list[dict[str, Any]]) -> int:
+    """How many verdict tests a table holds (each with a p-value in its Holm family)."""
+    return sum(1 for t in rows for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec)

@@ -14,7 +14,8 @@ from harness.config import BenchError
 from harness.power import analyse, load_pilot, mde, units_needed
 
 
-def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict[str, float], rng_seed: int = 0) -> list[Path]:
+def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict[str, float], rng_seed: int = 0,
+           config: dict | None = None) -> list[Path]:
     """Runs whose prompt outcomes are Bernoulli(q_p + strategy effect + seed shift), like eval_outputs.jsonl."""
     rng = np.random.default_rng(rng_seed)
     base_rate = rng.uniform(0.2, 0.8, n_prompts)
@@ -24,7 +25,7 @@ def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict
             shift = rng.normal(0, seed_sd)
             run = root / f"{strategy}-s{seed}"
             run.mkdir(parents=True)
-            (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed}))
+            (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {**(config or {}), "seed": seed}}))
             (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": 12, "pair_ids": []}))
             probs = np.clip(base_rate + effect + shift, 0, 1)
             rows = [{"prompt_id": f"p{i}", "tuned_strict": [bool(rng.random() < q)], "tuned_loose": [bool(rng.random() < q)]}
@@ -38,42 +39,46 @@ def test_components_and_sizes_follow_the_model(tmp_path: Path) -> None:
     _pilot(tmp_path, n_prompts=400, seeds=4, seed_sd=0.05, effects={"a": 0.0, "b": 0.0, "c": 0.1})
     rows = {r["metric"]: r for r in analyse(load_pilot([tmp_path]), effect=0.05, alpha=0.05, power=0.8)}
     row = rows["prompt_strict_acc"]
-    assert row["n_units"] == 400 and row["pilot_seeds"] == 4 and row["seeds"] == {"a": 4, "b": 4, "c": 4} and row["units"] == "shared"
-    # run shifts have sd 0.05 (clipping at 0 and 1 shrinks them a little)
-    assert 0.02 < row["var_delta"] ** 0.5 < 0.09
-    # Bernoulli flips between seeds: sd of a unit's outcome about sqrt(0.5 * 0.5 - spread of q) ~ 0.44
-    assert 0.35 < row["var_e"] ** 0.5 < 0.5
+    assert row["n_units"] == 400 and row["pilot_seeds"] == 4 and row["cells"] == 3 and row["pairs"] == 3 and row["design"] == "crossed"
+    # each run shifts by sd 0.05, so a difference of two runs by sd 0.05·√2 ≈ 0.07 (clipping at 0 and 1 shrinks it a little)
+    assert 0.03 < row["var_a"] ** 0.5 < 0.12 and row["var_a_upper"] > row["var_a"]
+    # Bernoulli flips in both runs of a difference: sd about sqrt(2 · 0.2) ≈ 0.6
+    assert 0.5 < row["var_e"] ** 0.5 < 0.7
     # no strategy-by-prompt interaction was built in (the effects are uniform shifts)
-    assert row["var_ab"] < 0.02
-    for s, n in row["units_needed"].items():
+    assert row["var_b"] < 0.01
+    for s, n in row["units_needed"].items():  # units_needed() and mde() describe the same test
         if n is not None:
-            assert mde(row, n, s, 0.05, 0.8) <= 0.05 + 1e-12
-            if n > 1:
-                assert mde(row, n - 1, s, 0.05, 0.8) > 0.05
-    assert row["units_needed"][1] is None  # one seed: run shifts of sd 0.05 alone exceed what a 5-point test allows
+            assert mde(row, n, s, 0.05, 0.8) <= 0.05 + 1e-9 < mde(row, n - 1, s, 0.05, 0.8)
+    assert row["units_needed"][2] is None  # 2 seeds: run shifts of sd 0.07 alone exceed what a 5-point test allows
+    assert row["mde_at_upper"] > row["mde_at_pilot"]
 
 
 def test_seed_noise_alone_can_make_an_effect_undetectable() -> None:
-    comp = {"var_delta": 0.04**2, "var_e": 0.2, "var_ab": 0.0, "units": "shared"}
-    assert units_needed(comp, 0.05, 1, 0.05, 0.8) is None
-    quiet = {"var_delta": 0.0, "var_e": 0.1, "var_ab": 0.0, "units": "shared"}
-    assert units_needed(quiet, 0.05, 1, 0.05, 0.8) == int(np.ceil(0.2 / (0.05 / 2.8015852) ** 2))
+    noisy = {"design": "crossed", "var_a": 0.04**2, "var_a_upper": 0.06**2, "var_b": 0.0, "var_e": 0.2}
+    assert units_needed(noisy, 0.05, 3, 0.05, 0.8) is None
+    assert units_needed(noisy, 0.05, 1, 0.05, 0.8) is None and mde(noisy, 100, 1, 0.05, 0.8) == float("inf")  # one seed: no verdict
+    quiet = {**noisy, "var_a": 0.0}
+    n = units_needed(quiet, 0.05, 10, 0.05, 0.8)
+    # with no run shift the t-test over 10 seeds needs about (t_.975,9 + t_.8,9)² · σ²/(s·effect²) units
+    assert n == pytest.approx((2.262 + 0.883) ** 2 * 0.2 / (10 * 0.05**2), rel=0.15)
 
 
 def test_held_out_pairs_that_differ_by_seed_are_handled_within_seed(tmp_path: Path) -> None:
-    runs = _pilot(tmp_path, n_prompts=60, seeds=3, seed_sd=0.02, effects={"a": 0.0, "b": 0.0})
+    """Units drawn anew per seed: the run-shift term comes from per-seed mean differences, not from prompt noise."""
+    runs = _pilot(tmp_path, n_prompts=60, seeds=4, seed_sd=0.0, effects={"a": 0.0, "b": 0.0})
     rng = np.random.default_rng(1)
     for run in runs:
         seed = json.loads((run / "manifest.json").read_text())["seed"]
         rows = [{"pair_id": f"s{seed}-q{i}", "prompt_id": f"s{seed}-p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(50)]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     row = {r["metric"]: r for r in analyse(load_pilot([tmp_path]), 0.05, 0.05, 0.8)}["preference_accuracy"]
-    assert row["units"] == "per seed" and row["n_units"] == 50
-    # single-run differences of two Bernoulli(0.7): variance 2 * 0.21; a quarter of it is taken as var_e
-    assert 0.05 < row["var_e"] < 0.16
-    for s, n in row["units_needed"].items():  # the per-seed model is used consistently by mde() and units_needed()
-        if n is not None and n > 1:
-            assert mde(row, n, s, 0.05, 0.8) <= 0.05 + 1e-12 < mde(row, n - 1, s, 0.05, 0.8)
+    assert row["design"] == "nested" and row["n_units"] == 50
+    # a difference of two Bernoulli(0.7) outcomes: variance 2 · 0.21
+    assert 0.25 < row["var_unit"] < 0.6
+    assert row["var_a"] < 0.01  # no run shift was built in; it is not invented from prompt noise
+    for s, n in row["units_needed"].items():
+        if n is not None and n > 2:
+            assert mde(row, n, s, 0.05, 0.8) <= 0.05 + 1e-9 < mde(row, n - 1, s, 0.05, 0.8)
 
 
 def test_held_out_pairs_shared_by_seeds_are_averaged_per_prompt(tmp_path: Path) -> None:
@@ -87,14 +92,27 @@ def test_held_out_pairs_shared_by_seeds_are_averaged_per_prompt(tmp_path: Path) 
     assert all(set(r.outcomes["preference_accuracy"]) == {f"p{i}" for i in range(40)} for r in pilot)
     assert all(v in (0.0, 1 / 3, 2 / 3, 1.0) for r in pilot for v in r.outcomes["preference_accuracy"].values())
     row = {r["metric"]: r for r in analyse(pilot, 0.05, 0.05, 0.8)}["preference_accuracy"]
-    assert row["units"] == "shared" and row["n_units"] == 40
-    # a prompt's mean of 3 independent Bernoulli(0.7) varies across seeds by 0.21 / 3
-    assert 0.03 < row["var_e"] < 0.12
+    assert row["design"] == "crossed" and row["n_units"] == 40
+    # a difference of two prompts' means of 3 Bernoulli(0.7): variance 2 · 0.21 / 3
+    assert 0.07 < row["var_e"] < 0.2
+
+
+def test_partly_shared_units_are_treated_as_drawn_per_seed(tmp_path: Path) -> None:
+    """Held-out pairs that overlap between some seeds only: nested, never a crossed analysis of the intersection."""
+    runs = _pilot(tmp_path, n_prompts=30, seeds=3, seed_sd=0.0, effects={"a": 0.0, "b": 0.0})
+    rng = np.random.default_rng(3)
+    for run in runs:
+        seed = json.loads((run / "manifest.json").read_text())["seed"]
+        ids = [f"p{i}" for i in range(20)] + [f"s{seed}-p{i}" for i in range(20)]
+        rows = [{"pair_id": f"q-{u}", "prompt_id": u, "margin": 0.0, "correct": float(rng.random() < 0.6)} for u in ids]
+        (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    row = {r["metric"]: r for r in analyse(load_pilot([tmp_path]), 0.05, 0.05, 0.8)}["preference_accuracy"]
+    assert row["design"] == "nested" and row["n_units"] == 40
 
 
 def test_a_pilot_without_repeated_seeds_is_refused(tmp_path: Path) -> None:
     _pilot(tmp_path, n_prompts=20, seeds=1, seed_sd=0.0, effects={"a": 0.0, "b": 0.0})
-    with pytest.raises(BenchError, match="2 or more seeds"):
+    with pytest.raises(BenchError, match="same 2 or more seeds"):
         analyse(load_pilot([tmp_path]), 0.05, 0.05, 0.8)
 
 
@@ -102,7 +120,7 @@ def test_bench_power_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     runs = _pilot(tmp_path / "pilot", n_prompts=100, seeds=3, seed_sd=0.02, effects={"a": 0.0, "b": 0.05})
     result = CliRunner().invoke(main, ["power", str(tmp_path / "pilot"), "--out", str(tmp_path / "power.json")])
     assert result.exit_code == 0, result.output
-    assert "prompt_strict_acc" in result.output and "instruction_loose_acc" in result.output
+    assert "prompt_strict_acc" in result.output and "instruction_loose_acc" in result.output and "seed_test" in result.output
     rows = json.loads((tmp_path / "power.json").read_text())
     assert len(rows) == 4 and all(r["n_units"] == 100 for r in rows) and len(runs) == 6
 
@@ -111,5 +129,22 @@ def test_runs_evaluated_on_different_prompts_are_refused(tmp_path: Path) -> None
     """A matrix resized from 48 to 96 held-out prompts, half rerun: mixing them would mis-estimate every term."""
     _pilot(tmp_path / "old", n_prompts=48, seeds=3, seed_sd=0.0, effects={"a": 0.0})
     _pilot(tmp_path / "new", n_prompts=96, seeds=3, seed_sd=0.0, effects={"b": 0.0})
-    with pytest.raises(BenchError, match=r"different held-out prompts .*48 prompts.*: 96"):
+    with pytest.raises(BenchError, match=r"different held-out prompts \(48 and 96 prompts"):
         analyse(load_pilot([tmp_path / "old", tmp_path / "new"]), effect=0.05, alpha=0.05, power=0.8)
+
+
+def test_duplicate_runs_of_one_setting_are_refused(tmp_path: Path) -> None:
+    """The same cell and seed in two folders (a rerun under another runs root) must not count twice."""
+    _pilot(tmp_path / "first", n_prompts=20, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0})
+    _pilot(tmp_path / "rerun", n_prompts=20, seeds=1, seed_sd=0.0, effects={"a": 0.0})
+    with pytest.raises(BenchError, match=r"a-s0 and .*rerun/a-s0 are the same setting \(a, budget 12\) at the same seed 0"):
+        load_pilot([tmp_path / "first", tmp_path / "rerun"])
+
+
+def test_settings_that_differ_are_analysed_apart(tmp_path: Path) -> None:
+    """Two learning rates are two contexts: their runs are never pooled as extra seeds."""
+    _pilot(tmp_path / "lo", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 1e-4}})
+    _pilot(tmp_path / "hi", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 5e-4}})
+    rows = [r for r in analyse(load_pilot([tmp_path / "lo", tmp_path / "hi"]), 0.05, 0.05, 0.8) if r["metric"] == "prompt_strict_acc"]
+    assert sorted(r["setting"] for r in rows) == ["train.learning_rate=0.0001", "train.learning_rate=0.0005"]
+    assert all(r["cells"] == 2 and r["pilot_seeds"] == 2 for r in rows)

@@ -12,13 +12,17 @@ from scipy import stats
 
 from harness.config import ConfigError
 from harness.matrix import load_matrix, parse_claim
-from reports.comparison import claim_tests, leaderboard, load_run, paired_tests, render_comparison
+from harness.config import BenchError
+from harness.stats import seed_test
+from reports.comparison import ONE_SEED, claim_tests, leaderboard, load_runs, paired_tests, render_comparison
 
 
-def _run(root: Path, strategy: str, seed: int, acc: float, outcomes: list[int], mt_bench: float | None = None) -> Path:
-    run = root / f"{strategy}-s{seed}"
+def _run(root: Path, strategy: str, seed: int, acc: float, outcomes: list[int], mt_bench: float | None = None,
+         config: dict | None = None, name: str | None = None) -> Path:
+    run = root / (name or f"{strategy}-s{seed}")
     run.mkdir(parents=True)
-    (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {"name": "t", "seed": seed}}))
+    manifest = {"status": "done", "seed": seed, "config": {"name": "t", "seed": seed, **(config or {})}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
     diag = {"breadth": 4, "depth_histogram": {"1": 2, "3": 2}}
     (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": 8, "pair_ids": [], "diagnostics": diag}))
     record = {"value": acc, "ci_low": acc - 0.1, "ci_high": acc + 0.1, "n": len(outcomes), "judge": "verifiable", "weak_judge": False}
@@ -35,7 +39,7 @@ def test_leaderboard_interval_across_seeds_and_missing_metrics(tmp_path: Path) -
     a0 = _run(tmp_path, "bpo", 0, 0.40, [1, 1, 0, 0], mt_bench=5.0)
     a1 = _run(tmp_path, "bpo", 1, 0.50, [1, 1, 1, 0], mt_bench=6.0)
     b0 = _run(tmp_path, "original", 0, 0.30, [1, 0, 0, 0])  # never ran mt_bench
-    runs = [load_run(p) for p in (a0, a1, b0)]
+    runs = load_runs([a0, a1, b0])
     assert runs[0].mean_depth == 2.0 and runs[0].breadth == 4
 
     board = {r["strategy"]: r for r in leaderboard(runs, ["ifeval_heldout/prompt_strict_acc", "mt_bench/score"])}
@@ -49,6 +53,7 @@ def test_leaderboard_interval_across_seeds_and_missing_metrics(tmp_path: Path) -
     # per prompt: bpo averages its seeds ([1, 1, .5, 0]) minus original ([1, 0, 0, 0])
     assert test["diff"] == pytest.approx(np.mean([0, 1, 0.5, 0])) and test["n_prompts"] == 4
     assert "seeds_ci" not in test  # original ran seed 0 only: no matched seeds to spread over
+    assert test["significant"] is None and test["verdict"] == ONE_SEED
 
     index = render_comparison([a0, a1, b0], tmp_path / "cmp" / "index.html", baseline="original")
     html = index.read_text()
@@ -60,18 +65,61 @@ def test_leaderboard_interval_across_seeds_and_missing_metrics(tmp_path: Path) -
 
 
 def test_effects_are_tested_against_the_shuffled_label_control(tmp_path: Path) -> None:
-    outcomes_good = [1] * 30 + [0] * 10
-    strong = _run(tmp_path, "bpo", 0, 0.75, outcomes_good)
-    weak = _run(tmp_path, "uniform", 0, 0.5, [1] * 20 + [0] * 20)
-    base = _run(tmp_path, "original", 0, 0.3, [1] * 12 + [0] * 28)
-    control = _run(tmp_path, "control_shuffled", 0, 0.5, [1] * 20 + [0] * 20)
-    tests = {t["strategy"]: t for t in paired_tests([load_run(p) for p in (strong, weak, base, control)], "original")}
+    paths = []
+    for seed in range(3):  # real effects, a little different at each seed
+        paths += [
+            _run(tmp_path, "bpo", seed, 0.75, [1] * (30 + seed) + [0] * (10 - seed)),
+            _run(tmp_path, "uniform", seed, 0.5, [1] * (20 + seed) + [0] * (20 - seed)),
+            _run(tmp_path, "original", seed, 0.3, [1] * (12 - seed) + [0] * (28 + seed)),
+            _run(tmp_path, "control_shuffled", seed, 0.5, [1] * (20 + (seed + 1) % 3) + [0] * (20 - (seed + 1) % 3)),
+        ]
+    tests = {t["strategy"]: t for t in paired_tests(load_runs(paths), "original")}
     assert tests["bpo"]["significant"] and tests["bpo"]["vs_control"]["beats"]
     assert tests["uniform"]["significant"] and not tests["uniform"]["vs_control"]["beats"]  # beats original, not the control
     assert tests["uniform"]["vs_control"]["diff"] == pytest.approx(0.0)
     assert "vs_control" not in tests["control_shuffled"]
-    html = render_comparison([strong, weak, base, control], tmp_path / "cmp" / "index.html", baseline="original").read_text()
+    # one table, Holm over its 5 verdicts (3 against original, 2 against the control): adjusted p ≥ raw p
+    verdicts = [t["seeds_ci"] for t in tests.values()] + [t["vs_control"]["seeds_ci"] for t in tests.values() if "vs_control" in t]
+    assert len(verdicts) == 5 and all(v["p_holm"] >= v["p"] for v in verdicts)
+    html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
     assert html.count('<b class="bad">does not beat the control</b>') == 1 and html.count('<b class="ok">beats the control</b>') == 1
+    assert "This table holds <b>5</b> verdict test(s)" in html
+
+
+def test_one_seed_gives_no_verdict_only_a_run_fixed_interval(tmp_path: Path) -> None:
+    """A single seed per strategy: the prompts say these runs differ; nothing says another seed would."""
+    paths = [_run(tmp_path, "bpo", 0, 0.75, [1] * 30 + [0] * 10), _run(tmp_path, "original", 0, 0.3, [1] * 12 + [0] * 28),
+             _run(tmp_path, "control_shuffled", 0, 0.3, [1] * 12 + [0] * 28)]
+    (test,) = [t for t in paired_tests(load_runs(paths), "original") if t["strategy"] == "bpo"]
+    assert test["significant"] is None and test["vs_control"]["beats"] is None
+    assert test["low"] > 0 and test["method"].startswith("Newcombe")  # these runs do differ
+    html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
+    assert "one seed: no verdict" in html and ">significant<" not in html and "beats the control</b>" not in html
+    assert "This table holds <b>0</b> verdict test(s)" in html
+
+
+def test_settings_that_differ_are_compared_apart_and_duplicates_refused(tmp_path: Path) -> None:
+    """uniform at depth 1 and depth 4 (one budget) are two rows, each tested against the same original."""
+    paths = []
+    for seed in range(2):
+        paths.append(_run(tmp_path, "original", seed, 0.3, [1] * 10 + [0] * 30))
+        for depth, extra in ((1, 0), (4, 10)):
+            paths.append(_run(tmp_path, "uniform", seed, 0.5, [1] * (10 + extra + seed) + [0] * (30 - extra - seed),
+                              config={"select": {"params": {"depth": depth}}}, name=f"uniform-d{depth}-s{seed}"))
+    runs = load_runs(paths)
+    board = {r["setting"]: r for r in leaderboard(runs, ["ifeval_heldout/prompt_strict_acc"]) if r["strategy"] == "uniform"}
+    assert set(board) == {"depth=1", "depth=4"} and all(r["seeds"] == [0, 1] for r in board.values())
+    tests = {t["setting"]: t for t in paired_tests(runs, "original")}
+    assert tests["depth=4"]["diff"] == pytest.approx(0.25 + 0.0125) and tests["depth=1"]["diff"] == pytest.approx(0.0125)
+    html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
+    assert "<th>setting</th>" in html and "depth=4" in html
+
+    again = _run(tmp_path / "rerun", "original", 0, 0.3, [1] * 10 + [0] * 30)
+    with pytest.raises(BenchError, match="same setting .*at the same seed 0"):
+        load_runs([*paths, again])
+    other_prompts = _run(tmp_path / "other", "original", 5, 0.3, [1] * 10 + [0] * 20)
+    with pytest.raises(BenchError, match="different held-out prompts"):
+        load_runs([*paths, other_prompts])
 
 
 def test_seed_matched_interval_counts_run_to_run_variation(tmp_path: Path) -> None:
@@ -86,19 +134,23 @@ def test_seed_matched_interval_counts_run_to_run_variation(tmp_path: Path) -> No
     for run in runs:  # held-out pairs: 2 per prompt, the unit is the prompt
         rows = [{"pair_id": f"q{i}-{j}", "prompt_id": f"p{i}", "correct": float((i + j) % 2)} for i in range(10) for j in range(2)]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    loaded = [load_run(p) for p in runs]
+    loaded = load_runs(runs)
     (test,) = paired_tests(loaded, "original")
     diffs = []
     for s in range(3):
         ours, theirs = loaded[2 * s + 1].outcomes["prompt_strict_acc"], loaded[2 * s].outcomes["prompt_strict_acc"]
         diffs.append(np.mean([ours[p] - theirs[p] for p in ours]))
     half = stats.t.ppf(0.975, 2) * np.std(diffs, ddof=1) / math.sqrt(3)
-    assert test["seeds_ci"]["per_seed"] == pytest.approx(diffs)
-    assert test["seeds_ci"]["low"] == pytest.approx(np.mean(diffs) - half) and test["diff"] == pytest.approx(np.mean(diffs))
+    assert test["seeds_ci"]["per_seed"] == pytest.approx(diffs) and test["diff"] == pytest.approx(np.mean(diffs))
+    # the verdict is the seeds t-interval, widened (never narrowed) by the prompt-by-strategy term
+    assert test["seeds_ci"]["low"] <= np.mean(diffs) - half + 1e-12 and test["seeds_ci"]["design"] == "crossed"
+    matrix = [np.array([loaded[2 * s + 1].outcomes["prompt_strict_acc"][p] - loaded[2 * s].outcomes["prompt_strict_acc"][p]
+                        for p in sorted(loaded[0].outcomes["prompt_strict_acc"])]) for s in range(3)]
+    assert test["seeds_ci"]["low"] == pytest.approx(seed_test(matrix, crossed=True)["low"])
     (pref,) = paired_tests(loaded, "original", "preference_accuracy")
     assert pref["n_prompts"] == 10 and pref["diff"] == pytest.approx(0.0)
     html = render_comparison(runs, tmp_path / "cmp" / "index.html", baseline="original").read_text()
-    assert "<h3>preference_heldout/preference_accuracy" in html and "95% CI across seeds" in html
+    assert "<h3>preference_heldout/preference_accuracy" in html and "verdict 95% CI (seeds)" in html
     saved = json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())
     assert saved["baseline"] == "original" and saved["tests"]["prompt_strict_acc"][0]["diff"] == pytest.approx(test["diff"])
 
@@ -112,7 +164,7 @@ def test_claims_compare_two_strategies_head_to_head(tmp_path: Path) -> None:
         for strategy, lift in (("original", 0.0), ("uniform", 0.1), ("bpo", 0.3)):
             outcome = truth | (rng.random(60) < lift)
             runs.append(_run(tmp_path, strategy, seed, float(outcome.mean()), outcome.astype(int).tolist()))
-    loaded = [load_run(p) for p in runs]
+    loaded = load_runs(runs)
     by = {(r.strategy, r.seed): r.outcomes["prompt_strict_acc"] for r in loaded}
     per_seed = [np.mean([by[("bpo", s)][p] - by[("uniform", s)][p] for p in by[("bpo", s)]]) for s in range(3)]
 
@@ -121,11 +173,15 @@ def test_claims_compare_two_strategies_head_to_head(tmp_path: Path) -> None:
     assert holds["diff"] == pytest.approx(np.mean(per_seed)) and holds["n_prompts"] == 60
     assert "margin" in missing["missing"] and "diff" not in missing  # a strategy that never ran is named, not skipped
 
-    render_comparison(runs, tmp_path / "cmp" / "index.html", claims=[("bpo", "uniform"), ("margin", "bpo")])
+    html = render_comparison(runs, tmp_path / "cmp" / "index.html", claims=[("margin", "bpo")],
+                             primary=(("bpo", "uniform"), "prompt_strict_acc")).read_text()
     saved = json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())
-    assert saved["claims"]["prompt_strict_acc"][0]["diff"] == pytest.approx(holds["diff"])
+    primary = next(t for t in saved["claims"]["prompt_strict_acc"] if t["claim"] == "bpo > uniform")
+    assert primary["diff"] == pytest.approx(holds["diff"]) and primary["primary"] and saved["primary"]["claim"] == "bpo > uniform"
+    assert primary["seeds_ci"]["p_holm"] == pytest.approx(primary["seeds_ci"]["p"])  # the one primary test is not adjusted
+    assert "<b>★ bpo > uniform</b> (primary)" in html.replace("&gt;", ">")
     summary = (tmp_path / "cmp" / "summary.md").read_text()
-    assert f"| bpo > uniform | 8 | {holds['diff']:+.3f} |" in summary and "| margin > bpo | 8 | — (no margin run" in summary
+    assert f"| ★ bpo > uniform | 8 |  | {holds['diff']:+.3f} |" in summary and "| margin > bpo | 8 |  | — (no margin run" in summary
 
 
 @pytest.mark.parametrize("claim", ["bpo", "bpo > ", "bpo > bpo", "a > b > c"])

@@ -15,10 +15,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.config import BenchError, SuiteConfig
 from harness.io import content_hash, safe_filename, write_jsonl
 from harness.records import Prompt
-from harness.stats import mean_ci, metric
+from harness.stats import mean_ci, metric, ratio_ci
 from harness.suites.base import EvalTarget, register_suite
 from harness.suites.common import cached_judge, failure_summary, generate_cached
 
@@ -88,24 +90,28 @@ def evaluate_mt_bench(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir
             answers[i].append(g["text"])
     judgments = cached.score_many([(p, a) for _, _, p, a in items])
 
+    # the unit is the question: its turns share the question, the answer and the judge's view of both
     by_turn: dict[int, list[float]] = defaultdict(list)
-    by_cat: dict[str, list[float]] = defaultdict(list)
-    all_scores = []
+    sums, counts = np.zeros(len(questions)), np.zeros(len(questions))
     for (i, turn, _, _), j in zip(items, judgments):
         if j.ok:
             by_turn[turn].append(j.value)  # type: ignore[arg-type]
-            by_cat[questions[i]["category"]].append(j.value)  # type: ignore[arg-type]
-            all_scores.append(j.value)
+            sums[i] += j.value  # type: ignore[operator]
+            counts[i] += 1
     fails = failure_summary(judgments)
 
-    def rec(values: list[float]) -> dict:
-        return metric(mean_ci(values, n_boot=cfg.bootstrap, seed=0), len(values), judge.label, judge.weak, **fails)
+    def clustered(index: list[int]) -> dict:
+        """FastChat's mean over judgments, with a CI that resamples questions (not judgments)."""
+        judged = [i for i in index if counts[i]]
+        value_ci = ratio_ci(sums[judged], counts[judged], n_boot=cfg.bootstrap, seed=0)
+        return metric(value_ci, int(counts[judged].sum()), judge.label, judge.weak, unit="question", n_questions=len(judged), **fails)
 
-    metrics = {"score": rec(all_scores)}
-    for turn in range(n_turns):
-        metrics[f"score_turn{turn + 1}"] = rec(by_turn[turn])
+    metrics = {"score": clustered(list(range(len(questions))))}
+    for turn in range(n_turns):  # one judgment per question: the questions are the units already
+        metrics[f"score_turn{turn + 1}"] = metric(mean_ci(by_turn[turn], n_boot=cfg.bootstrap, seed=0), len(by_turn[turn]),
+                                                  judge.label, judge.weak, **fails)
     for cat in sorted({q["category"] for q in questions}):
-        metrics[f"score.{cat}"] = rec(by_cat[cat])
+        metrics[f"score.{cat}"] = clustered([i for i, q in enumerate(questions) if q["category"] == cat])
     _export(out, target, judge.id, judge.config.model or "local", questions, answers, items, judgments)
     return metrics
 

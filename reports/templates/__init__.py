@@ -31,6 +31,15 @@ def fmt(value: Any, digits: int = 3) -> Markup | str:
     return str(value)
 
 
+def format_p(p: float | None, floor: float = 0.0) -> str:
+    """p to 3 decimals; a bootstrap p at its floor (no resample crossed 0) reads '< floor', never 0."""
+    if p is None:
+        return "—"
+    if floor and p <= floor + 1e-12:
+        return f"< {floor:.4f}".rstrip("0")
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 _ENV = Environment(
     loader=FileSystemLoader(Path(__file__).parent),
     autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
@@ -39,6 +48,7 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 _ENV.filters["fmt"] = fmt
+_ENV.filters["pval"] = format_p
 
 
 def render(template: str, **context: Any) -> str:
