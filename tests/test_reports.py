@@ -207,3 +207,11 @@ def test_bench_report_claims_need_a_comparison_and_a_well_formed_claim(tmp_path:
     assert no_out.exit_code != 0 and "add -o" in no_out.output and not (run / "report.html").exists()
     bad = CliRunner().invoke(main, ["report", str(run), "-o", str(tmp_path / "c.html"), "--claim", "bpo"])
     assert bad.exit_code != 0 and "BETTER > WORSE" in bad.output and not (tmp_path / "c.html").exists()
+
+
+@pytest.mark.parametrize("primary,match", [("{claim: 'bpo > margin'}", "margin"), ("{claim: 'bpo > uniform', metric: score}", "not a paired metric")])
+def test_a_matrix_primary_claim_is_validated(tmp_path: Path, primary: str, match: str) -> None:
+    spec = tmp_path / "m.yaml"
+    spec.write_text(f"name: m\nbase: x.yaml\naxes: {{strategy: [bpo, uniform]}}\nprimary: {primary}\n")
+    with pytest.raises(ConfigError, match=match):
+        load_matrix(spec)
