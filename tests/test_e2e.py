@@ -180,7 +180,10 @@ def test_comparison_report_agrees_with_the_runs_metrics(three_runs, tmp_path: Pa
         assert f"{value:.3f}" in html  # single seed: the leaderboard shows the run's own value and CI
         assert f'href="{os.path.relpath(run / "report.html", index.parent)}"' in html
     # uniform at budget 4 is paired with original at budget 4; random at budget 3 has no baseline there
-    assert "missing: no original run at budget 3" in html
+    assert "missing: no original run with this setting (budget 3)" in html
+    tests = json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())["tests"]["prompt_strict_acc"]
+    uniform = next(t for t in tests if t["strategy"] == "uniform")
+    assert "diff" in uniform and uniform["significant"] is None  # one seed each: these runs compared, no verdict
     assert html.count("data:image/png;base64") >= 2  # a metric against budget (two budgets) and breadth vs depth
 
 
