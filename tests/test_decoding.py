@@ -1,0 +1,64 @@
+"""The fast decoding path: exact top-p by partial sort, and the generation contract on a tiny real model."""
+
+from __future__ import annotations
+
+import torch
+from transformers.generation.logits_process import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+from harness.decoding import decode, greedy, sample_top_p
+
+
+def _reference(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """transformers' own warpers, as `model.generate` applies them: the distribution to match."""
+    warped = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, logits.clone()))
+    return torch.softmax(warped, dim=-1)
+
+
+def test_partial_sort_top_p_samples_the_same_distribution_as_the_full_sort() -> None:
+    torch.manual_seed(0)
+    vocab, k = 120, 12
+    peaked = torch.randn(3, vocab) * 4  # the nucleus fits in the top k: the partial sort decides
+    flat = torch.randn(3, vocab) * 0.3  # it does not: these rows take the full sort
+    logits = torch.cat([peaked, flat])
+    expected = _reference(logits, 0.9, 0.9)
+    assert (expected[:3] > 0).sum(-1).max() < k and (expected[3:] > 0).sum(-1).min() > k  # both paths are exercised
+    draws = 20000
+    gen = torch.Generator().manual_seed(1)
+    counts = torch.zeros_like(expected)
+    for _ in range(draws // 500):
+        picked = sample_top_p(logits.repeat_interleave(500, 0), 0.9, 0.9, gen, k=k).view(-1, 500)
+        counts += torch.nn.functional.one_hot(picked, vocab).sum(1).float()
+    freq = counts / draws
+    assert torch.all(freq[expected == 0] == 0)  # nothing outside the nucleus, ever
+    tolerance = 4 * torch.sqrt(expected * (1 - expected) / draws) + 1e-9
+    assert torch.all((freq - expected).abs() <= tolerance)
+
+
+def test_decode_honours_the_generation_contract(tiny_model) -> None:
+    """Greedy decode equals model.generate's greedy tokens up to the first EOS, also when rows finish (and leave) early."""
+    from harness.generation import _eos_ids, chat_texts
+    from harness.models import load_model
+
+    loaded = load_model(str(tiny_model))
+    tok, model = loaded.tokenizer, loaded.model
+    tok.padding_side = "left"
+    questions = ("hi", "a longer question here", "x y z", "what is blue", "tell me about the sea and the sky")
+    texts = chat_texts(tok, [[{"role": "user", "content": c}] for c in questions])
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    # a random model's greedy output repeats one token; a fixed smooth warp of the scores (applied by both) varies it
+    def warp(scores: torch.Tensor) -> torch.Tensor:
+        return scores + 2 * torch.sin(7 * scores)
+
+    class Warp(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            return warp(scores)
+
+    # the model's own EOS (rarely reached by a random model), then one token in 13 as an end: rows end at different steps
+    for eos in (set(_eos_ids(model, tok)), set(_eos_ids(model, tok)) | set(range(0, len(tok), 13))):
+        mine = decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=24, eos_ids=eos, pick=lambda x: greedy(warp(x)))
+        theirs = model.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=sorted(eos),
+                                logits_processor=LogitsProcessorList([Warp()]))[:, enc["input_ids"].shape[1]:].tolist()
+        for row, ref in zip(mine, theirs):
+            end = next((n + 1 for n, t in enumerate(ref) if t in eos), len(ref))
+            assert row == ref[:end]
+    assert len({len(row) for row in mine}) > 1  # rows finished (and left the batch) at different steps
