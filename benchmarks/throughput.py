@@ -32,18 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.decoding import TOP_K_FIRST, decode, greedy, sample_top_p  # noqa: E402
 from harness.generation import _eos_ids, chat_texts  # noqa: E402
 from harness.config import EMBEDDED_MODEL  # noqa: E402
-from harness.models import load_model  # noqa: E402
+from harness.models import cpu_bf16_flags, load_model  # noqa: E402
 from harness.config import EvaluateConfig  # noqa: E402
 from harness.evaluate import eval_prompts  # noqa: E402
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.split(":", 1)[-1].split())
 
 
 def run(label: str, fn, n_params: int) -> dict:
@@ -64,11 +55,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    flags = cpu_flags()
-    bf16_hw = bool({"amx_bf16", "avx512_bf16"} & flags)
-    print(f"threads {torch.get_num_threads()}; CPU bf16 matmuls: {'yes' if bf16_hw else 'no'} "
-          f"({', '.join(sorted({'amx_bf16', 'avx512_bf16', 'amx_tile', 'avx512f'} & flags)) or 'none'})")
+    flags = cpu_bf16_flags()
+    bf16_hw = bool(flags)
+    print(f"threads {torch.get_num_threads()}; CPU bf16 matmuls: {'yes (' + ', '.join(flags) + ')' if bf16_hw else 'no'}")
     loaded = load_model(args.model)
     tok, model = loaded.tokenizer, loaded.model
     tok.padding_side = "left"
