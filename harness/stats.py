@@ -106,7 +106,7 @@ def ratio_ci(numer: Sequence[float], denom: Sequence[float], *, n_boot: int, see
     num, den = np.asarray(numer, dtype=float), np.asarray(denom, dtype=float)
     if len(num) and (np.all(num == den) or np.all(num == 0)):
         value = float(num.sum() / max(den.sum(), 1e-12))
-        return (value, *wilson(float(np.sum(num == den) if np.all(num == den) else 0), len(num)))
+        return (value, *wilson(float(len(num)) if np.all(num == den) else 0.0, len(num)))
     return bootstrap(lambda idx: num[idx].sum() / max(den[idx].sum(), 1e-12), len(num), n_boot=n_boot, seed=seed)
 
 

@@ -195,9 +195,13 @@ def _describe_cells(cells: list[list[RunSummary]]) -> str:
     return "; ".join(f"{c[0].strategy} ({c[0].label or 'default'})" for c in cells)
 
 
-def _adjust(tests: list[dict[str, Any]]) -> None:
-    """Holm-adjust the verdict p-values of one table in place (baseline and control tests alike)."""
-    records = [rec for t in tests for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec]
+def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict records a table holds: each row's own and, where tested, its one against the control."""
+    return [rec for t in rows for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec]
+
+
+def _holm_in_place(records: list[dict[str, Any]]) -> None:
+    """Give each verdict record its Holm-adjusted p within `records`, one family."""
     for rec, adjusted in zip(records, holm([rec["p"] for rec in records])):
         rec["p_holm"] = adjusted
 
@@ -233,7 +237,7 @@ def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_st
             verdict = vs.get("seeds_ci")
             test["vs_control"] = {**vs, "beats": None if verdict is None else bool(verdict["low"] > 0)}
         out.append(test)
-    _adjust(out)
+    _holm_in_place(_verdicts(out))
     return out
 
 
@@ -268,9 +272,7 @@ def claim_tests(
                     test.update(_paired(members, reference, metric, n_boot, seed))
                     out.append(test)
     for family in (True, False):
-        records = [t["seeds_ci"] for t in out if t.get("primary") is family and t.get("seeds_ci")]
-        for rec, adjusted in zip(records, holm([rec["p"] for rec in records])):
-            rec["p_holm"] = adjusted
+        _holm_in_place(_verdicts([t for t in out if t.get("primary") is family]))
     return out
 
 
@@ -290,7 +292,7 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
             cells.append("—" if c is None else f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" + ("¹" if c["kind"] == "run CI" else ""))
         lines.append(f"| {row['strategy']} | {row['budget']} | {row['setting']} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells) + " |")
     for metric, tests in claims.items():
-        n_tests = sum(1 for t in tests if t.get("seeds_ci"))
+        n_tests = _count_tests(tests)
         lines += ["", f"## Claims: {metric}", "",
                   f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p (the primary claim, marked ★, is adjusted only among its own rows). "
                   "The verdict interval is over matched seeds (harness/stats.py seed_test); the other interval holds these runs fixed.", "",
@@ -408,7 +410,7 @@ def render_comparison(
         any_setting=any(r.label for r in runs),
         tests={PAIRED_METRICS[name]: rows for name, rows in tests.items()},
         claims={PAIRED_METRICS[name]: rows for name, rows in claim_rows.items()},
-        n_tests={PAIRED_METRICS[name]: _count_tests(rows) for name, rows in {**tests}.items()},
+        n_tests={PAIRED_METRICS[name]: _count_tests(rows) for name, rows in tests.items()},
         n_claim_tests={PAIRED_METRICS[name]: _count_tests(rows) for name, rows in claim_rows.items()},
         primary=primary,
         baseline=baseline,
@@ -434,4 +436,4 @@ def render_comparison(
 
 def _count_tests(rows: list[dict[str, Any]]) -> int:
     """How many verdict tests a table holds (each with a p-value in its Holm family)."""
-    return sum(1 for t in rows for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec)
+    return len(_verdicts(rows))
