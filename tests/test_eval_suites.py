@@ -167,6 +167,8 @@ def test_mt_bench_two_turns_per_category_and_fastchat_exports(tiny_model: Path, 
     metrics = run_suite(cfg, EvalTarget(str(tiny_model), None, "tiny"), tmp_path / "out", tmp_path / "cache")
     assert metrics["score"]["n"] == 4 and metrics["score_turn1"]["n"] == metrics["score_turn2"]["n"] == 2
     assert 1 <= metrics["score"]["value"] <= 10
+    # a question's two turns are one unit of the interval, not two independent judgments
+    assert metrics["score"]["unit"] == "question" and metrics["score"]["n_questions"] == 2
     assert f"score.{questions[0]['category']}" in metrics
     answers = [json.loads(x) for x in (tmp_path / "out" / "model_answer" / "tiny.jsonl").read_text().splitlines()]
     assert [a["question_id"] for a in answers] == [q["question_id"] for q in questions[:2]]
