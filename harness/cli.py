@@ -156,10 +156,12 @@ def _print_summary(manifest: dict, out_dir: Path) -> None:
 @click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), help="A Jinja chat-template file for a model whose tokenizer has none (or to replace its own).")
 @click.option("--backend", type=click.Choice(["auto", "transformers", "vllm"]), default="auto", show_default=True,
               help="Generation engine: auto = vLLM when installed and a GPU is present, else transformers.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto", show_default=True,
+              help="Generation dtype: auto = bfloat16 where the GPU or CPU multiplies in it natively (AMX, AVX512-BF16), else float32.")
 @click.option("--cache-dir", default="runs/cache", show_default=True, help="Stage and judgment cache.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/eval/<model>-<suite>].")
 def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key_env, judge_prompts, data_path, limit,
-             reference, tasks, include_path, overrides, chat_template, backend, cache_dir, out) -> None:
+             reference, tasks, include_path, overrides, chat_template, backend, dtype, cache_dir, out) -> None:
     """Evaluate any model on one suite, the way the alignment literature does.
 
     \b
@@ -213,7 +215,7 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     from harness.models import with_chat_template
 
     target = resolve_target(model or EMBEDDED_MODEL)
-    target = dataclasses.replace(target, model=with_chat_template(target.model, chat_template), backend=backend)
+    target = dataclasses.replace(target, model=with_chat_template(target.model, chat_template), backend=backend, dtype=dtype)
     out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
     click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
     start = time.perf_counter()

@@ -153,6 +153,11 @@ class GenerationConfig(_Strict):
         description="'auto': vLLM when it is installed and a CUDA GPU is present, else transformers; "
         "'vllm' fails early when either is missing",
     )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="'auto': bfloat16 where the hardware multiplies in it natively (CUDA with bf16; CPUs with AMX or "
+        "AVX512-BF16, detected at run time), else float32. Part of the cache key: bf16 samples differ from fp32 ones",
+    )
     vllm_gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM: fraction of GPU memory it may take")
 
 
@@ -229,6 +234,12 @@ class TrainConfig(_Strict):
         description="LoRA target modules: 'auto' = the model's attention projections, found per architecture "
         "(q_proj, k_proj, v_proj, o_proj on Llama-like models; qkv_proj, o_proj on Phi-3; c_attn, c_proj on GPT-2), "
         "or a list of module names; the resolved list is what cache keys and the manifest record",
+    )
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="matmul precision of DPO training (bf16 autocast over fp32 master weights) and of gradient "
+        "features: 'auto' = bfloat16 where the hardware multiplies in it natively (CUDA with bf16; CPUs with AMX or "
+        "AVX512-BF16), else float32. Resolved per machine into the train and features cache keys",
     )
     gradient_checkpointing: bool = False
     logging_steps: int = Field(1, ge=1)

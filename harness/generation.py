@@ -2,9 +2,10 @@
 
 Both back ends honour one contract: one `Generation` per conversation, in input order, the
 chat template applied by the model's own tokenizer, text cut at the first end-of-sequence
-token, `truncated` when `max_new_tokens` ran out. On transformers, prompts are sorted by
-length so each batch pads little, and each batch reseeds torch from (seed, batch index), so
-sampled outputs do not depend on what ran before in the process.
+token, `truncated` when `max_new_tokens` ran out. On transformers, harness/decoding.py's loop
+generates (several times faster than `model.generate` on CPU: benchmarks/throughput.py);
+prompts are sorted by length so each batch pads little, and each batch samples from a generator
+seeded by (seed, batch index), so sampled outputs do not depend on what ran before in the process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from harness.models import LoadedModel, load_model, resolve_backend
+from harness.decoding import Picker, decode, greedy, sample_top_p
+from harness.models import LoadedModel, load_model, resolve_backend, resolve_dtype
 
 
 @dataclass
@@ -32,10 +34,11 @@ def generate_with(
     adapter: Path | None,
     conversations: list[list[dict[str, str]]],
     *,
+    dtype: str = "auto",
     gpu_memory_utilization: float = 0.85,
     **settings: Any,
 ) -> list[Generation]:
-    """Generate with the resolved back end; the one entry point for the pool, evaluation and suites.
+    """Generate with the resolved back end and dtype; the one entry point for the pool, evaluation and suites.
 
     `settings` are `generate`'s keyword arguments; vLLM batches by itself, so it ignores
     `batch_size` (and draws its own progress bar instead of `desc`).
@@ -44,8 +47,9 @@ def generate_with(
         from harness.generation_vllm import generate_vllm
 
         engine_settings = {k: v for k, v in settings.items() if k not in ("batch_size", "desc")}
-        return generate_vllm(model_name, adapter, conversations, gpu_memory_utilization=gpu_memory_utilization, **engine_settings)
-    return generate(load_model(model_name, adapter=adapter), conversations, **settings)
+        return generate_vllm(model_name, adapter, conversations, dtype=resolve_dtype(dtype),
+                             gpu_memory_utilization=gpu_memory_utilization, **engine_settings)
+    return generate(load_model(model_name, adapter=adapter, dtype=resolve_dtype(dtype)), conversations, **settings)
 
 
 def chat_texts(tokenizer, conversations: list[list[dict[str, str]]]) -> list[str]:
@@ -72,25 +76,22 @@ def generate(
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     results: list[Generation | None] = [None] * len(texts)
     eos_ids = set(_eos_ids(model, tokenizer))
-    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
     with tqdm(total=len(texts), desc=desc, unit="seq") as bar:
         for batch_index, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start : start + batch_size]
             enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(model.device) for k, v in enc.items()}
-            torch.manual_seed(seed * 100_003 + batch_index)
-            out = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                top_k=None,
-                **sampling,
-            )
-            new = out[:, enc["input_ids"].shape[1] :].tolist()
+            generator = torch.Generator(device=model.device).manual_seed(seed * 100_003 + batch_index)
+            pick = _picker(generator, temperature, top_p) if do_sample else greedy
+            new = decode(model, enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device),
+                         max_new_tokens=max_new_tokens, eos_ids=eos_ids, pick=pick)
             for i, tokens in zip(idx, new):
                 results[i] = to_generation(tokens, eos_ids, tokenizer)
             bar.update(len(idx))
     return [r for r in results if r is not None]
+
+
+def _picker(generator: torch.Generator, temperature: float, top_p: float) -> Picker:
+    return lambda logits: sample_top_p(logits, temperature, top_p, generator)
 
 
 def to_generation(tokens: list[int], eos_ids: set[int], tokenizer) -> Generation:

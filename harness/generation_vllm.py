@@ -22,12 +22,12 @@ from harness.models import load_tokenizer, resolve_model, trust_remote_code
 
 
 @functools.lru_cache(maxsize=1)
-def _engine(model: str, max_lora_rank: int, gpu_memory_utilization: float):
+def _engine(model: str, dtype: str, max_lora_rank: int, gpu_memory_utilization: float):
     """One engine per process (it holds most of the GPU's memory); rebuilt only for another model."""
     from vllm import LLM
 
     lora = {"enable_lora": True, "max_lora_rank": max_lora_rank} if max_lora_rank else {}
-    return LLM(model=model, dtype="auto", trust_remote_code=trust_remote_code(), gpu_memory_utilization=gpu_memory_utilization, **lora)
+    return LLM(model=model, dtype=dtype, trust_remote_code=trust_remote_code(), gpu_memory_utilization=gpu_memory_utilization, **lora)
 
 
 def _lora_rank(adapter: Path) -> int:
@@ -46,13 +46,14 @@ def generate_vllm(
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int = 0,
+    dtype: str = "bfloat16",
     gpu_memory_utilization: float = 0.85,
 ) -> list[Generation]:
     from vllm import SamplingParams
     from vllm.lora.request import LoRARequest
 
     tokenizer = load_tokenizer(model_name)
-    engine = _engine(str(resolve_model(model_name)), _lora_rank(adapter) if adapter else 0, gpu_memory_utilization)
+    engine = _engine(str(resolve_model(model_name)), dtype, _lora_rank(adapter) if adapter else 0, gpu_memory_utilization)
     prompts = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False).input_ids} for t in chat_texts(tokenizer, conversations)]
     params = [
         SamplingParams(

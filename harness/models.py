@@ -248,15 +248,27 @@ def cpu_bf16_flags() -> list[str]:
 
 
 def inference_dtype() -> Any:
-    """bf16 on GPUs that support it (half the memory, tensor cores), fp32 elsewhere for now.
-
-    Not "CPU bf16 is slow": where `cpu_bf16_flags()` finds AMX or AVX512-BF16 it is faster
-    (benchmarks/throughput.py). Using it on CPU changes sampled pools, so it waits for the
-    fidelity measurements and cache-key change of issue 17.
-    """
+    """The dtype of models loaded for scoring (log-probs, judges, features): bf16 on GPUs that support
+    it (half the memory, tensor cores), fp32 elsewhere. Generation picks its own (`resolve_dtype`)."""
     import torch
 
     return torch.bfloat16 if device() == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def resolve_dtype(requested: str = "auto") -> str:
+    """The dtype generation runs in: 'auto' is bfloat16 where matmuls run natively in it (a CUDA GPU with
+    bf16, a CPU with AMX or AVX512-BF16: `cpu_bf16_flags`), else float32, where bf16 would be emulated.
+
+    Part of every generating stage's cache key (harness.generation.engine_key): samples drawn in
+    bf16 differ from fp32 ones (benchmarks/fidelity.py measures by how much).
+    """
+    if requested != "auto":
+        return requested
+    import torch
+
+    if device() == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if cpu_bf16_flags() else "float32"
 
 
 def resolve_backend(requested: str) -> str:
@@ -271,6 +283,12 @@ def resolve_backend(requested: str) -> str:
             "(`pip install vllm`), or set generation.backend to auto or transformers."
         )
     return "vllm" if usable else "transformers"
+
+
+def engine_key(backend: str, dtype: str) -> dict[str, str]:
+    """What generates, as every generating stage's cache key and the manifest record it: the resolved back
+    end and dtype (bf16 and fp32 samples differ; so do two engines')."""
+    return {"backend": resolve_backend(backend), "dtype": resolve_dtype(dtype)}
 
 
 @dataclass
@@ -289,13 +307,18 @@ def load_tokenizer(name: str) -> Any:
     return tokenizer
 
 
-def load_model(name: str, adapter: Path | None = None) -> LoadedModel:
-    """Load for inference; with `adapter`, merge a trained LoRA adapter into the weights."""
+def load_model(name: str, adapter: Path | None = None, dtype: str | None = None) -> LoadedModel:
+    """Load for inference in `dtype` (default `inference_dtype()`); with `adapter`, merge a trained LoRA
+    adapter into the weights first, in fp32, so that a small update is not rounded away by a bf16 merge."""
+    import torch
     from transformers import AutoModelForCausalLM
 
+    target = getattr(torch, dtype) if dtype else inference_dtype()
     source = resolve_model(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=inference_dtype(), trust_remote_code=trust_remote_code())
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch.float32 if adapter is not None else target, trust_remote_code=trust_remote_code()
+        )
     except OSError as exc:
         raise BenchError(
             f"Could not load model {name!r}: {exc}. Use the embedded default ({EMBEDDED_MODEL}), "
@@ -304,6 +327,6 @@ def load_model(name: str, adapter: Path | None = None) -> LoadedModel:
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload().to(target)
     model.to(device()).eval()
     return LoadedModel(model=model, tokenizer=load_tokenizer(name), name=name)

@@ -78,6 +78,7 @@ def _sample(
         model_name,
         None,
         [p.messages for p in prompts for _ in range(n)],
+        dtype=generation.dtype,
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size,
         do_sample=True,

@@ -24,7 +24,7 @@ from harness import __version__
 from harness.cache import StageResult, run_stage, stage_hash
 from harness.config import BenchError, ExperimentConfig, PoolConfig
 from harness.io import atomic_dir, atomic_path, content_hash, read_json, read_jsonl, write_json, write_jsonl
-from harness.models import model_fingerprint, resolve_backend, resolve_target_modules, with_chat_template
+from harness.models import engine_key, model_fingerprint, resolve_dtype, resolve_target_modules, with_chat_template
 from harness.records import Pair, from_row, to_row
 from harness.stats import METHOD as INTERVALS
 
@@ -103,7 +103,9 @@ class Run:
         # what the stages load: the model with its configured chat template, and the LoRA targets
         # of `target_modules: auto` found on this architecture (the keys record the resolved list)
         self.model = with_chat_template(config.model, config.chat_template)
-        self.train = config.train.model_copy(update={"target_modules": resolve_target_modules(self.model, config.train.target_modules)})
+        self.train = config.train.model_copy(
+            update={"target_modules": resolve_target_modules(self.model, config.train.target_modules), "precision": resolve_dtype(config.train.precision)}
+        )
 
     def open(self) -> None:
         """Create the run folder once the inputs are known to be usable.
@@ -140,8 +142,8 @@ class Run:
                 "git_dirty": self.git_dirty,
                 "argv": sys.argv,
                 "machine": self.machine,
-                "generation_backend": resolve_backend(self.config.generation.backend),
-                "resolved": {"model": self.model, "target_modules": self.train.target_modules},
+                "generation": generation_engine(self.config),
+                "resolved": {"model": self.model, "target_modules": self.train.target_modules, "train_precision": self.train.precision},
                 "started": self.started,
                 "stages": self.stages,
                 **({"error": error} if error else {}),
@@ -183,6 +185,10 @@ def write_error_log(path: Path, exc: BaseException) -> str:
     return str(path)
 
 
+def generation_engine(config: ExperimentConfig) -> dict[str, str]:
+    return engine_key(config.generation.backend, config.generation.dtype)
+
+
 def model_key(config: ExperimentConfig) -> str:
     """The policy model in every cache key: its weights' fingerprint, and the configured chat template's
     text when there is one (it changes every prompt the model sees)."""
@@ -201,7 +207,7 @@ def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
         "prompts": prompts_hash,
         "model": model_key(config),
         "pool": pool_key(config.pool),
-        "backend": resolve_backend(config.generation.backend),
+        **generation_engine(config),
         "seed": config.seed,
     }
 
@@ -219,7 +225,7 @@ def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
     return {
         "model": model_key(config),
         "evaluate": config.evaluate.model_dump(exclude=PREFERENCE_FIELDS),
-        "backend": resolve_backend(config.generation.backend),
+        **generation_engine(config),
     }
 
 
@@ -239,7 +245,7 @@ def preference_pool_inputs(config: ExperimentConfig) -> dict[str, Any]:
         "prompts": prompts,
         "model": model_key(config),
         "pool": pool_key(preference_pool_config(config)),
-        "backend": resolve_backend(config.generation.backend),
+        **generation_engine(config),
         "seed": ecfg.prompt_seed,
     }
 
@@ -405,8 +411,8 @@ def _run_suites(run: Run, adapter: Path) -> dict[str, dict]:
         suite = get_suite(suite_cfg.name)
         key = f"{suite_cfg.name}" if [s.name for s in config.evaluate.suites].count(suite_cfg.name) == 1 else f"{suite_cfg.name}_{index}"
         table: dict[str, dict] = {}
-        backend = config.generation.backend
-        for label, target in (("tuned", EvalTarget(run.model, adapter, "tuned", backend)), ("base", EvalTarget(run.model, None, "base", backend))):
+        engine = {"backend": config.generation.backend, "dtype": config.generation.dtype}
+        for label, target in (("tuned", EvalTarget(run.model, adapter, "tuned", **engine)), ("base", EvalTarget(run.model, None, "base", **engine))):
             # the suite computes its own metrics inside the stage: their interval method is an input
             inputs = {"suite": suite_cfg.model_dump(), "target": target.cache_key(), "intervals": INTERVALS}
 

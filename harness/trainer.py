@@ -1,25 +1,30 @@
 """The shared DPO trainer: TRL `DPOTrainer` with a PEFT LoRA adapter.
 
 The reference policy is the same model with the adapter disabled, so no second copy of the
-weights is held. Settings that break or crawl on CPU (bf16, TRL's default gradient
-checkpointing and its 1e-6 learning rate) are set from our config, never left to defaults.
+weights is held. Settings that break or crawl on CPU (TRL's default gradient checkpointing and
+its 1e-6 learning rate) are set from our config, never left to defaults. bf16 autocast runs
+where `train.precision` resolves to it: GPUs with bf16 and CPUs with AMX / AVX512-BF16, where
+it is faster than fp32 (benchmarks/throughput.py measures by how much, and how close the loss
+curve and adapter stay to fp32's).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import math
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.config import BenchError, TrainConfig
 from harness.io import read_json, write_json, write_jsonl
-from harness.models import device, load_tokenizer, resolve_model, trust_remote_code
+from harness.models import device, load_tokenizer, resolve_dtype, resolve_model, trust_remote_code
 
 
 def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:
@@ -87,7 +92,7 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         beta=cfg.beta,
         max_length=cfg.max_length,
         truncation_mode="keep_start",
-        bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
+        bf16=resolve_dtype(cfg.precision) == "bfloat16",
         use_cpu=not on_gpu,
         gradient_checkpointing=cfg.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
@@ -142,7 +147,8 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         callbacks=[_Collect(), _Finite()],
     )
     start = time.perf_counter()
-    trainer.train()
+    with _completion_positions_only():
+        trainer.train()
     seconds = time.perf_counter() - start
     # a collective call: under FSDP / ZeRO-3 every worker contributes its shard of the weights
     state_dict = trainer.accelerator.get_state_dict(trainer.model)
@@ -160,6 +166,30 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
             for record in log:
                 handle.write(json.dumps(record) + "\n")
     return result
+
+
+@contextlib.contextmanager
+def _completion_positions_only() -> Iterator[None]:
+    """Let TRL's fused LM head score only the completion positions on CPU, as it does on CUDA.
+
+    TRL (1.x) scores every position, prompt and padding included, on devices without Triton, so
+    that Neuron's compiler sees one tile shape per batch; CPUs have no such compiler, and the
+    prompt's positions cost most of the LM head's work there (49k-way log-softmax forward and
+    backward). Which positions count is decided by one predicate in `trl.trainer.utils`; it is
+    swapped for the duration of training and restored after. The loss is the same (the masked
+    positions are discarded either way); benchmarks/throughput.py measures the time saved.
+    """
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or device() != "cpu":  # a TRL without that predicate, or a GPU: nothing to change
+        yield
+        return
+    trl_utils._use_triton = lambda dev: dev.type == "cpu" or original(dev)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
 
 
 def _launch(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def test_kill_9_in_every_stage_then_rerun_equals_an_uninterrupted_run(tiny_model
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "done"
     # what reproducing the run takes: the resolved config, seed, code, packages, machine, engine, command
-    for key in ("config", "seed", "git_sha", "git_dirty", "versions", "machine", "generation_backend", "argv"):
+    for key in ("config", "seed", "git_sha", "git_dirty", "versions", "machine", "generation", "argv"):
         assert key in manifest, key
     assert {"torch", "transformers", "trl", "peft"} <= set(manifest["versions"])
     assert {"platform", "device", "torch_threads"} <= set(manifest["machine"])

@@ -86,7 +86,7 @@ def test_trainer_changes_every_lora_matrix_and_logs(tiny_model: Path, tmp_path: 
 def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: Path, tmp_path: Path) -> None:
     """DDP over 2 gloo workers x batch 2 takes the same steps on the same pairs as 1 process x batch 4."""
     rows = _rows(8)
-    common = dict(learning_rate=1e-2, max_length=64)
+    common = dict(learning_rate=1e-2, max_length=64, precision="float32")  # fp32: bf16 sums differ with the batch split
     single = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=4, **common), seed=0, out_dir=tmp_path / "one")
     config = Path(__file__).resolve().parents[1] / "experiments" / "accelerate" / "ddp_cpu.yaml"
     dist = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=2, accelerate_config=str(config), **common), seed=0, out_dir=tmp_path / "two")
@@ -276,3 +276,27 @@ def test_pool_tops_up_prompts_whose_samples_all_tie(tiny_model: Path, tmp_path: 
     assert first_round == read_jsonl(tmp_path / "b" / "responses.jsonl")  # the first round is the plain pool
     with pytest.raises(ValueError, match="must be larger than pool.k"):
         PoolConfig(k=4, k_max=4)
+
+
+def _losses(out: Path) -> list[float]:
+    return [r["loss"] for r in read_jsonl(out / "log.jsonl") if "loss" in r]
+
+
+def test_completion_only_scoring_and_bf16_keep_the_fp32_loss_curve(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
+    """The CPU speed-ups of issue 17 change no result beyond rounding: scoring only completion positions gives TRL's
+    loss exactly, and bf16 autocast starts at log 2 and follows the fp32 curve."""
+    import contextlib
+    import math
+
+    from harness import trainer
+
+    rows = _rows(8)
+    common = dict(learning_rate=1e-2, max_length=64, batch_size=2)
+    train_dpo(str(tiny_model), rows, TrainConfig(precision="float32", **common), seed=0, out_dir=tmp_path / "completion")
+    train_dpo(str(tiny_model), rows, TrainConfig(precision="bfloat16", **common), seed=0, out_dir=tmp_path / "bf16")
+    monkeypatch.setattr(trainer, "_completion_positions_only", contextlib.nullcontext)  # TRL's own CPU path: every position
+    train_dpo(str(tiny_model), rows, TrainConfig(precision="float32", **common), seed=0, out_dir=tmp_path / "every")
+    every, completion, bf16 = (_losses(tmp_path / name) for name in ("every", "completion", "bf16"))
+    assert len(every) == len(completion) == len(bf16) == 4
+    assert max(abs(a - b) for a, b in zip(every, completion)) < 1e-5
+    assert abs(bf16[0] - math.log(2)) < 1e-3 and max(abs(a - b) for a, b in zip(every, bf16)) < 0.02

@@ -73,7 +73,8 @@ def _reference_outputs(cfg: SuiteConfig, rows: list[dict], target: EvalTarget, c
             )
         return [r["output"] for r in rows], str(rows[0].get("generator", "reference"))
     if ref == "base" or Path(ref).expanduser().is_dir():
-        other = EvalTarget(target.model, None, "base", target.backend) if ref == "base" else dataclasses.replace(resolve_target(ref), backend=target.backend)
+        other = (EvalTarget(target.model, None, "base", target.backend, target.dtype) if ref == "base"
+                 else dataclasses.replace(resolve_target(ref), backend=target.backend, dtype=target.dtype))
         gens = generate_cached(cfg, other, cache_dir, [_chat(r) for r in rows], "greedy")
         return [g["text"] for g in gens], other.label
     by_instruction = {r["instruction"]: r for r in read_instructions(ref)}

@@ -27,11 +27,13 @@ class EvalTarget:
     label: str = "model"
     backend: str = "auto"
     """generation back end: auto | transformers | vllm (resolved per machine; part of the cache key)"""
+    dtype: str = "auto"
+    """generation dtype: auto | float32 | bfloat16 (resolved per machine; part of the cache key)"""
 
     def cache_key(self) -> dict[str, Any]:
-        from harness.models import model_fingerprint, resolve_backend
+        from harness.models import engine_key, model_fingerprint
 
-        key: dict[str, Any] = {"model": model_fingerprint(self.model), "backend": resolve_backend(self.backend)}
+        key: dict[str, Any] = {"model": model_fingerprint(self.model), **engine_key(self.backend, self.dtype)}
         if self.adapter is not None:
             files = sorted(p for p in Path(self.adapter).iterdir() if p.is_file())
             key["adapter"] = content_hash([(p.name, p.read_bytes().hex()) for p in files if p.stat().st_size < 64 << 20])

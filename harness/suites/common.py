@@ -55,6 +55,7 @@ def generate_cached(
             target.model,
             target.adapter,
             conversations,
+            dtype=target.dtype,
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
             do_sample=False,
