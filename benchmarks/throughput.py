@@ -47,7 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import trainer  # noqa: E402
-from harness.config import EMBEDDED_MODEL, EvaluateConfig, FeaturesConfig, GenerationConfig, PoolConfig, TrainConfig  # noqa: E402
+from harness.config import EMBEDDED_MODEL, load_config  # noqa: E402
 from harness.evaluate import eval_prompts  # noqa: E402
 from harness.features import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
 from harness.generation import Generation, _eos_ids, chat_texts, generate, to_generation  # noqa: E402
@@ -125,8 +125,8 @@ def judge_scores(prompts, gens: list[Generation], k: int) -> np.ndarray:
 
 
 def sampling_section(args, n_params: int, new_dtype: str) -> list[dict]:
-    pool = PoolConfig()
-    prompts = eval_prompts(EvaluateConfig(), n=args.prompts)
+    pool = args.config.pool
+    prompts = eval_prompts(args.config.evaluate, n=args.prompts)
     conversations = [p.messages for p in prompts for _ in range(pool.k)]
     settings = dict(max_new_tokens=pool.max_new_tokens, do_sample=True, temperature=pool.temperature, top_p=pool.top_p, seed=0)
     fp32 = load_model(args.model, dtype="float32")
@@ -169,25 +169,30 @@ def sampling_section(args, n_params: int, new_dtype: str) -> list[dict]:
 
 
 def greedy_section(args, n_params: int, new_dtype: str) -> list[dict]:
-    ev = EvaluateConfig()
+    ev = args.config.evaluate
     prompts = eval_prompts(ev)
     conversations = [p.messages for p in prompts]
     print(f"greedy: {len(prompts)} prompts, {ev.max_new_tokens} new tokens")
     fp32 = load_model(args.model, dtype="float32")
     today, s_today = timed(lambda: generate_today(fp32, conversations, max_new_tokens=ev.max_new_tokens, batch_size=TODAY_EVAL_BATCH, do_sample=False))
+    engine_fp32, s_engine = timed(lambda: generate(fp32, conversations, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
+                                                   do_sample=False, desc="greedy (decode fp32)"))
     new_model = fp32 if new_dtype == "float32" else load_model(args.model, dtype=new_dtype)
     new, s_new = timed(lambda: generate(new_model, conversations, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
                                         do_sample=False, desc="greedy (new)"))
     judge = get_judge("verifiable")
     rows = []
     for label, gens, seconds in ((f"today: model.generate fp32, batch {TODAY_EVAL_BATCH}", today, s_today),
+                                 (f"decode fp32, batch {ev.batch_size}", engine_fp32, s_engine),
                                  (f"new: decode {new_dtype}, batch {ev.batch_size}", new, s_new)):
         tokens = sum(g.n_tokens for g in gens)
         strict = float(np.mean([judge.score(p, g.text).details["strict"] for p, g in zip(prompts, gens)]))
         rows.append(row("greedy", label, tokens, "tokens", seconds, 2 * n_params * tokens, strict_accuracy=round(strict, 3)))
-    same = float(np.mean([a.text == b.text for a, b in zip(today, new)]))
-    rows[-1]["identical_to_today"] = round(same, 3)
-    print(f"  fidelity: {same:.0%} of outputs identical to today's; strict accuracy today {rows[0]['strict_accuracy']} vs new {rows[1]['strict_accuracy']}")
+    for r, gens in zip(rows[1:], (engine_fp32, new)):
+        r["identical_to_today"] = round(float(np.mean([a.text == b.text for a, b in zip(today, gens)])), 3)
+    print(f"  fidelity: outputs identical to today's: decode fp32 {rows[1]['identical_to_today']:.0%}, {new_dtype} "
+          f"{rows[2]['identical_to_today']:.0%}; strict accuracy today {rows[0]['strict_accuracy']}, decode fp32 "
+          f"{rows[1]['strict_accuracy']}, {new_dtype} {rows[2]['strict_accuracy']} (n = {len(prompts)})")
     return rows
 
 
@@ -245,7 +250,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def dpo_section(args, n_params: int, pool, new_precision: str, work: Path) -> list[dict]:
     pairs = chosen_pairs(pool, args.pairs)
     rows_in = trainer.preference_rows(pairs, pool.prompts, pool.responses)
-    base = TrainConfig(epochs=args.epochs).model_copy(update={"target_modules": resolve_target_modules(args.model, "auto")})
+    base = args.config.train.model_copy(update={"epochs": args.epochs, "target_modules": resolve_target_modules(args.model, args.config.train.target_modules)})
     tokens = pair_tokens(load_model(args.model).tokenizer, pool, pairs) * args.epochs
     print(f"DPO: {len(pairs)} pairs x {args.epochs} epochs, batch {base.batch_size}, {tokens} tokens")
     paths = [("today: fp32, every position scored", "float32", True), ("fp32, completion positions only", "float32", False),
@@ -275,7 +280,7 @@ def features_section(args, n_params: int, pool, new_precision: str, work: Path) 
     from lora_init import agreement, full_weight_gradients
 
     pairs = chosen_pairs(pool, args.pairs)
-    base = TrainConfig().model_copy(update={"target_modules": resolve_target_modules(args.model, "auto")})
+    base = args.config.train.model_copy(update={"target_modules": resolve_target_modules(args.model, args.config.train.target_modules)})
     tokenizer = load_model(args.model).tokenizer
     response_ids = list(dict.fromkeys(r for p in pairs for r in (p.chosen_id, p.rejected_id)))
     items = [tokenize_response(tokenizer, r, pool.prompts[pool.responses[r].prompt_id].messages, pool.responses[r].text, base.max_length)
@@ -286,7 +291,7 @@ def features_section(args, n_params: int, pool, new_precision: str, work: Path) 
     for label, precision in (("today: fp32", "float32"), (f"new: {new_precision}", new_precision)):
         out = work / f"features-{precision}"
         stats = compute_gradient_features(args.model, pool.prompts, pool.responses, pairs,
-                                          base.model_copy(update={"precision": precision}), FeaturesConfig(), 0, out)
+                                          base.model_copy(update={"precision": precision}), args.config.features, 0, out)
         feats[precision] = load_gradient_features(out).pair_features
         rows.append(row("features", label, len(response_ids), "responses", stats["seconds_gradients"], 4 * n_params * tokens))
     row_of = {r: i for i, r in enumerate(response_ids)}
@@ -304,6 +309,7 @@ def features_section(args, n_params: int, pool, new_precision: str, work: Path) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="experiments/default.yaml", help="the experiment whose pool / evaluate / train shapes are measured")
     parser.add_argument("--model", default=EMBEDDED_MODEL)
     parser.add_argument("--prompts", type=int, default=16, help="sampling: held-out prompts, each sampled pool.k times")
     parser.add_argument("--logprob-texts", type=int, default=40, help="sampling fidelity: today's texts scored under both dtypes")
@@ -313,9 +319,10 @@ def main() -> None:
     parser.add_argument("--pool-dir", type=Path)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/throughput.json"))
     args = parser.parse_args()
+    args.config = load_config(args.config)
     sections = args.only.split(",")
     flags = cpu_bf16_flags()
-    gen_dtype, train_precision = resolve_dtype(GenerationConfig().dtype), resolve_dtype(TrainConfig().precision)
+    gen_dtype, train_precision = resolve_dtype(args.config.generation.dtype), resolve_dtype(args.config.train.precision)
     peak = matmul_peak()
     print(f"threads {torch.get_num_threads()}; CPU bf16 flags: {', '.join(flags) or 'none'}; generation dtype {gen_dtype}, "
           f"train precision {train_precision}; 2048^3 matmul peak: fp32 {peak['float32']} GFLOPS, bf16 {peak['bfloat16']} GFLOPS")

@@ -108,7 +108,7 @@ class PoolConfig(_Strict):
     max_new_tokens: int = Field(160, ge=8)
     temperature: float = Field(0.9, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(64, ge=1, description="sequences per batch; finished ones leave it, and repeated prompts share a prefill")
     judge: JudgeConfig = Field(
         default_factory=JudgeConfig,
         description="who scores the samples: 'verifiable' (constraint checkers; needs constrained prompts), or a "
@@ -287,7 +287,7 @@ class SuiteConfig(_Strict):
     )
     limit: int | None = Field(None, ge=1, description="evaluate only the first N items (a fixed, documented subset)")
     max_new_tokens: int = Field(256, ge=8)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(32, ge=1)
     judge: JudgeConfig | None = Field(
         None, description="default: verifiable for ifeval/ifbench, the embedded llm for alpaca_eval/mt_bench"
     )
@@ -329,7 +329,7 @@ class EvaluateConfig(_Strict):
     prompt_seed: int = 1234
     constraints_per_prompt: int = Field(1, ge=1, le=3)
     max_new_tokens: int = Field(160, ge=8)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(48, ge=1)
     bootstrap: int = Field(1000, ge=100)
     n_examples: int = Field(6, ge=0, description="held-out examples shown side by side in the report")
     samples: int = Field(

@@ -230,14 +230,11 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     unique, fan_out = _unique_rows(input_ids, attention_mask)
     eos = torch.tensor(sorted(eos_ids), dtype=torch.long)
     with _fast_path(model) as cache:
-        mask = attention_mask[unique]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=input_ids[unique], attention_mask=mask, position_ids=positions, use_cache=True,
-                       logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
+        logits, mask, last_position = _prefill(model, cache, cache_arg, input_ids[unique], attention_mask[unique])
         if len(unique) < rows:
             cache.batch_select_indices(fan_out)
-            logits = logits[fan_out]
-        mask, next_position = attention_mask, positions[fan_out, -1] + 1
+            logits, mask, last_position = logits[fan_out], mask[fan_out], last_position[fan_out]
+        next_position = last_position + 1
         present = torch.arange(rows)  # the batch's rows, in cache order
         alive = torch.ones(rows, dtype=torch.bool)
         for step in range(max_new_tokens):
@@ -257,6 +254,54 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
                            use_cache=True, **{cache_arg: cache}).logits[:, -1]
             next_position = next_position + 1
     return out
+
+
+SHARED_PREFIX_MIN = 8
+"""Tokens all of a batch's prompts must share at their start (a chat template's system prompt) for them to be prefilled once."""
+
+
+def _prefill(model, cache: Cache, cache_arg: str, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """Run the prompts (left-padded, all distinct) into `cache`: (last logits, the 2D mask the cache now holds, last positions).
+
+    The prefix every prompt starts with (the chat template's system prompt and turn header) is
+    computed once, in one row, and copied to every row; each prompt's remainder follows it,
+    left-padded, so a row's cache reads [shared prefix | padding | own tokens] with the padding
+    masked and positions counted over real tokens only, as they would be without sharing.
+    """
+    width = input_ids.shape[1]
+    lengths = attention_mask.sum(-1)
+    shared = _shared_prefix(input_ids, lengths)
+    if shared < SHARED_PREFIX_MIN:
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                       logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
+        return logits, attention_mask, positions[:, -1]
+    rows = input_ids.shape[0]
+    start = int(width - lengths.max())  # the longest prompt's first token
+    prefix = input_ids[lengths.argmax(), start : start + shared][None]
+    model(input_ids=prefix, attention_mask=torch.ones_like(prefix), position_ids=torch.arange(shared)[None], use_cache=True,
+          logits_to_keep=1, **{cache_arg: cache})
+    cache.batch_select_indices(torch.zeros(rows, dtype=torch.long))
+    rest_width = int(lengths.max()) - shared
+    rest_ids = input_ids[:, width - rest_width :]
+    own_start = width - lengths + shared  # where each row's tokens after the shared prefix begin
+    rest_mask = (torch.arange(width - rest_width, width)[None] >= own_start[:, None]).to(attention_mask.dtype)
+    mask = torch.cat([attention_mask.new_ones(rows, shared), rest_mask], dim=1)
+    positions = (shared + rest_mask.cumsum(-1) - 1).clamp(min=shared)
+    logits = model(input_ids=rest_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                   logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
+    return logits, mask, positions[:, -1]
+
+
+def _shared_prefix(input_ids: torch.Tensor, lengths: torch.Tensor) -> int:
+    """How many leading real tokens all (left-padded) rows have in common, leaving each row at least one of its own."""
+    width, shortest = input_ids.shape[1], int(lengths.min())
+    if input_ids.shape[0] < 2 or shortest < 2:
+        return 0
+    starts = width - lengths
+    aligned = torch.stack([input_ids[r, int(starts[r]) : int(starts[r]) + shortest - 1] for r in range(input_ids.shape[0])])
+    differs = (aligned != aligned[0]).any(0).nonzero()
+    return int(differs[0]) if len(differs) else shortest - 1
 
 
 def _unique_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
