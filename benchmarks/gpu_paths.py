@@ -55,7 +55,7 @@ from harness.builtin_prompts import build_builtin_prompts
 from harness.config import FeaturesConfig, TrainConfig
 from harness.features import compute_gradient_features
 from harness.generation import generate_with
-from harness.models import inference_dtype, resolve_backend
+from harness.models import resolve_backend, resolve_dtype
 from harness.records import Pair, Response, pair_id, response_id
 from harness.trainer import train_dpo
 from safetensors.torch import load_file
@@ -68,7 +68,7 @@ def gen():
                       do_sample=True, temperature=0.9, top_p=0.95, seed=0)
     dt = time.time() - t
     texts.extend(x.text for x in g)
-    return {"backend": resolve_backend("auto"), "dtype": str(inference_dtype()), "n": len(g),
+    return {"backend": resolve_backend("auto"), "dtype": resolve_dtype("auto"), "n": len(g),
             "tokens": sum(x.n_tokens for x in g), "tok_per_s": round(sum(x.n_tokens for x in g) / dt, 1)}
 section("generate_256x128_bs64", gen)
 if not texts:

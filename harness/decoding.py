@@ -6,7 +6,9 @@ finished rows in the batch until the longest ends. Here (each measured by
 benchmarks/throughput.py):
 
 - **shared prefill.** Identical prompts in a batch (the pool samples each prompt K times) are
-  prefilled once and their KV rows copied, so the prompt costs 1/K.
+  prefilled once and their KV rows copied, so the prompt costs 1/K; the prefix all of a
+  batch's prompts start with (the chat template's system prompt: 24 of SmolLM2's ~64 prompt
+  tokens) is prefilled once for the whole batch.
 - **a preallocated KV cache** (`SlabLayer`): each step writes its keys and values in place and
   attends over a view of the filled part, instead of concatenating the whole cache.
 - **grouped decode attention** (`grouped_attention`): one query token per row attends its KV
