@@ -326,6 +326,8 @@ def main() -> None:
     peak = matmul_peak()
     print(f"threads {torch.get_num_threads()}; CPU bf16 flags: {', '.join(flags) or 'none'}; generation dtype {gen_dtype}, "
           f"train precision {train_precision}; 2048^3 matmul peak: fp32 {peak['float32']} GFLOPS, bf16 {peak['bfloat16']} GFLOPS")
+    needs_pool = "dpo" in sections or "features" in sections
+    pool, pool_dir = find_pool(args) if needs_pool else (None, None)  # before any measuring: a missing pool fails in a second
     n_params = sum(p.numel() for p in load_model(args.model).model.parameters())
     work = args.out.parent / "throughput-work"
     rows: list[dict] = []
@@ -333,8 +335,7 @@ def main() -> None:
         rows += sampling_section(args, n_params, gen_dtype)
     if "greedy" in sections:
         rows += greedy_section(args, n_params, gen_dtype)
-    if "dpo" in sections or "features" in sections:
-        pool, pool_dir = find_pool(args)
+    if needs_pool:
         print(f"pairs from {pool_dir}")
         if "dpo" in sections:
             rows += dpo_section(args, n_params, pool, train_precision, work)
