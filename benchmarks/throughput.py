@@ -47,10 +47,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import trainer  # noqa: E402
-from harness.config import EMBEDDED_MODEL, load_config  # noqa: E402
+from harness.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
 from harness.evaluate import eval_prompts  # noqa: E402
 from harness.features import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
-from harness.generation import Generation, _eos_ids, chat_texts, generate, to_generation  # noqa: E402
+from harness.generation import Generation, _eos_ids, generate, length_sorted_batches, to_generation  # noqa: E402
 from harness.io import read_json, read_jsonl, write_json  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
 from harness.models import cpu_bf16_flags, load_model, resolve_dtype, resolve_target_modules  # noqa: E402
@@ -66,16 +66,10 @@ def generate_today(loaded, conversations, *, max_new_tokens: int, batch_size: in
                    temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[Generation]:
     """The transformers path before issue 17, kept here as the baseline: `model.generate`, batches sorted by length."""
     tokenizer, model = loaded.tokenizer, loaded.model
-    tokenizer.padding_side = "left"
-    texts = chat_texts(tokenizer, conversations)
-    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
-    results: list[Generation | None] = [None] * len(texts)
+    results: list[Generation | None] = [None] * len(conversations)
     eos_ids = set(_eos_ids(model, tokenizer))
     sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
-    for batch_index, start in enumerate(range(0, len(order), batch_size)):
-        idx = order[start : start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+    for batch_index, idx, enc in length_sorted_batches(tokenizer, conversations, batch_size):
         torch.manual_seed(seed * 100_003 + batch_index)
         with torch.inference_mode():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, top_k=None, **sampling)
@@ -203,8 +197,13 @@ def find_pool(args) -> tuple[Any, Path]:
         if not found:
             sys.exit("throughput: DPO and features need a pool; run `bench run` once (or pass --pool-dir runs/cache/pool/<hash>).")
         pool_dir = found[-1].parent
-    prompts_hash = read_json(pool_dir / "stage.json")["inputs"]["prompts"]
-    prompts, _ = read_prompts(pool_dir.parent.parent / "prompts" / prompts_hash)
+    prompts_dir = None
+    if (pool_dir / "stage.json").is_file() and (pool_dir / "pairs.jsonl").is_file():
+        prompts_dir = pool_dir.parent.parent / "prompts" / read_json(pool_dir / "stage.json")["inputs"]["prompts"]
+    if prompts_dir is None or not (prompts_dir / "prompts.jsonl").is_file():
+        sys.exit(f"throughput: {pool_dir} is not a pool stage folder of a stage cache (it needs stage.json and pairs.jsonl, "
+                 "and its prompts stage next to it under ../../prompts/); pass --pool-dir runs/cache/pool/<hash>.")
+    prompts, _ = read_prompts(prompts_dir)
     return read_pool(pool_dir, prompts), pool_dir
 
 
@@ -307,19 +306,31 @@ def features_section(args, n_params: int, pool, new_precision: str, work: Path) 
     return rows
 
 
+def at_least(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="experiments/default.yaml", help="the experiment whose pool / evaluate / train shapes are measured")
     parser.add_argument("--model", default=EMBEDDED_MODEL)
-    parser.add_argument("--prompts", type=int, default=16, help="sampling: held-out prompts, each sampled pool.k times")
-    parser.add_argument("--logprob-texts", type=int, default=40, help="sampling fidelity: today's texts scored under both dtypes")
-    parser.add_argument("--pairs", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--prompts", type=at_least(1), default=16, help="sampling: held-out prompts, each sampled pool.k times")
+    parser.add_argument("--logprob-texts", type=at_least(1), default=40, help="sampling fidelity: today's texts scored under both dtypes")
+    parser.add_argument("--pairs", type=at_least(2), default=12, help="pool pairs DPO and features run on")
+    parser.add_argument("--epochs", type=at_least(1), default=2)
     parser.add_argument("--only", default="sampling,greedy,dpo,features")
     parser.add_argument("--pool-dir", type=Path)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/throughput.json"))
     args = parser.parse_args()
-    args.config = load_config(args.config)
+    try:
+        args.config = load_config(args.config)
+    except BenchError as exc:
+        parser.error(str(exc))
     sections = args.only.split(",")
     flags = cpu_bf16_flags()
     gen_dtype, train_precision = resolve_dtype(args.config.generation.dtype), resolve_dtype(args.config.train.precision)

@@ -70,16 +70,10 @@ def generate(
     desc: str = "generate",
 ) -> list[Generation]:
     tokenizer, model = loaded.tokenizer, loaded.model
-    tokenizer.padding_side = "left"
-    texts = chat_texts(tokenizer, conversations)
-    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
-    results: list[Generation | None] = [None] * len(texts)
+    results: list[Generation | None] = [None] * len(conversations)
     eos_ids = set(_eos_ids(model, tokenizer))
-    with tqdm(total=len(texts), desc=desc, unit="seq") as bar:
-        for batch_index, start in enumerate(range(0, len(order), batch_size)):
-            idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+    with tqdm(total=len(conversations), desc=desc, unit="seq") as bar:
+        for batch_index, idx, enc in length_sorted_batches(tokenizer, conversations, batch_size):
             generator = torch.Generator(device=model.device).manual_seed(seed * 100_003 + batch_index)
             pick = _picker(generator, temperature, top_p) if do_sample else greedy
             new = decode(model, enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device),
@@ -88,6 +82,18 @@ def generate(
                 results[i] = to_generation(tokens, eos_ids, tokenizer)
             bar.update(len(idx))
     return [r for r in results if r is not None]
+
+
+def length_sorted_batches(tokenizer, conversations: list[list[dict[str, str]]], batch_size: int):
+    """(batch index, conversation indices, left-padded encoding) per batch, conversations sorted by
+    templated length so that each batch pads little."""
+    tokenizer.padding_side = "left"
+    texts = chat_texts(tokenizer, conversations)
+    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+    for batch_index, start in enumerate(range(0, len(order), batch_size)):
+        idx = order[start : start + batch_size]
+        yield batch_index, idx, tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
 
 
 def _picker(generator: torch.Generator, temperature: float, top_p: float) -> Picker:

@@ -259,8 +259,8 @@ def resolve_dtype(requested: str = "auto") -> str:
     """The dtype generation runs in: 'auto' is bfloat16 where matmuls run natively in it (a CUDA GPU with
     bf16, a CPU with AMX or AVX512-BF16: `cpu_bf16_flags`), else float32, where bf16 would be emulated.
 
-    Part of every generating stage's cache key (harness.generation.engine_key): samples drawn in
-    bf16 differ from fp32 ones (benchmarks/fidelity.py measures by how much).
+    Part of every generating stage's cache key (`engine_key`): samples drawn in bf16 differ from
+    fp32 ones (benchmarks/throughput.py measures by how much).
     """
     if requested != "auto":
         return requested

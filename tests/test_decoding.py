@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers.generation.logits_process import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from harness.decoding import decode, greedy, sample_top_p
+from harness.decoding import SHARED_PREFIX_MIN, _shared_prefix, decode, full_attention_only, greedy, sample_top_p
 
 
 def _reference(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
@@ -51,6 +51,9 @@ def test_decode_honours_the_generation_contract(tiny_model) -> None:
     questions = ("hi", "a longer question here", "x y z", "hi", "what is blue", "tell me about the sea and the sky", "x y z")
     texts = chat_texts(tok, [[{"role": "user", "content": c}] for c in questions])
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    # the fast paths under test are the ones taken: KV slabs, and the chat template's system prompt prefilled once
+    assert full_attention_only(model)
+    assert _shared_prefix(enc["input_ids"], enc["attention_mask"].sum(-1)) >= SHARED_PREFIX_MIN
     # a random model's greedy output repeats one token; a fixed smooth warp of the scores (applied by both) varies it
     def warp(scores: torch.Tensor) -> torch.Tensor:
         return scores + 2 * torch.sin(7 * scores)
