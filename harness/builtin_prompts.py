@@ -29,7 +29,13 @@ from typing import Any
 from harness.io import canonical_json
 from harness.records import Prompt
 
-TASKS_PATH = Path(__file__).with_name("data") / "builtin_tasks.jsonl"
+# The base-task sets: `everyday` (explanations, letters, stories, poems; answers of 100+ words,
+# about half cut off at 160 tokens) and `short` (questions, tips, captions, replies answered in
+# a sentence or two), which keeps a pool of many prompts x many samples affordable on a CPU.
+TASK_SETS: dict[str, Path] = {
+    "everyday": Path(__file__).with_name("data") / "builtin_tasks.jsonl",
+    "short": Path(__file__).with_name("data") / "builtin_short_tasks.jsonl",
+}
 
 Kwargs = dict[str, Any]
 
@@ -341,22 +347,25 @@ def validate_constraint(instruction_id: str, kwargs: Kwargs) -> None:
 
 
 @lru_cache(maxsize=None)
-def load_builtin_tasks() -> tuple[BuiltinTask, ...]:
-    """The base tasks; duplicate ids or texts are refused, as either would leak across the split."""
+def load_builtin_tasks(task_set: str = "everyday") -> tuple[BuiltinTask, ...]:
+    """The base tasks of one set; duplicate ids or texts are refused, as either would leak across the split."""
+    if task_set not in TASK_SETS:
+        raise ValueError(f"unknown task set {task_set!r}; known: {sorted(TASK_SETS)}")
+    path = TASK_SETS[task_set]
     tasks: list[BuiltinTask] = []
-    with open(TASKS_PATH, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             row = json.loads(line)
             if set(row) != {"task_id", "category", "text"}:
-                raise ValueError(f"{TASKS_PATH}:{line_no}: expected task_id, category, text")
+                raise ValueError(f"{path}:{line_no}: expected task_id, category, text")
             tasks.append(BuiltinTask(row["task_id"], row["category"], row["text"]))
     for attr in ("task_id", "text"):
         values = [getattr(t, attr) for t in tasks]
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
-            raise ValueError(f"{TASKS_PATH}: duplicate {attr}: {repeated[:3]}")
+            raise ValueError(f"{path}: duplicate {attr}: {repeated[:3]}")
     return tuple(tasks)
 
 
@@ -365,7 +374,7 @@ def _split_rank(task_id: str) -> str:
 
 
 def split_builtin_tasks(
-    eval_fraction: float = 0.4,
+    eval_fraction: float = 0.4, task_set: str = "everyday"
 ) -> tuple[list[BuiltinTask], list[BuiltinTask]]:
     """Train and eval base tasks, split within each category by a hash of the task id.
 
@@ -376,13 +385,13 @@ def split_builtin_tasks(
     the tasks file can move its boundary task, so the file is versioned with the code.
     """
     by_category: dict[str, list[BuiltinTask]] = {}
-    for task in load_builtin_tasks():
+    for task in load_builtin_tasks(task_set):
         by_category.setdefault(task.category, []).append(task)
     held_out: set[str] = set()
     for members in by_category.values():
         ranked = sorted(members, key=lambda t: _split_rank(t.task_id))
         held_out.update(t.task_id for t in ranked[: round(eval_fraction * len(ranked))])
-    tasks = load_builtin_tasks()
+    tasks = load_builtin_tasks(task_set)
     return (
         [t for t in tasks if t.task_id not in held_out],
         [t for t in tasks if t.task_id in held_out],
@@ -474,7 +483,7 @@ def _split_prompts(
     return prompts
 
 
-def _check_types(constraint_types: Sequence[str]) -> list[str]:
+def check_constraint_types(constraint_types: Sequence[str]) -> list[str]:
     names = list(constraint_types)
     unknown = [name for name in names if name not in CONSTRAINT_TYPES]
     if unknown:
@@ -493,6 +502,7 @@ def build_builtin_prompts(
     constraints_per_prompt: int = 1,
     eval_fraction: float = 0.4,
     constraint_types: Sequence[str] | None = None,
+    task_set: str = "everyday",
 ) -> tuple[list[Prompt], list[Prompt]]:
     """Train and held-out eval prompts from the built-in tasks; deterministic for a seed.
 
@@ -507,7 +517,7 @@ def build_builtin_prompts(
     for name, value in (("n_train", n_train), ("n_eval", n_eval)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-    names = _check_types(
+    names = check_constraint_types(
         DEFAULT_CONSTRAINT_TYPES if constraint_types is None else constraint_types
     )
     combos = [
@@ -519,7 +529,7 @@ def build_builtin_prompts(
         raise ValueError(
             f"no {constraints_per_prompt} mutually compatible constraint types among {names}"
         )
-    train_tasks, eval_tasks = split_builtin_tasks(eval_fraction)
+    train_tasks, eval_tasks = split_builtin_tasks(eval_fraction, task_set)
     train = _split_prompts(
         train_tasks, len(train_tasks) if n_train is None else n_train, combos,
         random.Random(f"{seed}/train"), "train",

@@ -106,7 +106,9 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
     and the base model's evaluation. Prints seconds per stage at the end; the run folder holds
     manifest.json, selection.json, train/, metrics.json and report.html.
     """
+    from harness.control import control_config, control_dir, record_control
     from harness.runner import default_out_dir, run_experiment
+    from reports.run_report import write_report
 
     path = Path(config_path) if config_path else _default_config_path()
     extra = list(overrides)
@@ -119,23 +121,44 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
     config = load_config(path, extra)
     out_dir = Path(out) if out else default_out_dir(config)
     click.echo(f"bench run: strategy={config.select.strategy} budget={config.select.budget} seed={config.seed} -> {out_dir}")
-    manifest = run_experiment(config, out_dir)
-    _print_summary(manifest, out_dir)
+    manifests = {"": run_experiment(config, out_dir)}
+    control = control_config(config)
+    if control is not None:
+        control_out = control_dir(out_dir)
+        click.echo(f"\nbench run: the shuffled-label control (evaluate.control) -> {control_out}")
+        manifests["control: "] = run_experiment(control, control_out)
+        record_control(out_dir, control_out)
+        write_report(out_dir)
+    _print_summary(manifests, out_dir)
 
 
-def _print_summary(manifest: dict, out_dir: Path) -> None:
+def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
+    """Seconds per stage (the control's stages prefixed), the metrics, and the headline last."""
+    from harness.control import headline
     from harness.io import read_json
 
-    click.echo("\nstage           status     seconds")
+    click.echo("\nstage                    status     seconds")
     total = 0.0
-    for name, s in manifest["stages"].items():
-        total += s["seconds"]
-        click.echo(f"{name:<15} {s['status']:<10} {s['seconds']:>8.1f}")
-    click.echo(f"{'total':<26} {total:>8.1f}")
+    for prefix, manifest in manifests.items():
+        for name, s in manifest["stages"].items():
+            total += s["seconds"]
+            click.echo(f"{prefix + name:<24} {s['status']:<10} {s['seconds']:>8.1f}")
+    click.echo(f"{'total':<35} {total:>8.1f}")
     metrics = read_json(out_dir / "metrics.json")
     click.echo("")
     _print_metrics(metrics)
+    effect = headline(metrics)
+    if effect:
+        control = read_json(out_dir / "control.json") if (out_dir / "control.json").is_file() else None
+        line = f"\nheadline: held-out prompt accuracy, tuned - base {_effect(effect)}"
+        if control and control.get("effect"):
+            line += f"; shuffled-label control {_effect(control['effect'])}"
+        click.echo(line + " (95% CI over held-out prompts, this seed)")
     click.echo(f"\nreport: {out_dir / 'report.html'}")
+
+
+def _effect(record: dict) -> str:
+    return f"{record['value']:+.3f} [{record['ci_low']:+.3f}, {record['ci_high']:+.3f}]"
 
 
 @main.command(name="eval")

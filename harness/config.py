@@ -48,6 +48,36 @@ class PromptsConfig(_Strict):
     data_dir: str | None = None
     n_train: int | None = Field(48, ge=1, description="number of training prompts (None: all)")
     constraints_per_prompt: int = Field(1, ge=1, le=3)
+    tasks: Literal["everyday", "short"] = Field(
+        "everyday",
+        description="builtin: the base-task set, 'everyday' (answers of 100+ words) or 'short' (a sentence or two); "
+        "the held-out evaluation prompts come from the same set's held-out tasks",
+    )
+    constraint_types: list[str] | None = Field(
+        None,
+        description="builtin: the constraint types to draw from (training and held-out prompts alike); "
+        "null = the default twelve (harness/data/CONSTRAINT_PASS_RATES.md)",
+    )
+
+    @field_validator("constraint_types")
+    @classmethod
+    def _known_types(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            from harness.builtin_prompts import check_constraint_types
+
+            check_constraint_types(value)
+        return value
+
+    def builtin_set(self) -> dict[str, Any]:
+        """The built-in set's non-default choices, for the keys of every stage that builds its prompts:
+        empty at the defaults, so that keys made before these settings existed stay valid."""
+        chosen = {"tasks": self.tasks, "constraint_types": self.constraint_types}
+        defaults = {"tasks": "everyday", "constraint_types": None}
+        return {k: v for k, v in chosen.items() if v != defaults[k]}
+
+    def key(self) -> dict[str, Any]:
+        """What changes the training prompts: every field, the built-in set's only where not default."""
+        return {**self.model_dump(exclude={"tasks", "constraint_types"}), **self.builtin_set()}
 
 
 class JudgeConfig(_Strict):
@@ -130,6 +160,11 @@ class PoolConfig(_Strict):
         ge=2,
         description="raise K where prompts yield only ties: a prompt whose samples form no pair gets up to k more "
         "samples per round until it pairs or has k_max; null = K for every prompt",
+    )
+    seed: int | None = Field(
+        None,
+        description="the seed of the training prompts and the pool's sampling; null = the run seed. Fix it to vary "
+        "selection and training over one shared pool (a matrix's seed axis then measures their variance only)",
     )
 
     @field_validator("judge", mode="before")
@@ -367,6 +402,13 @@ class EvaluateConfig(_Strict):
         "Shared by every strategy and seed; replaces preference_holdout",
     )
     preference_split: str = Field("test", description="hub ids only: the split preference_source is read from")
+    control: bool = Field(
+        False,
+        description="bench run: also train and evaluate this selection's shuffled-label control (control_shuffled with "
+        "this strategy as its reference; a second run folder, <out>-control) and quote both effects in the report's "
+        "headline, so that one run shows whether the labels, not training alone, moved the model. Matrices list "
+        "control_shuffled as a strategy instead",
+    )
 
     @model_validator(mode="after")
     def _one_preference_source(self) -> EvaluateConfig:
@@ -418,6 +460,11 @@ class ExperimentConfig(_Strict):
         if not value or any(c in value for c in "/\\\0") or value.startswith("."):
             raise ValueError("must be a plain name (no slashes, not starting with '.')")
         return value
+
+    @property
+    def pool_seed(self) -> int:
+        """The seed of the training prompts and the pool: `pool.seed`, or the run seed when unset."""
+        return self.seed if self.pool.seed is None else self.pool.seed
 
 
 def _parse_override(item: str) -> tuple[list[str], Any]:

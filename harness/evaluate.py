@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import EvaluateConfig, GenerationConfig
+from harness.config import EvaluateConfig, GenerationConfig, PromptsConfig
 from harness.generation import generate_with
 from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
@@ -22,19 +22,28 @@ from harness.suites.instruction_following import accuracies
 SUITE = "ifeval_heldout"
 
 
-def eval_prompts(cfg: EvaluateConfig, n: int | None = None) -> list[Prompt]:
-    """The first `n` (default `n_prompts`) held-out prompts; a smaller n gives a prefix of a larger one."""
+def eval_prompts(cfg: EvaluateConfig, n: int | None = None, prompts: PromptsConfig | None = None) -> list[Prompt]:
+    """The first `n` (default `n_prompts`) held-out prompts; a smaller n gives a prefix of a larger one.
+
+    They come from the held-out tasks of the training prompts' task set, with the same constraint
+    types (`prompts`; None = the defaults), so that training and evaluation ask the same kind of thing.
+    """
     from harness.builtin_prompts import build_builtin_prompts
 
+    prompts = prompts or PromptsConfig()
     _, held_out = build_builtin_prompts(
-        seed=cfg.prompt_seed, n_train=None, n_eval=n or cfg.n_prompts, constraints_per_prompt=cfg.constraints_per_prompt
+        seed=cfg.prompt_seed, n_train=None, n_eval=n or cfg.n_prompts, constraints_per_prompt=cfg.constraints_per_prompt,
+        constraint_types=prompts.constraint_types, task_set=prompts.tasks,
     )
     return held_out
 
 
-def generate_and_judge(model_name: str, adapter: Path | None, cfg: EvaluateConfig, out: Path, generation: GenerationConfig) -> dict:
+def generate_and_judge(
+    model_name: str, adapter: Path | None, cfg: EvaluateConfig, out: Path, generation: GenerationConfig,
+    prompts_cfg: PromptsConfig | None = None,
+) -> dict:
     """Greedy outputs for the held-out prompts, each with the verifiable judgment."""
-    prompts = eval_prompts(cfg)
+    prompts = eval_prompts(cfg, prompts=prompts_cfg)
     gens = generate_with(
         generation.backend,
         model_name,

@@ -22,7 +22,8 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
 
         try:
             train, _ = build_builtin_prompts(
-                seed=seed, n_train=cfg.n_train, n_eval=None, constraints_per_prompt=cfg.constraints_per_prompt
+                seed=seed, n_train=cfg.n_train, n_eval=None, constraints_per_prompt=cfg.constraints_per_prompt,
+                constraint_types=cfg.constraint_types, task_set=cfg.tasks,
             )
         except ValueError as exc:
             raise BenchError(f"prompts: {exc}") from None

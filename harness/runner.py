@@ -137,6 +137,7 @@ class Run:
                 "status": status,
                 "config": self.config.model_dump(mode="json"),
                 "seed": self.config.seed,
+                "pool_seed": self.config.pool_seed,
                 "versions": versions(),
                 "git_sha": self.git_sha,
                 "git_dirty": self.git_dirty,
@@ -199,7 +200,7 @@ def model_key(config: ExperimentConfig) -> str:
 
 
 def prompts_inputs(config: ExperimentConfig) -> dict[str, Any]:
-    return {"prompts": config.prompts.model_dump(), "seed": config.seed}
+    return {"prompts": config.prompts.key(), "seed": config.pool_seed}
 
 
 def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
@@ -208,14 +209,15 @@ def pool_inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
         "model": model_key(config),
         "pool": pool_key(config.pool),
         **generation_engine(config),
-        "seed": config.seed,
+        "seed": config.pool_seed,
     }
 
 
 def pool_key(cfg: PoolConfig) -> dict[str, Any]:
     """The pool settings that change its contents: not the judge's transport settings, and `k_max`
-    only when set, so that pools made before it existed stay cached."""
-    exclude: dict[str, Any] = {"judge": {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}}
+    only when set, so that pools made before it existed stay cached. `seed` enters the pool's
+    inputs resolved (`ExperimentConfig.pool_seed`), not here."""
+    exclude: dict[str, Any] = {"judge": {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}, "seed": True}
     if cfg.k_max is None:
         exclude["k_max"] = True
     return cfg.model_dump(exclude=exclude)
@@ -224,12 +226,21 @@ def pool_key(cfg: PoolConfig) -> dict[str, Any]:
 def evaluate_inputs(config: ExperimentConfig) -> dict[str, Any]:
     return {
         "model": model_key(config),
-        "evaluate": config.evaluate.model_dump(exclude=PREFERENCE_FIELDS),
+        "evaluate": config.evaluate.model_dump(exclude=NOT_IN_EVALUATE_KEY),
+        **_builtin_set(config),
         **generation_engine(config),
     }
 
 
-PREFERENCE_FIELDS = {"suites", "preference_holdout", "preference_pairs", "preference_k", "preference_prompts", "preference_source", "preference_split"}
+def _builtin_set(config: ExperimentConfig) -> dict[str, Any]:
+    """The held-out prompts come from the training prompts' task set and constraint types."""
+    chosen = config.prompts.builtin_set()
+    return {"builtin_set": chosen} if chosen else {}
+
+
+# evaluate settings that do not change the greedy evaluation: held-out preference pairs (their own
+# stage and the tuned evaluation's key), further suites (their own stages), the control (its own run)
+NOT_IN_EVALUATE_KEY = {"control", "suites", "preference_holdout", "preference_pairs", "preference_k", "preference_prompts", "preference_source", "preference_split"}
 
 
 def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
@@ -240,7 +251,7 @@ def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
 def preference_pool_inputs(config: ExperimentConfig) -> dict[str, Any]:
     """Keyed by the evaluation prompts and prompt_seed, never the run seed: one pool serves a whole matrix."""
     ecfg = config.evaluate
-    prompts = {"n": ecfg.preference_prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt}
+    prompts = {"n": ecfg.preference_prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
     return {
         "prompts": prompts,
         "model": model_key(config),
@@ -254,7 +265,7 @@ def _preference_pool(config: ExperimentConfig, model: str, out: Path, cache: Pat
     from harness import evaluate, pool
 
     ecfg = config.evaluate
-    prompts = evaluate.eval_prompts(ecfg, ecfg.preference_prompts)
+    prompts = evaluate.eval_prompts(ecfg, ecfg.preference_prompts, config.prompts)
     return pool.build_pool(
         model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=config.generation, cache_dir=cache
     )
@@ -280,7 +291,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     # prompts: normalised training prompts (+ native pairs)
     def _prompts(out: Path) -> dict:
-        prompts, native, dropped = prompts_stage.load_training_prompts(config.prompts, seed)
+        prompts, native, dropped = prompts_stage.load_training_prompts(config.prompts, config.pool_seed)
         return prompts_stage.write_prompts(out, prompts, native, dropped)
 
     s_prompts = run.stage("prompts", prompts_inputs(config), _prompts)
@@ -289,7 +300,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     # pool: K samples per prompt, judged, paired
     def _pool(out: Path) -> dict:
-        return pool.build_pool(run.model, prompts, native, config.pool, seed, out, generation=config.generation, cache_dir=run.cache)
+        return pool.build_pool(run.model, prompts, native, config.pool, config.pool_seed, out, generation=config.generation, cache_dir=run.cache)
 
     s_pool = run.stage("pool", pool_inputs(config, s_prompts.hash), _pool)
     candidate_pool = pool.read_pool(s_pool.path, prompts)
@@ -303,7 +314,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
         selectable = candidate_pool
     elif ecfg.preference_k > 0:
         s_heldout_pool = run.stage("preference_pool", preference_pool_inputs(config), lambda out: _preference_pool(config, run.model, out, run.cache))
-        heldout_pool = pool.read_pool(s_heldout_pool.path, evaluate.eval_prompts(ecfg, ecfg.preference_prompts))
+        heldout_pool = pool.read_pool(s_heldout_pool.path, evaluate.eval_prompts(ecfg, ecfg.preference_prompts, config.prompts))
         selectable, heldout = candidate_pool, preference_eval.cap_pairs(list(heldout_pool.pairs), ecfg.preference_pairs, ecfg.prompt_seed)
     else:
         selectable, heldout = preference_eval.reserve_heldout(candidate_pool, ecfg.preference_holdout, ecfg.preference_pairs, ecfg.prompt_seed)
@@ -344,7 +355,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
     # evaluate: base outputs (shared by every strategy), tuned outputs, paired metrics
     eval_inputs = evaluate_inputs(config)
     s_base = run.stage(
-        "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(run.model, None, config.evaluate, out, config.generation)
+        "evaluate_base", eval_inputs, lambda out: evaluate.generate_and_judge(run.model, None, config.evaluate, out, config.generation, config.prompts)
     )
 
     # the base model's log-probs of the held-out pairs: shared by every strategy (and, for pairs
@@ -360,7 +371,7 @@ def _run_stages(run: Run) -> dict[str, Any]:
 
     def _evaluate(out: Path) -> dict:
         adapter = s_train.path / "adapter"
-        stats = evaluate.generate_and_judge(run.model, adapter, config.evaluate, out, config.generation)
+        stats = evaluate.generate_and_judge(run.model, adapter, config.evaluate, out, config.generation, config.prompts)
         if s_reference is not None:
             reference = read_json(s_reference.path / "reference_logps.json")
             preference_eval.preference_accuracy(run.model, adapter, heldout, heldout_texts, reference, run.train, out, config.evaluate.bootstrap)
@@ -460,12 +471,12 @@ def _attach_views(run: Run, candidate_pool, pool_hash: str, model: str):
         def _features(out: Path) -> dict:
             return features.compute_gradient_features(
                 run.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
-                run.train, config.features, config.seed, out,
+                run.train, config.features, config.pool_seed, out,
             )
 
         s_feat = run.stage(
             "features",
-            {"pool": pool_hash, "model": model, "train": run.train.model_dump(), "features": config.features.model_dump(), "seed": config.seed},
+            {"pool": pool_hash, "model": model, "train": run.train.model_dump(), "features": config.features.model_dump(), "seed": config.pool_seed},
             _features,
         )
         grads = features.load_gradient_features(s_feat.path)

@@ -131,19 +131,24 @@ def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, An
         row: dict[str, Any] = {"strategy": first.strategy, "budget": first.budget, "setting": first.label,
                                "seeds": sorted(r.seed for r in members), "cells": {}}
         for key in metrics:
-            having = [r for r in members if key in r.metrics and _finite(r.metrics[key].get("value"))]
-            values = [r.metrics[key]["value"] for r in having]
-            if not values:
-                row["cells"][key] = None
-            elif len(values) == 1:
-                rec = having[0].metrics[key]
-                row["cells"][key] = {"mean": values[0], "low": rec.get("ci_low"), "high": rec.get("ci_high"), "n_seeds": 1, "kind": "run CI"}
-            else:
-                mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
-                half = _t_quantile(len(values) - 1) * sd / math.sqrt(len(values))
-                row["cells"][key] = {"mean": mean, "low": mean - half, "high": mean + half, "n_seeds": len(values), "kind": "across seeds"}
+            row["cells"][key] = cell_estimate(members, key)
         rows.append(row)
     return rows
+
+
+def cell_estimate(members: list[RunSummary], key: str) -> dict[str, Any] | None:
+    """A cell's value of one metric: the mean over its seeds with a 95% t-interval across seeds,
+    or, with one seed, that run's own CI (marked: it holds the run fixed). None when never computed."""
+    having = [r for r in members if key in r.metrics and _finite(r.metrics[key].get("value"))]
+    values = [r.metrics[key]["value"] for r in having]
+    if not values:
+        return None
+    if len(values) == 1:
+        rec = having[0].metrics[key]
+        return {"mean": values[0], "low": rec.get("ci_low"), "high": rec.get("ci_high"), "n_seeds": 1, "kind": "run CI"}
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    half = _t_quantile(len(values) - 1) * sd / math.sqrt(len(values))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n_seeds": len(values), "kind": "across seeds"}
 
 
 CONTROL = "control_shuffled"
@@ -330,28 +335,68 @@ def _series(run: RunSummary) -> str:
     return run.strategy + (f" ({run.label})" if run.label else "")
 
 
+def _errorbar(ax, x: float, est: dict[str, Any], **style: Any) -> None:
+    """One cell's point with its interval (seed t-interval, or the run's own CI with one seed)."""
+    low, high = est.get("low"), est.get("high")
+    yerr = [[est["mean"] - low], [high - est["mean"]]] if _finite(low) and _finite(high) else None
+    ax.errorbar([x], [est["mean"]], yerr=yerr, fmt="o", capsize=3, ms=5, **style)
+
+
 def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
+    """The dose-response: one line per series (strategy and differing settings), seed intervals as bars."""
     from reports.figures import plt, to_img_tag
 
     if len({r.budget for r in runs}) < 2:
         return None  # one budget: the leaderboard says it all
-    points = defaultdict(list)
-    for run in runs:
-        if key in run.metrics and _finite(run.metrics[key].get("value")):
-            points[_series(run)].append((run.budget, run.metrics[key]["value"]))
-    if not points:
+    series: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for members in _cells(runs):
+        est = cell_estimate(members, key)
+        if est is not None:
+            series[_series(members[0])].append((members[0].budget, est))
+    if not series:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for strategy, pts in sorted(points.items()):
-        budgets = sorted({b for b, _ in pts})
-        means = [np.mean([v for b2, v in pts if b2 == b]) for b in budgets]
-        ax.plot(budgets, means, marker="o", label=strategy)
-        ax.scatter([b for b, _ in pts], [v for _, v in pts], s=10, alpha=0.4)
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        pts.sort(key=lambda p: p[0])
+        color = f"C{i % 10}"
+        ax.plot([b for b, _ in pts], [e["mean"] for _, e in pts], color=color, label=name)
+        for budget, est in pts:
+            _errorbar(ax, budget, est, color=color)
+    ax.set_xscale("log", base=2)
     ax.set_xlabel("budget (pairs)")
     ax.set_ylabel(key)
+    ax.set_title("against budget (bars: 95% interval over seeds)", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return to_img_tag(fig, f"{key} against budget")
+
+
+def _metric_vs_depth(runs: list[RunSummary], key: str) -> list[str]:
+    """The breadth-depth curve: at each budget with 3+ cells, one point per cell at its mean depth
+    (mean over seeds; breadth = budget / depth), the metric with its seed interval."""
+    from reports.figures import plt, to_img_tag
+
+    figures = []
+    for budget in sorted({r.budget for r in runs}):
+        points = []
+        for members in _cells([r for r in runs if r.budget == budget]):
+            depths = [r.mean_depth for r in members if r.mean_depth is not None]
+            est = cell_estimate(members, key)
+            if depths and est is not None:
+                points.append((_series(members[0]), float(np.mean(depths)), est))
+        if len(points) < 3:
+            continue
+        fig, ax = plt.subplots(figsize=(6.2, 3.8))
+        for i, (name, depth, est) in enumerate(sorted(points, key=lambda p: p[1])):
+            _errorbar(ax, depth, est, color=f"C{i % 10}", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("mean depth (pairs per selected prompt; breadth = budget / depth)")
+        ax.set_ylabel(key)
+        ax.set_title(f"breadth against depth at budget {budget} (bars: 95% interval over seeds)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        figures.append(to_img_tag(fig, f"{key} against mean depth at budget {budget}"))
+    return figures
 
 
 def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
@@ -416,7 +461,8 @@ def render_comparison(
         baseline=baseline,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
-        figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],
+        figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f]
+        + [f for k in plotted[:1] for f in _metric_vs_depth(runs, k)],
     )
     write_text(out_file, html)
     buf = io.StringIO()

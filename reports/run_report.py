@@ -3,12 +3,14 @@ stages its manifest points to), through an autoescaping jinja2 template."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 from markupsafe import Markup
 
+from harness.control import headline
 from harness.io import read_json, read_jsonl, write_text
 from reports.figures import depth_histogram, pool_distributions, prompt_map, suite_radar, training_curves
 from reports.templates import render
@@ -94,6 +96,7 @@ def render_run_report(run_dir: Path) -> str:
     log = _load(run_dir / "train" / "log.jsonl") or []
     metrics = _load(run_dir / "metrics.json") or {}
     meta = _stage_meta(manifest)
+    control = _load(run_dir / "control.json")
     stage_path = {k: Path(v["path"]) for k, v in manifest.get("stages", {}).items() if v.get("path")}
     pool_dir = stage_path.get("pool") if stage_path.get("pool", Path("-")).is_dir() else None
     emb_file = stage_path.get("embeddings", Path("-")) / "embeddings.npz"
@@ -126,6 +129,9 @@ def render_run_report(run_dir: Path) -> str:
         cost=_cost_rows(manifest, meta),
         selection_seconds=meta.get("select", {}).get("seconds_by_part") or {},
         fig=figures,
+        headline=headline(metrics),
+        control=control,
+        control_link=os.path.relpath(Path(control["run"]) / "report.html", run_dir) if control else None,
     )
 
 

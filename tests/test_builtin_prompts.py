@@ -319,3 +319,22 @@ def test_ifeval_registry_works_offline_in_a_fresh_process(tmp_path: Path) -> Non
     assert "offline-ok" in result.stdout
     assert "Downloaded" not in output
     assert (tmp_path / ".cache" / "bpo-bench" / "nltk_data" / "tokenizers" / "punkt_tab").is_dir()
+
+
+def test_short_task_set_is_its_own_split_and_asks_for_short_answers() -> None:
+    """The `short` set splits by base task like the everyday one, shares no task with it, and
+    its held-out prompts follow the chosen constraint types only."""
+    short = load_builtin_tasks("short")
+    assert len(short) >= 200 and len({t.text for t in short}) == len(short)
+    assert not {t.task_id for t in short} & {t.task_id for t in load_builtin_tasks()}
+    assert all(len(t.text.split()) <= 25 for t in short)
+    train_tasks, eval_tasks = split_builtin_tasks(0.4, "short")
+    assert {t.category for t in train_tasks} == {t.category for t in eval_tasks}
+    types = ["detectable_format:title", "detectable_content:postscript", "punctuation:no_comma"]
+    train, held_out = build_builtin_prompts(seed=0, n_train=256, n_eval=96, constraint_types=types, task_set="short")
+    assert len(train) == 256 and len(held_out) == 96
+    assert not _base_tasks(train) & _base_tasks(held_out)
+    assert _base_tasks(held_out) <= {t.task_id for t in eval_tasks}
+    assert {i for p in train + held_out for i in p.meta["instruction_id_list"]} == set(types)
+    with pytest.raises(ValueError, match="unknown task set 'tiny'"):
+        build_builtin_prompts(task_set="tiny")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, load_config
+from harness.config import ConfigError, ExperimentConfig, load_config
+from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "paper").glob("*.yaml")])
@@ -118,3 +119,45 @@ def test_missing_file_and_bad_override() -> None:
         load_config("nope.yaml")
     with pytest.raises(ConfigError, match="expected dotted.key=value"):
         load_config(None, ["train.learning_rate"])
+
+
+def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
+    """pool.seed fixes the prompts, the pool and its features while the run seed varies selection
+    and training; unset, every key is what it was before the setting existed."""
+    from harness.runner import prompts_inputs, shared_stage_hashes
+
+    base = ExperimentConfig()
+    assert prompts_inputs(base) == {"prompts": {"source": "builtin", "format": "auto", "split": "train", "data_dir": None,
+                                                "n_train": 48, "constraints_per_prompt": 1}, "seed": 0}
+    assert shared_stage_hashes(base)["pool"] == "e0bea6d5d4c97889"  # the key of the default pool before pool.seed existed
+    shared = [ExperimentConfig(seed=s, pool={"seed": 7}) for s in (0, 1, 2)]
+    assert len({shared_stage_hashes(c)["pool"] for c in shared}) == 1
+    assert shared_stage_hashes(shared[0])["pool"] == shared_stage_hashes(ExperimentConfig(seed=7))["pool"]
+    assert shared[1].pool_seed == 7 and ExperimentConfig(seed=3).pool_seed == 3
+    assert len({shared_stage_hashes(ExperimentConfig(seed=s))["pool"] for s in (0, 1)}) == 2
+
+
+def test_builtin_set_enters_the_prompt_and_evaluation_keys_only_when_chosen() -> None:
+    from harness.runner import evaluate_inputs, preference_pool_inputs, prompts_inputs
+
+    base = ExperimentConfig()
+    short = ExperimentConfig(prompts={"tasks": "short"})
+    typed = ExperimentConfig(prompts={"constraint_types": ["detectable_format:title", "punctuation:no_comma"]})
+    for inputs in (prompts_inputs, evaluate_inputs, preference_pool_inputs):
+        assert len({str(inputs(c)) for c in (base, short, typed)}) == 3
+    assert "builtin_set" not in evaluate_inputs(base)
+    with pytest.raises(ValidationError, match="close matches"):
+        ExperimentConfig(prompts={"constraint_types": ["detectable_format:titel"]})
+
+
+def test_control_config_is_the_shuffled_reference_of_the_cell() -> None:
+    from harness.control import control_config
+    from harness.runner import evaluate_inputs
+
+    cell = ExperimentConfig(select={"strategy": "margin", "budget": 16, "params": {"order": "low"}}, evaluate={"control": True})
+    control = control_config(cell)
+    assert control is not None and control.select.strategy == "control_shuffled" and control.select.budget == 16
+    assert control.select.params == {"reference": "margin", "reference_params": {"order": "low"}}
+    assert not control.evaluate.control and control_config(control) is None
+    assert control_config(ExperimentConfig()) is None
+    assert evaluate_inputs(cell) == evaluate_inputs(ExperimentConfig(select=cell.select))  # the control re-keys no evaluation

@@ -272,3 +272,14 @@ def test_control_shuffled_needs_what_its_reference_needs_and_refuses_itself() ->
         control.Params(reference="control_shuffled")
     with pytest.raises(ValidationError, match="Did you mean uniform"):
         control.Params(reference="unifrom")
+
+
+def test_margin_order_high_and_low() -> None:
+    """order: high keeps the largest margins (the default, as before), low the smallest."""
+    pool = POOLS[1]
+    margins = sorted(p.margin for p in pool.pairs)
+    high = run_strategy(pool, SelectConfig(strategy="margin", budget=10), seed=0)
+    low = run_strategy(pool, SelectConfig(strategy="margin", budget=10, params={"order": "low"}), seed=0)
+    assert sorted(pool.pair_by_id[i].margin for i in high.pair_ids) == margins[-10:]
+    assert sorted(pool.pair_by_id[i].margin for i in low.pair_ids) == margins[:10]
+    assert high.pair_ids == run_strategy(pool, SelectConfig(strategy="margin", budget=10, params={"order": "high"}), seed=0).pair_ids

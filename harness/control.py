@@ -1,0 +1,49 @@
+"""The shuffled-label control of one `bench run`: the same pairs, labels swapped at random.
+
+A tuned − base difference alone cannot say whether the preference labels taught the model
+anything or whether any training on these texts moves it the same way. `evaluate.control`
+runs the control next to the cell (its own run folder, sharing every cached stage but select,
+train and the tuned evaluation) and records its effect in the cell's `control.json`, which the
+report's headline quotes beside the cell's own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.config import ExperimentConfig
+from harness.io import read_json, write_json
+
+CONTROL = "control_shuffled"
+HEADLINE = ("ifeval_heldout", "paired_diff.prompt_strict_acc")
+"""The headline metric: held-out prompt-level strict accuracy, tuned − base on the same prompts."""
+
+
+def control_config(config: ExperimentConfig) -> ExperimentConfig | None:
+    """The control cell of `config`, or None when it asks for none or is a control itself."""
+    if not config.evaluate.control or config.select.strategy == CONTROL:
+        return None
+    select = config.select.model_copy(
+        update={"strategy": CONTROL, "params": {"reference": config.select.strategy, "reference_params": dict(config.select.params)}}
+    )
+    evaluate = config.evaluate.model_copy(update={"control": False})
+    return config.model_copy(update={"select": select, "evaluate": evaluate})
+
+
+def control_dir(out_dir: Path) -> Path:
+    return out_dir.with_name(out_dir.name + "-control")
+
+
+def headline(metrics: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The headline record of a run's metrics.json (value, ci_low, ci_high, n), or None if never computed."""
+    suite, name = HEADLINE
+    return metrics.get(suite, {}).get(name)
+
+
+def record_control(out_dir: Path, control_out: Path) -> dict[str, Any]:
+    """Write `control.json` into the cell's folder: where the control ran and its headline effect."""
+    metrics = read_json(control_out / "metrics.json")
+    record = {"run": str(control_out), "strategy": CONTROL, "metric": "/".join(HEADLINE), "effect": headline(metrics)}
+    write_json(out_dir / "control.json", record)
+    return record
