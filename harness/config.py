@@ -73,7 +73,13 @@ class PromptsConfig(_Strict):
         empty at the defaults, so that keys made before these settings existed stay valid."""
         chosen = {"tasks": self.tasks, "constraint_types": self.constraint_types}
         defaults = {"tasks": "everyday", "constraint_types": None}
-        return {k: v for k, v in chosen.items() if v != defaults[k]}
+        key = {k: v for k, v in chosen.items() if v != defaults[k]}
+        if "tasks" in key:  # an edited task file makes other prompts: its content is part of the key
+            from harness.builtin_prompts import TASK_SETS
+            from harness.io import content_hash
+
+            key["tasks_sha"] = content_hash(TASK_SETS[self.tasks].read_text(encoding="utf-8"), 16)
+        return key
 
     def key(self) -> dict[str, Any]:
         """What changes the training prompts: every field, the built-in set's only where not default."""

@@ -151,6 +151,10 @@ def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), 
         [dict(zip(group, combo)) for combo in zip(*(spec.axes[a] for a in group))] for group in spec.zip
     ]
     blocks += [[{axis: v} for v in values] for axis, values in spec.axes.items() if axis not in zipped]
+    # the axis written first varies slowest (seed first: a stopped matrix leaves whole seeds), zipped
+    # groups placed where their first axis is written
+    order = list(spec.axes)
+    blocks.sort(key=lambda block: min(order.index(a) for a in block[0]))
     labelled = frozenset(a for group in spec.zip if LABEL in group for a in group if a not in SHORTHANDS)
     base = Path(matrix_file).parent / spec.base
     extra = overrides or []

@@ -84,6 +84,20 @@ def test_matrix_label_axis_names_zipped_cells_and_sets_nothing(tmp_path: Path) -
     assert "label" not in cells[0].config.model_dump()
 
 
+def test_matrix_axis_written_first_varies_slowest_zipped_groups_included(tmp_path: Path) -> None:
+    """Seed first: a matrix stopped part-way has run every strategy of the seeds it finished."""
+    from harness.matrix import expand, load_matrix
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text(
+        f"name: m\nbase: {REPO / 'experiments' / 'smoke.yaml'}\n"
+        "axes: {seed: [0, 1], label: [d1, d2], strategy: [uniform, uniform], select.params: [{depth: 1}, {depth: 2}]}\n"
+        "zip: [[label, strategy, select.params]]\n"
+    )
+    cells = expand(load_matrix(spec), spec)
+    assert [(c.config.seed, c.config.select.params["depth"]) for c in cells] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+
+
 def test_overrides_are_typed_and_dotted() -> None:
     config = load_config(None, ["train.learning_rate=1e-4", "pool.k=6", "select.params.depth=3", "prompts.n_train=null"])
     assert config.train.learning_rate == 1e-4 and config.pool.k == 6
