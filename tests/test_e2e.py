@@ -75,13 +75,23 @@ def test_second_identical_run_is_fully_cached_and_identical(smoke_run) -> None:
 
 @pytest.mark.slow
 def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Path) -> None:
+    """...and, with evaluate.control, trains the shuffled control of the same pairs next to it,
+    whose effect the cell's report and the printed headline quote."""
     out, _ = smoke_run
-    bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original")
+    proc = bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original", "--set", "evaluate.control=true")
     stages = json.loads((tmp_path / "o" / "manifest.json").read_text())["stages"]
     assert stages["pool"]["status"] == stages["evaluate_base"]["status"] == "cached"
     assert stages["select"]["status"] == stages["train"]["status"] == "computed"
     selection = json.loads((tmp_path / "o" / "selection.json").read_text())
     assert set(selection["diagnostics"]["depth"].values()) == {1}
+    control_dir = tmp_path / "o-control"
+    control = json.loads((control_dir / "selection.json").read_text())
+    assert control["strategy"] == "control_shuffled" and set(control["pair_ids"]) == set(selection["pair_ids"])
+    record = json.loads((tmp_path / "o" / "control.json").read_text())
+    effect = json.loads((control_dir / "metrics.json").read_text())["ifeval_heldout"]["paired_diff.prompt_strict_acc"]
+    assert record["effect"] == effect
+    assert f"shuffled-label control {effect['value']:+.3f}" in proc.stdout and "control: train" in proc.stdout
+    assert "shuffled-label control" in (tmp_path / "o" / "report.html").read_text()
 
 
 @pytest.mark.parametrize(

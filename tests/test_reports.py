@@ -215,3 +215,39 @@ def test_a_matrix_primary_claim_is_validated(tmp_path: Path, primary: str, match
     spec.write_text(f"name: m\nbase: x.yaml\naxes: {{strategy: [bpo, uniform]}}\nprimary: {primary}\n")
     with pytest.raises(ConfigError, match=match):
         load_matrix(spec)
+
+
+def test_run_report_opens_with_the_effect_and_the_controls(tmp_path: Path) -> None:
+    """The headline comes before the tables: tuned − base with its interval, then the control's
+    (linked), or, without a control, a warning that the effect may come from training alone."""
+    from reports.run_report import render_run_report
+
+    cell = _run(tmp_path, "bpo", 0, 0.5, [1, 0, 1, 1])
+    control = _run(tmp_path, "control_shuffled", 0, 0.4, [1, 0, 0, 1], name="bpo-s0-control")
+    for run, diff in ((cell, 0.125), (control, 0.01)):
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["ifeval_heldout"]["paired_diff.prompt_strict_acc"] = {"value": diff, "ci_low": diff - 0.08, "ci_high": diff + 0.08, "n": 96}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    (cell / "eval_outputs.jsonl").unlink()  # the comparison's outcome rows, not a run's side-by-side examples
+    without = render_run_report(cell)
+    assert "+0.125</b> [+0.045, +0.205]" in without and "above 0" in without and "may come from training alone" in without
+    (cell / "control.json").write_text(json.dumps({"run": str(control), "effect": {"value": 0.01, "ci_low": -0.07, "ci_high": 0.09, "n": 96}}))
+    html = render_run_report(cell)
+    assert "shuffled-label control" in html and "+0.010</b> [-0.070, +0.090]" in html
+    assert 'href="../bpo-s0-control/report.html"' in html
+    assert html.index("Headline") < html.index("Held-out metrics")
+
+
+def test_comparison_draws_accuracy_against_depth_and_budget(tmp_path: Path) -> None:
+    """One point per cell at its mean depth when a budget has 3+ cells; a budget axis adds the dose-response."""
+    runs = []
+    for seed in (0, 1):
+        for strategy, hist in (("original", {"1": 8}), ("uniform", {"2": 4}), ("bpo", {"1": 2, "3": 2})):
+            run = _run(tmp_path, strategy, seed, 0.4 + 0.05 * seed, [1, 0, 1, seed])
+            selection = json.loads((run / "selection.json").read_text())
+            selection["diagnostics"]["depth_histogram"] = hist
+            (run / "selection.json").write_text(json.dumps(selection))
+            runs.append(run)
+    html = render_comparison(runs, tmp_path / "cmp" / "index.html").read_text()
+    assert 'alt="ifeval_heldout/prompt_strict_acc against mean depth at budget 8"' in html
+    assert "prompt_strict_acc against budget\"" not in html  # one budget: no dose-response plot
