@@ -7,7 +7,7 @@ among the folders, the same for them. A type whose real-label gain clearly beats
 control's is one the pool's labels teach; one where both move alike is learned from the texts
 alone (or not at all). Writes a markdown table (`--out`), like CONSTRAINT_PASS_RATES.md.
 
-    python benchmarks/constraint_learnability.py runs/testbed-sweep/*/ --out harness/data/CONSTRAINT_LEARNABILITY.md
+    python benchmarks/constraint_learnability.py runs/testbed-dose/*b256*/ --out harness/data/CONSTRAINT_LEARNABILITY.md
 """
 
 from __future__ import annotations

@@ -317,7 +317,7 @@ def at_least(low: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="experiments/default.yaml", help="the experiment whose pool / evaluate / train shapes are measured")
+    parser.add_argument("--config", default="experiments/testbed-v1.yaml", help="the experiment whose pool / evaluate / train shapes are measured (default: testbed v1, the shapes of the README table of 2026-12-02)")
     parser.add_argument("--model", default=EMBEDDED_MODEL)
     parser.add_argument("--prompts", type=at_least(1), default=16, help="sampling: held-out prompts, each sampled pool.k times")
     parser.add_argument("--logprob-texts", type=at_least(1), default=40, help="sampling fidelity: today's texts scored under both dtypes")

@@ -84,7 +84,7 @@ def main(debug: bool) -> None:
       bench strategies                       list the balancing strategies
       bench run --strategy bpo               one cell on experiments/default.yaml
       bench run --strategy original --config experiments/smoke.yaml
-      bench report runs/default-bpo-b12-s0
+      bench report runs/default-bpo-b256-s0
 
     Exit codes: 0 done, 1 an unexpected error (its traceback is written to a file, named in the
     message), 2 an input to fix (the message says which and how).
@@ -194,7 +194,7 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
           --path ../shared/data/alpaca_eval/gpt4_1106_preview_outputs.json
       bench eval --suite mt_bench --limit 8 --path ../shared/data/mt_bench/question.jsonl
       bench eval --suite lm_eval --task my_task --include-path my_tasks/
-      bench eval --model runs/default-bpo-b12-s0 --suite ifeval    # a tuned run
+      bench eval --model runs/default-bpo-b256-s0 --suite ifeval    # a tuned run
     \b
     With an API judge (the key stays in the environment):
       bench eval --suite mt_bench --judge llm --judge-url https://api.openai.com/v1 \\
@@ -405,8 +405,8 @@ def report(run_dirs, out_file, baseline, claims, primary, primary_metric) -> Non
 
     \b
     Examples:
-      bench report runs/default-bpo-b12-s0
-      bench report runs/default-*-b12-s0 -o runs/comparison/index.html --baseline original
+      bench report runs/default-bpo-b256-s0
+      bench report runs/default-*-b256-s0 -o runs/comparison/index.html --baseline original
       bench report runs/ablation/*-s? -o runs/ablation/comparison/index.html --claim 'bpo > uniform'
     """
     from harness.matrix import parse_claim

@@ -363,6 +363,8 @@ def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
         for budget, est in pts:
             _errorbar(ax, budget, est, color=color)
     ax.set_xscale("log", base=2)
+    budgets = sorted({b for pts in series.values() for b, _ in pts})
+    ax.set_xticks(budgets, [str(b) for b in budgets])
     ax.set_xlabel("budget (pairs)")
     ax.set_ylabel(key)
     ax.set_title("against budget (bars: 95% interval over seeds)", fontsize=8)
