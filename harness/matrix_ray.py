@@ -30,16 +30,24 @@ def run_cells_on_ray(cells: list[Cell], address: str | None, gpus_per_cell: floa
         raise BenchError("--executor ray needs Ray: pip install 'ray>=2.40'.") from None
 
     @ray.remote(num_gpus=gpus_per_cell, max_retries=0)
-    def run_cell(config: dict[str, Any], out: str, cwd: str) -> tuple[str, float, str]:
+    def run_cell(config: dict[str, Any], out: str, cwd: str, threads: int) -> tuple[str, float, str]:
         import time
+
+        import torch
 
         from harness.runner import run_experiment
 
         os.chdir(cwd)  # relative paths inside configs (prompt files) mean what they meant to the driver
+        # Ray starts workers with OMP_NUM_THREADS=1; bf16 matmuls split over another thread count
+        # round differently, so sampled pools would differ from the local executor's
+        torch.set_num_threads(threads)
         start = time.perf_counter()
         manifest = run_experiment(ExperimentConfig.model_validate(config), Path(out))
         return "done", time.perf_counter() - start, manifest["stages"]["pool"]["status"]
 
+    import torch
+
+    threads = torch.get_num_threads()
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     todo = [c for c in cells if not is_done(c)]
     first_of_pool: dict[str, Cell] = {}
@@ -49,7 +57,7 @@ def run_cells_on_ray(cells: list[Cell], address: str | None, gpus_per_cell: floa
     results: dict[str, tuple[str, str, float, str]] = {c.name: (c.name, "skipped (done)", 0.0, "-") for c in cells if c not in todo}
     try:
         for wave in waves:
-            futures = {cell.name: run_cell.remote(*_absolute(cell), os.getcwd()) for cell in wave}
+            futures = {cell.name: run_cell.remote(*_absolute(cell), os.getcwd(), threads) for cell in wave}
             for name, future in futures.items():
                 try:
                     status, seconds, pool = ray.get(future)
