@@ -44,7 +44,7 @@ from harness.prompts_stage import read_prompts, write_prompts
 from harness.records import Pair, Prompt
 from harness.runner import versions
 from harness.trainer import preference_rows, train_dpo
-from strategies.base import CandidatePool
+from harness.records import CandidatePool
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -7,10 +7,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from harness.config import BenchError, load_config
+from harness.config import BenchError, SuiteConfig, load_config
+
+if TYPE_CHECKING:
+    from harness.matrix import Cell, MatrixSpec
 
 DEFAULT_CONFIG = "experiments/default.yaml"
 
@@ -204,9 +208,27 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     Writes OUT/metrics.json (value, 95% CI, n, judge, weak_judge per metric), manifest.json and
     the suite's exports (alpaca_eval's and FastChat's formats). Cached: a rerun calls nothing.
     """
-    from harness.config import EMBEDDED_MODEL, ConfigError, SuiteConfig, apply_overrides, format_validation_error
+    from harness.config import EMBEDDED_MODEL
     from harness.eval_runner import run_suite
+    from harness.models import with_chat_template
     from harness.suites.common import resolve_target
+
+    flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
+    judge_flags = {"type": judge, "model": judge_model, "base_url": judge_url, "api_key_env": judge_key_env, "judge_prompts": judge_prompts}
+    cfg = _suite_config(config_path, flags, list(tasks), judge_flags, list(overrides))
+    target = resolve_target(model or EMBEDDED_MODEL)
+    target = dataclasses.replace(target, model=with_chat_template(target.model, chat_template), backend=backend, dtype=dtype)
+    out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
+    click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
+    start = time.perf_counter()
+    metrics = run_suite(cfg, target, out_dir, Path(cache_dir))
+    _print_metrics({cfg.name: metrics})
+    click.echo(f"\n{time.perf_counter() - start:.1f} s; metrics: {out_dir / 'metrics.json'}")
+
+
+def _suite_config(config_path: str | None, flags: dict, tasks: list[str], judge_flags: dict, overrides: list[str]) -> SuiteConfig:
+    """The suite `bench eval` runs: the --config YAML, then the flags given, then --set."""
+    from harness.config import ConfigError, apply_overrides, format_validation_error
 
     import yaml
     from pydantic import ValidationError
@@ -216,35 +238,23 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
         data = yaml.safe_load(Path(config_path).read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{config_path}: the top level must be a mapping (the fields of one suite).")
-    flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
     data.update({k: v for k, v in flags.items() if v is not None})
     if tasks:
-        data["tasks"] = list(tasks)
-    judge_flags = {"type": judge, "model": judge_model, "base_url": judge_url, "api_key_env": judge_key_env, "judge_prompts": judge_prompts}
+        data["tasks"] = tasks
     if any(v is not None for v in judge_flags.values()):
         j = dict(data.get("judge") or {})
         j.update({k: v for k, v in judge_flags.items() if v is not None})
-        if judge_url and "backend" not in j:
+        if judge_flags["base_url"] and "backend" not in j:
             j["backend"] = "openai"
-        j.setdefault("type", "llm" if judge_url or judge_prompts else "verifiable")
+        j.setdefault("type", "llm" if judge_flags["base_url"] or judge_flags["judge_prompts"] else "verifiable")
         data["judge"] = j
-    data = apply_overrides(data, list(overrides))
+    data = apply_overrides(data, overrides)
     if "name" not in data:
         raise ConfigError("bench eval: name a suite with --suite (or `name:` in --config).")
     try:
-        cfg = SuiteConfig.model_validate(data)
+        return SuiteConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, config_path or "bench eval options")) from None
-    from harness.models import with_chat_template
-
-    target = resolve_target(model or EMBEDDED_MODEL)
-    target = dataclasses.replace(target, model=with_chat_template(target.model, chat_template), backend=backend, dtype=dtype)
-    out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
-    click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
-    start = time.perf_counter()
-    metrics = run_suite(cfg, target, out_dir, Path(cache_dir))
-    _print_metrics({cfg.name: metrics})
-    click.echo(f"\n{time.perf_counter() - start:.1f} s; metrics: {out_dir / 'metrics.json'}")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -258,6 +268,7 @@ def _print_metrics(metrics: dict) -> None:
 @main.command()
 @click.argument("matrix_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="List the cells and, per cell, which shared stages it computes, finds cached or reuses.")
+# the names in harness.executors.EXECUTORS, written out: importing it here would load the engine for every command
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="local: one cell after another in this process; ray: one Ray task per cell (both resumable).")
 @click.option("--address", default=None, help="ray: address of an existing Ray cluster (default: start a local one).")
 @click.option("--gpus-per-cell", default=0.0, show_default=True, type=float, help="ray: GPUs each cell requests.")
@@ -276,61 +287,62 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
       bench matrix experiments/smoke-matrix.yaml --dry-run
       bench matrix experiments/ablation.yaml
     """
-    from harness.matrix import expand, is_done, load_matrix, parse_claim, plan
-    from harness.runner import run_experiment
-    from reports.comparison import render_comparison
-
-    from harness.preflight import check_experiment, require
+    from harness.executors import EXECUTORS
+    from harness.matrix import expand, load_matrix
 
     spec = load_matrix(matrix_file)
     cells = expand(spec, Path(matrix_file), Path(runs_root), list(overrides))
+    chosen = EXECUTORS[executor]
     if not dry_run:
-        if executor == "ray":
-            require("ray", "pip install 'ray>=2.40'", "--executor ray")
-        for config in {c.config.model_dump_json(): c.config for c in cells if not is_done(c)}.values():
-            check_experiment(config)  # every cell's inputs before the first one runs for an hour
+        _check_matrix(cells, chosen.needs, f"--executor {executor}")
+    _print_plan(spec.name, cells)
+    if dry_run:
+        return
+    results = chosen.run(cells, address, gpus_per_cell)
+    click.echo(f"\n{'cell':<34} {'result':<20} {'seconds':>8}  pool")
+    for r in results:
+        result = f"failed: {r.error}"[:60] if r.status == "failed" else r.status
+        click.echo(f"{r.name:<34} {result:<20} {r.seconds:>8.1f}  {r.pool_status}")
+    _compare_finished(spec, cells, Path(runs_root))
+    failures = [r.name for r in results if r.status == "failed"]
+    if failures:
+        raise BenchError(f"{len(failures)} cell(s) failed: {', '.join(failures)}; rerun the same command to retry them.")
+
+
+def _check_matrix(cells: list[Cell], needs: tuple[str, str] | None, needed_for: str) -> None:
+    """The executor's package, then every cell's inputs, before the first cell runs for an hour."""
+    from harness.matrix import is_done
+    from harness.preflight import check_experiment, require
+
+    if needs:
+        require(*needs, needed_for)
+    for config in {c.config.model_dump_json(): c.config for c in cells if not is_done(c)}.values():
+        check_experiment(config)
+
+
+def _print_plan(name: str, cells: list[Cell]) -> None:
+    """Per cell: done already, or which shared stages it computes, finds cached or reuses."""
+    from harness.matrix import plan
+
     rows = plan(cells)
-    click.echo(f"matrix {spec.name}: {len(cells)} cells")
+    click.echo(f"matrix {name}: {len(cells)} cells")
     shared = list(dict.fromkeys(stage for r in rows for stage in r["stages"]))  # prompts, pool, evaluate_base[, preference_pool]
     click.echo(f"{'cell':<30} {'state':<7} " + " ".join(f"{stage:<28}" for stage in shared).rstrip())
     for r in rows:
         cells_ = " ".join(f"{r['stages'].get(stage, '-'):<28}" for stage in shared).rstrip()
         click.echo(f"{r['cell']:<30} {'done' if r['done'] else 'to run':<7} {cells_}")
-    if dry_run:
-        return
-    failures, timings = [], []
-    if executor == "ray":
-        from harness.matrix_ray import run_cells_on_ray
 
-        timings = run_cells_on_ray(cells, address, gpus_per_cell)
-        failures = [name for name, result, _, _ in timings if result.startswith("failed")]
-        cells_to_run: list = []
-    else:
-        cells_to_run = cells
-    for cell in cells_to_run:
-        if is_done(cell):
-            timings.append((cell.name, "skipped (done)", 0.0, "-"))
-            continue
-        click.echo(f"\n=== {cell.name} -> {cell.out}")
-        start = time.perf_counter()
-        try:
-            manifest = run_experiment(cell.config, cell.out)
-            timings.append((cell.name, "done", time.perf_counter() - start, manifest["stages"]["pool"]["status"]))
-        except Exception as exc:  # a failed cell is recorded and reported; the others go on
-            failures.append(cell.name)
-            log = getattr(exc, "log_path", None)
-            click.secho(f"cell {cell.name} failed: {exc}" + (f" (traceback: {log})" if log else ""), fg="red", err=True)
-            timings.append((cell.name, f"failed: {exc}"[:60], time.perf_counter() - start, "-"))
-    click.echo(f"\n{'cell':<34} {'result':<20} {'seconds':>8}  pool")
-    for name, result, seconds, pool_status in timings:
-        click.echo(f"{name:<34} {result:<20} {seconds:>8.1f}  {pool_status}")
+
+def _compare_finished(spec: MatrixSpec, cells: list[Cell], runs_root: Path) -> None:
+    """The comparison report of the cells done so far (also after some failed: the rest still compare)."""
+    from harness.matrix import is_done, parse_claim
+    from reports.comparison import render_comparison
+
     finished = [c.out for c in cells if is_done(c)]
     if finished:
-        out = Path(runs_root) / spec.name / "comparison" / "index.html"
+        out = runs_root / spec.name / "comparison" / "index.html"
         primary = (parse_claim(spec.primary.claim), spec.primary.metric) if spec.primary else None
         click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims], primary=primary))
-    if failures:
-        raise BenchError(f"{len(failures)} cell(s) failed: {', '.join(failures)}; rerun the same command to retry them.")
 
 
 @main.command()

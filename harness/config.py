@@ -8,31 +8,14 @@ reported at once, each with the field path and what to do.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.errors import BenchError, ConfigError, StageFailure, format_validation_error  # noqa: F401  (re-exported)
+
 EMBEDDED_MODEL = "smollm2-135m-instruct"
-
-
-class BenchError(Exception):
-    """An error the user can fix; the CLI prints it as one paragraph, without a traceback."""
-
-
-class ConfigError(BenchError):
-    pass
-
-
-class StageFailure(Exception):
-    """An unexpected error inside a stage (a bug, not a user error): carries the stage's name, the
-    original exception is its `__cause__`. The CLI prints one paragraph naming both and where the
-    full traceback was written (`log_path`), and exits 1."""
-
-    def __init__(self, stage: str, error: BaseException):
-        super().__init__(f"stage {stage}: {type(error).__name__}: {error}")
-        self.stage = stage
-        self.log_path: str | None = None
 
 
 class _Strict(BaseModel):
@@ -93,7 +76,10 @@ class JudgeConfig(_Strict):
     do not belong to the chosen type are refused rather than ignored.
     """
 
-    type: Literal["verifiable", "reward_model", "llm"] = "verifiable"
+    TRANSPORT_FIELDS: ClassVar[frozenset[str]] = frozenset({"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"})
+    """How verdicts are fetched, not what they are: left out of every key (judge ids, pools)."""
+
+    type: str = Field("verifiable", description="a registered judge: verifiable, reward_model, llm, or one of your own")
     model: str | None = Field(
         None,
         description="reward_model: a sequence-classification model (hub id or folder); llm: the judge model "
@@ -128,13 +114,19 @@ class JudgeConfig(_Strict):
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> "JudgeConfig":
-        if self.type == "reward_model" and not self.model:
-            raise ValueError("a reward_model judge needs `model` (a sequence-classification hub id or folder)")
-        if self.type == "llm" and self.backend == "openai" and not (self.base_url and self.model):
-            raise ValueError("the openai back end needs `base_url` (e.g. http://127.0.0.1:8000/v1) and `model`")
-        if self.type != "llm" and (self.base_url or self.api_key_env or self.judge_prompts or self.backend != "transformers"):
-            raise ValueError("backend, base_url, api_key_env and judge_prompts only apply to type: llm")
+        """The judge type says which fields it reads and checks them (harness/judges/base.py)."""
+        from harness.registry import JUDGES, UnknownName
+
+        try:
+            judge = JUDGES.get(self.type)
+        except UnknownName as exc:
+            raise ValueError(exc.message) from None
+        judge.check_config(self)
         return self
+
+    def verdict_key(self) -> dict[str, Any]:
+        """The settings that can change a verdict: everything but the transport."""
+        return self.model_dump(exclude=set(self.TRANSPORT_FIELDS))
 
 
 class PoolConfig(_Strict):
@@ -313,13 +305,10 @@ class TrainConfig(_Strict):
         return value
 
 
-SUITE_NAMES = ("ifeval", "ifbench", "alpaca_eval", "mt_bench", "lm_eval")
-
-
 class SuiteConfig(_Strict):
     """One evaluation suite. Which fields apply depends on `name` (see docs/evaluation.md)."""
 
-    name: Literal["ifeval", "ifbench", "alpaca_eval", "mt_bench", "lm_eval"]
+    name: str = Field(description="a registered suite: ifeval, ifbench, alpaca_eval, mt_bench, lm_eval, or one of your own")
     path: str | None = Field(
         None,
         description="ifeval: an IFEval-format JSONL (default: the built-in held-out prompts); ifbench: default "
@@ -344,23 +333,24 @@ class SuiteConfig(_Strict):
 
     @model_validator(mode="after")
     def _fields_fit_suite(self) -> "SuiteConfig":
-        if self.name == "lm_eval":
-            if not self.tasks:
-                raise ValueError("the lm_eval suite needs `tasks` (lm-evaluation-harness task names)")
-            if self.judge is not None:
-                raise ValueError("lm_eval tasks score themselves; remove `judge`")
-        elif self.tasks or self.include_path or self.num_fewshot is not None:
-            raise ValueError("tasks, include_path and num_fewshot only apply to the lm_eval suite")
-        if self.reference is not None and self.name not in ("alpaca_eval", "mt_bench"):
-            raise ValueError("`reference` only applies to alpaca_eval and mt_bench")
+        """The suite says which fields it reads and whether it takes a judge (harness/suites/base.py)."""
+        self._suite().check_config(self, self.name)
         return self
 
+    def _suite(self) -> Any:
+        from harness.registry import SUITES, UnknownName
+
+        try:
+            return SUITES.get(self.name)
+        except UnknownName as exc:
+            raise ValueError(exc.message) from None
+
     def judge_config(self) -> JudgeConfig | None:
-        if self.name == "lm_eval":
+        """The configured judge, else the suite's default type; None for a suite that scores itself."""
+        default = self._suite().default_judge
+        if default is None:
             return None
-        if self.judge is not None:
-            return self.judge
-        return JudgeConfig(type="verifiable" if self.name in ("ifeval", "ifbench") else "llm")
+        return self.judge if self.judge is not None else JudgeConfig(type=default)
 
 
 class EvaluateConfig(_Strict):
@@ -496,18 +486,6 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def format_validation_error(err: ValidationError, origin: str) -> str:
-    lines = [f"{origin}: {err.error_count()} problem(s) in the configuration:"]
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling (see `bench run --help` and experiments/default.yaml)"
-        else:
-            msg = f"{e['msg']} (got {e.get('input')!r})"
-        lines.append(f"  - {where}: {msg}")
-    return "\n".join(lines)
-
-
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read YAML (or defaults when `path` is None), apply overrides, validate everything at once."""
     data: dict[str, Any] = {}
@@ -533,7 +511,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         config = ExperimentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, origin)) from None
-    from strategies import validate_strategy_config  # strategies depend on the config, not vice versa
+    from strategies import validate_strategy_config  # strategies import no config: no circle
 
-    validate_strategy_config(config, origin)
+    validate_strategy_config(config.select.strategy, config.select.params, origin)
     return config

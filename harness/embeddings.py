@@ -58,7 +58,7 @@ def compute_pool_embeddings(pool, model_name: str, batch_size: int, out_dir: Pat
 
 def load_pool_embeddings(out_dir: Path):
     """(prompt Features, response Features) as written by `compute_pool_embeddings`."""
-    from strategies.base import Features
+    from harness.records import Features
 
     data = np.load(out_dir / "embeddings.npz")
     prompts = Features(dict(zip(data["prompt_ids"].tolist(), data["prompt"])))

@@ -28,7 +28,7 @@ def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) 
     suite = get_suite(cfg.name)
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
-        metrics = suite(cfg, target, tmp, Path(cache_dir))
+        metrics = suite.evaluate(cfg, target, tmp, Path(cache_dir))
         seconds = time.perf_counter() - start
         write_json(tmp / "metrics.json", {cfg.name: metrics})
         write_json(

@@ -332,6 +332,114 @@ def _check_finite(grads: torch.Tensor, batch: Sequence[TokenizedResponse]) -> No
         )
 
 
+def _lora_gradients(
+    model_name: str,
+    prompts: dict[str, Prompt],
+    responses: dict[str, Response],
+    pairs: list[Pair],
+    train_cfg: TrainConfig,
+    cfg: FeaturesConfig,
+    seed: int,
+    out_dir: Path,
+) -> tuple[Any, LoraGradients, dict[str, Any]]:
+    """(tokenizer, per-sample gradients, warm-up stats) at the adapter `cfg.lora_init` asks for: fresh, or briefly trained."""
+    warm_stats: dict[str, Any] = {}
+    adapter = None
+    if cfg.lora_init == "warmup":
+        warm = _warm_up(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup")
+        warm_stats["seconds_warmup"] = warm["seconds"]
+        adapter = out_dir / "warmup" / "adapter"
+    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter)
+    return tokenizer, LoraGradients(model, include_a=cfg.lora_init == "warmup"), warm_stats
+
+
+def _tokenize_responses(
+    tokenizer: Any, response_ids: list[str], prompts: dict[str, Prompt], responses: dict[str, Response], max_length: int
+) -> list[TokenizedResponse]:
+    """The responses tokenised as the trainer sees them, in the order they are batched in."""
+    items = [
+        tokenize_response(tokenizer, rid, prompts[responses[rid].prompt_id].messages, responses[rid].text, max_length)
+        for rid in response_ids
+    ]
+    items.sort(key=lambda item: -len(item.input_ids))  # similar lengths share a batch; peak memory shows first
+    return items
+
+
+def _project_gradients(
+    items: list[TokenizedResponse], gradients: LoraGradients, projection: Projection, batch_size: int
+) -> tuple[dict[str, np.ndarray], float, float]:
+    """(projected gradient by response id, seconds in gradients, seconds projecting): buffered so each projection call covers many rows."""
+    buffer_rows = max(batch_size, _PROJECTION_BUFFER_BYTES // (4 * gradients.dim))
+    projected: dict[str, np.ndarray] = {}
+    buffer: list[torch.Tensor] = []
+    buffered_ids: list[str] = []
+    seconds_gradients = seconds_projection = 0.0
+
+    def flush() -> None:
+        nonlocal seconds_projection
+        tick = time.perf_counter()
+        rows = projection(torch.cat(buffer)).numpy()
+        projected.update(zip(buffered_ids, rows))
+        buffer.clear()
+        buffered_ids.clear()
+        seconds_projection += time.perf_counter() - tick
+
+    with tqdm(total=len(items), desc="features: response gradients", unit="resp") as progress:
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            tick = time.perf_counter()
+            grads = gradients(batch)
+            _check_finite(grads, batch)
+            buffer.append(grads)
+            seconds_gradients += time.perf_counter() - tick
+            buffered_ids.extend(item.response_id for item in batch)
+            if len(buffered_ids) >= buffer_rows:
+                flush()
+            progress.update(len(batch))
+    if buffer:
+        flush()
+    return projected, seconds_gradients, seconds_projection
+
+
+def _pair_and_prompt_features(
+    response_features: np.ndarray, response_ids: list[str], pairs: list[Pair]
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(pair features, prompt ids, prompt features): what strategies compare, built from the per-response rows."""
+    row = {rid: i for i, rid in enumerate(response_ids)}
+    pair_features = normalise(
+        response_features[[row[p.chosen_id] for p in pairs]] - response_features[[row[p.rejected_id] for p in pairs]]
+    )
+    prompt_ids = list(dict.fromkeys(p.prompt_id for p in pairs))
+    members: dict[str, list[int]] = {pid: [] for pid in prompt_ids}
+    for i, pair in enumerate(pairs):
+        members[pair.prompt_id].append(i)
+    prompt_features = normalise(np.stack([pair_features[members[pid]].mean(axis=0) for pid in prompt_ids]))
+    return pair_features, prompt_ids, prompt_features
+
+
+def _write_features(
+    path: Path,
+    pairs: list[Pair],
+    pair_features: np.ndarray,
+    prompt_ids: list[str],
+    prompt_features: np.ndarray,
+    response_ids: list[str],
+    response_features: np.ndarray,
+) -> None:
+    """Write the arrays `load_gradient_features` reads, atomically so that a crash leaves no half-written file."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                pair_ids=np.array([p.id for p in pairs]),
+                pair_features=pair_features.astype(np.float32),
+                prompt_ids=np.array(prompt_ids),
+                prompt_features=prompt_features.astype(np.float32),
+                response_ids=np.array(response_ids),
+                response_features=response_features,
+            )
+
+
 def compute_gradient_features(
     model_name: str,
     prompts: dict[str, Prompt],
@@ -354,73 +462,16 @@ def compute_gradient_features(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stats: dict[str, Any] = {"lora_init": cfg.lora_init, "projection": cfg.projection, "dim": cfg.dim}
-    adapter = None
-    if cfg.lora_init == "warmup":
-        warm = _warm_up(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup")
-        stats["seconds_warmup"] = warm["seconds"]
-        adapter = out_dir / "warmup" / "adapter"
-    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter)
-    gradients = LoraGradients(model, include_a=cfg.lora_init == "warmup")
+    tokenizer, gradients, warm_stats = _lora_gradients(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir)
+    stats.update(warm_stats)
     projection = make_projection(cfg.projection, gradients.dim, cfg.dim, cfg.projection_seed)
 
     response_ids = list(dict.fromkeys(rid for p in pairs for rid in (p.chosen_id, p.rejected_id)))
-    items = [
-        tokenize_response(tokenizer, rid, prompts[responses[rid].prompt_id].messages, responses[rid].text, train_cfg.max_length)
-        for rid in response_ids
-    ]
-    items.sort(key=lambda item: -len(item.input_ids))  # similar lengths share a batch; peak memory shows first
-    buffer_rows = max(cfg.batch_size, _PROJECTION_BUFFER_BYTES // (4 * gradients.dim))
-    projected: dict[str, np.ndarray] = {}
-    buffer: list[torch.Tensor] = []
-    buffered_ids: list[str] = []
-    seconds_gradients = seconds_projection = 0.0
-
-    def flush() -> None:
-        nonlocal seconds_projection
-        tick = time.perf_counter()
-        rows = projection(torch.cat(buffer)).numpy()
-        projected.update(zip(buffered_ids, rows))
-        buffer.clear()
-        buffered_ids.clear()
-        seconds_projection += time.perf_counter() - tick
-
-    with tqdm(total=len(items), desc="features: response gradients", unit="resp") as progress:
-        for start in range(0, len(items), cfg.batch_size):
-            batch = items[start : start + cfg.batch_size]
-            tick = time.perf_counter()
-            grads = gradients(batch)
-            _check_finite(grads, batch)
-            buffer.append(grads)
-            seconds_gradients += time.perf_counter() - tick
-            buffered_ids.extend(item.response_id for item in batch)
-            if len(buffered_ids) >= buffer_rows:
-                flush()
-            progress.update(len(batch))
-    if buffer:
-        flush()
-
+    items = _tokenize_responses(tokenizer, response_ids, prompts, responses, train_cfg.max_length)
+    projected, seconds_gradients, seconds_projection = _project_gradients(items, gradients, projection, cfg.batch_size)
     response_features = np.stack([projected[rid] for rid in response_ids]).astype(np.float32)
-    row = {rid: i for i, rid in enumerate(response_ids)}
-    pair_features = normalise(
-        response_features[[row[p.chosen_id] for p in pairs]] - response_features[[row[p.rejected_id] for p in pairs]]
-    )
-    prompt_ids = list(dict.fromkeys(p.prompt_id for p in pairs))
-    members: dict[str, list[int]] = {pid: [] for pid in prompt_ids}
-    for i, pair in enumerate(pairs):
-        members[pair.prompt_id].append(i)
-    prompt_features = normalise(np.stack([pair_features[members[pid]].mean(axis=0) for pid in prompt_ids]))
-
-    with atomic_path(out_dir / "features.npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                pair_ids=np.array([p.id for p in pairs]),
-                pair_features=pair_features.astype(np.float32),
-                prompt_ids=np.array(prompt_ids),
-                prompt_features=prompt_features.astype(np.float32),
-                response_ids=np.array(response_ids),
-                response_features=response_features,
-            )
+    pair_features, prompt_ids, prompt_features = _pair_and_prompt_features(response_features, response_ids, pairs)
+    _write_features(out_dir / "features.npz", pairs, pair_features, prompt_ids, prompt_features, response_ids, response_features)
     stats.update(
         n_pairs=len(pairs),
         n_prompts=len(prompt_ids),

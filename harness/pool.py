@@ -13,7 +13,7 @@ from harness.judges import get_judge
 from harness.judges.cache import CachedJudge
 from harness.pairs import build_pairs
 from harness.records import Pair, Prompt, Response, Score, from_row, pair_id, response_id, to_row
-from strategies.base import CandidatePool
+from harness.records import CandidatePool
 
 
 def build_pool(

@@ -30,7 +30,7 @@ from harness.features import response_logps, tokenize_response
 from harness.io import write_json, write_jsonl
 from harness.models import load_model
 from harness.stats import metric, ratio_ci
-from strategies.base import CandidatePool
+from harness.records import CandidatePool
 
 SUITE = "preference_heldout"
 JUDGE = "implicit DPO reward of the tuned model vs the base model (no judge)"

@@ -15,22 +15,11 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from harness.errors import require
 from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, SuiteConfig
+from harness.registry import JUDGES
+from harness.suites.base import get_suite
 from harness.models import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
-
-INSTALL_ALL = "bash scripts/install.sh"
-
-
-def require(module: str, install: str, needed_for: str) -> None:
-    """Import `module` now (no weights are loaded), or fail with the pip command that installs it."""
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        raise BenchError(
-            f"{needed_for} needs the Python package that provides `{module}`, which cannot be imported here ({exc}). "
-            f"Install it with `{install}` ({INSTALL_ALL} installs everything bpo-bench uses), then run the command again."
-        ) from None
-
 
 def check_gguf(path: Path, field: str) -> None:
     """A GGUF file transformers can read: the gguf package, a readable header, a supported architecture."""
@@ -90,52 +79,30 @@ def check_model(name: str, field: str = "model") -> None:
         ) from None
 
 
-def check_judge(config: JudgeConfig, field: str) -> None:
-    if config.type == "verifiable":
-        return
-    if config.type == "llm" and config.backend == "openai":
-        from harness.judges.llm_backends import OpenAIBackend
+def check_endpoint(base_url: str | None, timeout_s: float, field: str) -> None:
+    """An http(s) URL whose host accepts a connection (a socket connect, no request)."""
+    url = urlparse(base_url or "")
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise BenchError(f"{field} = {base_url!r}: expected an http(s) URL such as http://127.0.0.1:8000/v1.")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=min(timeout_s, 10.0)).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BenchError(f"{field.removesuffix('.base_url')}: cannot reach {base_url} ({reason.lower()}); start the server or fix base_url.") from None
 
-        OpenAIBackend(config)  # refuses an unset key variable, with the same message the judge would give
-        url = urlparse(config.base_url or "")
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise BenchError(f"{field}.base_url = {config.base_url!r}: expected an http(s) URL such as http://127.0.0.1:8000/v1.")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            socket.create_connection((url.hostname, port), timeout=min(config.timeout_s, 10.0)).close()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise BenchError(
-                f"{field}: cannot reach {config.base_url} ({reason.lower()}); start the server or fix base_url."
-            ) from None
-        return
-    check_model(config.model or EMBEDDED_MODEL, f"{field}.model")
-    if config.type == "llm":  # a local LLM judge is prompted with chat messages
-        check_chat_template(config.model or EMBEDDED_MODEL, f"{field}.model")
+
+def check_judge(config: JudgeConfig, field: str) -> None:
+    """The judge type's own preflight (harness/judges/base.py)."""
+    JUDGES.get(config.type).preflight(config, field)
 
 
 def check_suite(cfg: SuiteConfig, field: str) -> None:
-    """Read the suite's data now (it is small), so a typo in a path does not wait for training."""
-    if cfg.name in ("ifeval", "ifbench"):
-        from harness.suites.instruction_following import suite_prompts
-
-        suite_prompts(cfg)
-        if cfg.name == "ifbench":
-            from harness.ifeval_offline import ifbench_registry
-
-            ifbench_registry()  # IFBench's checkers and what they import (the error names the pip command)
-    elif cfg.name == "lm_eval":
-        require("lm_eval", "pip install 'lm-eval>=0.4.13'", f"{field} (lm_eval)")
-    elif cfg.name == "mt_bench":
-        from harness.suites.mt_bench import read_questions
-
-        read_questions(cfg)
-    elif cfg.name == "alpaca_eval":
-        require("alpaca_eval.metrics", "pip install 'alpaca-eval>=0.6.6' 'setuptools<81'", f"{field} (alpaca_eval's length-controlled win rate)")
-        if cfg.path and Path(cfg.path).expanduser().exists():
-            from harness.suites.alpaca_eval import read_instructions
-
-            read_instructions(cfg.path)
+    """The suite's own preflight (it reads its data now, so a typo in a path does not wait for
+    training), then its judge's."""
+    suite = get_suite(cfg.name)
+    if suite.preflight is not None:
+        suite.preflight(cfg, field)
     judge = cfg.judge_config()
     if judge is not None:
         check_judge(judge, f"{field}.judge")

@@ -6,8 +6,12 @@ same prompt or response always gets the same id, whichever run produced it.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 from harness.io import content_hash
 
@@ -89,3 +93,46 @@ def to_row(record: Any) -> dict[str, Any]:
 def from_row(cls: type, row: dict[str, Any]) -> Any:
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in row.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Features:
+    """Unit-norm vectors keyed by record id (prompt, pair or response)."""
+
+    vectors: dict[str, np.ndarray]
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.vectors[key]
+
+    def matrix(self, keys: list[str]) -> np.ndarray:
+        return np.stack([self.vectors[k] for k in keys]) if keys else np.zeros((0, 0), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class CandidatePool:
+    """Prompts, scored responses and candidate pairs, read-only for strategies.
+
+    The optional views are filled by the harness only for strategies that declare them in
+    `requires`: prompt and response embeddings, and per-pair / per-prompt gradient features.
+    """
+
+    prompts: dict[str, Prompt]
+    responses: dict[str, Response]
+    scores: dict[str, float]
+    pairs: tuple[Pair, ...]
+    prompt_embeddings: Features | None = None
+    response_embeddings: Features | None = None
+    pair_gradients: Features | None = None
+    prompt_gradients: Features | None = None
+
+    @cached_property
+    def pairs_by_prompt(self) -> dict[str, list[Pair]]:
+        """Pairs grouped by prompt, in pool order (prompts with no pair are absent)."""
+        grouped: dict[str, list[Pair]] = defaultdict(list)
+        for pair in self.pairs:
+            grouped[pair.prompt_id].append(pair)
+        return dict(grouped)
+
+    @cached_property
+    def pair_by_id(self) -> dict[str, Pair]:
+        return {p.id: p for p in self.pairs}

@@ -428,7 +428,7 @@ def _run_suites(run: Run, adapter: Path) -> dict[str, dict]:
             inputs = {"suite": suite_cfg.model_dump(), "target": target.cache_key(), "intervals": INTERVALS}
 
             def compute(out: Path, suite=suite, suite_cfg=suite_cfg, target=target) -> dict:
-                write_json(out / "metrics.json", suite(suite_cfg, target, out, run.cache))
+                write_json(out / "metrics.json", suite.evaluate(suite_cfg, target, out, run.cache))
                 return {}
 
             stage = run.stage(f"suite_{key}_{label}", inputs, compute)

@@ -76,13 +76,49 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
     """The training loop itself, in this process (which may be one worker of a distributed launch)."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback, set_seed
-    from trl import DPOConfig, DPOTrainer
+    from transformers import AutoModelForCausalLM, set_seed
+    from trl import DPOTrainer
 
     set_seed(seed)
-    on_gpu = device() == "cuda"
     # the arguments come before the model: under ZeRO-3 they decide how the weights are loaded
-    args = DPOConfig(
+    args = _dpo_args(cfg, seed, out_dir)
+    tokenizer = load_tokenizer(model_name)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code())
+    log: list[dict[str, Any]] = []
+    skipped_steps: list[int] = []
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg, model),
+        callbacks=[_collect_logs(log), _stop_on_nonfinite(cfg, skipped_steps)],
+    )
+    start = time.perf_counter()
+    with _completion_positions_only():
+        trainer.train()
+    seconds = time.perf_counter() - start
+    # a collective call: under FSDP / ZeRO-3 every worker contributes its shard of the weights
+    state_dict = trainer.accelerator.get_state_dict(trainer.model)
+    result = {
+        "seconds": seconds,
+        "n_pairs": len(rows),
+        "steps": trainer.state.global_step,
+        "seconds_per_pair": seconds / max(len(rows), 1),
+        "processes": trainer.accelerator.num_processes,
+        "skipped_nonfinite_steps": skipped_steps,
+    }
+    if trainer.is_world_process_zero():
+        _save_adapter_and_log(trainer, state_dict, log, out_dir)
+    return result
+
+
+def _dpo_args(cfg: TrainConfig, seed: int, out_dir: Path) -> Any:
+    """TRL's arguments from our config, so that no setting that breaks or crawls on CPU is left to TRL's defaults."""
+    from trl import DPOConfig
+
+    on_gpu = device() == "cuda"
+    return DPOConfig(
         output_dir=str(out_dir / "trl"),
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -104,16 +140,24 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         data_seed=seed,
         disable_tqdm=False,
     )
-    tokenizer = load_tokenizer(model_name)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code())
-    log: list[dict[str, Any]] = []
 
-    skipped_steps: list[int] = []
+
+def _collect_logs(log: list[dict[str, Any]]) -> Any:
+    """A callback appending the trainer's log records to `log` on the main process, for `log.jsonl`."""
+    from transformers import TrainerCallback
 
     class _Collect(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and state.is_world_process_zero:
                 log.append({"step": state.global_step, "epoch": state.epoch, **logs})
+
+    return _Collect()
+
+
+def _stop_on_nonfinite(cfg: TrainConfig, skipped_steps: list[int]) -> Any:
+    """A callback enforcing `cfg.nonfinite`, so that a NaN/inf gradient or loss never reaches a saved adapter unnoticed."""
+    import torch
+    from transformers import TrainerCallback
 
     class _Finite(TrainerCallback):
         """Stop (or skip the step) on a NaN/inf gradient before the optimizer applies it."""
@@ -138,34 +182,15 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
             if cfg.nonfinite == "error" and loss is not None and not math.isfinite(loss):
                 raise BenchError(f"train: the DPO loss is {loss} at step {state.global_step}; stopped, no adapter saved.")
 
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=lora_config(cfg, model),
-        callbacks=[_Collect(), _Finite()],
-    )
-    start = time.perf_counter()
-    with _completion_positions_only():
-        trainer.train()
-    seconds = time.perf_counter() - start
-    # a collective call: under FSDP / ZeRO-3 every worker contributes its shard of the weights
-    state_dict = trainer.accelerator.get_state_dict(trainer.model)
-    result = {
-        "seconds": seconds,
-        "n_pairs": len(rows),
-        "steps": trainer.state.global_step,
-        "seconds_per_pair": seconds / max(len(rows), 1),
-        "processes": trainer.accelerator.num_processes,
-        "skipped_nonfinite_steps": skipped_steps,
-    }
-    if trainer.is_world_process_zero():
-        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir / "adapter", state_dict=state_dict)
-        with open(out_dir / "log.jsonl", "w", encoding="utf-8") as handle:
-            for record in log:
-                handle.write(json.dumps(record) + "\n")
-    return result
+    return _Finite()
+
+
+def _save_adapter_and_log(trainer: Any, state_dict: dict[str, Any], log: list[dict[str, Any]], out_dir: Path) -> None:
+    """Write `adapter/` and `log.jsonl`: the main process's job, once every worker has given its shard to `state_dict`."""
+    trainer.accelerator.unwrap_model(trainer.model).save_pretrained(out_dir / "adapter", state_dict=state_dict)
+    with open(out_dir / "log.jsonl", "w", encoding="utf-8") as handle:
+        for record in log:
+            handle.write(json.dumps(record) + "\n")
 
 
 @contextlib.contextmanager

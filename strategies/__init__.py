@@ -1,20 +1,16 @@
 """Balancing strategies, one module each, plugged in through the registry.
 
-Importing this package registers every built-in strategy.
+A new strategy is a new module here with a `@register`ed class: the registry finds it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pydantic import BaseModel, ValidationError
 
-from pydantic import ValidationError
+from harness.errors import ConfigError, format_validation_error
 
-from strategies import control, dynamic, less, margin, original, random_pairs, uniform  # noqa: F401  (registration side effect)
 from strategies.base import BudgetError, CandidatePool, Strategy
 from strategies.registry import UnknownStrategy, get_strategy, register, strategy_names
-
-if TYPE_CHECKING:
-    from harness.config import ExperimentConfig
 
 __all__ = [
     "BudgetError",
@@ -28,16 +24,14 @@ __all__ = [
 ]
 
 
-def validate_strategy_config(config: "ExperimentConfig", origin: str) -> None:
+def validate_strategy_config(name: str, params: dict, origin: str) -> BaseModel:
     """Check the strategy name and its `select.params` when the config loads, not mid-run."""
-    from harness.config import ConfigError, format_validation_error
-
     try:
-        strategy = get_strategy(config.select.strategy)
+        strategy = get_strategy(name)
     except UnknownStrategy as exc:
         raise ConfigError(f"{origin}: select.strategy: {exc.message}") from None
     try:
-        strategy.Params.model_validate(config.select.params)
+        return strategy.Params.model_validate(params)
     except ValidationError as err:
         msg = format_validation_error(err, origin).replace("  - ", "  - select.params.")
         raise ConfigError(msg) from None

@@ -1,37 +1,25 @@
-"""Strategy registry: refuses duplicate names, answers unknown ones with close matches."""
+"""Strategies are registered by name in the project's one plugin registry (harness/registry.py).
+
+A strategy is one module of this package whose class carries `@register`; the registry imports
+every module here the first time a name is asked for, so nothing else lists them.
+"""
 
 from __future__ import annotations
 
-import difflib
-
+from harness.registry import STRATEGIES, UnknownName
 from strategies.base import Strategy
 
-_REGISTRY: dict[str, type[Strategy]] = {}
+UnknownStrategy = UnknownName
+"""What an unknown strategy name raises (a KeyError whose message lists close matches)."""
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
-    if cls.name in _REGISTRY:
-        raise ValueError(f"strategy {cls.name!r} is already registered by {_REGISTRY[cls.name].__module__}")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-class UnknownStrategy(KeyError):
-    def __init__(self, name: str):
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        self.message = f"Unknown strategy {name!r}.{hint} Known strategies: {', '.join(sorted(_REGISTRY))} (see `bench strategies`)."
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        return self.message
+    return STRATEGIES.register(cls.name, cls)
 
 
 def get_strategy(name: str) -> Strategy:
-    if name not in _REGISTRY:
-        raise UnknownStrategy(name)
-    return _REGISTRY[name]()
+    return STRATEGIES.get(name)()
 
 
 def strategy_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return STRATEGIES.names()

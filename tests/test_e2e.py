@@ -317,6 +317,48 @@ def test_ray_executor_gives_the_local_executors_results(local_matrix, tmp_path: 
     assert again.returncode == 0 and again.stdout.count("skipped (done)") == 3, again.stdout[-2000:]
 
 
+def test_matrix_executors_record_a_failed_cell_by_one_policy(tmp_path: Path, capsys) -> None:
+    """A cell whose model does not exist (refused before any weights load) is recorded by `failed`
+    and reported in one red line, and the next cell still goes on (it is done, so skipped). The Ray
+    worker runs the same `run_cell`, so a Ray matrix records the failure with the same fields."""
+    import dataclasses
+
+    from harness.config import BenchError
+    from harness.executors import CellResult, failed, report, run_cell, run_local
+    from harness.io import write_json
+    from harness.matrix import expand, is_done, load_matrix
+    from harness.runner import run_experiment
+
+    path = REPO / "experiments" / "smoke-matrix.yaml"
+    bad, done = expand(load_matrix(path), path, tmp_path / "runs", ["model=/no/such/model", f"cache_dir={tmp_path / 'cache'}"])[:2]
+    write_json(done.out / "manifest.json", {"status": "done", "config": done.config.model_dump(mode="json")})
+    assert is_done(done) and not is_done(bad)
+
+    failure, skipped = run_local([bad, done])
+    assert skipped == CellResult(done.name, "skipped (done)", 0.0, "-")
+    assert (failure.name, failure.status, failure.pool_status, failure.log_path) == (bad.name, "failed", "-", None)
+    assert "/no/such/model does not exist" in failure.error and not bad.out.exists()
+    assert f"cell {bad.name} failed: {failure.error}\n" in capsys.readouterr().err  # a user error has no traceback file
+    with pytest.raises(BenchError) as raised:
+        run_experiment(bad.config, bad.out)
+    assert failed(bad, raised.value, failure.seconds) == failure
+    assert dataclasses.replace(run_cell(bad), seconds=failure.seconds) == failure  # what a Ray worker sends back
+
+    crash = RuntimeError("boom")
+    crash.log_path = str(tmp_path / "error.log")  # as run_experiment names the traceback of an unexpected error
+    report(failed(bad, crash, 1.0))
+    assert capsys.readouterr().err == f"cell {bad.name} failed: boom (traceback: {crash.log_path})\n"
+
+
+def test_matrix_executor_choices_are_the_executors() -> None:
+    """`--executor` writes the names out (importing the executors would load the engine for every command)."""
+    from harness.cli import matrix
+    from harness.executors import EXECUTORS
+
+    option = next(p for p in matrix.params if p.name == "executor")
+    assert tuple(option.type.choices) == tuple(EXECUTORS)
+
+
 @pytest.mark.slow
 def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(smoke_run, tmp_path: Path) -> None:
     from harness.config import load_config

@@ -29,7 +29,7 @@ def _stage_dirs(cache: Path) -> list[Path]:
 def test_local_task_scores_exports_and_caches(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
     # the YAML's data_files path is relative: it must resolve against include_path, not the cwd
     monkeypatch.chdir(tmp_path)
-    assert get_suite("lm_eval") is evaluate_lm_eval
+    assert get_suite("lm_eval").evaluate is evaluate_lm_eval
     target, cache = EvalTarget(str(tiny_model)), tmp_path / "cache"
     metrics = evaluate_lm_eval(_cfg(), target, tmp_path / "out", cache)
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from harness.config import JudgeConfig
 from harness.io import content_hash
 from harness.records import Prompt
+from harness.registry import JUDGES
 
 
 @dataclass
@@ -26,8 +27,22 @@ class Judgment:
         return self.value is not None and self.error is None
 
 
+JUDGE_FIELDS = ("backend", "base_url", "api_key_env", "judge_prompts")
+"""The `JudgeConfig` fields that only some judge types read; each type lists the ones it takes."""
+
+
+def register_judge(cls: type["Judge"]) -> type["Judge"]:
+    """Class decorator: the judge type `cls.name` (a new judge is one module of this package)."""
+    return JUDGES.register(cls.name, cls)
+
+
 class Judge:
+    """A judge type: its verdicts, and what it declares about its config (read by the config
+    validation and the preflight, which never branch on a judge's name)."""
+
     name: ClassVar[str]
+    fields: ClassVar[frozenset[str]] = frozenset()
+    """which of JUDGE_FIELDS this type reads (the others are refused when set)"""
     label: str
     """How reports name this judge, including whether it is weak."""
     weak: bool = False
@@ -36,11 +51,24 @@ class Judge:
     def __init__(self, config: JudgeConfig | None = None):
         self.config = config or JudgeConfig(type=self.name)  # type: ignore[arg-type]
 
+    @classmethod
+    def check_config(cls, cfg: JudgeConfig) -> None:
+        """Refuse the fields this type does not read (ValueError; pydantic adds the field path)."""
+        unread = [f for f in JUDGE_FIELDS if f not in cls.fields and getattr(cfg, f) != JudgeConfig.model_fields[f].default]
+        if unread:
+            takers = [n for n in JUDGES.names() if unread[0] in JUDGES.get(n).fields]
+            group = [f for f in JUDGE_FIELDS if [n for n in JUDGES.names() if f in JUDGES.get(n).fields] == takers]
+            listed = ", ".join(group[:-1]) + " and " + group[-1] if len(group) > 1 else group[0]
+            raise ValueError(f"{listed} only apply to type: {' or '.join(takers)}")
+
+    @classmethod
+    def preflight(cls, cfg: JudgeConfig, field: str) -> None:
+        """Before any stage runs: what this judge will load or call is there (BenchError if not)."""
+
     @property
     def id(self) -> str:
         """Stable id of everything that can change a verdict (never a secret: keys are read at call time)."""
-        verdict_fields = self.config.model_dump(exclude={"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"})
-        return f"{self.name}:{content_hash(verdict_fields, 12)}"
+        return f"{self.name}:{content_hash(self.config.verdict_key(), 12)}"
 
     def unsupported_reason(self, prompt: Prompt) -> str | None:
         """Why this judge cannot score responses to `prompt`, or None if it can.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from harness.config import JudgeConfig
-from harness.judges.base import Judge, Judgment
+from harness.judges.base import JUDGE_FIELDS, Judge, Judgment, register_judge
 from harness.judges.llm_backends import OpenAIBackend, TransformersBackend
 from harness.judges.llm_prompts import load_judge_prompts, render_pair, render_single
 from harness.records import Prompt
@@ -52,8 +52,30 @@ def params_from_name(name: str) -> float | None:
     return float(match.group(1)) * (1e6 if match.group(2).upper() == "M" else 1e9)
 
 
+@register_judge
 class LLMJudge(Judge):
     name = "llm"
+    fields = frozenset(JUDGE_FIELDS)
+
+    @classmethod
+    def check_config(cls, cfg: JudgeConfig) -> None:
+        super().check_config(cfg)
+        if cfg.backend == "openai" and not (cfg.base_url and cfg.model):
+            raise ValueError("the openai back end needs `base_url` (e.g. http://127.0.0.1:8000/v1) and `model`")
+
+    @classmethod
+    def preflight(cls, cfg: JudgeConfig, field: str) -> None:
+        """An endpoint is connected to (and its key variable read); a local judge model is looked at,
+        with its chat template (a local LLM judge is prompted with chat messages)."""
+        from harness.config import EMBEDDED_MODEL
+        from harness.preflight import check_chat_template, check_endpoint, check_model
+
+        if cfg.backend == "openai":
+            OpenAIBackend(cfg)  # refuses an unset key variable, with the same message the judge would give
+            check_endpoint(cfg.base_url, cfg.timeout_s, f"{field}.base_url")
+            return
+        check_model(cfg.model or EMBEDDED_MODEL, f"{field}.model")
+        check_chat_template(cfg.model or EMBEDDED_MODEL, f"{field}.model")
 
     def __init__(self, config: JudgeConfig | None = None):
         super().__init__(config or JudgeConfig(type="llm"))

@@ -17,11 +17,9 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-import torch
 from tqdm.auto import tqdm
 
 from harness.config import BenchError, JudgeConfig
-from harness.generation import chat_texts, generate
 
 Completion = str | Exception
 
@@ -36,6 +34,8 @@ class TransformersBackend:
         self.n_params = sum(p.numel() for p in self.loaded.model.parameters())
 
     def complete(self, conversations: list[list[dict[str, str]]], desc: str) -> list[Completion]:
+        from harness.generation import chat_texts, generate
+
         tokenizer = self.loaded.tokenizer
         lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in chat_texts(tokenizer, conversations)]
         fits = [i for i, n in enumerate(lengths) if n <= self.config.max_length]
@@ -56,14 +56,23 @@ class TransformersBackend:
         return out
 
 
-    @torch.inference_mode()
     def next_token_probs(
         self, conversations: list[list[dict[str, str]]], prefill: str, choices: list[str], desc: str
     ) -> list[dict[str, float] | Exception]:
         """P(choice) for the token after `prefill` in the assistant turn, renormalised over `choices`.
 
         A choice that spans several tokens (e.g. "10") gets the product of its tokens' probabilities.
+        (torch is imported here, not with the module: the judge registry imports this module to
+        learn the judge types, and validating a config must not load torch.)
         """
+        import torch
+
+        from harness.generation import chat_texts
+
+        with torch.inference_mode():
+            return self._next_token_probs(conversations, prefill, choices, desc, torch, chat_texts)
+
+    def _next_token_probs(self, conversations, prefill, choices, desc, torch, chat_texts) -> list[dict[str, float] | Exception]:
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
         tokenizer.padding_side = "left"
         texts = [t + prefill for t in chat_texts(tokenizer, conversations)]

@@ -7,15 +7,26 @@ when it has one, so the model sees the format it was trained on.
 
 from __future__ import annotations
 
-import torch
-
 from harness.config import BenchError, JudgeConfig
-from harness.judges.base import Judge, Judgment
+from harness.judges.base import Judge, Judgment, register_judge
 from harness.records import Prompt
 
 
+@register_judge
 class RewardModelJudge(Judge):
     name = "reward_model"
+
+    @classmethod
+    def check_config(cls, cfg: JudgeConfig) -> None:
+        super().check_config(cfg)
+        if not cfg.model:
+            raise ValueError("a reward_model judge needs `model` (a sequence-classification hub id or folder)")
+
+    @classmethod
+    def preflight(cls, cfg: JudgeConfig, field: str) -> None:
+        from harness.preflight import check_model
+
+        check_model(cfg.model, f"{field}.model")  # type: ignore[arg-type]
 
     def __init__(self, config: JudgeConfig):
         super().__init__(config)
@@ -27,6 +38,7 @@ class RewardModelJudge(Judge):
 
     def _load(self):
         if self._model is None:
+            import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
             from harness.models import device, resolve_model, trust_remote_code
@@ -50,8 +62,13 @@ class RewardModelJudge(Judge):
             return self._tokenizer.apply_chat_template(chat, tokenize=False)
         return "".join(f"{m['role']}: {m['content']}\n\n" for m in chat)
 
-    @torch.inference_mode()
     def score_many(self, items: list[tuple[Prompt, str]]) -> list[Judgment]:
+        import torch  # here, not with the module: the judge registry imports it to validate configs
+
+        with torch.inference_mode():
+            return self._score_many(items, torch)
+
+    def _score_many(self, items: list[tuple[Prompt, str]], torch) -> list[Judgment]:
         model = self._load()
         tok = self._tokenizer
         tok.truncation_side = "left"

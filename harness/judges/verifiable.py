@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from harness.config import BenchError
 from harness.ifeval_offline import check, ifbench_unscorable_reason
-from harness.judges.base import Judge, Judgment
+from harness.judges.base import Judge, Judgment, register_judge
 from harness.records import Prompt
 
 
+@register_judge
 class VerifiableJudge(Judge):
     name = "verifiable"
     label = "verifiable (IFEval/IFBench checkers; fraction of constraints followed; judges constraints only, not quality)"

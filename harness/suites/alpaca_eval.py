@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from harness.config import BenchError, SuiteConfig
+from harness.errors import require
 from harness.io import write_json
 from harness.records import Prompt
 from harness.stats import mean_ci, metric
-from harness.suites.base import EvalTarget, register_suite
+from harness.suites.base import EvalTarget, Suite, register_suite
 from harness.suites.common import cached_judge, failure_summary, generate_cached, resolve_target
 
 DEFAULT_SOURCE = "tatsu-lab/alpaca_eval"
@@ -138,7 +139,6 @@ def _lc_fit(data: Any, n_splits: int) -> float:
     return float(model.predict_proba(test_x)[:, 1].mean())
 
 
-@register_suite("alpaca_eval")
 def evaluate_alpaca_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict]:
     rows = read_instructions(cfg.path or DEFAULT_SOURCE)
     rows = rows[: cfg.limit] if cfg.limit else rows
@@ -186,3 +186,13 @@ def evaluate_alpaca_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_
     write_json(out / "reference_outputs.json", [{"instruction": r["instruction"], "output": ref, "generator": ref_name, "dataset": d} for r, ref, d in zip(rows, references, dataset)])
     write_json(out / "annotations.json", annotations)
     return metrics
+
+
+def _preflight(cfg: SuiteConfig, field: str) -> None:
+    """alpaca_eval's GLM imports now; a local instructions file is read now."""
+    require("alpaca_eval.metrics", "pip install 'alpaca-eval>=0.6.6' 'setuptools<81'", f"{field} (alpaca_eval's length-controlled win rate)")
+    if cfg.path and Path(cfg.path).expanduser().exists():
+        read_instructions(cfg.path)
+
+
+register_suite("alpaca_eval", Suite(evaluate_alpaca_eval, default_judge="llm", fields=frozenset({"reference"}), preflight=_preflight))

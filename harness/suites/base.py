@@ -1,4 +1,4 @@
-"""What every evaluation suite shares: the model under evaluation and the suite registry.
+"""What every evaluation suite shares: the model under evaluation and the suite contract.
 
 A suite turns (model, suite config) into a folder holding its outputs, its exports in the
 format of the tool it imitates, and `metrics`: name -> {value, ci_low, ci_high, n, judge,
@@ -8,14 +8,17 @@ generation settings only, so changing the judge re-judges without regenerating.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.config import BenchError, SuiteConfig
+from harness.errors import BenchError
 from harness.io import content_hash
+from harness.registry import SUITES, UnknownName
+
+if TYPE_CHECKING:
+    from harness.config import SuiteConfig
 
 
 @dataclass(frozen=True)
@@ -40,27 +43,58 @@ class EvalTarget:
         return key
 
 
-SuiteFn = Callable[[SuiteConfig, EvalTarget, Path, Path], dict[str, dict[str, Any]]]
+SuiteFn = Callable[["SuiteConfig", EvalTarget, Path, Path], dict[str, dict[str, Any]]]
 """(suite config, target, out folder, cache dir) -> metrics; writes its exports into the out folder."""
 
-_SUITES: dict[str, SuiteFn] = {}
-_BUILTIN_MODULES = ("instruction_following", "alpaca_eval", "mt_bench", "lm_eval_suite")
+SUITE_FIELDS = ("reference", "tasks", "include_path", "num_fewshot")
+"""The `SuiteConfig` fields that only some suites read; each suite lists the ones it takes."""
 
 
-def register_suite(name: str) -> Callable[[SuiteFn], SuiteFn]:
-    def wrap(fn: SuiteFn) -> SuiteFn:
-        if name in _SUITES:
-            raise ValueError(f"suite {name!r} registered twice")
-        _SUITES[name] = fn
-        return fn
+@dataclass(frozen=True)
+class Suite:
+    """A suite as the harness sees it: how to run it and what it declares about its config.
 
-    return wrap
+    The config validation, the preflight and the run loop read these declarations only, so they
+    never branch on a suite's name; a new suite is one module calling `register_suite`.
+    """
+
+    evaluate: SuiteFn
+    default_judge: str | None = "verifiable"
+    """the judge type when `judge` is unset; None: the suite scores itself and refuses a judge"""
+    fields: frozenset[str] = frozenset()
+    """which of SUITE_FIELDS it reads (the others are refused when set)"""
+    preflight: Callable[["SuiteConfig", str], object] | None = None
+    """(config, field path): reads its data and imports its back end now (result ignored), raising BenchError"""
+    check: Callable[["SuiteConfig"], None] | None = None
+    """(config) -> None: raises ValueError when the suite's own fields do not fit"""
+
+    def check_config(self, cfg: "SuiteConfig", name: str) -> None:
+        """Refuse the fields this suite does not read, then run its own check."""
+        for field_ in SUITE_FIELDS:
+            if field_ not in self.fields and getattr(cfg, field_) not in (None, []):
+                raise ValueError(_only_for(field_))
+        if self.default_judge is None and cfg.judge is not None:
+            raise ValueError(f"{name} scores itself; remove `judge`")
+        if self.check is not None:
+            self.check(cfg)
 
 
-def get_suite(name: str) -> SuiteFn:
-    for module in _BUILTIN_MODULES:  # importing a suite's module registers it
-        importlib.import_module(f"harness.suites.{module}")
+def _only_for(field_: str) -> str:
+    """'tasks, include_path and num_fewshot only apply to the lm_eval suite': the field with the
+    fields read by the same suites, and those suites."""
+    takers = [n for n in SUITES.names() if field_ in SUITES.get(n).fields]
+    group = [f for f in SUITE_FIELDS if [n for n in SUITES.names() if f in SUITES.get(n).fields] == takers]
+    fields = ", ".join(group[:-1]) + " and " + group[-1] if len(group) > 1 else group[0]
+    suites = " and ".join(takers) + (" suites" if len(takers) > 1 else " suite")
+    return f"{fields} only appl{'y' if len(group) > 1 else 'ies'} to the {suites}"
 
-    if name not in _SUITES:
-        raise BenchError(f"unknown suite {name!r}; known: {', '.join(sorted(_SUITES))}")
-    return _SUITES[name]
+
+def register_suite(name: str, suite: Suite) -> Suite:
+    return SUITES.register(name, suite)
+
+
+def get_suite(name: str) -> Suite:
+    try:
+        return SUITES.get(name)
+    except UnknownName as exc:
+        raise BenchError(exc.message) from None

@@ -18,7 +18,7 @@ from harness.config import BenchError, SuiteConfig
 from harness.io import write_jsonl
 from harness.records import Prompt
 from harness.stats import mean_ci, metric, ratio_ci
-from harness.suites.base import EvalTarget, register_suite
+from harness.suites.base import EvalTarget, Suite, register_suite
 from harness.suites.common import cached_judge, check_supported, generate_cached
 
 
@@ -132,5 +132,13 @@ def _evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) 
     return metrics
 
 
-register_suite("ifeval")(_evaluate)
-register_suite("ifbench")(_evaluate)
+def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
+    """IFBench's checkers and what they import (the error names the pip command), then its prompts."""
+    from harness.ifeval_offline import ifbench_registry
+
+    suite_prompts(cfg)
+    ifbench_registry()
+
+
+register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg)))
+register_suite("ifbench", Suite(_evaluate, preflight=_preflight_ifbench))

@@ -29,10 +29,11 @@ from typing import Any
 
 from harness.cache import run_stage
 from harness.config import BenchError, SuiteConfig
+from harness.errors import require
 from harness.io import atomic_path, content_hash, read_json, safe_filename, write_json, write_jsonl
 from harness.models import device, resolve_model
 from harness.stats import metric
-from harness.suites.base import EvalTarget, register_suite
+from harness.suites.base import EvalTarget, Suite, register_suite
 
 STAGE = "suite_lm_eval"
 JUDGE = "lm-eval task metric"
@@ -42,7 +43,6 @@ Z_95 = 1.959963984540054
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
 
 
-@register_suite("lm_eval")
 def evaluate_lm_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
     """Run `cfg.tasks` on the target; export lm-eval's results and samples into `out`."""
     import lm_eval
@@ -202,3 +202,18 @@ def _samples_file(task: str) -> str:
 def _copy(src: Path, out: Path) -> None:
     with atomic_path(out / src.name) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def _needs_tasks(cfg: SuiteConfig) -> None:
+    if not cfg.tasks:
+        raise ValueError("the lm_eval suite needs `tasks` (lm-evaluation-harness task names)")
+
+
+def _preflight(cfg: SuiteConfig, field: str) -> None:
+    require("lm_eval", "pip install 'lm-eval>=0.4.13'", f"{field} (lm_eval)")
+
+
+register_suite(
+    "lm_eval",
+    Suite(evaluate_lm_eval, default_judge=None, fields=frozenset({"tasks", "include_path", "num_fewshot"}), preflight=_preflight, check=_needs_tasks),
+)
