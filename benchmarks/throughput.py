@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import trainer  # noqa: E402
 from harness.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
-from harness.evaluate import eval_prompts  # noqa: E402
+from harness.heldout_prompts import eval_prompts  # noqa: E402
 from harness.features import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
 from harness.generation import Generation, _eos_ids, generate, length_sorted_batches, to_generation  # noqa: E402
 from harness.io import read_json, read_jsonl, write_json  # noqa: E402

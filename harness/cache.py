@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.config import BenchError, StageFailure
+from harness.errors import BenchError, StageFailure
 from harness.io import atomic_dir, content_hash, read_json, write_json
 
 SCHEMA_VERSION = 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import BenchError
+from harness.errors import BenchError
 from harness.models import trust_remote_code
 
 EMBEDDED_EMBEDDER = "all-MiniLM-L6-v2"

@@ -17,25 +17,10 @@ from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
 from harness.records import Prompt, to_row
 from harness.stats import mean_ci, metric, newcombe_paired
-from harness.suites.instruction_following import accuracies
+from harness.heldout_prompts import eval_prompts
+from harness.metrics import accuracies, instruction_share, prompt_pass
 
 SUITE = "ifeval_heldout"
-
-
-def eval_prompts(cfg: EvaluateConfig, n: int | None = None, prompts: PromptsConfig | None = None) -> list[Prompt]:
-    """The first `n` (default `n_prompts`) held-out prompts; a smaller n gives a prefix of a larger one.
-
-    They come from the held-out tasks of the training prompts' task set, with the same constraint
-    types (`prompts`; None = the defaults), so that training and evaluation ask the same kind of thing.
-    """
-    from harness.builtin_prompts import build_builtin_prompts
-
-    prompts = prompts or PromptsConfig()
-    _, held_out = build_builtin_prompts(
-        seed=cfg.prompt_seed, n_train=None, n_eval=n or cfg.n_prompts, constraints_per_prompt=cfg.constraints_per_prompt,
-        constraint_types=prompts.constraint_types, task_set=prompts.tasks,
-    )
-    return held_out
 
 
 def generate_and_judge(
@@ -110,16 +95,18 @@ def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: Evaluate
     for name, rows in (("tuned", tuned_rows), ("base", base_rows)):
         for key, value in accuracies(rows, cfg.bootstrap, judge.name, judge.weak, seed).items():
             metrics[f"{name}.{key}"] = value
-    tuned_pass = [float(all(t["strict"])) for t in tuned_rows]
-    base_pass = [float(all(b["strict"])) for b in base_rows]
+    passes = [(prompt_pass(t["strict"]), prompt_pass(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
+    paired = [(t, b) for t, b in passes if t is not None and b is not None]  # prompts scorable on both sides
+    tuned_pass, base_pass = [t for t, _ in paired], [b for _, b in paired]
     metrics["paired_diff.prompt_strict_acc"] = metric(
         newcombe_paired(np.array(tuned_pass), np.array(base_pass)), len(tuned_pass), judge.name,
         interval="Newcombe paired binary; holds this run fixed (one seed: no verdict on the training)",
     )
     wins = []
     for t, b in zip(tuned_rows, base_rows):
-        st, sb = np.mean(t["strict"]), np.mean(b["strict"])
-        wins.append(1.0 if st > sb else 0.0 if st < sb else 0.5)
+        st, sb = instruction_share(t["strict"]), instruction_share(b["strict"])
+        if st is not None and sb is not None:
+            wins.append(1.0 if st > sb else 0.0 if st < sb else 0.5)
     metrics["win_rate_vs_base"] = metric(mean_ci(wins, n_boot=cfg.bootstrap, seed=seed), len(wins), judge.name)
     rewards = [(sampled_reward(t), sampled_reward(b)) for t, b in zip(tuned_rows, base_rows)]
     rewards = [(t, b) for t, b in rewards if t is not None and b is not None]

@@ -10,7 +10,6 @@ seeded by (seed, batch index), so sampled outputs do not depend on what ran befo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.decoding import Picker, decode, greedy, sample_top_p
+from harness.generation_contract import Generation, chat_texts, to_generation
 from harness.models import LoadedModel, load_model, resolve_backend, resolve_dtype
-
-
-@dataclass
-class Generation:
-    text: str
-    truncated: bool
-    n_tokens: int
 
 
 def generate_with(
@@ -50,10 +43,6 @@ def generate_with(
         return generate_vllm(model_name, adapter, conversations, dtype=resolve_dtype(dtype),
                              gpu_memory_utilization=gpu_memory_utilization, **engine_settings)
     return generate(load_model(model_name, adapter=adapter, dtype=resolve_dtype(dtype)), conversations, **settings)
-
-
-def chat_texts(tokenizer, conversations: list[list[dict[str, str]]]) -> list[str]:
-    return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
 
 
 @torch.inference_mode()
@@ -98,13 +87,6 @@ def length_sorted_batches(tokenizer, conversations: list[list[dict[str, str]]], 
 
 def _picker(generator: torch.Generator, temperature: float, top_p: float) -> Picker:
     return lambda logits: sample_top_p(logits, temperature, top_p, generator)
-
-
-def to_generation(tokens: list[int], eos_ids: set[int], tokenizer) -> Generation:
-    """New tokens -> the contract: text up to the first EOS; no EOS means max_new_tokens ran out."""
-    ended = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
-    kept = tokens if ended is None else tokens[:ended]
-    return Generation(text=tokenizer.decode(kept, skip_special_tokens=True).strip(), truncated=ended is None, n_tokens=len(kept))
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

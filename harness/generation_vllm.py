@@ -17,7 +17,7 @@ import functools
 import json
 from pathlib import Path
 
-from harness.generation import Generation, chat_texts, to_generation
+from harness.generation_contract import Generation, chat_texts, to_generation
 from harness.models import load_tokenizer, resolve_model, trust_remote_code
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.config import BenchError
+from harness.errors import BenchError
 from harness.io import content_hash
 
 NOT_A_SETTING = ("seed", "name", "cache_dir")

@@ -112,7 +112,7 @@ def ifbench_registry() -> dict[str, Any]:
     try:
         from ifbench import instructions_registry
     except ImportError as err:
-        from harness.config import BenchError
+        from harness.errors import BenchError
 
         raise BenchError(
             f"IFBench's checkers could not be imported ({err}). Install them with "

@@ -46,23 +46,18 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.config import BenchError
+from harness.errors import BenchError
 from harness.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
 from harness.io import read_json, read_jsonl
+from harness.metrics import unit_outcomes
 from harness.stats import crossed_half_width, two_way
 
-Outcome = Callable[[dict[str, Any]], float]
-
-# per-prompt outcomes read from a run's eval_outputs.jsonl (the tuned model's verdicts)
-METRICS: dict[str, Outcome] = {
-    "prompt_strict_acc": lambda r: float(all(r["tuned_strict"])),
-    "instruction_strict_acc": lambda r: float(np.mean(r["tuned_strict"])),
-    "prompt_loose_acc": lambda r: float(all(r["tuned_loose"])),
-    "instruction_loose_acc": lambda r: float(np.mean(r["tuned_loose"])),
-    "mean_verifiable_reward": lambda r: r["tuned_sampled_reward"],
-}
-# the eval_outputs field a metric needs: runs written before it was kept (or with samples off) lack it
-NEEDS = {"prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose", "mean_verifiable_reward": "tuned_sampled_reward"}
+VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
+              "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose"}
+"""The verifiable metrics bench power analyses, and the eval_outputs.jsonl field of the tuned model's
+verdicts each is computed from (per prompt, by harness.metrics: one definition)."""
+SAMPLED = ("mean_verifiable_reward", "tuned_sampled_reward")
+METRICS = [*VERIFIABLE, SAMPLED[0]]
 
 
 PREFERENCE = "preference_accuracy"
@@ -109,13 +104,13 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
     prompt's held-out pairs); metrics a run did not record are absent, never zero.
     """
     outcomes: dict[str, dict[str, float]] = {}
-    if (run / "eval_outputs.jsonl").is_file():
-        rows = read_jsonl(run / "eval_outputs.jsonl")
-        outcomes = {
-            name: {r["prompt_id"]: fn(r) for r in rows if r.get(NEEDS.get(name, "tuned_strict")) is not None}
-            for name, fn in METRICS.items()
-            if rows and rows[0].get(NEEDS.get(name, "tuned_strict")) is not None
-        }
+    rows = read_jsonl(run / "eval_outputs.jsonl") if (run / "eval_outputs.jsonl").is_file() else []
+    for name, key in VERIFIABLE.items():
+        if rows and rows[0].get(key) is not None:  # runs written before a field was kept lack it
+            outcomes[name] = unit_outcomes(name, {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None})
+    name, key = SAMPLED
+    if rows and rows[0].get(key) is not None:
+        outcomes[name] = {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}
     if (run / "heldout_preferences.jsonl").is_file():
         outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
     return outcomes

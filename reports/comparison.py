@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import BenchError
+from harness.errors import BenchError
 from harness.io import read_json, write_json, write_text
 from harness.grouping import setting
 from harness.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, shared_units

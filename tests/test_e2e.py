@@ -362,7 +362,7 @@ def test_matrix_executor_choices_are_the_executors() -> None:
 @pytest.mark.slow
 def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(smoke_run, tmp_path: Path) -> None:
     from harness.config import load_config
-    from harness.evaluate import eval_prompts
+    from harness.heldout_prompts import eval_prompts
     from harness.runner import shared_stage_hashes
 
     out, _ = smoke_run

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import BenchError
+from harness.errors import BenchError
 
 
 @dataclass(frozen=True)

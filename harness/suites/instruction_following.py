@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.config import BenchError, SuiteConfig
+from harness.config import BenchError, EvaluateConfig, SuiteConfig
+from harness.heldout_prompts import eval_prompts
+from harness.metrics import accuracies
 from harness.io import write_jsonl
 from harness.records import Prompt
-from harness.stats import mean_ci, metric, ratio_ci
 from harness.suites.base import EvalTarget, Suite, register_suite
 from harness.suites.common import cached_judge, check_supported, generate_cached
 
@@ -78,26 +79,8 @@ def suite_prompts(cfg: SuiteConfig) -> list[Prompt]:
     elif cfg.path:
         prompts = read_ifeval_file(Path(cfg.path).expanduser(), "ifeval")
     else:
-        from harness.config import EvaluateConfig
-        from harness.evaluate import eval_prompts
-
         prompts = eval_prompts(EvaluateConfig(n_prompts=cfg.limit or 75))
     return prompts[: cfg.limit] if cfg.limit else prompts
-
-
-def accuracies(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: bool, seed: int = 0) -> dict[str, dict]:
-    """IFEval's prompt- and instruction-level strict/loose accuracy, plus mean words; None verdicts left out."""
-    out = {}
-    for mode in ("strict", "loose"):
-        scored = [[v for v in r[mode] if v is not None] for r in rows]
-        whole = [s for r, s in zip(rows, scored) if None not in r[mode]]
-        followed = [float(sum(s)) for s in scored if s]
-        total = [float(len(s)) for s in scored if s]
-        out[f"prompt_{mode}_acc"] = metric(mean_ci([float(all(s)) for s in whole], n_boot=bootstrap, seed=seed), len(whole), judge, weak)
-        out[f"instruction_{mode}_acc"] = metric(ratio_ci(followed, total, n_boot=bootstrap, seed=seed), int(sum(total)), judge, weak)
-    words = [float(len(r["output"].split())) for r in rows]
-    out["mean_words"] = metric(mean_ci(words, n_boot=bootstrap, seed=seed), len(rows), "none (length)")
-    return out
 
 
 def _evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict]:
