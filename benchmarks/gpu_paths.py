@@ -10,8 +10,14 @@ A failing section is recorded with its traceback and the others still run.
 
     python benchmarks/gpu_paths.py --out runs/benchmarks/gpu [--num-processes 1] [--only dpo_ddp ...]
 """
-import argparse, json, subprocess, sys, time, traceback
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
 from pathlib import Path
+
 import torch
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
@@ -51,6 +57,8 @@ def section(key, fn):
     print(key, res.get(key + "_s"), json.dumps(res[key])[:400], flush=True)
     (out / "gpu_paths.json").write_text(json.dumps(res, indent=1))
 
+from safetensors.torch import load_file
+
 from harness.builtin_prompts import build_builtin_prompts
 from harness.config import FeaturesConfig, TrainConfig
 from harness.features import compute_gradient_features
@@ -58,7 +66,6 @@ from harness.generation import generate_with
 from harness.models import resolve_backend, resolve_dtype
 from harness.records import Pair, Response, pair_id, response_id
 from harness.trainer import train_dpo
-from safetensors.torch import load_file
 
 prompts, _ = build_builtin_prompts(seed=0, n_train=256)
 texts = []

@@ -40,11 +40,10 @@ from harness.features import (
 )
 from harness.io import write_json
 from harness.pool import build_pool, read_pool
-from harness.prompts_stage import read_prompts, write_prompts
-from harness.records import Pair, Prompt
-from harness.runner import versions
+from harness.provenance import versions
+from harness.records import CandidatePool, Pair, Prompt
+from harness.stages.prompts import read_prompts, write_prompts
 from harness.trainer import preference_rows, train_dpo
-from harness.records import CandidatePool
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

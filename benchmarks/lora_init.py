@@ -27,7 +27,7 @@ from harness.features import LoraGradients, load_lora_model, make_projection, re
 from harness.io import write_json
 from harness.models import load_model, resolve_target_modules
 from harness.pool import read_pool
-from harness.prompts_stage import read_prompts
+from harness.stages.prompts import read_prompts
 from harness.trainer import preference_rows, train_dpo
 
 

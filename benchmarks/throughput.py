@@ -48,14 +48,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import trainer  # noqa: E402
 from harness.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
-from harness.heldout_prompts import eval_prompts  # noqa: E402
 from harness.features import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
 from harness.generation import Generation, _eos_ids, generate, length_sorted_batches, to_generation  # noqa: E402
+from harness.heldout_prompts import eval_prompts  # noqa: E402
 from harness.io import read_json, read_jsonl, write_json  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
 from harness.models import cpu_bf16_flags, load_model, resolve_dtype, resolve_target_modules  # noqa: E402
 from harness.pool import read_pool  # noqa: E402
-from harness.prompts_stage import read_prompts  # noqa: E402
+from harness.stages.prompts import read_prompts  # noqa: E402
 
 TODAY_POOL_BATCH, TODAY_EVAL_BATCH = 32, 24
 """pool.batch_size and evaluate.batch_size before issue 17."""

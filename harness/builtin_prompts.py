@@ -100,7 +100,7 @@ def _times(n: int) -> str:
 
 
 # Lower bounds stay short: SmolLM2-135M rambles, and an answer that needs 150 words (~200
-# tokens) is cut off at the pool's max_new_tokens and dropped from pairs (DESIGN.md §6).
+# tokens) is cut off at the pool's max_new_tokens and dropped from pairs (docs/design.md §6).
 _WORDS_BOUNDS = {"less than": (40, 50, 60, 80), "at least": (50, 60, 80, 100)}
 _SENTENCES_BOUNDS = {"less than": (3, 4, 5, 6), "at least": (3, 4, 5, 6)}
 

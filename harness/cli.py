@@ -57,7 +57,7 @@ def _failure_paragraph(ctx: click.Context, exc: Exception) -> str:
     """One paragraph for an unexpected failure; the traceback goes to a file (the run folder's
     error.log when a run folder exists, else a log under the user cache)."""
     from harness.config import StageFailure
-    from harness.runner import write_error_log
+    from harness.run_folder import write_error_log
 
     command = ctx.invoked_subcommand or "bench"
     cause = exc.__cause__ if isinstance(exc, StageFailure) and exc.__cause__ is not None else exc
@@ -111,7 +111,8 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
     manifest.json, selection.json, train/, metrics.json and report.html.
     """
     from harness.control import control_config, control_dir, record_control
-    from harness.runner import default_out_dir, run_experiment
+    from harness.run_folder import default_out_dir
+    from harness.runner import run_experiment
     from reports.run_report import write_report
 
     path = Path(config_path) if config_path else _default_config_path()
@@ -228,10 +229,10 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
 
 def _suite_config(config_path: str | None, flags: dict, tasks: list[str], judge_flags: dict, overrides: list[str]) -> SuiteConfig:
     """The suite `bench eval` runs: the --config YAML, then the flags given, then --set."""
-    from harness.config import ConfigError, apply_overrides, format_validation_error
-
     import yaml
     from pydantic import ValidationError
+
+    from harness.config import ConfigError, apply_overrides, format_validation_error
 
     data: dict = {}
     if config_path:

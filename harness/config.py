@@ -208,12 +208,12 @@ class FeaturesConfig(_Strict):
         1024,
         ge=1,
         description="Projection dimension D. LESS uses 8192 on GPU; on CPU 1024 keeps cosine error "
-        "near 0.03-0.09 (measured, DESIGN.md §3) while k-means on 2,000 x 1,024 stays under 1 s.",
+        "near 0.03-0.09 (measured, docs/design.md §3) while k-means on 2,000 x 1,024 stays under 1 s.",
     )
     projection: Literal["countsketch", "gaussian"] = Field(
         "countsketch",
         description="CountSketch (sparse JL) projected 256 gradients in 0.45 s with the same cosine "
-        "error as a chunked Gaussian, which took 9-77 s (DESIGN.md §3); Gaussian is kept for comparison.",
+        "error as a chunked Gaussian, which took 9-77 s (docs/design.md §3); Gaussian is kept for comparison.",
     )
     lora_init: Literal["zero_b", "warmup"] = Field(
         "zero_b",

@@ -20,7 +20,7 @@ from harness.suites import EvalTarget, get_suite
 def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
     """Run a suite into `out` (replaced atomically); returns its metrics."""
     from harness.preflight import check_chat_template, check_model, check_suite
-    from harness.runner import versions
+    from harness.provenance import versions
 
     check_suite(cfg, cfg.name)
     check_model(target.model, "--model")

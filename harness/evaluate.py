@@ -13,12 +13,12 @@ import numpy as np
 
 from harness.config import EvaluateConfig, GenerationConfig, PromptsConfig
 from harness.generation import generate_with
+from harness.heldout_prompts import eval_prompts
 from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
-from harness.records import Prompt, to_row
-from harness.stats import mean_ci, metric, newcombe_paired
-from harness.heldout_prompts import eval_prompts
 from harness.metrics import accuracies, instruction_share, prompt_pass
+from harness.records import to_row
+from harness.stats import mean_ci, metric, newcombe_paired
 
 SUITE = "ifeval_heldout"
 

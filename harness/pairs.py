@@ -1,4 +1,4 @@
-"""Candidate pairs from scored responses (DESIGN.md §2), shared by every strategy."""
+"""Candidate pairs from scored responses (docs/design.md §2), shared by every strategy."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def build_pairs(
 
     `max_length_gap` makes pairs length-matched: a pair is kept only if its two responses'
     word counts differ by at most that fraction of the longer one. DPO learns length first,
-    so without it a judge that happens to favour short answers teaches brevity (DESIGN.md §6).
+    so without it a judge that happens to favour short answers teaches brevity (docs/design.md §6).
     """
     by_prompt: dict[str, list[Response]] = defaultdict(list)
     for r in responses:

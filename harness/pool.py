@@ -12,8 +12,7 @@ from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
 from harness.judges.cache import CachedJudge
 from harness.pairs import build_pairs
-from harness.records import Pair, Prompt, Response, Score, from_row, pair_id, response_id, to_row
-from harness.records import CandidatePool
+from harness.records import CandidatePool, Pair, Prompt, Response, Score, from_row, pair_id, response_id, to_row
 
 
 def build_pool(

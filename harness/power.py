@@ -246,8 +246,8 @@ def power_curve(comp: dict[str, Any], n: int, s: int, alpha: float, upper: bool 
     else:
         dfs = (s - 1, n - 1, (s - 1) * (n - 1))
         expected = (n * var_a + comp["var_e"], s * comp["var_b"] + comp["var_e"], comp["var_e"])
-        ms = [e * rng.chisquare(df, DRAWS) / df for e, df in zip(expected, dfs)]
-        half, _ = crossed_half_width(*ms, s, n, alpha)
+        ms_seed, ms_unit, ms_resid = (e * rng.chisquare(df, DRAWS) / df for e, df in zip(expected, dfs))
+        half, _ = crossed_half_width(ms_seed, ms_unit, ms_resid, s, n, alpha)
     return lambda effect: float(np.mean(np.abs(effect + se * z) > half))
 
 

@@ -3,7 +3,7 @@
 DPO's implicit reward of a response is r(y) = β·(log π_θ(y|x) − log π_ref(y|x)), the reference
 being the base model. On pairs the training never saw, the share with r(chosen) > r(rejected)
 measures what the preferences taught, with no generation and no judge in the loop, so it is
-far less noisy than greedy accuracy on a few dozen prompts (DESIGN.md §6). The base model's
+far less noisy than greedy accuracy on a few dozen prompts (docs/design.md §6). The base model's
 implicit reward is 0 for every response, so its accuracy is 0.5 by construction (all ties).
 
 The held-out pairs come from one of two places. With `evaluate.preference_k` > 0 they are
@@ -29,8 +29,8 @@ from harness.config import BenchError, EvaluateConfig, TrainConfig
 from harness.features import response_logps, tokenize_response
 from harness.io import write_json, write_jsonl
 from harness.models import load_model
-from harness.stats import metric, ratio_ci
 from harness.records import CandidatePool
+from harness.stats import metric, ratio_ci
 
 SUITE = "preference_heldout"
 JUDGE = "implicit DPO reward of the tuned model vs the base model (no judge)"

@@ -10,16 +10,16 @@ ends); every model that is prompted has a chat template or is given one. Each fa
 
 from __future__ import annotations
 
-import importlib
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from harness.errors import require
 from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, SuiteConfig
+from harness.errors import require
+from harness.models import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
 from harness.registry import JUDGES
 from harness.suites.base import get_suite
-from harness.models import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
+
 
 def check_gguf(path: Path, field: str) -> None:
     """A GGUF file transformers can read: the gguf package, a readable header, a supported architecture."""
@@ -124,15 +124,9 @@ def check_components(config: ExperimentConfig) -> None:
     from harness.ifeval_offline import registry
 
     registry()  # the verifiable checkers of the held-out evaluation (lm-eval's IFEval, nltk, langdetect)
-    from strategies import get_strategy
+    from harness.stages import views
 
-    strategy = get_strategy(config.select.strategy)
-    if "embeddings" in strategy.needs(strategy.Params.model_validate(config.select.params)):
-        from harness.embeddings import resolve_embedder
-
-        needed_for = f"strategy {config.select.strategy} (it embeds the prompts: embeddings.model = {config.embeddings.model})"
-        require("sentence_transformers", "pip install 'sentence-transformers>=3.0'", needed_for)
-        resolve_embedder(config.embeddings.model)  # the packaged default model (the error names the pip command)
+    views.preflight(config)  # what the pool views the strategy declares will load (embedding model, ...)
 
 
 def check_experiment(config: ExperimentConfig) -> None:

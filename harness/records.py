@@ -1,4 +1,4 @@
-"""Typed records that stages exchange on disk (DESIGN.md §2, data model).
+"""Typed records that stages exchange on disk (docs/design.md §2, data model).
 
 Records are plain dataclasses serialised as JSONL rows; ids are content hashes so that the
 same prompt or response always gets the same id, whichever run produced it.

@@ -1,4 +1,4 @@
-"""The `select` stage: run a strategy, check its output, add the shared diagnostics."""
+"""Running a strategy for the select stage: check its output, add the shared diagnostics."""
 
 from __future__ import annotations
 

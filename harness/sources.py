@@ -1,4 +1,4 @@
-"""Loaders for real preference and prompt data (DESIGN.md §2, the `prompts` stage input).
+"""Loaders for real preference and prompt data (docs/design.md §2, the `prompts` stage input).
 
 A source is a local file (.json, .jsonl, .json.gz, .jsonl.gz, .parquet) or a Hugging Face hub
 id; it is normalised into `Prompt` records plus the native chosen/rejected pairs the source

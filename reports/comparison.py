@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import BenchError
-from harness.io import read_json, write_json, write_text
 from harness.grouping import setting
+from harness.io import read_json, write_json, write_text
 from harness.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, shared_units
 from harness.stats import holm, paired_ci, seed_test
 from reports.templates import format_p

@@ -1,6 +1,6 @@
 """`control_shuffled`: a reference strategy's pairs with their labels swapped at random.
 
-The negative control every ablation needs (DESIGN.md §6): the same prompts, the same pairs,
+The negative control every ablation needs (docs/design.md §6): the same prompts, the same pairs,
 the same amount of training, but preferences that carry no information. A strategy whose
 effect does not beat this control has shown only that training moved the model, not that
 its data taught anything. The pairs are exactly those the reference strategy picks with the

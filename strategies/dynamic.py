@@ -1,6 +1,6 @@
 """`bpo` and its depth ablations: breadth compression, then a per-prompt depth.
 
-All four share one pipeline and differ only in the depth measure (DESIGN.md §3):
+All four share one pipeline and differ only in the depth measure (docs/design.md §3):
 `bpo` clusters prompts by the DPO gradient they induce, `embedding_depth` by response
 embeddings, `length_depth` weights prompts by response length, `random_depth` at random.
 For the same seed and parameters they keep the same prompts (same breadth).

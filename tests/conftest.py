@@ -45,12 +45,10 @@ def tiny_qwen2(tmp_path_factory):
     """A randomly initialised 2-layer Qwen2 (a second architecture: q/k/v biases, its own GGUF name
     map) with the SmolLM2 vocabulary, and that model written as an fp32 GGUF file with SmolLM2's
     tokenizer and chat template in its metadata."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from gguf_writer import smollm2_tokenizer_fields, write_gguf
-
     import gguf
+    import torch
+    from gguf_writer import smollm2_tokenizer_fields, write_gguf
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tokenizer = smollm2_tokenizer_fields()
     config = Qwen2Config(

@@ -25,8 +25,8 @@ from harness.builtin_prompts import (
     split_builtin_tasks,
     validate_constraint,
 )
-from harness.io import canonical_json
 from harness.ifeval_offline import check
+from harness.io import canonical_json
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORIES = {

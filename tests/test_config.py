@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from harness.config import ConfigError, ExperimentConfig, load_config
-from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "paper").glob("*.yaml")])
@@ -138,7 +138,8 @@ def test_missing_file_and_bad_override() -> None:
 def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
     """pool.seed fixes the prompts, the pool and its features while the run seed varies selection
     and training; unset, every key is what it was before the setting existed."""
-    from harness.runner import prompts_inputs, shared_stage_hashes
+    from harness.runner import shared_stage_hashes
+    from harness.stages.prompts import inputs as prompts_inputs
 
     base = ExperimentConfig()
     assert prompts_inputs(base) == {"prompts": {"source": "builtin", "format": "auto", "split": "train", "data_dir": None,
@@ -152,7 +153,9 @@ def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
 
 
 def test_builtin_set_enters_the_prompt_and_evaluation_keys_only_when_chosen() -> None:
-    from harness.runner import evaluate_inputs, preference_pool_inputs, prompts_inputs
+    from harness.stages.evaluate import inputs as evaluate_inputs
+    from harness.stages.preference_pool import inputs as preference_pool_inputs
+    from harness.stages.prompts import inputs as prompts_inputs
 
     base = ExperimentConfig()
     short = ExperimentConfig(prompts={"tasks": "short"})
@@ -166,7 +169,7 @@ def test_builtin_set_enters_the_prompt_and_evaluation_keys_only_when_chosen() ->
 
 def test_control_config_is_the_shuffled_reference_of_the_cell() -> None:
     from harness.control import control_config
-    from harness.runner import evaluate_inputs
+    from harness.stages.evaluate import inputs as evaluate_inputs
 
     cell = ExperimentConfig(select={"strategy": "margin", "budget": 16, "params": {"order": "low"}}, evaluate={"control": True})
     control = control_config(cell)

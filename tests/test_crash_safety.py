@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fault_judge import FaultJudge
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,9 +30,9 @@ def test_every_stage_runs_on_a_gguf_model_of_another_architecture(tiny_qwen2, tm
     from datasets import load_dataset
     from trl import DPOConfig, DPOTrainer
 
+    from harness.config import TrainConfig
     from harness.models import resolve_model
     from harness.trainer import lora_config
-    from harness.config import TrainConfig
 
     proc = bench(*_smoke(tmp_path, "--strategy", "bpo", "--set", f"model={tiny_qwen2['gguf']}", "--set", "prompts.n_train=32",
                          "--set", "pool.k=6", "--set", "pool.max_new_tokens=16", "--set", "evaluate.max_new_tokens=16"))

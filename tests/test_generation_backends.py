@@ -60,13 +60,13 @@ def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> N
     """bf16 and fp32 samples differ, so a pool, an evaluation or a suite generated in one is never served for the other."""
     from harness.config import ExperimentConfig
     from harness.models import engine_key, resolve_dtype
-    from harness.runner import evaluate_inputs, pool_inputs, preference_pool_inputs
+    from harness.stages import evaluate, pool, preference_pool
     from harness.suites.base import EvalTarget
 
     assert resolve_dtype("float32") == "float32" and resolve_dtype("auto") in ("float32", "bfloat16")
     assert engine_key("transformers", "float32") != engine_key("transformers", "bfloat16")
     configs = [ExperimentConfig.model_validate({"generation": {"dtype": d}}) for d in ("float32", "bfloat16")]
-    for inputs in (lambda c: pool_inputs(c, "p"), evaluate_inputs, preference_pool_inputs):
+    for inputs in (lambda c: pool.inputs(c, "p"), evaluate.inputs, preference_pool.inputs):
         fp32, bf16 = (inputs(c) for c in configs)
         assert fp32["dtype"] == "float32" and bf16["dtype"] == "bfloat16" and fp32 != bf16
     assert EvalTarget("m", dtype="float32").cache_key() != EvalTarget("m", dtype="bfloat16").cache_key()

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fault_judge import FaultJudge, rating_for
+
 from harness.config import JudgeConfig, SuiteConfig
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import LLMJudge

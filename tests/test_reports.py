@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.config import ConfigError
+from harness.config import BenchError, ConfigError
 from harness.matrix import load_matrix, parse_claim
-from harness.config import BenchError
 from harness.stats import seed_test
 from reports.comparison import ONE_SEED, claim_tests, leaderboard, load_runs, paired_tests, render_comparison
 

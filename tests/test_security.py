@@ -11,7 +11,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from fault_judge import FaultJudge
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.config import EvaluateConfig, GenerationConfig, PoolConfig, TrainConfig
 from harness.builtin_prompts import build_builtin_prompts
+from harness.config import EvaluateConfig, GenerationConfig, PoolConfig, TrainConfig
 from harness.evaluate import compute_metrics
 from harness.generation import generate
 from harness.io import read_jsonl
@@ -239,7 +239,7 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
 def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> None:
     from harness.config import EvaluateConfig, PromptsConfig
     from harness.preference_eval import heldout_from_source
-    from harness.prompts_stage import load_training_prompts
+    from harness.stages.prompts import load_training_prompts
 
     source = str(Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf/harmless-base-test.jsonl.gz")
     train, native, _ = load_training_prompts(PromptsConfig(source=source, n_train=40), seed=0)

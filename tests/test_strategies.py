@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
+from harness.config import BenchError, SelectConfig
 from harness.pairs import build_pairs
 from harness.records import Prompt, Response, response_id
 from harness.selection import run_strategy, shared_diagnostics
-from harness.config import SelectConfig, BenchError
 from strategies import BudgetError, CandidatePool, UnknownStrategy, get_strategy, register, strategy_names
 from strategies.base import Features, Strategy
 from strategies.depth import allocate_depth, gini

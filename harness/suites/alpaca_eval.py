@@ -17,7 +17,6 @@ reference_outputs.json` (with an API judge) runs on them unchanged.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 from typing import Any

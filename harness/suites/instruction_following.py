@@ -16,8 +16,8 @@ from typing import Any
 
 from harness.config import BenchError, EvaluateConfig, SuiteConfig
 from harness.heldout_prompts import eval_prompts
-from harness.metrics import accuracies
 from harness.io import write_jsonl
+from harness.metrics import accuracies
 from harness.records import Prompt
 from harness.suites.base import EvalTarget, Suite, register_suite
 from harness.suites.common import cached_judge, check_supported, generate_cached
@@ -106,7 +106,12 @@ def _evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) 
     ]
     write_jsonl(out / "outputs.jsonl", rows)
     write_jsonl(out / "input_response_data.jsonl", [{"prompt": r["prompt"], "response": r["output"]} for r in rows])
-    metrics = accuracies(rows, cfg.bootstrap, judge.label, judge.weak)
+    return suite_metrics(rows, cfg.bootstrap, judge.label, judge.weak)
+
+
+def suite_metrics(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: bool) -> dict[str, dict]:
+    """IFEval's accuracies of the judged rows (harness/metrics.py), with the unscorable count and reasons."""
+    metrics = accuracies(rows, bootstrap, judge, weak)
     unscorable = sum(1 for r in rows for v in r["strict"] if v is None)
     for record in metrics.values():
         record["n_unscorable"] = unscorable

@@ -1,13 +1,23 @@
-"""The `prompts` stage: normalised training prompts (and native pairs) from any source."""
+"""The `prompts` stage: normalised training prompts (and native pairs) from any source.
+
+Keyed by the prompts section and the pool seed (the built-in set draws its training prompts with it).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.config import BenchError, PromptsConfig
+from harness.cache import StageResult
+from harness.config import BenchError, ExperimentConfig, PromptsConfig
 from harness.io import read_jsonl, write_jsonl
 from harness.records import Prompt, from_row, to_row
+
+NAME = "prompts"
+
+
+def inputs(config: ExperimentConfig) -> dict:
+    return {"prompts": config.prompts.key(), "seed": config.pool_seed}
 
 
 def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], list[dict], dict[str, dict[str, int]]]:
@@ -46,3 +56,15 @@ def write_prompts(out: Path, prompts: list[Prompt], native: list[dict], dropped:
 def read_prompts(path: Path) -> tuple[list[Prompt], list[dict]]:
     prompts = [from_row(Prompt, r) for r in read_jsonl(path / "prompts.jsonl")]
     return prompts, read_jsonl(path / "native_pairs.jsonl")
+
+
+def run(run) -> tuple[StageResult, list[Prompt], list[dict]]:
+    """The stage through the cache: its result, the prompts and the native pairs."""
+    config = run.config
+
+    def compute(out: Path) -> dict:
+        prompts, native, dropped = load_training_prompts(config.prompts, config.pool_seed)
+        return write_prompts(out, prompts, native, dropped)
+
+    result = run.stage(NAME, inputs(config), compute)
+    return (result, *read_prompts(result.path))

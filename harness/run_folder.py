@@ -1,0 +1,122 @@
+"""One run folder: the stages done so far, the manifest, and copies of what stages publish.
+
+The manifest is rewritten after every stage, so a killed run shows how far it got and the same
+command resumes from there (the stages themselves live in the content-addressed cache).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.cache import StageResult, run_stage
+from harness.config import ExperimentConfig
+from harness.errors import BenchError
+from harness.io import atomic_dir, atomic_path, write_json, write_text
+from harness.models import engine_key, resolve_dtype, resolve_target_modules, with_chat_template
+from harness.provenance import git_dirty, git_sha, machine, versions
+
+
+def default_out_dir(config: ExperimentConfig) -> Path:
+    s = config.select
+    return Path("runs") / f"{config.name}-{s.strategy}-b{s.budget}-s{config.seed}"
+
+
+class Run:
+    """Bookkeeping for one run folder, and what every stage reads: the config, the cache, and the
+    model and LoRA targets as resolved on this machine (the keys record the resolved values)."""
+
+    def __init__(self, config: ExperimentConfig, out_dir: Path):
+        self.config = config
+        self.out = Path(out_dir)
+        self.cache = Path(config.cache_dir)
+        self.stages: dict[str, dict[str, Any]] = {}
+        self.started = time.time()
+        self.opened = False
+        self.machine = machine()
+        self.git_sha, self.git_dirty = git_sha(), git_dirty()
+        # what the stages load: the model with its configured chat template, and the LoRA targets
+        # of `target_modules: auto` found on this architecture
+        self.model = with_chat_template(config.model, config.chat_template)
+        self.train = config.train.model_copy(
+            update={"target_modules": resolve_target_modules(self.model, config.train.target_modules), "precision": resolve_dtype(config.train.precision)}
+        )
+
+    def open(self) -> None:
+        """Create the run folder once the inputs are known to be usable.
+
+        Before this, only complete cache entries exist, so a refused budget or a bad source
+        leaves no run folder behind, and a killed run resumes from the cache.
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.opened = True
+        self.write_manifest("running")
+
+    def stage(self, name: str, inputs: dict[str, Any], compute: Callable[[Path], dict[str, Any] | None]) -> StageResult:
+        result = run_stage(self.cache, name, inputs, compute)
+        self.stages[name] = {
+            "hash": result.hash,
+            "status": result.status,
+            "seconds": round(result.seconds, 3),
+            "compute_seconds": round(result.compute_seconds, 3),
+            "path": str(result.path),
+        }
+        if self.opened:
+            self.write_manifest("running")
+        return result
+
+    def publish_file(self, source: Path, name: str) -> None:
+        """Copy a stage's file into the run folder (atomically: a reader never sees half a file)."""
+        with atomic_path(self.out / name) as tmp:
+            shutil.copyfile(source, tmp)
+
+    def publish_dir(self, name: str) -> Any:
+        """A temporary folder that becomes `<run>/<name>` when the block ends (atomic_dir)."""
+        return atomic_dir(self.out / name)
+
+    def write_manifest(self, status: str, error: str | None = None, error_log: str | None = None) -> None:
+        write_json(
+            self.out / "manifest.json",
+            {
+                "status": status,
+                "config": self.config.model_dump(mode="json"),
+                "seed": self.config.seed,
+                "pool_seed": self.config.pool_seed,
+                "versions": versions(),
+                "git_sha": self.git_sha,
+                "git_dirty": self.git_dirty,
+                "argv": sys.argv,
+                "machine": self.machine,
+                "generation": engine_key(self.config.generation.backend, self.config.generation.dtype),
+                "resolved": {"model": self.model, "target_modules": self.train.target_modules, "train_precision": self.train.precision},
+                "started": self.started,
+                "stages": self.stages,
+                **({"error": error} if error else {}),
+                **({"error_log": error_log} if error_log else {}),
+            },
+        )
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a failure: a refused input leaves no run folder; a crash leaves its record and traceback."""
+        unexpected = not isinstance(exc, (BenchError, KeyboardInterrupt))
+        if unexpected and not self.opened:
+            self.open()
+        if self.opened:
+            log = write_error_log(self.out / "error.log", exc) if unexpected else None  # a user error needs no traceback
+            self.write_manifest("failed", error=f"{type(exc).__name__}: {exc}", error_log=log)
+
+
+def write_error_log(path: Path, exc: BaseException) -> str:
+    """The full traceback of an unexpected failure, next to what it broke; its path is recorded on the
+    exception (`log_path`) so the CLI can say where it is."""
+    write_text(path, "".join(traceback.format_exception(exc)))
+    try:
+        exc.log_path = str(path)  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    return str(path)

@@ -1,0 +1,91 @@
+"""The `evaluate_base`, `preference_reference` and `evaluate` stages (engines: harness/evaluate.py,
+harness/preference_eval.py), and the metrics computed from their outputs.
+
+`evaluate_base` is keyed by the model, the greedy-evaluation settings of the evaluate section,
+the built-in set and the engine: every strategy and seed is scored against the very same base
+outputs. `preference_reference` (the base model's log-probs of the held-out pairs) by the model,
+the pair set and max_length. `evaluate` (the tuned model) by the train stage, the base stage,
+the same settings, and the held-out pairs with their reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import evaluate as engine
+from harness import preference_eval
+from harness.cache import StageResult
+from harness.config import ExperimentConfig
+from harness.io import read_json, read_jsonl
+from harness.records import CandidatePool
+from harness.stages.preference_pool import Heldout
+from harness.stages.shared import builtin_set, generation_engine, model_key
+
+PREFERENCE_FIELDS = ("preference_holdout", "preference_pairs", "preference_k", "preference_prompts")
+"""The evaluate settings of the held-out preference pairs (in this order in the evaluate key)."""
+SOURCE_FIELDS = ("preference_source", "preference_split")
+"""... and of a preference data set as their source (in the key only when one is set)."""
+NOT_IN_EVALUATE_KEY = {"control", "suites", *PREFERENCE_FIELDS, *SOURCE_FIELDS}
+"""Evaluate settings that do not change the greedy evaluation: the held-out preference pairs (their
+own stages and the tuned evaluation's key), further suites (their own stages), the control (its own run)."""
+
+
+def inputs(config: ExperimentConfig) -> dict[str, Any]:
+    """The key of `evaluate_base`, and the common part of `evaluate`'s."""
+    return {
+        "model": model_key(config),
+        "evaluate": config.evaluate.model_dump(exclude=NOT_IN_EVALUATE_KEY),
+        **builtin_set(config),
+        **generation_engine(config),
+    }
+
+
+def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: StageResult | None) -> dict[str, Any]:
+    ecfg = config.evaluate
+    settings = [getattr(ecfg, f) for f in PREFERENCE_FIELDS] + ([getattr(ecfg, f) for f in SOURCE_FIELDS] if ecfg.preference_source else [])
+    return {"heldout": heldout_key, "reference": reference.hash if reference else None, "preference": settings}
+
+
+def run_base(run) -> StageResult:
+    config = run.config
+    return run.stage(
+        "evaluate_base", inputs(config), lambda out: engine.generate_and_judge(run.model, None, config.evaluate, out, config.generation, config.prompts)
+    )
+
+
+def run_reference(run, heldout: Heldout, candidate_pool: CandidatePool) -> StageResult | None:
+    """Shared by every strategy (and, for pairs shared by seeds, by every seed); None without held-out pairs."""
+    if not heldout.pairs:
+        return None
+    texts = heldout.texts or candidate_pool
+    return run.stage(
+        "preference_reference",
+        {"model": model_key(run.config), "heldout": heldout.key, "max_length": run.train.max_length},
+        lambda out: preference_eval.reference_logps(run.model, heldout.pairs, texts, run.train, out),
+    )
+
+
+def run_tuned(run, trained: StageResult, base: StageResult, heldout: Heldout, reference: StageResult | None, candidate_pool: CandidatePool) -> StageResult:
+    config = run.config
+    texts = heldout.texts or candidate_pool
+
+    def compute(out: Path) -> dict:
+        adapter = trained.path / "adapter"
+        stats = engine.generate_and_judge(run.model, adapter, config.evaluate, out, config.generation, config.prompts)
+        if reference is not None:
+            logps = read_json(reference.path / "reference_logps.json")
+            preference_eval.preference_accuracy(run.model, adapter, heldout.pairs, texts, logps, run.train, out, config.evaluate.bootstrap)
+        return stats
+
+    key = {"train": trained.hash, "base": base.hash, **inputs(config), **preference_inputs(config, heldout.key, reference)}
+    return run.stage("evaluate", key, compute)
+
+
+def metrics(config: ExperimentConfig, base: StageResult, tuned: StageResult) -> dict[str, dict]:
+    """A cheap, pure function of the cached outputs, so better intervals never need a re-run."""
+    out = engine.compute_metrics(engine.read_outputs(base.path), engine.read_outputs(tuned.path), config.evaluate)
+    if (tuned.path / "heldout_preferences.jsonl").is_file():
+        rows = read_jsonl(tuned.path / "heldout_preferences.jsonl")
+        out[preference_eval.SUITE] = preference_eval.preference_metrics(rows, config.evaluate.bootstrap)
+    return out

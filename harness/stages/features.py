@@ -1,0 +1,47 @@
+"""The `features` stage and pool view "gradients": per-pair and per-prompt gradient features
+(engine: harness/features.py).
+
+Keyed by the pool stage, the model, the resolved train section (the LoRA the gradients are taken
+through), the features section and the pool seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import features as engine
+from harness.config import ExperimentConfig, TrainConfig
+from harness.io import read_json
+from harness.records import CandidatePool, Features
+from harness.registry import POOL_VIEWS
+from harness.stages.shared import model_key
+from harness.stages.views import PoolView, ViewResult
+
+NAME = "features"
+
+
+def inputs(config: ExperimentConfig, pool_hash: str, train: TrainConfig) -> dict:
+    """`train` is the resolved train section (`Run.train`: target modules and precision as found here)."""
+    return {"pool": pool_hash, "model": model_key(config), "train": train.model_dump(), "features": config.features.model_dump(), "seed": config.pool_seed}
+
+
+def compute(run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
+    config = run.config
+
+    def _compute(out: Path) -> dict:
+        return engine.compute_gradient_features(
+            run.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
+            run.train, config.features, config.pool_seed, out,
+        )
+
+    result = run.stage(NAME, inputs(config, pool_hash, run.train), _compute)
+    grads = engine.load_gradient_features(result.path)
+    fields = {
+        "pair_gradients": Features(dict(zip(grads.pair_ids, grads.pair_features))),
+        "prompt_gradients": Features(dict(zip(grads.prompt_ids, grads.prompt_features))),
+    }
+    stats = read_json(result.path / "stage.json")
+    return ViewResult(fields, result.hash, {k.removeprefix("seconds_"): v for k, v in stats.items() if k.startswith("seconds_")})
+
+
+POOL_VIEWS.register("gradients", PoolView(compute))

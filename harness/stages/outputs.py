@@ -1,0 +1,76 @@
+"""What a finished run folder holds besides the stages' own copies: metrics.json, the held-out
+outputs side by side, the held-out preference rows, the selected pairs as a DPO data set, and
+the report (a pure function of those files, written last)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from harness import evaluate
+from harness.cache import StageResult
+from harness.io import read_jsonl, write_json, write_jsonl
+from harness.records import CandidatePool, Pair, from_row
+from harness.trainer import preference_rows
+
+
+def publish(run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool) -> None:
+    write_json(run.out / "metrics.json", metrics)
+    write_eval_outputs(run.out, evaluate.read_outputs(base.path), evaluate.read_outputs(tuned.path))
+    if (tuned.path / "heldout_preferences.jsonl").is_file():
+        run.publish_file(tuned.path / "heldout_preferences.jsonl", "heldout_preferences.jsonl")
+    write_pairs_preview(run.out, selected.path, candidate_pool)
+
+
+def report(run) -> None:
+    """The manifest says "done" first: the report reads it."""
+    from reports.run_report import write_report
+
+    run.write_manifest("done")
+    start = time.perf_counter()
+    print("[bench] report: writing", file=sys.stderr, flush=True)
+    write_report(run.out)
+    run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
+    run.write_manifest("done")
+
+
+def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
+    rows = [
+        {
+            "prompt_id": b["prompt"]["id"],
+            "prompt": b["prompt"]["messages"][-1]["content"],
+            "instructions": b["prompt"]["meta"].get("instruction_id_list", []),
+            "base_output": b["output"],
+            "base_strict": b["strict"],
+            "base_loose": b["loose"],
+            "tuned_output": t["output"],
+            "tuned_strict": t["strict"],
+            "tuned_loose": t["loose"],
+            **({"base_sampled_reward": evaluate.sampled_reward(b), "tuned_sampled_reward": evaluate.sampled_reward(t)} if "sampled_strict" in t else {}),
+        }
+        for b, t in zip(base, tuned)
+    ]
+    write_jsonl(out / "eval_outputs.jsonl", rows)
+
+
+def write_pairs_preview(out: Path, select_dir: Path, candidate_pool: CandidatePool) -> None:
+    """The selected dataset itself: TRL's conversational preference rows (the full prompt, every
+    message, and the responses as assistant messages, exactly what the trainer saw), plus ids,
+    scores and margin as extra columns, so `datasets.load_dataset("json", ...)` feeds it straight
+    to `DPOTrainer`. Only the report's preview shortens it."""
+    pairs = [from_row(Pair, row) for row in read_jsonl(select_dir / "pairs.jsonl")]
+    rows = preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses)
+    for row, pair in zip(rows, pairs):
+        row.update(
+            {
+                "pair_id": pair.id,
+                "prompt_id": pair.prompt_id,
+                "chosen_id": pair.chosen_id,
+                "rejected_id": pair.rejected_id,
+                "chosen_score": candidate_pool.scores.get(pair.chosen_id),
+                "rejected_score": candidate_pool.scores.get(pair.rejected_id),
+                "margin": pair.margin,
+            }
+        )
+    write_jsonl(out / "selected_pairs.jsonl", rows)

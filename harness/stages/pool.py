@@ -1,0 +1,70 @@
+"""The `pool` stage: K samples per training prompt, judged, paired (engine: harness/pool.py).
+
+Keyed by the prompts stage, the model, the pool section (not the judge's transport settings) and
+the generation engine, with the pool seed: one pool serves every strategy of a matrix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import pool as engine
+from harness.cache import StageResult
+from harness.config import BenchError, ExperimentConfig, JudgeConfig, PoolConfig
+from harness.records import CandidatePool, Prompt
+from harness.stages.shared import generation_engine, model_key
+
+NAME = "pool"
+PAIRS_PER_PROMPT = {"all": lambda k: k * (k - 1) // 2, "best_vs_rest": lambda k: k - 1, "best_worst": lambda k: 1}
+"""The most pairs one prompt's K samples give under each `pool.pairing`."""
+
+
+def pool_key(cfg: PoolConfig) -> dict[str, Any]:
+    """The pool settings that change its contents: not the judge's transport settings, and `k_max`
+    only when set, so that pools made before it existed stay cached. `seed` enters the pool's
+    inputs resolved (`ExperimentConfig.pool_seed`), not here."""
+    exclude: dict[str, Any] = {"judge": set(JudgeConfig.TRANSPORT_FIELDS), "seed": True}
+    if cfg.k_max is None:
+        exclude["k_max"] = True
+    return cfg.model_dump(exclude=exclude)
+
+
+def inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
+    return {
+        "prompts": prompts_hash,
+        "model": model_key(config),
+        "pool": pool_key(config.pool),
+        **generation_engine(config),
+        "seed": config.pool_seed,
+    }
+
+
+def check_coverage(config: ExperimentConfig, prompts: list[Prompt], n_native: int) -> None:
+    """Refuse, before any sampling, prompts the judge cannot score and budgets no pool could supply."""
+    from harness.judges import get_judge
+
+    judge = get_judge(config.pool.judge)
+    reasons = [r for r in (judge.unsupported_reason(p) for p in prompts) if r]
+    if reasons:
+        raise BenchError(f"pool.judge = {config.pool.judge}: {len(reasons)} of {len(prompts)} prompts cannot be judged; first: {reasons[0]}")
+    k = config.pool.k
+    per_prompt = PAIRS_PER_PROMPT[config.pool.pairing](k)
+    ceiling = len(prompts) * per_prompt + n_native
+    if config.select.budget > ceiling:
+        raise BenchError(
+            f"select.budget = {config.select.budget} pairs cannot be met: {len(prompts)} prompts x at most {per_prompt} "
+            f"pairs each (pool.k = {k}, pool.pairing = {config.pool.pairing}) gives at most {ceiling}. "
+            "Lower --budget or raise prompts.n_train / pool.k."
+        )
+
+
+def run(run, prompts_stage: StageResult, prompts: list[Prompt], native: list[dict]) -> tuple[StageResult, CandidatePool]:
+    config = run.config
+    check_coverage(config, prompts, len(native))
+
+    def compute(out: Path) -> dict:
+        return engine.build_pool(run.model, prompts, native, config.pool, config.pool_seed, out, generation=config.generation, cache_dir=run.cache)
+
+    result = run.stage(NAME, inputs(config, prompts_stage.hash), compute)
+    return result, engine.read_pool(result.path, prompts)

@@ -1,0 +1,82 @@
+"""The held-out preference pairs, and the `preference_pool` stage that samples them when asked.
+
+Three sources, by the evaluate section: a preference data set's own pairs (`preference_source`),
+base-model samples on evaluation prompts (`preference_k` > 0: the `preference_pool` stage, keyed
+by the evaluation prompts and prompt_seed, never the run seed, so one pool serves a whole
+matrix), or else pairs reserved from the training pool before any strategy sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import pool as pool_engine
+from harness import preference_eval
+from harness.cache import StageResult
+from harness.config import ExperimentConfig, PoolConfig
+from harness.heldout_prompts import eval_prompts
+from harness.io import content_hash
+from harness.records import CandidatePool, Pair
+from harness.stages.pool import pool_key
+from harness.stages.shared import generation_engine, model_key
+
+NAME = "preference_pool"
+
+
+@dataclass(frozen=True)
+class Heldout:
+    """The held-out pairs, the pool whose texts they index (None: the training pool's), what is
+    left for the strategies to select from, and the key that names the pair set."""
+
+    pairs: list[Pair]
+    texts: CandidatePool | None
+    selectable: CandidatePool
+    key: str
+
+
+def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
+    """The pool's own sampling, judge and pairing at `preference_k` samples: held-out pairs are made like training pairs."""
+    return config.pool.model_copy(update={"k": config.evaluate.preference_k})
+
+
+def inputs(config: ExperimentConfig) -> dict[str, Any]:
+    """Keyed by the evaluation prompts and prompt_seed, never the run seed: one pool serves a whole matrix."""
+    ecfg = config.evaluate
+    prompts = {"n": ecfg.preference_prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
+    return {
+        "prompts": prompts,
+        "model": model_key(config),
+        "pool": pool_key(preference_pool_config(config)),
+        **generation_engine(config),
+        "seed": ecfg.prompt_seed,
+    }
+
+
+def _sampled(run, config: ExperimentConfig) -> CandidatePool:
+    """The preference_pool stage through the cache."""
+    ecfg = config.evaluate
+    prompts = eval_prompts(ecfg, ecfg.preference_prompts, config.prompts)
+
+    def compute(out: Path) -> dict:
+        return pool_engine.build_pool(
+            run.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=config.generation, cache_dir=run.cache
+        )
+
+    result: StageResult = run.stage(NAME, inputs(config), compute)
+    return pool_engine.read_pool(result.path, prompts)
+
+
+def heldout(run, candidate_pool: CandidatePool) -> Heldout:
+    ecfg = run.config.evaluate
+    if ecfg.preference_source:
+        texts, pairs = preference_eval.heldout_from_source(ecfg, set(candidate_pool.prompts))
+        selectable = candidate_pool
+    elif ecfg.preference_k > 0:
+        texts = _sampled(run, run.config)
+        selectable, pairs = candidate_pool, preference_eval.cap_pairs(list(texts.pairs), ecfg.preference_pairs, ecfg.prompt_seed)
+    else:
+        selectable, pairs = preference_eval.reserve_heldout(candidate_pool, ecfg.preference_holdout, ecfg.preference_pairs, ecfg.prompt_seed)
+        texts = None
+    return Heldout(pairs, texts, selectable, content_hash(sorted(p.id for p in pairs)))

@@ -1,0 +1,36 @@
+"""The `train` stage: the shared DPO + LoRA trainer on the selected pairs (engine: harness/trainer.py).
+
+Keyed by the select stage, the model, the resolved train section and the run seed. Publishes
+train/ (the adapter, the loss log and the stage summary).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness import trainer
+from harness.cache import StageResult
+from harness.config import ExperimentConfig, TrainConfig
+from harness.io import read_jsonl
+from harness.stages.shared import model_key
+
+NAME = "train"
+
+
+def inputs(config: ExperimentConfig, select_hash: str, train: TrainConfig) -> dict[str, Any]:
+    """`train` is the resolved train section (`Run.train`)."""
+    return {"select": select_hash, "model": model_key(config), "train": train.model_dump(), "seed": config.seed}
+
+
+def run(run, selected: StageResult) -> StageResult:
+    def compute(out: Path) -> dict:
+        return trainer.train_dpo(run.model, read_jsonl(selected.path / "train.jsonl"), run.train, run.config.seed, out)
+
+    result = run.stage(NAME, inputs(run.config, selected.hash, run.train), compute)
+    with run.publish_dir("train") as tmp:
+        shutil.copytree(result.path / "adapter", tmp / "adapter")
+        shutil.copyfile(result.path / "log.jsonl", tmp / "log.jsonl")
+        shutil.copyfile(result.path / "stage.json", tmp / "summary.json")
+    return result

@@ -1,0 +1,71 @@
+"""Pool views: what the harness computes over the whole pool for the strategies that declare it.
+
+A strategy lists the views it reads (`Strategy.needs`: "embeddings", "gradients"); each view is a
+stage module that registers a `PoolView` under that name, so the runner and the preflight read
+the declaration and never branch on a strategy's or a view's name. Views cover the whole pool
+(held-out pairs included), so they are shared by every strategy and seed on that pool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.config import ExperimentConfig
+from harness.errors import BenchError
+from harness.records import CandidatePool, Features
+from harness.registry import POOL_VIEWS, UnknownName
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """The `CandidatePool` fields a view fills, its stage hash (part of the select key), and timings."""
+
+    fields: dict[str, Features]
+    hash: str
+    seconds: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PoolView:
+    compute: Callable[[Any, CandidatePool, str], ViewResult]
+    """(run, pool, pool stage hash) -> ViewResult, through the stage cache"""
+    preflight: Callable[[ExperimentConfig], None] | None = None
+    """(config) -> None: imports and finds what the view will load, raising BenchError"""
+
+
+def needed(config: ExperimentConfig) -> list[str]:
+    """The views the configured strategy declares, in a fixed order (their hashes and timings are
+    recorded in that order)."""
+    from strategies import get_strategy
+
+    strategy = get_strategy(config.select.strategy)
+    return sorted(strategy.needs(strategy.Params.model_validate(config.select.params)))
+
+
+def get_view(name: str, strategy: str) -> PoolView:
+    try:
+        return POOL_VIEWS.get(name)
+    except UnknownName as exc:
+        raise BenchError(f"strategy {strategy} requires a pool view nobody provides: {exc.message}") from None
+
+
+def preflight(config: ExperimentConfig) -> None:
+    for name in needed(config):
+        view = get_view(name, config.select.strategy)
+        if view.preflight is not None:
+            view.preflight(config)
+
+
+def attach(run, candidate_pool: CandidatePool, pool_hash: str) -> tuple[CandidatePool, dict[str, dict[str, Any]]]:
+    """The pool with every declared view filled in, and {"hashes": view -> stage hash, "seconds": part -> s}."""
+    views: dict[str, dict[str, Any]] = {"hashes": {}, "seconds": {}}
+    extra: dict[str, Features] = {}
+    for name in needed(run.config):
+        result = get_view(name, run.config.select.strategy).compute(run, candidate_pool, pool_hash)
+        extra.update(result.fields)
+        views["hashes"][name] = result.hash
+        views["seconds"].update(result.seconds)
+    return dataclasses.replace(candidate_pool, **extra), views

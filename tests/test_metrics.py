@@ -1,0 +1,75 @@
+"""One definition per metric: the evaluate stage, the ifeval suite and `bench power` (whose per-prompt
+outcomes the comparison report's paired tests also use) give the same numbers on the same outputs.
+
+The outputs are real verdicts of the verifiable judge on built-in held-out prompts with one and
+with two constraints (so the pooled instruction-level ratio differs from a mean of per-prompt
+shares), plus one constraint marked unscorable, as a checker that cannot run here is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.builtin_prompts import build_builtin_prompts
+from harness.config import EvaluateConfig
+from harness.evaluate import compute_metrics
+from harness.judges import get_judge
+from harness.metrics import instruction_share, prompt_pass, unit_outcomes
+from harness.power import run_outcomes
+from harness.records import to_row
+from harness.stages.outputs import write_eval_outputs
+from harness.suites.instruction_following import suite_metrics
+
+TEXTS = ["ok", "Hello, world! This is a longer answer with several words in it.", "NO COMMAS HERE JUST CAPITALS", "* one\n* two\n* three"]
+
+
+def _rows(side: int) -> list[dict]:
+    one = build_builtin_prompts(seed=3, n_train=None, n_eval=8, constraints_per_prompt=1)[1]
+    two = build_builtin_prompts(seed=3, n_train=None, n_eval=8, constraints_per_prompt=2)[1]
+    judge = get_judge("verifiable")
+    rows = []
+    for n, prompt in enumerate(one + two):
+        text = TEXTS[(n + side) % len(TEXTS)] if n % 3 else prompt.messages[-1]["content"]
+        verdict = judge.score(prompt, text).details
+        rows.append({"prompt": to_row(prompt), "output": text, "truncated": False, "n_tokens": 1, "strict": list(verdict["strict"]), "loose": list(verdict["loose"])})
+    rows[-1]["strict"][0] = None  # a two-constraint prompt whose first checker could not run
+    return rows
+
+
+def test_evaluate_stage_ifeval_suite_and_power_agree(tmp_path: Path) -> None:
+    base, tuned = _rows(0), _rows(1)
+    assert len({len(r["strict"]) for r in tuned}) == 2 and any(None in r["strict"] for r in tuned)
+    stage = compute_metrics(base, tuned, EvaluateConfig(bootstrap=200))["ifeval_heldout"]
+    judge = get_judge("verifiable")
+    suite = suite_metrics([{**r, "error": None} for r in tuned], 200, judge.label, judge.weak)
+    write_eval_outputs(tmp_path, base, tuned)
+    power = run_outcomes(tmp_path)
+    for name in ("prompt_strict_acc", "instruction_strict_acc", "prompt_loose_acc", "instruction_loose_acc"):
+        value = stage[f"tuned.{name}"]["value"]
+        assert suite[name]["value"] == pytest.approx(value) and suite[name]["n"] == stage[f"tuned.{name}"]["n"]
+        assert float(np.mean(list(power[name].values()))) == pytest.approx(value), name
+    # the unscorable prompt is left out of prompt-level accuracy everywhere, never failed
+    assert stage["tuned.prompt_strict_acc"]["n"] == len(tuned) - 1 == len(power["prompt_strict_acc"])
+    assert suite["prompt_strict_acc"]["n_unscorable"] == 1
+    # instruction-level accuracy is the pooled ratio (constraints followed / checked), not a mean of shares
+    followed = sum(v for r in tuned for v in r["strict"] if v is not None)
+    checked = sum(v is not None for r in tuned for v in r["strict"])
+    assert stage["tuned.instruction_strict_acc"]["value"] == pytest.approx(followed / checked)
+    shares = [instruction_share(r["strict"]) for r in tuned]
+    assert float(np.mean(shares)) != pytest.approx(followed / checked)
+    # the paired difference is over the prompts scorable on both sides
+    pairs = [(prompt_pass(t["strict"]), prompt_pass(b["strict"])) for t, b in zip(tuned, base)]
+    diffs = [t - b for t, b in pairs if t is not None and b is not None]
+    assert stage["paired_diff.prompt_strict_acc"]["value"] == pytest.approx(float(np.mean(diffs)))
+    assert stage["paired_diff.prompt_strict_acc"]["n"] == len(diffs)
+
+
+def test_unit_outcomes_average_to_the_metric() -> None:
+    verdicts = {"a": [True, True], "b": [True, False, False], "c": [None, True], "d": [False]}
+    prompt = unit_outcomes("prompt_strict_acc", verdicts)
+    assert prompt == {"a": 1.0, "b": 0.0, "d": 0.0}  # c cannot be scored whole
+    instruction = unit_outcomes("instruction_strict_acc", verdicts)
+    assert float(np.mean(list(instruction.values()))) == pytest.approx(4 / 7)

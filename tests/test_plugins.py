@@ -1,0 +1,158 @@
+"""A strategy, a suite and a judge are each one new file in their package.
+
+Each test writes the plugin as a module into a folder added to its package's search path (what
+dropping the file into strategies/, harness/suites/ or harness/judges/ does) and then uses it
+through the harness's own entry points: config validation, preflight, the select stage's
+strategy runner, the suite runner, the pool stage. Nothing in the harness names the plugin.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from harness.config import GenerationConfig, JudgeConfig, PoolConfig, SelectConfig, SuiteConfig, load_config
+from harness.errors import ConfigError
+from harness.registry import JUDGES, STRATEGIES, SUITES, Registry
+
+
+@pytest.fixture
+def add_plugin(tmp_path: Path, monkeypatch):
+    """add_plugin(registry, module name, source): the module becomes part of the registry's package."""
+    added: list[str] = []
+
+    def add(registry: Registry, name: str, source: str) -> None:
+        package = importlib.import_module(registry.package)
+        folder = tmp_path / registry.package.replace(".", "_")
+        folder.mkdir(exist_ok=True)
+        (folder / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        registry.discover()
+        monkeypatch.setattr(package, "__path__", [*package.__path__, str(folder)])
+        monkeypatch.setattr(registry, "_items", dict(registry._items))  # the plugin leaves with the test
+        monkeypatch.setattr(registry, "_discovered", False)
+        added.append(f"{registry.package}.{name}")
+
+    yield add
+    for module in added:
+        sys.modules.pop(module, None)
+
+
+STRATEGY = '''
+    from harness.records import Selection
+    from strategies.base import Strategy
+    from strategies.registry import register
+
+
+    @register
+    class FirstPairs(Strategy):
+        name = "first_pairs"
+        description = "test plugin: the pool's first pairs"
+
+        def select(self, pool, budget, rng, params):
+            return Selection(self.name, budget, [p.id for p in pool.pairs[:budget]])
+'''
+
+
+def test_a_strategy_is_one_new_file(add_plugin) -> None:
+    from test_strategies import POOLS
+
+    from harness.selection import run_strategy
+
+    add_plugin(STRATEGIES, "first_pairs", STRATEGY)
+    config = load_config(None, ["select.strategy=first_pairs", "select.budget=5"])
+    chosen = run_strategy(POOLS[0], config.select, seed=0)
+    assert chosen.pair_ids == [p.id for p in POOLS[0].pairs[:5]]
+    assert chosen.diagnostics["breadth"] >= 1  # the shared diagnostics the harness adds to every strategy
+    with pytest.raises(ConfigError, match="Did you mean first_pairs"):
+        load_config(None, ["select.strategy=first_pair"])
+    with pytest.raises(ValueError, match="already registered"):
+        add_plugin(STRATEGIES, "first_pairs_again", STRATEGY)
+        run_strategy(POOLS[0], SelectConfig(strategy="first_pairs", budget=1), seed=0)
+
+
+SUITE = '''
+    from harness.suites.base import Suite, register_suite
+
+    PREFLIGHTS = []
+
+
+    def evaluate(cfg, target, out, cache_dir):
+        (out / "label.txt").write_text(target.label)
+        return {"label_length": {"value": float(len(target.label)), "ci_low": None, "ci_high": None, "n": 1, "judge": "none"}}
+
+
+    register_suite("echo_label", Suite(evaluate, default_judge=None, preflight=lambda cfg, field: PREFLIGHTS.append(field)))
+'''
+
+
+def test_a_suite_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -> None:
+    from harness.eval_runner import run_suite
+    from harness.suites import EvalTarget
+
+    add_plugin(SUITES, "echo_label", SUITE)
+    config = load_config(None, ["evaluate.suites=[{name: echo_label}]"])
+    cfg = config.evaluate.suites[0]
+    assert cfg.judge_config() is None  # declared: it scores itself
+    with pytest.raises(ValidationError, match="echo_label scores itself"):
+        SuiteConfig(name="echo_label", judge={"type": "verifiable"})
+    with pytest.raises(ValidationError, match="only apply to the lm_eval suite"):
+        SuiteConfig(name="echo_label", tasks=["hellaswag"])
+    metrics = run_suite(cfg, EvalTarget(str(tiny_model), None, "tiny"), tmp_path / "out", tmp_path / "cache")
+    assert metrics == {"label_length": {"value": 4.0, "ci_low": None, "ci_high": None, "n": 1, "judge": "none"}}
+    assert (tmp_path / "out" / "label.txt").read_text() == "tiny"
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["echo_label"] == metrics
+    assert sys.modules["harness.suites.echo_label"].PREFLIGHTS == ["echo_label"]  # the runner ran its preflight
+
+
+JUDGE = '''
+    from harness.judges.base import Judge, Judgment, register_judge
+
+
+    @register_judge
+    class LengthJudge(Judge):
+        name = "length"
+        label = "length in characters (test plugin; sees no quality: weak)"
+        weak = True
+
+        @classmethod
+        def check_config(cls, cfg):
+            super().check_config(cfg)
+            if cfg.model:
+                raise ValueError("the length judge takes no model")
+
+        def score_many(self, items):
+            return [Judgment(float(len(response))) for _, response in items]
+'''
+
+
+def test_a_judge_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -> None:
+    from harness.builtin_prompts import build_builtin_prompts
+    from harness.io import read_jsonl
+    from harness.pool import build_pool, read_pool
+    from harness.preflight import check_judge
+
+    add_plugin(JUDGES, "length", JUDGE)
+    cfg = JudgeConfig(type="length")
+    check_judge(cfg, "pool.judge")
+    with pytest.raises(ValidationError, match="takes no model"):
+        JudgeConfig(type="length", model="x")
+    with pytest.raises(ValidationError, match="only apply to type: llm"):
+        JudgeConfig(type="length", base_url="http://127.0.0.1:1/v1")
+    with pytest.raises(ValidationError, match="Did you mean length"):
+        JudgeConfig(type="lenght")
+    prompts, _ = build_builtin_prompts(seed=0, n_train=3)
+    pool_cfg = PoolConfig(k=3, max_new_tokens=8, batch_size=9, drop_truncated=False, judge=cfg)
+    build_pool(str(tiny_model), prompts, [], pool_cfg, seed=0, out=tmp_path, generation=GenerationConfig(), cache_dir=tmp_path / "cache")
+    pool = read_pool(tmp_path, prompts)
+    assert {s["response_id"]: s["value"] for s in read_jsonl(tmp_path / "scores.jsonl")} == {
+        r.id: float(len(r.text)) for r in pool.responses.values()
+    }
+    assert pool.pairs
+    for pair in pool.pairs:  # pairs follow the plugin's verdicts
+        assert len(pool.responses[pair.chosen_id].text) > len(pool.responses[pair.rejected_id].text)

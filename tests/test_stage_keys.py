@@ -1,0 +1,83 @@
+"""Each stage's cache key: which settings change it and which do not (one test per stage key), and the
+default config's shared keys pinned, so a refactor that re-keys a stage fails here first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.cache import stage_hash
+from harness.config import ExperimentConfig, SuiteConfig, apply_overrides
+from harness.runner import shared_stage_hashes
+from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suites, train
+from harness.suites import EvalTarget
+
+Key = Callable[[ExperimentConfig], Any]
+
+
+def config(*overrides: str) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(apply_overrides({}, list(overrides)))
+
+
+def check(key: Key, changes: list[str], keeps: list[str]) -> None:
+    base = key(config())
+    for item in changes:
+        assert key(config(item)) != base, f"{item} should re-key the stage"
+    for item in keeps:
+        assert key(config(item)) == base, f"{item} should not re-key the stage"
+
+
+def test_pinned_default_keys() -> None:
+    """The default config's shared stage hashes, as they were before harness/stages/ existed."""
+    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "e0bea6d5d4c97889", "evaluate_base": "a440ddebd7dc419f"}
+
+
+def test_prompts_key() -> None:
+    check(prompts.inputs, ["prompts.n_train=12", "seed=1", "pool.seed=5", "prompts.tasks=short"], ["pool.k=3", "select.budget=7", "train.learning_rate=1e-3", "evaluate.n_prompts=5"])
+
+
+def test_pool_key() -> None:
+    check(lambda c: pool.inputs(c, "prompts-hash"), ["pool.k=3", "pool.judge.type=llm", "seed=1", "generation.dtype=float32", "chat_template=README.md"],
+          ["pool.judge.timeout_s=5", "pool.judge.batch_size=2", "select.budget=7", "evaluate.n_prompts=5", "train.epochs=2", "embeddings.batch_size=8"])
+    assert pool.inputs(config(), "a") != pool.inputs(config(), "b")  # the upstream prompts
+
+
+def test_preference_pool_key() -> None:
+    check(preference_pool.inputs, ["evaluate.preference_k=4", "evaluate.preference_prompts=8", "evaluate.prompt_seed=2", "pool.max_new_tokens=32"],
+          ["seed=1", "pool.seed=3", "select.budget=7", "evaluate.n_prompts=5", "evaluate.bootstrap=200"])
+
+
+def test_views_keys() -> None:
+    check(lambda c: embeddings.inputs(c, "pool-hash"), ["embeddings.batch_size=8"], ["seed=1", "select.budget=7", "train.learning_rate=1e-3"])
+    check(lambda c: features.inputs(c, "pool-hash", c.train), ["features.dim=64", "train.lora_r=4", "pool.seed=3"], ["select.budget=7", "evaluate.n_prompts=5"])
+
+
+def test_select_key() -> None:
+    check(lambda c: select.inputs(c, "pool-hash", {}, "heldout"), ["select.budget=7", "select.strategy=original", "seed=1"],
+          ["pool.seed=3", "train.learning_rate=1e-3", "evaluate.n_prompts=5"])
+    assert select.inputs(config(), "p", {"gradients": "g"}, "h") != select.inputs(config(), "p", {}, "h")  # the views read
+
+
+def test_train_key() -> None:
+    check(lambda c: train.inputs(c, "select-hash", c.train), ["train.learning_rate=1e-3", "seed=1"], ["select.budget=7", "pool.k=3", "evaluate.n_prompts=5"])
+
+
+def test_evaluate_keys() -> None:
+    check(evaluate.inputs, ["evaluate.n_prompts=5", "evaluate.max_new_tokens=64", "evaluate.samples=2", "prompts.tasks=short", "generation.dtype=float32"],
+          ["seed=1", "select.budget=7", "train.learning_rate=1e-3", "evaluate.control=true", "evaluate.suites=[{name: ifeval}]",
+           "evaluate.preference_pairs=8", "evaluate.preference_k=4"])
+    check(lambda c: evaluate.preference_inputs(c, "heldout", None), ["evaluate.preference_pairs=8", "evaluate.preference_k=4"],
+          ["evaluate.n_prompts=5", "evaluate.preference_split=validation"])
+    with_source = config("evaluate.preference_source=README.md")
+    assert evaluate.preference_inputs(with_source, "h", None) != evaluate.preference_inputs(with_source.model_copy(
+        update={"evaluate": with_source.evaluate.model_copy(update={"preference_split": "validation"})}), "h", None)
+
+
+@pytest.mark.parametrize("field,value", [("limit", 3), ("max_new_tokens", 32), ("bootstrap", 200)])
+def test_suite_key(field: str, value: int) -> None:
+    target = EvalTarget("m", None, "base")
+    base = stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), target))
+    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval", **{field: value}), target)) != base
+    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", None, "tuned"))) == base  # the label is not the model
