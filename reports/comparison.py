@@ -1,284 +1,27 @@
-"""The comparison report over many runs: leaderboard, paired tests against a baseline, plots.
+"""The comparison report over many runs: the statistics of harness/comparisons.py (leaderboard,
+paired tests, claims) as HTML, Markdown, CSV and JSON, with plots.
 
-Everything is read from run folders (manifest.json, metrics.json, selection.json,
-eval_outputs.jsonl), so a report is a pure function of finished runs. Numbers are never
-filled in: a metric a run did not compute is shown as missing, not dropped.
+A report is a pure function of finished runs; a metric a run did not compute is shown as
+missing, not dropped.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.errors import BenchError
-from harness.grouping import setting
-from harness.io import read_json, write_json, write_text
-from harness.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, shared_units
-from harness.stats import holm, paired_ci, seed_test
+from harness.comparisons import ONE_SEED, Comparison, RunSummary, cell_estimate, cells_of, claim_verdict, compare, count_tests, finite
+from harness.io import write_json, write_text
+from harness.power import PAIRED_METRICS
 from reports.templates import format_p
 
 PLOTTED = ("prompt_strict_acc", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
 """Metrics plotted against budget when a suite reports them."""
-
-
-@dataclass
-class RunSummary:
-    path: Path
-    strategy: str
-    budget: int
-    seed: int
-    status: str
-    metrics: dict[str, dict[str, Any]]  # "suite/metric" -> record
-    breadth: float | None
-    mean_depth: float | None
-    outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
-    setting: dict[str, Any] = field(default_factory=dict)  # the resolved config bar seed and name (harness.grouping)
-    cell: str = ""
-    context: str = ""
-    label: str = ""  # the fields in which this run's setting differs from the others compared
-    context_label: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def load_run(run_dir: Path) -> RunSummary:
-    run_dir = Path(run_dir)
-    if not (run_dir / "manifest.json").is_file():
-        raise BenchError(f"{run_dir} has no manifest.json: pass folders written by `bench run`.")
-    manifest = read_json(run_dir / "manifest.json")
-    config = manifest.get("config", {})
-    selection = read_json(run_dir / "selection.json") if (run_dir / "selection.json").is_file() else {}
-    diag = selection.get("diagnostics", {})
-    metrics: dict[str, dict] = {}
-    if (run_dir / "metrics.json").is_file():
-        for suite, table in read_json(run_dir / "metrics.json").items():
-            for name, record in table.items():
-                metrics[f"{suite}/{name.removeprefix('tuned.')}" if name.startswith("tuned.") else f"{suite}/{name}"] = record
-    histogram = diag.get("depth_histogram") or {}
-    n_prompts = sum(histogram.values())
-    mean_depth = sum(int(d) * c for d, c in histogram.items()) / n_prompts if n_prompts else None
-    strategy = str(selection.get("strategy", config.get("select", {}).get("strategy", "?")))
-    budget = int(selection.get("budget", config.get("select", {}).get("budget", 0)))
-    return RunSummary(
-        path=run_dir,
-        strategy=strategy,
-        budget=budget,
-        seed=int(manifest.get("seed", config.get("seed", 0))),
-        status=str(manifest.get("status", "?")),
-        metrics=metrics,
-        breadth=diag.get("breadth"),
-        mean_depth=mean_depth,
-        outcomes=run_outcomes(run_dir),
-        setting=setting(config, strategy, budget),
-    )
-
-
-def load_runs(run_dirs: list[Path]) -> list[RunSummary]:
-    """The runs of one comparison, grouped into cells (refusing duplicate cell and seed, or differing prompt sets)."""
-    runs = [load_run(Path(d)) for d in run_dirs]
-    group_runs(runs)
-    return runs
-
-
-def metric_rows(runs: list[RunSummary]) -> list[dict[str, Any]]:
-    """One row per run x suite x metric (the metrics.csv / metrics.json of a comparison)."""
-    rows = []
-    for run in runs:
-        for key, record in sorted(run.metrics.items()):
-            suite, metric = key.split("/", 1)
-            rows.append(
-                {
-                    "run": run.name, "strategy": run.strategy, "budget": run.budget, "setting": run.label, "seed": run.seed,
-                    "suite": suite, "metric": metric,
-                    **{k: record.get(k) for k in ("value", "ci_low", "ci_high", "n", "judge", "weak_judge")},
-                }
-            )
-    return rows
-
-
-def _t_quantile(df: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, df))
-
-
-def _cells(runs: list[RunSummary]) -> list[list[RunSummary]]:
-    """Runs grouped by cell (every setting but the seed), in a stable order: budget, strategy, label."""
-    groups: dict[str, list[RunSummary]] = defaultdict(list)
-    for run in runs:
-        groups[run.cell].append(run)
-    return sorted(groups.values(), key=lambda g: (g[0].budget, g[0].strategy, g[0].label))
-
-
-def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, Any]]:
-    """Per cell (strategy, budget and any other setting that differs): mean over seeds and a 95% t-interval across seeds.
-
-    With one seed there is no spread across seeds: that run's own CI is shown and marked as
-    such (it holds the run fixed).
-    """
-    rows = []
-    for members in _cells(runs):
-        first = members[0]
-        row: dict[str, Any] = {"strategy": first.strategy, "budget": first.budget, "setting": first.label,
-                               "seeds": sorted(r.seed for r in members), "cells": {}}
-        for key in metrics:
-            row["cells"][key] = cell_estimate(members, key)
-        rows.append(row)
-    return rows
-
-
-def cell_estimate(members: list[RunSummary], key: str) -> dict[str, Any] | None:
-    """A cell's value of one metric: the mean over its seeds with a 95% t-interval across seeds,
-    or, with one seed, that run's own CI (marked: it holds the run fixed). None when never computed."""
-    having = [r for r in members if key in r.metrics and _finite(r.metrics[key].get("value"))]
-    values = [r.metrics[key]["value"] for r in having]
-    if not values:
-        return None
-    if len(values) == 1:
-        rec = having[0].metrics[key]
-        return {"mean": values[0], "low": rec.get("ci_low"), "high": rec.get("ci_high"), "n_seeds": 1, "kind": "run CI"}
-    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
-    half = _t_quantile(len(values) - 1) * sd / math.sqrt(len(values))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n_seeds": len(values), "kind": "across seeds"}
-
-
-CONTROL = "control_shuffled"
-ONE_SEED = "one seed: no verdict"
-
-
-def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str, n_boot: int, seed: int) -> dict[str, Any]:
-    """members − reference on the same held-out units: an interval for these runs, and the verdict over seeds.
-
-    The run-fixed interval (per unit, each side averaged over its seeds; Newcombe's for one
-    binary run each, else a bootstrap over units) says whether *these runs* differ. The
-    verdict (`seeds_ci`, harness.stats.seed_test) counts run-to-run variation too: matched
-    seeds (seed s of both sides shares its pool) give per-seed differences, widened by the
-    unit-by-strategy term when every seed answered the same units. Fewer than 2 matched seeds: no verdict.
-    """
-    units = shared_units(members + reference, metric)
-    ours, theirs = ({r.seed: r for r in group} for group in (members, reference))
-    matched = sorted(set(ours) & set(theirs))
-    if units is not None:
-        x = np.array([np.mean([r.outcomes[metric][u] for r in members]) for u in units])
-        y = np.array([np.mean([r.outcomes[metric][u] for r in reference]) for u in units])
-    elif matched:  # units differ by seed: each matched seed on the units its two runs share
-        pairs = [(ours[s].outcomes[metric], theirs[s].outcomes[metric]) for s in matched]
-        x = np.array([a[u] for a, b in pairs for u in sorted(set(a) & set(b))])
-        y = np.array([b[u] for a, b in pairs for u in sorted(set(a) & set(b))])
-    else:
-        x = y = np.array([])
-    if x.size == 0:
-        return {"missing": "no held-out units shared by these runs (held-out pairs reserved from each seed's own pool differ by seed, "
-                "and these runs share no seed; evaluate.preference_k samples pairs every run shares)"}
-    fixed = paired_ci(x, y, n_boot=n_boot, seed=seed)
-    result: dict[str, Any] = {**fixed, "n_prompts": fixed.pop("n_units"), "design": "crossed" if units is not None else "nested"}
-    verdict = seed_test(matched_differences(members, reference, metric, units), crossed=units is not None) if len(matched) >= 2 else None
-    if verdict is not None:
-        result["seeds_ci"] = {**verdict, "seeds": matched}
-        result["significant"] = bool(verdict["low"] > 0 or verdict["high"] < 0)
-    else:
-        result["significant"] = None
-        result["verdict"] = ONE_SEED
-    return result
-
-
-def _by_cell(runs: list[RunSummary], metric: str) -> list[list[RunSummary]]:
-    """Cells whose runs recorded per-unit outcomes of `metric`."""
-    return [[r for r in members if r.outcomes.get(metric)] for members in _cells(runs) if any(r.outcomes.get(metric) for r in members)]
-
-
-def _describe_cells(cells: list[list[RunSummary]]) -> str:
-    return "; ".join(f"{c[0].strategy} ({c[0].label or 'default'})" for c in cells)
-
-
-def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict records a table holds: each row's own and, where tested, its one against the control."""
-    return [rec for t in rows for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec]
-
-
-def _holm_in_place(records: list[dict[str, Any]]) -> None:
-    """Give each verdict record its Holm-adjusted p within `records`, one family."""
-    for rec, adjusted in zip(records, holm([rec["p"] for rec in records])):
-        rec["p_holm"] = adjusted
-
-
-def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
-    """Each cell vs the `baseline` strategy's cell in the same context (same budget, same everything but the strategy).
-
-    Where a `control_shuffled` cell exists in that context, each cell is also tested against it
-    (`vs_control`): an effect that does not beat shuffled labels is not an effect of the data.
-    The verdict p-values of the table are Holm-adjusted together (`p_holm`).
-    """
-    cells = _by_cell(runs, metric)
-    by_context: dict[str, list[list[RunSummary]]] = defaultdict(list)
-    for members in cells:
-        by_context[members[0].context].append(members)
-    out = []
-    for members in cells:
-        first = members[0]
-        if first.strategy == baseline:
-            continue
-        row = {"strategy": first.strategy, "budget": first.budget, "setting": first.label}
-        bases = [c for c in by_context[first.context] if c[0].strategy == baseline]
-        if len(bases) != 1:
-            why = (f"no {baseline} run with this setting (budget {first.budget}{', ' + first.context_label if first.context_label else ''})"
-                   if not bases else f"{len(bases)} {baseline} settings to compare with: {_describe_cells(bases)}")
-            out.append({**row, "missing": why})
-            continue
-        test = {**row, "seeds": len(members), "baseline_seeds": len(bases[0])}
-        test.update(_paired(members, bases[0], metric, n_boot, seed))
-        controls = [c for c in by_context[first.context] if c[0].strategy == CONTROL]
-        if len(controls) == 1 and first.strategy != CONTROL and "missing" not in test:
-            vs = _paired(members, controls[0], metric, n_boot, seed + 1)
-            verdict = vs.get("seeds_ci")
-            test["vs_control"] = {**vs, "beats": None if verdict is None else bool(verdict["low"] > 0)}
-        out.append(test)
-    _holm_in_place(_verdicts(out))
-    return out
-
-
-def claim_tests(
-    runs: list[RunSummary], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
-    primary: tuple[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
-
-    A claim holds at the 95% level when its verdict interval (over seeds) lies above 0; the
-    run-fixed interval only says these runs differ. The `primary` claim (named in the matrix
-    file) is adjusted only among its own rows; the others are Holm-adjusted together.
-    """
-    cells = _by_cell(runs, metric)
-    contexts = sorted({(c[0].budget, c[0].context, c[0].context_label) for c in cells})
-    out = []
-    for better, worse in claims:
-        for budget, context, context_label in contexts:
-            here = [c for c in cells if c[0].context == context]
-            row: dict[str, Any] = {"claim": f"{better} > {worse}", "better": better, "worse": worse, "budget": budget,
-                                   "setting": context_label, "primary": (better, worse) == primary}
-            sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
-            missing = [name for name, side in zip((better, worse), sides) if not side]
-            if missing:
-                out.append({**row, "missing": f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
-                            + (f" ({context_label})" if context_label else "")})
-                continue
-            for members in sides[0]:
-                for reference in sides[1]:
-                    test = {**row, "better_setting": members[0].label, "worse_setting": reference[0].label,
-                            "seeds": len(members), "baseline_seeds": len(reference)}
-                    test.update(_paired(members, reference, metric, n_boot, seed))
-                    out.append(test)
-    for family in (True, False):
-        _holm_in_place(_verdicts([t for t in out if t.get("primary") is family]))
-    return out
 
 
 def _ci(low: Any, high: Any) -> str:
@@ -297,7 +40,7 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
             cells.append("—" if c is None else f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" + ("¹" if c["kind"] == "run CI" else ""))
         lines.append(f"| {row['strategy']} | {row['budget']} | {row['setting']} | {', '.join(map(str, row['seeds']))} | " + " | ".join(cells) + " |")
     for metric, tests in claims.items():
-        n_tests = _count_tests(tests)
+        n_tests = count_tests(tests)
         lines += ["", f"## Claims: {metric}", "",
                   f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p (the primary claim, marked ★, is adjusted only among its own rows). "
                   "The verdict interval is over matched seeds (harness/stats.py seed_test); the other interval holds these runs fixed.", "",
@@ -319,17 +62,6 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
     return "\n".join(lines) + "\n"
 
 
-def claim_verdict(test: dict[str, Any]) -> str:
-    seeds = test.get("seeds_ci")
-    if not seeds:
-        return ONE_SEED
-    return "holds" if seeds["low"] > 0 else "reversed" if seeds["high"] < 0 else "not shown (CI contains 0)"
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def _series(run: RunSummary) -> str:
     """A plot series: the strategy, and its other settings where runs differ in them (budget is the x axis)."""
     return run.strategy + (f" ({run.label})" if run.label else "")
@@ -338,7 +70,7 @@ def _series(run: RunSummary) -> str:
 def _errorbar(ax, x: float, est: dict[str, Any], **style: Any) -> None:
     """One cell's point with its interval (seed t-interval, or the run's own CI with one seed)."""
     low, high = est.get("low"), est.get("high")
-    yerr = [[est["mean"] - low], [high - est["mean"]]] if _finite(low) and _finite(high) else None
+    yerr = [[est["mean"] - low], [high - est["mean"]]] if finite(low) and finite(high) else None
     ax.errorbar([x], [est["mean"]], yerr=yerr, fmt="o", capsize=3, ms=5, **style)
 
 
@@ -349,7 +81,7 @@ def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
     if len({r.budget for r in runs}) < 2:
         return None  # one budget: the leaderboard says it all
     series: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    for members in _cells(runs):
+    for members in cells_of(runs):
         est = cell_estimate(members, key)
         if est is not None:
             series[_series(members[0])].append((members[0].budget, est))
@@ -381,7 +113,7 @@ def _metric_vs_depth(runs: list[RunSummary], key: str) -> list[str]:
     figures = []
     for budget in sorted({r.budget for r in runs}):
         points = []
-        for members in _cells([r for r in runs if r.budget == budget]):
+        for members in cells_of([r for r in runs if r.budget == budget]):
             depths = [r.mean_depth for r in members if r.mean_depth is not None]
             est = cell_estimate(members, key)
             if depths and est is not None:
@@ -432,56 +164,44 @@ def render_comparison(
 
     from reports.templates import render
 
-    runs = load_runs(run_dirs)
-    rows = metric_rows(runs)
-    keys = sorted({k for r in runs for k in r.metrics}, key=lambda k: (not k.startswith("ifeval_heldout/"), k))
-    tuned_keys = [k for k in keys if not k.split("/", 1)[1].startswith("base.")]
-    suites = list(dict.fromkeys(k.split("/", 1)[0] for k in tuned_keys))
-    plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in tuned_keys]
-    out_file = Path(out_file)
-    measured = [name for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)]
-    if primary and primary[1] not in PAIRED_METRICS:
-        raise BenchError(f"primary metric {primary[1]!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}.")
-    claims = list(dict.fromkeys([*claims, *([primary[0]] if primary else [])]))
-    tests = {name: paired_tests(runs, baseline, name) for name in measured}
-    claim_rows = {
-        name: claim_tests(runs, claims, name, primary=primary[0] if primary and primary[1] == name else None) for name in measured
-    } if claims else {}
-    board = leaderboard(runs, tuned_keys)
+    c = compare(run_dirs, baseline, claims, primary)
+    runs, out_file = c.runs, Path(out_file)
+    suites = list(dict.fromkeys(k.split("/", 1)[0] for k in c.keys))
+    plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in c.keys]
     html = render(
         "comparison.html.j2",
         runs=runs,
         run_links={r.name: os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
-        suites={s: [k for k in tuned_keys if k.split("/", 1)[0] == s] for s in suites},
-        board=board,
+        suites={s: [k for k in c.keys if k.split("/", 1)[0] == s] for s in suites},
+        board=c.board,
         any_setting=any(r.label for r in runs),
-        tests={PAIRED_METRICS[name]: rows for name, rows in tests.items()},
-        claims={PAIRED_METRICS[name]: rows for name, rows in claim_rows.items()},
-        n_tests={PAIRED_METRICS[name]: _count_tests(rows) for name, rows in tests.items()},
-        n_claim_tests={PAIRED_METRICS[name]: _count_tests(rows) for name, rows in claim_rows.items()},
+        tests={PAIRED_METRICS[name]: rows for name, rows in c.tests.items()},
+        claims={PAIRED_METRICS[name]: rows for name, rows in c.claims.items()},
+        n_tests={PAIRED_METRICS[name]: count_tests(rows) for name, rows in c.tests.items()},
+        n_claim_tests={PAIRED_METRICS[name]: count_tests(rows) for name, rows in c.claims.items()},
         primary=primary,
         baseline=baseline,
-        judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in rows if r["judge"] and not r["judge"].startswith("none")}),
+        judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in c.rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
         figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f]
         + [f for k in plotted[:1] for f in _metric_vs_depth(runs, k)],
     )
     write_text(out_file, html)
+    _write_tables(c, out_file.parent)
+    return out_file
+
+
+def _write_tables(c: Comparison, folder: Path) -> None:
+    """metrics.csv, metrics.json, paired_tests.json and summary.md: the numbers of the report, for other tools."""
     buf = io.StringIO()
     fields = ["run", "strategy", "budget", "setting", "seed", "suite", "metric", "value", "ci_low", "ci_high", "n", "judge", "weak_judge"]
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
-    writer.writerows(rows)
-    write_text(out_file.parent / "metrics.csv", buf.getvalue())
-    write_json(out_file.parent / "metrics.json", rows)
-    write_json(out_file.parent / "paired_tests.json", {
-        "baseline": baseline, "primary": {"claim": " > ".join(primary[0]), "metric": primary[1]} if primary else None,
-        "tests": tests, "claims": claim_rows,
+    writer.writerows(c.rows)
+    write_text(folder / "metrics.csv", buf.getvalue())
+    write_json(folder / "metrics.json", c.rows)
+    write_json(folder / "paired_tests.json", {
+        "baseline": c.baseline, "primary": {"claim": " > ".join(c.primary[0]), "metric": c.primary[1]} if c.primary else None,
+        "tests": c.tests, "claims": c.claims,
     })
-    write_text(out_file.parent / "summary.md", summary_markdown(board, [k for k in tuned_keys if not k.split("/", 1)[1].startswith("paired_diff.")], claim_rows))
-    return out_file
-
-
-def _count_tests(rows: list[dict[str, Any]]) -> int:
-    """How many verdict tests a table holds (each with a p-value in its Holm family)."""
-    return len(_verdicts(rows))
+    write_text(folder / "summary.md", summary_markdown(c.board, [k for k in c.keys if not k.split("/", 1)[1].startswith("paired_diff.")], c.claims))

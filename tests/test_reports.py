@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from harness.comparisons import ONE_SEED, claim_tests, leaderboard, load_runs, paired_tests
 from harness.config import BenchError, ConfigError
 from harness.matrix import load_matrix, parse_claim
 from harness.stats import seed_test
-from reports.comparison import ONE_SEED, claim_tests, leaderboard, load_runs, paired_tests, render_comparison
+from reports.comparison import render_comparison
 
 
 def _run(root: Path, strategy: str, seed: int, acc: float, outcomes: list[int], mt_bench: float | None = None,
