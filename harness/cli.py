@@ -167,10 +167,10 @@ def _effect(record: dict) -> str:
 
 
 @main.command(name="eval")
-@click.option("--suite", "-S", "suite", type=click.Choice(["ifeval", "ifbench", "alpaca_eval", "mt_bench", "lm_eval"]), help="Which suite (or give --config).")
+@click.option("--suite", "-S", "suite", metavar="NAME", help="Which suite: ifeval, ifbench, alpaca_eval, mt_bench, lm_eval, or one of your own (a module in harness/suites/); or give --config.")
 @click.option("--model", "-m", default=None, help="A run folder, an adapter folder, a hub id or a model folder [default: the embedded base model].")
 @click.option("--config", "-c", "config_path", type=click.Path(exists=True, dir_okay=False), help="A suite YAML (the fields of one evaluate.suites entry).")
-@click.option("--judge", type=click.Choice(["verifiable", "reward_model", "llm"]), help="Judge type [default: verifiable for ifeval/ifbench, llm for alpaca_eval/mt_bench].")
+@click.option("--judge", metavar="TYPE", help="Judge type: verifiable, reward_model, llm, or one of your own (a module in harness/judges/) [default: the suite's, verifiable for ifeval/ifbench, llm for alpaca_eval/mt_bench].")
 @click.option("--judge-model", help="Reward model or LLM judge: hub id, folder, or (openai back end) the served model name.")
 @click.option("--judge-url", help="LLM judge on an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--judge-key-env", help="Name of the environment variable holding the endpoint's API key.")

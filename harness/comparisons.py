@@ -179,7 +179,7 @@ def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str,
         x = y = np.array([])
     if x.size == 0:
         return {"missing": "no held-out units shared by these runs (held-out pairs reserved from each seed's own pool differ by seed, "
-                "and these runs share no seed; evaluate.preference_k samples pairs every run shares)"}
+                "and these runs share no seed; preference.k samples pairs every run shares)"}
     fixed = paired_ci(x, y, n_boot=n_boot, seed=seed)
     result: dict[str, Any] = {**fixed, "n_prompts": fixed.pop("n_units"), "design": "crossed" if units is not None else "nested"}
     verdict = seed_test(matched_differences(members, reference, metric, units), crossed=units is not None) if len(matched) >= 2 else None

@@ -112,16 +112,21 @@ class JudgeConfig(_Strict):
         "for MT-Bench numbers comparable with published ones; default: our own prompts",
     )
 
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from harness.registry import JUDGES
+
+        if value not in JUDGES:
+            raise ValueError(JUDGES.unknown(value))
+        return value
+
     @model_validator(mode="after")
     def _fields_fit_type(self) -> "JudgeConfig":
         """The judge type says which fields it reads and checks them (harness/judges/base.py)."""
-        from harness.registry import JUDGES, UnknownName
+        from harness.registry import JUDGES
 
-        try:
-            judge = JUDGES.get(self.type)
-        except UnknownName as exc:
-            raise ValueError(exc.message) from None
-        judge.check_config(self)
+        JUDGES.get(self.type).check_config(self)
         return self
 
     def verdict_key(self) -> dict[str, Any]:
@@ -331,6 +336,15 @@ class SuiteConfig(_Strict):
     num_fewshot: int | None = Field(None, ge=0, description="lm_eval")
     bootstrap: int = Field(1000, ge=100)
 
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from harness.registry import SUITES
+
+        if value not in SUITES:
+            raise ValueError(SUITES.unknown(value))
+        return value
+
     @model_validator(mode="after")
     def _fields_fit_suite(self) -> "SuiteConfig":
         """The suite says which fields it reads and whether it takes a judge (harness/suites/base.py)."""
@@ -338,12 +352,9 @@ class SuiteConfig(_Strict):
         return self
 
     def _suite(self) -> Any:
-        from harness.registry import SUITES, UnknownName
+        from harness.registry import SUITES
 
-        try:
-            return SUITES.get(self.name)
-        except UnknownName as exc:
-            raise ValueError(exc.message) from None
+        return SUITES.get(self.name)
 
     def judge_config(self) -> JudgeConfig | None:
         """The configured judge, else the suite's default type; None for a suite that scores itself."""
@@ -362,7 +373,6 @@ class EvaluateConfig(_Strict):
     max_new_tokens: int = Field(160, ge=8)
     batch_size: int = Field(48, ge=1)
     bootstrap: int = Field(1000, ge=100)
-    n_examples: int = Field(6, ge=0, description="held-out examples shown side by side in the report")
     samples: int = Field(
         0,
         ge=0,
@@ -372,32 +382,6 @@ class EvaluateConfig(_Strict):
         "`samples` times the greedy evaluation",
     )
     sample_temperature: float = Field(0.9, gt=0, description="with samples > 0; top_p is 0.95")
-    preference_holdout: float = Field(
-        0.2,
-        ge=0,
-        lt=1,
-        description="share of the pool's prompts (with pairs) reserved for held-out preference accuracy; no strategy "
-        "sees them. 0 turns the metric off",
-    )
-    preference_pairs: int = Field(64, ge=1, description="at most this many held-out pairs are scored")
-    preference_k: int = Field(
-        0,
-        ge=0,
-        description="> 0: the held-out pairs are sampled on evaluation prompts instead: K base-model samples per "
-        "prompt, judged and paired exactly like the pool (seeded by prompt_seed), so every strategy and every seed "
-        "is scored on the same pairs and the pool keeps all its prompts. Costs one pool-sized generation per model, "
-        "shared by a whole matrix",
-    )
-    preference_prompts: int = Field(
-        64, ge=1, description="with preference_k > 0: how many evaluation prompts the held-out pairs are sampled on"
-    )
-    preference_source: str | None = Field(
-        None,
-        description="a preference data set (file or hub id, any prompts.format) whose own pairs are the held-out "
-        "pairs, e.g. HH-RLHF's human-labelled test split; prompts that are also training prompts are left out. "
-        "Shared by every strategy and seed; replaces preference_holdout",
-    )
-    preference_split: str = Field("test", description="hub ids only: the split preference_source is read from")
     control: bool = Field(
         False,
         description="bench run: also train and evaluate this selection's shuffled-label control (control_shuffled with "
@@ -406,15 +390,71 @@ class EvaluateConfig(_Strict):
         "control_shuffled as a strategy instead",
     )
 
-    @model_validator(mode="after")
-    def _one_preference_source(self) -> EvaluateConfig:
-        if self.preference_source and self.preference_k:
-            raise ValueError("set evaluate.preference_source or evaluate.preference_k, not both: each gives the held-out pairs")
-        return self
     suites: list[SuiteConfig] = Field(
         default_factory=list,
         description="further suites run on the base and the tuned model (bench eval runs them one model at a time)",
     )
+
+    def key(self) -> dict[str, Any]:
+        """The greedy evaluation's settings: every field but those configuring other stages (each suite
+        keys its own stages; the control is a run of its own)."""
+        return self.model_dump(exclude={"suites", "control"})
+
+
+class PreferenceConfig(_Strict):
+    """Held-out preference accuracy: how often the tuned model's implicit DPO reward ranks held-out
+    pairs right. The pairs come from the pool (`holdout`), from base-model samples on evaluation
+    prompts (`k` > 0) or from a preference data set (`source`)."""
+
+    holdout: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="share of the pool's prompts (with pairs) reserved for held-out preference accuracy; no strategy "
+        "sees them. 0 turns the metric off",
+    )
+    pairs: int = Field(64, ge=1, description="at most this many held-out pairs are scored")
+    k: int = Field(
+        0,
+        ge=0,
+        description="> 0: the held-out pairs are sampled on evaluation prompts instead: K base-model samples per "
+        "prompt, judged and paired exactly like the pool (seeded by prompt_seed), so every strategy and every seed "
+        "is scored on the same pairs and the pool keeps all its prompts. Costs one pool-sized generation per model, "
+        "shared by a whole matrix",
+    )
+    prompts: int = Field(
+        64, ge=1, description="with k > 0: how many evaluation prompts the held-out pairs are sampled on"
+    )
+    source: str | None = Field(
+        None,
+        description="a preference data set (file or hub id, any prompts.format) whose own pairs are the held-out "
+        "pairs, e.g. HH-RLHF's human-labelled test split; prompts that are also training prompts are left out. "
+        "Shared by every strategy and seed; replaces holdout",
+    )
+    split: str = Field("test", description="hub ids only: the split `source` is read from")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PreferenceConfig":
+        if self.source and self.k:
+            raise ValueError("set preference.source or preference.k, not both: each gives the held-out pairs")
+        return self
+
+    def key(self) -> dict[str, Any]:
+        """What changes the held-out pairs or their scoring (`split` only with a `source`)."""
+        return self.model_dump(exclude=None if self.source else {"split"})
+
+
+class ReportConfig(_Strict):
+    """What the reports show; no stage reads it, so changing it re-keys nothing."""
+
+    n_examples: int = Field(6, ge=0, description="held-out examples shown side by side in the run report")
+
+
+MOVED = {
+    **{f"evaluate.preference_{f}": f"preference.{f}" for f in ("holdout", "pairs", "k", "prompts", "source", "split")},
+    "evaluate.n_examples": "report.n_examples",
+}
+"""Settings that moved section (config schema 2), refused at their old place with the new one named."""
 
 
 class ExperimentConfig(_Strict):
@@ -435,6 +475,17 @@ class ExperimentConfig(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            old = [f"evaluate.{k}" for k in (data.get("evaluate") or {}) if f"evaluate.{k}" in MOVED]
+            if old:
+                raise ValueError("; ".join(f"{o} is now {MOVED[o]}" for o in old) + " (move it in the YAML or --set)")
+        return data
 
     @field_validator("chat_template")
     @classmethod

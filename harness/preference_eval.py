@@ -6,11 +6,11 @@ measures what the preferences taught, with no generation and no judge in the loo
 far less noisy than greedy accuracy on a few dozen prompts (docs/design.md §6). The base model's
 implicit reward is 0 for every response, so its accuracy is 0.5 by construction (all ties).
 
-The held-out pairs come from one of two places. With `evaluate.preference_k` > 0 they are
+The held-out pairs come from one of two places. With `preference.k` > 0 they are
 sampled on evaluation prompts (held-out tasks) by the base model, judged and paired like the
 pool, seeded by `evaluate.prompt_seed`: every strategy and every seed is scored on the same
 pairs, which a matrix pays for once and which the power analysis can treat as shared units.
-With `evaluate.preference_source` they are a preference data set's own pairs (for HH-RLHF,
+With `preference.source` they are a preference data set's own pairs (for HH-RLHF,
 human labels) on prompts the training never saw. Otherwise a fixed share of the run's own pool's prompts with pairs (chosen with
 `evaluate.prompt_seed`, never the run seed) is reserved before any strategy sees the pool:
 free, but a few pairs per pool, and different pairs for each seed.
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.config import BenchError, EvaluateConfig, TrainConfig
+from harness.config import BenchError, PreferenceConfig, TrainConfig
 from harness.features import response_logps, tokenize_response
 from harness.io import write_json, write_jsonl
 from harness.models import load_model
@@ -50,8 +50,8 @@ def reserve_heldout(pool: CandidatePool, fraction: float, max_pairs: int, seed: 
     return dataclasses.replace(pool, pairs=kept), heldout
 
 
-def heldout_from_source(cfg: EvaluateConfig, exclude_prompts: set[str]) -> tuple[CandidatePool, list]:
-    """The native pairs of `cfg.preference_source` whose prompts are not training prompts, capped.
+def heldout_from_source(cfg: PreferenceConfig, seed: int, exclude_prompts: set[str]) -> tuple[CandidatePool, list]:
+    """The native pairs of `cfg.source` whose prompts are not training prompts, capped (seeded by `seed`).
 
     These carry the data set's own labels (for HH-RLHF, human preferences), so the metric does
     not depend on the pool's judge, which offline is a weak one.
@@ -60,13 +60,13 @@ def heldout_from_source(cfg: EvaluateConfig, exclude_prompts: set[str]) -> tuple
     from harness.sources import SourceError, load_source
 
     try:
-        loaded = load_source(cfg.preference_source, split=cfg.preference_split, data_dir=None)
+        loaded = load_source(cfg.source, split=cfg.split, data_dir=None)
     except SourceError as exc:
-        raise BenchError(f"evaluate.preference_source: {exc}") from None
+        raise BenchError(f"preference.source: {exc}") from None
     native = [dataclasses.asdict(p) for p in loaded.native_pairs if p.prompt_id not in exclude_prompts]
     if not native:
         raise BenchError(
-            f"evaluate.preference_source {cfg.preference_source} has no pairs outside the training prompts; "
+            f"preference.source {cfg.source} has no pairs outside the training prompts; "
             "use another split or fewer prompts.n_train."
         )
     responses, pairs = native_records(native)
@@ -76,7 +76,7 @@ def heldout_from_source(cfg: EvaluateConfig, exclude_prompts: set[str]) -> tuple
         scores={},
         pairs=tuple(pairs),
     )
-    return pool, cap_pairs(pairs, cfg.preference_pairs, cfg.prompt_seed)
+    return pool, cap_pairs(pairs, cfg.pairs, seed)
 
 
 def cap_pairs(pairs: list, max_pairs: int, seed: int) -> list:

@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, SuiteConfig
+from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, SuiteConfig
 from harness.errors import require
 from harness.models import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
 from harness.registry import JUDGES
@@ -108,13 +108,13 @@ def check_suite(cfg: SuiteConfig, field: str) -> None:
         check_judge(judge, f"{field}.judge")
 
 
-def check_evaluation(cfg: EvaluateConfig) -> None:
+def check_evaluation(cfg: EvaluateConfig, preference: PreferenceConfig) -> None:
     for index, suite in enumerate(cfg.suites):
         check_suite(suite, f"evaluate.suites[{index}]")
-    if cfg.preference_source:
+    if preference.source:
         from harness.preference_eval import heldout_from_source
 
-        heldout_from_source(cfg, set())
+        heldout_from_source(preference, cfg.prompt_seed, set())
 
 
 def check_components(config: ExperimentConfig) -> None:
@@ -135,4 +135,4 @@ def check_experiment(config: ExperimentConfig) -> None:
     resolve_backend(config.generation.backend)
     check_components(config)
     check_judge(config.pool.judge, "pool.judge")
-    check_evaluation(config.evaluate)
+    check_evaluation(config.evaluate, config.preference)

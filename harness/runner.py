@@ -63,5 +63,5 @@ def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
         "prompts": s_prompts,
         "pool": stage_hash(pool.NAME, pool.inputs(config, s_prompts)),
         "evaluate_base": stage_hash("evaluate_base", evaluate.inputs(config)),
-        **({"preference_pool": stage_hash(preference_pool.NAME, preference_pool.inputs(config))} if config.evaluate.preference_k else {}),
+        **({"preference_pool": stage_hash(preference_pool.NAME, preference_pool.inputs(config))} if config.preference.k else {}),
     }

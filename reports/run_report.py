@@ -124,7 +124,7 @@ def render_run_report(run_dir: Path) -> str:
         metrics=metrics,
         reward_accuracy=sum(acc) / len(acc) if acc else None,
         train_summary=train_summary[-1] if train_summary else {},
-        examples=_examples(_load(run_dir / "eval_outputs.jsonl"), config.get("evaluate", {}).get("n_examples", 6)),
+        examples=_examples(_load(run_dir / "eval_outputs.jsonl"), config.get("report", {}).get("n_examples", config.get("evaluate", {}).get("n_examples", 6))),
         pairs=[_pair_preview(row) for row in (_load(run_dir / "selected_pairs.jsonl") or [])[:5]],
         cost=_cost_rows(manifest, meta),
         selection_seconds=meta.get("select", {}).get("seconds_by_part") or {},

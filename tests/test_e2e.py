@@ -366,13 +366,13 @@ def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_an
     from harness.runner import shared_stage_hashes
 
     out, _ = smoke_run
-    extra = ("--set", "evaluate.preference_k=3", "--set", "evaluate.preference_prompts=6")
+    extra = ("--set", "preference.k=3", "--set", "preference.prompts=6")
     bench_on_smoke_cache(out, tmp_path / "u", *extra)
     bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original", *extra)
     first, second = (json.loads((tmp_path / r / "manifest.json").read_text())["stages"] for r in ("u", "o"))
     assert first["preference_pool"]["status"] == "computed" and second["preference_pool"]["status"] == "cached"
     assert first["pool"]["status"] == "cached"  # the training pool is untouched by the held-out pairs
-    config = load_config(Path(REPO / "experiments/smoke.yaml"), ["evaluate.preference_k=3", "evaluate.preference_prompts=6"])
+    config = load_config(Path(REPO / "experiments/smoke.yaml"), ["preference.k=3", "preference.prompts=6"])
     eval_ids = {p.id for p in eval_prompts(config.evaluate, 6)}
     rows = {r: [json.loads(line) for line in (tmp_path / r / "heldout_preferences.jsonl").read_text().splitlines()] for r in ("u", "o")}
     assert rows["u"] and {x["pair_id"] for x in rows["u"]} == {x["pair_id"] for x in rows["o"]}

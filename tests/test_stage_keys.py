@@ -30,8 +30,9 @@ def check(key: Key, changes: list[str], keeps: list[str]) -> None:
 
 
 def test_pinned_default_keys() -> None:
-    """The default config's shared stage hashes, as they were before harness/stages/ existed."""
-    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "e0bea6d5d4c97889", "evaluate_base": "a440ddebd7dc419f"}
+    """The default config's shared stage hashes: prompts and pool as before harness/stages/ existed;
+    evaluate_base re-keyed once when report.n_examples left the evaluate section (config schema 2)."""
+    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "e0bea6d5d4c97889", "evaluate_base": "78df0e8ceca49b67"}
 
 
 def test_prompts_key() -> None:
@@ -45,8 +46,8 @@ def test_pool_key() -> None:
 
 
 def test_preference_pool_key() -> None:
-    check(preference_pool.inputs, ["evaluate.preference_k=4", "evaluate.preference_prompts=8", "evaluate.prompt_seed=2", "pool.max_new_tokens=32"],
-          ["seed=1", "pool.seed=3", "select.budget=7", "evaluate.n_prompts=5", "evaluate.bootstrap=200"])
+    check(preference_pool.inputs, ["preference.k=4", "preference.prompts=8", "evaluate.prompt_seed=2", "pool.max_new_tokens=32"],
+          ["seed=1", "pool.seed=3", "select.budget=7", "evaluate.n_prompts=5", "evaluate.bootstrap=200", "preference.pairs=8"])
 
 
 def test_views_keys() -> None:
@@ -67,12 +68,11 @@ def test_train_key() -> None:
 def test_evaluate_keys() -> None:
     check(evaluate.inputs, ["evaluate.n_prompts=5", "evaluate.max_new_tokens=64", "evaluate.samples=2", "prompts.tasks=short", "generation.dtype=float32"],
           ["seed=1", "select.budget=7", "train.learning_rate=1e-3", "evaluate.control=true", "evaluate.suites=[{name: ifeval}]",
-           "evaluate.preference_pairs=8", "evaluate.preference_k=4"])
-    check(lambda c: evaluate.preference_inputs(c, "heldout", None), ["evaluate.preference_pairs=8", "evaluate.preference_k=4"],
-          ["evaluate.n_prompts=5", "evaluate.preference_split=validation"])
-    with_source = config("evaluate.preference_source=README.md")
-    assert evaluate.preference_inputs(with_source, "h", None) != evaluate.preference_inputs(with_source.model_copy(
-        update={"evaluate": with_source.evaluate.model_copy(update={"preference_split": "validation"})}), "h", None)
+           "preference.pairs=8", "preference.k=4", "report.n_examples=2"])
+    check(lambda c: evaluate.preference_inputs(c, "heldout", None), ["preference.pairs=8", "preference.k=4"],
+          ["evaluate.n_prompts=5", "preference.split=validation", "report.n_examples=2"])
+    with_source = config("preference.source=README.md")
+    assert evaluate.preference_inputs(with_source, "h", None) != evaluate.preference_inputs(config("preference.source=README.md", "preference.split=validation"), "h", None)
 
 
 @pytest.mark.parametrize("field,value", [("limit", 3), ("max_new_tokens", 32), ("bootstrap", 200)])

@@ -237,22 +237,22 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
 
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present")
 def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> None:
-    from harness.config import EvaluateConfig, PromptsConfig
+    from harness.config import PreferenceConfig, PromptsConfig
     from harness.preference_eval import heldout_from_source
     from harness.stages.prompts import load_training_prompts
 
     source = str(Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf/harmless-base-test.jsonl.gz")
     train, native, _ = load_training_prompts(PromptsConfig(source=source, n_train=40), seed=0)
-    cfg = EvaluateConfig(preference_source=source, preference_pairs=300, prompt_seed=3)
-    pool, pairs = heldout_from_source(cfg, {p.id for p in train})
+    cfg = PreferenceConfig(source=source, pairs=300)
+    pool, pairs = heldout_from_source(cfg, 3, {p.id for p in train})
     assert len(pairs) == 300 and all(p.native for p in pairs)
     assert not {p.prompt_id for p in pairs} & {p.id for p in train}
     for pair in pairs[:20]:  # the data set's own labels: chosen is the source's chosen reply
         assert pool.responses[pair.chosen_id].text != pool.responses[pair.rejected_id].text
         assert pair.prompt_id in pool.prompts
-    assert [p.id for p in heldout_from_source(cfg, {p.id for p in train})[1]] == [p.id for p in pairs]  # seeded
+    assert [p.id for p in heldout_from_source(cfg, 3, {p.id for p in train})[1]] == [p.id for p in pairs]  # seeded
     with pytest.raises(ValueError, match="not both"):
-        EvaluateConfig(preference_source=source, preference_k=4)
+        PreferenceConfig(source=source, k=4)
 
 
 def test_pool_tops_up_prompts_whose_samples_all_tie(tiny_model: Path, tmp_path: Path) -> None:

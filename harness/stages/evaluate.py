@@ -22,29 +22,19 @@ from harness.records import CandidatePool
 from harness.stages.preference_pool import Heldout
 from harness.stages.shared import builtin_set, generation_engine, model_key
 
-PREFERENCE_FIELDS = ("preference_holdout", "preference_pairs", "preference_k", "preference_prompts")
-"""The evaluate settings of the held-out preference pairs (in this order in the evaluate key)."""
-SOURCE_FIELDS = ("preference_source", "preference_split")
-"""... and of a preference data set as their source (in the key only when one is set)."""
-NOT_IN_EVALUATE_KEY = {"control", "suites", *PREFERENCE_FIELDS, *SOURCE_FIELDS}
-"""Evaluate settings that do not change the greedy evaluation: the held-out preference pairs (their
-own stages and the tuned evaluation's key), further suites (their own stages), the control (its own run)."""
-
 
 def inputs(config: ExperimentConfig) -> dict[str, Any]:
     """The key of `evaluate_base`, and the common part of `evaluate`'s."""
     return {
         "model": model_key(config),
-        "evaluate": config.evaluate.model_dump(exclude=NOT_IN_EVALUATE_KEY),
+        "evaluate": config.evaluate.key(),
         **builtin_set(config),
         **generation_engine(config),
     }
 
 
 def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: StageResult | None) -> dict[str, Any]:
-    ecfg = config.evaluate
-    settings = [getattr(ecfg, f) for f in PREFERENCE_FIELDS] + ([getattr(ecfg, f) for f in SOURCE_FIELDS] if ecfg.preference_source else [])
-    return {"heldout": heldout_key, "reference": reference.hash if reference else None, "preference": settings}
+    return {"heldout": heldout_key, "reference": reference.hash if reference else None, "preference": config.preference.key()}
 
 
 def run_base(run) -> StageResult:

@@ -1,7 +1,7 @@
 """The held-out preference pairs, and the `preference_pool` stage that samples them when asked.
 
-Three sources, by the evaluate section: a preference data set's own pairs (`preference_source`),
-base-model samples on evaluation prompts (`preference_k` > 0: the `preference_pool` stage, keyed
+Three sources, by the preference section: a preference data set's own pairs (`source`),
+base-model samples on evaluation prompts (`k` > 0: the `preference_pool` stage, keyed
 by the evaluation prompts and prompt_seed, never the run seed, so one pool serves a whole
 matrix), or else pairs reserved from the training pool before any strategy sees it.
 """
@@ -37,14 +37,14 @@ class Heldout:
 
 
 def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
-    """The pool's own sampling, judge and pairing at `preference_k` samples: held-out pairs are made like training pairs."""
-    return config.pool.model_copy(update={"k": config.evaluate.preference_k})
+    """The pool's own sampling, judge and pairing at `preference.k` samples: held-out pairs are made like training pairs."""
+    return config.pool.model_copy(update={"k": config.preference.k})
 
 
 def inputs(config: ExperimentConfig) -> dict[str, Any]:
     """Keyed by the evaluation prompts and prompt_seed, never the run seed: one pool serves a whole matrix."""
     ecfg = config.evaluate
-    prompts = {"n": ecfg.preference_prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
+    prompts = {"n": config.preference.prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
     return {
         "prompts": prompts,
         "model": model_key(config),
@@ -57,7 +57,7 @@ def inputs(config: ExperimentConfig) -> dict[str, Any]:
 def _sampled(run, config: ExperimentConfig) -> CandidatePool:
     """The preference_pool stage through the cache."""
     ecfg = config.evaluate
-    prompts = eval_prompts(ecfg, ecfg.preference_prompts, config.prompts)
+    prompts = eval_prompts(ecfg, config.preference.prompts, config.prompts)
 
     def compute(out: Path) -> dict:
         return pool_engine.build_pool(
@@ -69,14 +69,14 @@ def _sampled(run, config: ExperimentConfig) -> CandidatePool:
 
 
 def heldout(run, candidate_pool: CandidatePool) -> Heldout:
-    ecfg = run.config.evaluate
-    if ecfg.preference_source:
-        texts, pairs = preference_eval.heldout_from_source(ecfg, set(candidate_pool.prompts))
+    pcfg, seed = run.config.preference, run.config.evaluate.prompt_seed
+    if pcfg.source:
+        texts, pairs = preference_eval.heldout_from_source(pcfg, seed, set(candidate_pool.prompts))
         selectable = candidate_pool
-    elif ecfg.preference_k > 0:
+    elif pcfg.k > 0:
         texts = _sampled(run, run.config)
-        selectable, pairs = candidate_pool, preference_eval.cap_pairs(list(texts.pairs), ecfg.preference_pairs, ecfg.prompt_seed)
+        selectable, pairs = candidate_pool, preference_eval.cap_pairs(list(texts.pairs), pcfg.pairs, seed)
     else:
-        selectable, pairs = preference_eval.reserve_heldout(candidate_pool, ecfg.preference_holdout, ecfg.preference_pairs, ecfg.prompt_seed)
+        selectable, pairs = preference_eval.reserve_heldout(candidate_pool, pcfg.holdout, pcfg.pairs, seed)
         texts = None
     return Heldout(pairs, texts, selectable, content_hash(sorted(p.id for p in pairs)))
