@@ -117,9 +117,7 @@ class JudgeConfig(_Strict):
     def _registered(cls, value: str) -> str:
         from harness.registry import JUDGES
 
-        if value not in JUDGES:
-            raise ValueError(JUDGES.unknown(value))
-        return value
+        return JUDGES.validate(value)
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> "JudgeConfig":
@@ -341,9 +339,7 @@ class SuiteConfig(_Strict):
     def _registered(cls, value: str) -> str:
         from harness.registry import SUITES
 
-        if value not in SUITES:
-            raise ValueError(SUITES.unknown(value))
-        return value
+        return SUITES.validate(value)
 
     @model_validator(mode="after")
     def _fields_fit_suite(self) -> "SuiteConfig":

@@ -68,6 +68,12 @@ class Registry(Generic[T]):
             raise UnknownName(self.unknown(name))
         return self._items[name]
 
+    def validate(self, name: str) -> str:
+        """`name` if registered, else ValueError with close matches (a pydantic validator adds the field path)."""
+        if name not in self:
+            raise ValueError(self.unknown(name))
+        return name
+
     def unknown(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -136,3 +136,17 @@ def importlib_missing(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is None and shutil.which(module) is None
+
+
+def test_paths_and_design_sections_the_code_and_docs_cite_exist() -> None:
+    """Docs resolve inside the repository: every repo path a module, the README or a doc names exists,
+    and every `docs/design.md §n` a docstring cites is a section of it."""
+    import re
+
+    path = re.compile(r"(?<![\w/.-])((?:docs|harness|strategies|reports|experiments|benchmarks|tests|scripts)/[\w./-]*\w)(?![\w/*<-])")
+    sources = [p for package in (*PACKAGES, "benchmarks") for p in (REPO / package).rglob("*.py")] + [REPO / "README.md", *(REPO / "docs").glob("*.md")]
+    missing = [f"{s.relative_to(REPO)}: {m}" for s in sources for m in path.findall(s.read_text(encoding="utf-8")) if not (REPO / m).exists()]
+    assert not missing, missing
+    sections = set(re.findall(r"^## (\d+)\.", (REPO / "docs" / "design.md").read_text(encoding="utf-8"), re.M))
+    cited = {(s.name, n) for s in sources for n in re.findall(r"docs/design\.md §(\d+)", s.read_text(encoding="utf-8"))}
+    assert len(cited) >= 10 and {n for _, n in cited} <= sections, sorted(cited)
