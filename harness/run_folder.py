@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class Run:
         with atomic_path(self.out / name) as tmp:
             shutil.copyfile(source, tmp)
 
-    def publish_dir(self, name: str) -> Any:
+    def publish_dir(self, name: str) -> AbstractContextManager[Path]:
         """A temporary folder that becomes `<run>/<name>` when the block ends (atomic_dir)."""
         return atomic_dir(self.out / name)
 
