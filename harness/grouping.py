@@ -18,8 +18,8 @@ from typing import Any
 from harness.errors import BenchError
 from harness.io import content_hash
 
-NOT_A_SETTING = ("seed", "name", "cache_dir")
-"""Fields that name or place a run but do not change what it measures (the seed is the replicate)."""
+NOT_A_SETTING = ("seed", "name", "cache_dir", "report")
+"""Fields that name or place a run, or only change how it is shown, but not what it measures (the seed is the replicate)."""
 STRATEGY = "select.strategy"
 STRATEGY_PARAMS = "select.params"
 BUDGET = "select.budget"

@@ -81,3 +81,12 @@ def test_suite_key(field: str, value: int) -> None:
     base = stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), target))
     assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval", **{field: value}), target)) != base
     assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", None, "tuned"))) == base  # the label is not the model
+
+
+def test_report_settings_are_no_setting_of_a_cell() -> None:
+    """Runs that differ only in what the report shows repeat one setting (one cell of a comparison)."""
+    from harness.grouping import cell_key, setting
+
+    shown = [setting(config(f"report.n_examples={n}").model_dump(mode="json"), "uniform", 16) for n in (2, 6)]
+    assert cell_key(shown[0]) == cell_key(shown[1])
+    assert cell_key(setting(config("evaluate.n_prompts=5").model_dump(mode="json"), "uniform", 16)) != cell_key(shown[0])
