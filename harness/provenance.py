@@ -33,21 +33,34 @@ def machine() -> dict[str, Any]:
     """What besides config, seed and versions decides the numbers: platform, device, threads, engine.
 
     Byte-identical results are promised on the same machine; these fields say whether a rerun
-    elsewhere can expect the same bytes (CPU vs GPU kernels, thread counts change float sums).
+    elsewhere can expect the same bytes (CPU vs GPU kernels, the CPU's bf16 instructions and the
+    thread count change float sums).
     """
     import torch
 
-    from harness.models import device, trust_remote_code
+    from harness.models import cpu_bf16_flags, device, trust_remote_code
 
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_bf16": cpu_bf16_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "trust_remote_code": trust_remote_code(),
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux /proc/cpuinfo): bf16 kernels differ between CPUs (AMX vs AVX512-BF16),
+    so two machines with the same versions and thread count can sample different pools under one key."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or None
+    return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), None)
 
 
 @functools.cache  # once per process: a commit made while a long matrix runs is not the code that runs it

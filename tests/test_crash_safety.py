@@ -132,7 +132,7 @@ def test_kill_9_in_every_stage_then_rerun_equals_an_uninterrupted_run(tiny_model
     for key in ("config", "seed", "git_sha", "git_dirty", "versions", "machine", "generation", "argv"):
         assert key in manifest, key
     assert {"torch", "transformers", "trl", "peft"} <= set(manifest["versions"])
-    assert {"platform", "device", "torch_threads"} <= set(manifest["machine"])
+    assert {"platform", "cpu", "cpu_bf16", "device", "torch_threads"} <= set(manifest["machine"])
 
     # judging was resumed, not redone: at most the calls in flight at the kill are repeated
     killed_calls = judge_server.count("slow") - clean_calls
