@@ -332,27 +332,6 @@ def _check_finite(grads: torch.Tensor, batch: Sequence[TokenizedResponse]) -> No
         )
 
 
-def _lora_gradients(
-    model_name: str,
-    prompts: dict[str, Prompt],
-    responses: dict[str, Response],
-    pairs: list[Pair],
-    train_cfg: TrainConfig,
-    cfg: FeaturesConfig,
-    seed: int,
-    out_dir: Path,
-) -> tuple[Any, LoraGradients, dict[str, Any]]:
-    """(tokenizer, per-sample gradients, warm-up stats) at the adapter `cfg.lora_init` asks for: fresh, or briefly trained."""
-    warm_stats: dict[str, Any] = {}
-    adapter = None
-    if cfg.lora_init == "warmup":
-        warm = _warm_up(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup")
-        warm_stats["seconds_warmup"] = warm["seconds"]
-        adapter = out_dir / "warmup" / "adapter"
-    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter)
-    return tokenizer, LoraGradients(model, include_a=cfg.lora_init == "warmup"), warm_stats
-
-
 def _tokenize_responses(
     tokenizer: Any, response_ids: list[str], prompts: dict[str, Prompt], responses: dict[str, Response], max_length: int
 ) -> list[TokenizedResponse]:
@@ -462,8 +441,12 @@ def compute_gradient_features(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stats: dict[str, Any] = {"lora_init": cfg.lora_init, "projection": cfg.projection, "dim": cfg.dim}
-    tokenizer, gradients, warm_stats = _lora_gradients(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir)
-    stats.update(warm_stats)
+    adapter = None  # the adapter `cfg.lora_init` asks for: fresh, or briefly trained first
+    if cfg.lora_init == "warmup":
+        stats["seconds_warmup"] = _warm_up(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup")["seconds"]
+        adapter = out_dir / "warmup" / "adapter"
+    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter)
+    gradients = LoraGradients(model, include_a=cfg.lora_init == "warmup")
     projection = make_projection(cfg.projection, gradients.dim, cfg.dim, cfg.projection_seed)
 
     response_ids = list(dict.fromkeys(rid for p in pairs for rid in (p.chosen_id, p.rejected_id)))

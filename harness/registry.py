@@ -5,7 +5,7 @@ the module that has it), an unknown name is answered with close matches and the 
 Each registry finds its plugins by importing every module of its package the first time it is
 asked, so adding a plugin is adding one file; nothing else lists them.
 
-This module imports nothing of the project's, so the config can validate plugin names and any
+This module imports only harness/errors.py, so the config can validate plugin names and any
 module can register one without an import circle.
 """
 
@@ -14,8 +14,11 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Generic, TypeVar
+
+from harness.errors import BenchError
 
 T = TypeVar("T")
 
@@ -53,14 +56,25 @@ class Registry(Generic[T]):
         return lambda item: self.register(name, item)
 
     def discover(self) -> None:
-        """Import every module of the package once (registration is their import side effect)."""
+        """Import every module of the package once (registration is their import side effect).
+
+        A module that fails to import (a plugin with a bug, a name registered twice) is a BenchError
+        naming its file, and the next lookup tries again rather than seeing half the plugins.
+        """
         if self._discovered:
             return
-        self._discovered = True
         package = importlib.import_module(self.package)
         for module in pkgutil.iter_modules(package.__path__):
-            if not module.name.startswith("_"):
+            if module.name.startswith("_"):
+                continue
+            try:
                 importlib.import_module(f"{self.package}.{module.name}")
+            except Exception as exc:
+                where = Path(getattr(module.module_finder, "path", "")) / f"{module.name}.py"
+                raise BenchError(
+                    f"the {self.kind} plugin {where} could not be imported ({type(exc).__name__}: {exc}); fix or remove that file."
+                ) from exc
+        self._discovered = True
 
     def get(self, name: str) -> T:
         self.discover()
@@ -80,6 +94,15 @@ class Registry(Generic[T]):
         see = f" (see `{self.see}`)" if self.see else ""
         return f"Unknown {self.kind} {name!r}.{hint} Known {self.plural}: {', '.join(self.names())}{see}."
 
+    def readers(self, field: str, fields: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(the optional fields read by exactly the plugins that read `field`, those plugins' names),
+        for "a, b and c only apply to ..." errors; each plugin lists the optional fields it reads in `fields`."""
+
+        def takers(name: str) -> list[str]:
+            return [n for n in self.names() if name in getattr(self.get(n), "fields", ())]
+
+        return [f for f in fields if takers(f) == takers(field)], takers(field)
+
     def names(self) -> list[str]:
         self.discover()
         return sorted(self._items)
@@ -87,6 +110,11 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         self.discover()
         return name in self._items
+
+
+def and_list(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
 
 
 STRATEGIES: Registry = Registry("strategy", "strategies", plural="strategies", see="bench strategies")

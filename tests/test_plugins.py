@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.config import GenerationConfig, JudgeConfig, PoolConfig, SelectConfig, SuiteConfig, load_config
-from harness.errors import ConfigError
+from harness.errors import BenchError, ConfigError
 from harness.registry import JUDGES, STRATEGIES, SUITES, Registry
 
 
@@ -71,9 +71,18 @@ def test_a_strategy_is_one_new_file(add_plugin) -> None:
     assert chosen.diagnostics["breadth"] >= 1  # the shared diagnostics the harness adds to every strategy
     with pytest.raises(ConfigError, match="Did you mean first_pairs"):
         load_config(None, ["select.strategy=first_pair"])
-    with pytest.raises(ValueError, match="already registered"):
-        add_plugin(STRATEGIES, "first_pairs_again", STRATEGY)
+    add_plugin(STRATEGIES, "first_pairs_again", STRATEGY)
+    with pytest.raises(BenchError, match=r"strategy plugin .*first_pairs_again\.py could not be imported .*already registered"):
         run_strategy(POOLS[0], SelectConfig(strategy="first_pairs", budget=1), seed=0)
+
+
+def test_a_broken_plugin_file_is_one_clear_error_and_is_retried(add_plugin, tmp_path: Path) -> None:
+    add_plugin(STRATEGIES, "broken", "def select(:\n")
+    for _ in range(2):  # not cached as "discovered": the next lookup reports it again
+        with pytest.raises(BenchError, match=r"strategy plugin .*broken\.py could not be imported \(SyntaxError"):
+            load_config(None, ["select.strategy=uniform"])
+    (tmp_path / "strategies" / "broken.py").write_text(textwrap.dedent(STRATEGY).replace("first_pairs", "mended"), encoding="utf-8")
+    assert load_config(None, ["select.strategy=mended"]).select.strategy == "mended"
 
 
 SUITE = '''

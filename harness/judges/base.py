@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from harness.config import JudgeConfig
 from harness.io import content_hash
 from harness.records import Prompt
-from harness.registry import JUDGES
+from harness.registry import JUDGES, and_list
 
 
 @dataclass
@@ -56,10 +56,8 @@ class Judge:
         """Refuse the fields this type does not read (ValueError; pydantic adds the field path)."""
         unread = [f for f in JUDGE_FIELDS if f not in cls.fields and getattr(cfg, f) != JudgeConfig.model_fields[f].default]
         if unread:
-            takers = [n for n in JUDGES.names() if unread[0] in JUDGES.get(n).fields]
-            group = [f for f in JUDGE_FIELDS if [n for n in JUDGES.names() if f in JUDGES.get(n).fields] == takers]
-            listed = ", ".join(group[:-1]) + " and " + group[-1] if len(group) > 1 else group[0]
-            raise ValueError(f"{listed} only apply to type: {' or '.join(takers)}")
+            group, takers = JUDGES.readers(unread[0], JUDGE_FIELDS)
+            raise ValueError(f"{and_list(group)} only apply to type: {' or '.join(takers)}")
 
     @classmethod
     def preflight(cls, cfg: JudgeConfig, field: str) -> None:

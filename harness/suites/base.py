@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import BenchError
 from harness.io import content_hash
-from harness.registry import SUITES, UnknownName
+from harness.registry import SUITES, UnknownName, and_list
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
@@ -80,13 +80,10 @@ class Suite:
 
 
 def _only_for(field_: str) -> str:
-    """'tasks, include_path and num_fewshot only apply to the lm_eval suite': the field with the
-    fields read by the same suites, and those suites."""
-    takers = [n for n in SUITES.names() if field_ in SUITES.get(n).fields]
-    group = [f for f in SUITE_FIELDS if [n for n in SUITES.names() if f in SUITES.get(n).fields] == takers]
-    fields = ", ".join(group[:-1]) + " and " + group[-1] if len(group) > 1 else group[0]
-    suites = " and ".join(takers) + (" suites" if len(takers) > 1 else " suite")
-    return f"{fields} only appl{'y' if len(group) > 1 else 'ies'} to the {suites}"
+    """'tasks, include_path and num_fewshot only apply to the lm_eval suite'."""
+    group, takers = SUITES.readers(field_, SUITE_FIELDS)
+    suites = and_list(takers) + (" suites" if len(takers) > 1 else " suite")
+    return f"{and_list(group)} only appl{'y' if len(group) > 1 else 'ies'} to the {suites}"
 
 
 def register_suite(name: str, suite: Suite) -> Suite:
