@@ -47,8 +47,8 @@ def _pipeline(run: Run) -> dict[str, Any]:
     s_train = train.run(run, s_select)
 
     s_base = evaluate.run_base(run)
-    s_reference = evaluate.run_reference(run, heldout, full_pool)
-    s_eval = evaluate.run_tuned(run, s_train, s_base, heldout, s_reference, full_pool)
+    s_reference = evaluate.run_reference(run, heldout)
+    s_eval = evaluate.run_tuned(run, s_train, s_base, heldout, s_reference)
     metrics = {**evaluate.metrics(run.config, s_base, s_eval), **suites.run(run, s_train.path / "adapter")}
 
     outputs.publish(run, metrics, s_base, s_eval, s_select, candidate_pool)

@@ -18,7 +18,6 @@ from harness import preference_eval
 from harness.cache import StageResult
 from harness.config import ExperimentConfig
 from harness.io import read_json, read_jsonl
-from harness.records import CandidatePool
 from harness.stages.preference_pool import Heldout
 from harness.stages.shared import builtin_set, generation_engine, model_key
 
@@ -44,28 +43,26 @@ def run_base(run) -> StageResult:
     )
 
 
-def run_reference(run, heldout: Heldout, candidate_pool: CandidatePool) -> StageResult | None:
+def run_reference(run, heldout: Heldout) -> StageResult | None:
     """Shared by every strategy (and, for pairs shared by seeds, by every seed); None without held-out pairs."""
     if not heldout.pairs:
         return None
-    texts = heldout.texts or candidate_pool
     return run.stage(
         "preference_reference",
         {"model": model_key(run.config), "heldout": heldout.key, "max_length": run.train.max_length},
-        lambda out: preference_eval.reference_logps(run.model, heldout.pairs, texts, run.train, out),
+        lambda out: preference_eval.reference_logps(run.model, heldout.pairs, heldout.texts, run.train, out),
     )
 
 
-def run_tuned(run, trained: StageResult, base: StageResult, heldout: Heldout, reference: StageResult | None, candidate_pool: CandidatePool) -> StageResult:
+def run_tuned(run, trained: StageResult, base: StageResult, heldout: Heldout, reference: StageResult | None) -> StageResult:
     config = run.config
-    texts = heldout.texts or candidate_pool
 
     def compute(out: Path) -> dict:
         adapter = trained.path / "adapter"
         stats = engine.generate_and_judge(run.model, adapter, config.evaluate, out, config.generation, config.prompts)
         if reference is not None:
             logps = read_json(reference.path / "reference_logps.json")
-            preference_eval.preference_accuracy(run.model, adapter, heldout.pairs, texts, logps, run.train, out, config.evaluate.bootstrap)
+            preference_eval.preference_accuracy(run.model, adapter, heldout.pairs, heldout.texts, logps, run.train, out, config.evaluate.bootstrap)
         return stats
 
     key = {"train": trained.hash, "base": base.hash, **inputs(config), **preference_inputs(config, heldout.key, reference)}

@@ -27,11 +27,11 @@ NAME = "preference_pool"
 
 @dataclass(frozen=True)
 class Heldout:
-    """The held-out pairs, the pool whose texts they index (None: the training pool's), what is
-    left for the strategies to select from, and the key that names the pair set."""
+    """The held-out pairs, the pool whose prompts and responses they index, what is left for the
+    strategies to select from, and the key that names the pair set."""
 
     pairs: list[Pair]
-    texts: CandidatePool | None
+    texts: CandidatePool
     selectable: CandidatePool
     key: str
 
@@ -78,5 +78,5 @@ def heldout(run, candidate_pool: CandidatePool) -> Heldout:
         selectable, pairs = candidate_pool, preference_eval.cap_pairs(list(texts.pairs), pcfg.pairs, seed)
     else:
         selectable, pairs = preference_eval.reserve_heldout(candidate_pool, pcfg.holdout, pcfg.pairs, seed)
-        texts = None
+        texts = candidate_pool
     return Heldout(pairs, texts, selectable, content_hash(sorted(p.id for p in pairs)))
