@@ -407,15 +407,20 @@ class _Planner:
 
     Combinations of types are dealt from a shuffled deck so every type is used about equally
     often (per-type pass rates need enough prompts each); kwargs are sampled within the type.
+    With `once_per_task` (the held-out split) a task takes each combination at most once, so
+    the largest set is every held-out task x combination, and no prompt is a sibling of another
+    with the same task and type; a task's next combination is still the first in the deck it has
+    not taken, so a smaller set drawn without repeats is a prefix of every larger one.
     """
 
     combos: list[tuple[str, ...]]
     rng: random.Random
     deck: list[tuple[str, ...]]
     used: dict[tuple[str, tuple[str, ...]], set[tuple[str, ...]]]
+    once_per_task: bool = False
 
     def capacity(self, combo: tuple[str, ...]) -> int:
-        return math.prod(len(CONSTRAINT_TYPES[t].variants) for t in combo)
+        return 1 if self.once_per_task else math.prod(len(CONSTRAINT_TYPES[t].variants) for t in combo)
 
     def _exhausted(self, task_id: str, combo: tuple[str, ...]) -> bool:
         return len(self.used.get((task_id, combo), ())) >= self.capacity(combo)
@@ -455,13 +460,15 @@ def _split_prompts(
     tasks: list[BuiltinTask], n: int, combos: list[tuple[str, ...]], rng: random.Random, split: str
 ) -> list[Prompt]:
     """Round-robin over the split's tasks (reshuffled each round), so each task gets n/len
-    prompts give or take one, and no task runs out before the total capacity is reached."""
-    planner = _Planner(combos=combos, rng=rng, deck=[], used={})
+    prompts give or take one, and no task runs out before the total capacity is reached.
+    Held-out prompts take each (task, constraint combination) once (`_Planner.once_per_task`)."""
+    planner = _Planner(combos=combos, rng=rng, deck=[], used={}, once_per_task=split == "eval")
     per_task = sum(planner.capacity(c) for c in combos)
     if n > len(tasks) * per_task:
+        what = "constraint combinations" if planner.once_per_task else "constraint choices"
         raise ValueError(
             f"asked for {n} {split} prompts, but only {len(tasks) * per_task} distinct ones "
-            f"exist ({len(tasks)} {split} base tasks x {per_task} constraint choices each); "
+            f"exist ({len(tasks)} {split} base tasks x {per_task} {what} each); "
             "ask for fewer, allow more constraint types, or combine more per prompt"
         )
     prompts: list[Prompt] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -25,6 +26,21 @@ def _default_config_path() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _quiet_unless_verbose(command):
+    """Adds --verbose: third-party warnings, log messages and progress bars stay off the console unless
+    it is given (a run keeps them in its run.log either way)."""
+
+    @click.option("--verbose", "-v", is_flag=True, help="Also show third-party warnings, log messages and progress bars (a run keeps them in <run>/run.log either way).")
+    @functools.wraps(command)
+    def wrapper(*args, verbose: bool = False, **kwargs):
+        from harness.console import quiet_console
+
+        with quiet_console(verbose):
+            return command(*args, **kwargs)
+
+    return wrapper
 
 
 class _Group(click.Group):
@@ -102,6 +118,7 @@ def main(debug: bool) -> None:
 @click.option("--seed", type=int, help="Seed for sampling, selection and training; overrides seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. --set train.learning_rate=1e-4 --set pool.k=6. Repeatable.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/<name>-<strategy>-b<budget>-s<seed>].")
+@_quiet_unless_verbose
 def run(strategy, config_path, budget, seed, overrides, out) -> None:
     """Run one experiment cell: prompts -> pool -> select -> train -> evaluate -> report.
 
@@ -188,6 +205,7 @@ def _effect(record: dict) -> str:
               help="Generation dtype: auto = bfloat16 where the GPU or CPU multiplies in it natively (AMX, AVX512-BF16), else float32.")
 @click.option("--cache-dir", default="runs/cache", show_default=True, help="Stage and judgment cache.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: runs/eval/<model>-<suite>].")
+@_quiet_unless_verbose
 def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key_env, judge_prompts, data_path, limit,
              reference, tasks, include_path, overrides, chat_template, backend, dtype, cache_dir, out) -> None:
     """Evaluate any model on one suite, the way the alignment literature does.
@@ -212,7 +230,7 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     from harness.config import EMBEDDED_MODEL
     from harness.eval_runner import run_suite
     from harness.models import with_chat_template
-    from harness.suites.common import resolve_target
+    from harness.suites.common import resolve_target, run_heldout
 
     flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
     judge_flags = {"type": judge, "model": judge_model, "base_url": judge_url, "api_key_env": judge_key_env, "judge_prompts": judge_prompts}
@@ -222,7 +240,7 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
     click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
     start = time.perf_counter()
-    metrics = run_suite(cfg, target, out_dir, Path(cache_dir))
+    metrics = run_suite(cfg, target, out_dir, Path(cache_dir), run_heldout(model or EMBEDDED_MODEL))
     _print_metrics({cfg.name: metrics})
     click.echo(f"\n{time.perf_counter() - start:.1f} s; metrics: {out_dir / 'metrics.json'}")
 
@@ -275,6 +293,7 @@ def _print_metrics(metrics: dict) -> None:
 @click.option("--gpus-per-cell", default=0.0, show_default=True, type=float, help="ray: GPUs each cell requests.")
 @click.option("--runs-root", default="runs", show_default=True, type=click.Path(file_okay=False), help="Cells run under RUNS_ROOT/<matrix name>/<cell>.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field in every cell, e.g. --set cache_dir=/shared/cache.")
+@_quiet_unless_verbose
 def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, overrides) -> None:
     """Run an ablation matrix (strategies x budgets x seeds x any config field), then write its
     comparison report to RUNS_ROOT/<matrix>/comparison/index.html.

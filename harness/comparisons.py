@@ -40,6 +40,7 @@ class RunSummary:
     breadth: float | None
     mean_depth: float | None
     outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
+    cost: dict[str, Any] = field(default_factory=dict)  # selection vs training seconds (manifest "cost", Run.record_cost)
     setting: dict[str, Any] = field(default_factory=dict)  # the resolved config bar seed and name (harness.grouping)
     cell: str = ""
     context: str = ""
@@ -79,6 +80,7 @@ def load_run(run_dir: Path) -> RunSummary:
         breadth=diag.get("breadth"),
         mean_depth=mean_depth,
         outcomes=run_outcomes(run_dir),
+        cost=manifest.get("cost") or {},
         setting=setting(config, strategy, budget),
     )
 

@@ -234,10 +234,16 @@ class FeaturesConfig(_Strict):
         "trainer's batch size move B off zero (so A's gradient carries signal) for about a minute on CPU.",
     )
     batch_size: int = Field(
-        8,
+        4,
         ge=1,
-        description="Responses per forward/backward. On CPU 1, 4 and 8 ran within noise of each other on "
-        "the SmolLM2-135M architecture; on a GPU batch 8 was 7-9x faster than batch 1 (module docstring).",
+        description="Responses per forward/backward: 4 is the fastest on a 2-core CPU (benchmarks/throughput.py); "
+        "on a GPU raise it (8-16)",
+    )
+    attention: Literal["auto", "eager", "sdpa"] = Field(
+        "auto",
+        description="the attention kernels the gradients run through: 'auto' = eager (plain matmuls) on a CPU, whose "
+        "backward runs faster there than SDPA's flash-attention backward at these lengths, and sdpa on a GPU; "
+        "resolved per machine into the stage key",
     )
     projection_seed: int = Field(
         0,
@@ -278,6 +284,18 @@ class TrainConfig(_Strict):
         "AVX512-BF16), else float32. Resolved per machine into the train and features cache keys",
     )
     gradient_checkpointing: bool = False
+    reference_logps: Literal["cached", "per_step"] = Field(
+        "cached",
+        description="the reference model's log-probs of the chosen and rejected responses: 'cached' = computed once per "
+        "response (batched, no gradient) and kept under cache_dir/reference_logps for every run that trains on it, so a "
+        "step runs only the policy; 'per_step' = TRL's default, a reference forward pass inside every step",
+    )
+    batching: Literal["length_grouped", "random"] = Field(
+        "length_grouped",
+        description="how pairs form batches: 'length_grouped' = pairs of similar token length together (transformers' "
+        "LengthGroupedSampler: sorted megabatches, batches in seeded random order), which pads less; 'random' = "
+        "the trainer's plain shuffled order",
+    )
     logging_steps: int = Field(1, ge=1)
     accelerate_config: str | None = Field(
         None,

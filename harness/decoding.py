@@ -20,7 +20,8 @@ benchmarks/throughput.py):
   fall back to the full sort. The distribution sampled from is the same; no token is dropped
   that the full sort would keep (a silent top-k would).
 - **finished rows leave the batch**, their cache rows with them, so a batch costs what its
-  live rows cost.
+  live rows cost, and **waiting prompts take their places** (continuous batching): a batch that
+  only drained spent most of its steps on a few long answers at a few rows per matrix product.
 
 Outputs honour the generation contract (harness/generation.py): new tokens only, up to and
 including the first end-of-sequence token; callers cut there.
@@ -29,8 +30,10 @@ including the first end-of-sequence token; callers cut there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from transformers import AttentionInterface
@@ -102,7 +105,10 @@ def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
-    return _at_least_fp32(logits).argmax(dim=-1)  # argmax over bf16 is not vectorised on CPU: 5x slower than over fp32
+    """The most likely token per row (the first of ties, as `argmax`). `max` reads bf16 logits as they are:
+    upcasting changes no value or order, and on CPU the upcast plus an fp32 argmax costs 5x what `max`
+    costs (and a bf16 argmax 6x): 13 ms against 2.6 ms per step at 192 rows x 49k."""
+    return logits.max(dim=-1).indices
 
 
 CHUNK = 32
@@ -113,11 +119,11 @@ class SlabLayer(DynamicLayer):
     """One layer's KV cache in a contiguous slab that grows CHUNK positions at a time.
 
     `update` writes in place and returns the whole slab, so attention reads contiguous memory
-    (a view of the filled part would be copied by every matmul, which costs what concatenation
-    costs). The slots not yet written are zeros that the mask hides: `get_mask_sizes` reports the
-    slab's length, as transformers' StaticLayer does, so the 2D padding mask is padded with False
-    over them and causality hides them from the prefill. Full attention only: `decode` uses it for
-    models without sliding-window layers.
+    (CPU bf16 matmuls copy a view of the filled part first: 1.5-1.8x the time of reading the slab,
+    measured at 192 rows x 200 positions). The slots not yet written are zeros that the mask hides:
+    `get_mask_sizes` reports the slab's length, as transformers' StaticLayer does, so the 2D padding
+    mask is padded with False over them and causality hides them from the prefill. Full attention
+    only: `decode` uses it for models without sliding-window layers.
     """
 
     def __init__(self) -> None:
@@ -130,7 +136,7 @@ class SlabLayer(DynamicLayer):
         self.is_initialized = True
 
     @staticmethod
-    def _capacity(length: int) -> int:
+    def capacity(length: int) -> int:
         return -(-length // CHUNK) * CHUNK
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,12 +152,13 @@ class SlabLayer(DynamicLayer):
 
     def _grown(self, slab: torch.Tensor, length: int) -> torch.Tensor:
         rows, heads, _, dim = slab.shape
-        grown = slab.new_zeros(rows, heads, self._capacity(length), dim)  # zeros, not garbage: 0-weight x NaN would be NaN
+        grown = slab.new_empty(rows, heads, self.capacity(length), dim)
         grown[:, :, : self.length] = slab[:, :, : self.length]
+        grown[:, :, self.length :] = 0  # zeros, not garbage, where the mask hides: 0-weight x NaN would be NaN
         return grown
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self._capacity(self.length + query_length), 0
+        return self.capacity(self.length + query_length), 0
 
     def get_seq_length(self) -> int:
         return self.length
@@ -174,7 +181,9 @@ def grouped_attention(module, query, key, value, attention_mask, dropout: float 
     rows, heads, _, dim = query.shape
     kv_heads, length = key.shape[1], key.shape[2]
     grouped = query.reshape(rows, kv_heads, heads // kv_heads, dim)
-    scores = _at_least_fp32(torch.matmul(grouped, key.transpose(-1, -2))) * (scaling if scaling is not None else dim**-0.5)
+    # K as the left operand, as the slab lays it out: a transposed K on the right is copied by every CPU bf16
+    # matmul (the whole cache, at every layer and step); the small query block is what gets transposed
+    scores = _at_least_fp32(torch.matmul(key, grouped.transpose(-1, -2)).transpose(-1, -2)) * (scaling if scaling is not None else dim**-0.5)
     if attention_mask is not None:
         mask = attention_mask.reshape(rows, 1, 1, length)
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
@@ -196,19 +205,49 @@ def full_attention_only(model) -> bool:
 
 
 @contextlib.contextmanager
-def _fast_path(model) -> Iterator[Cache]:
-    """The KV cache for one decode: slabs with grouped attention for full-attention SDPA models, else
-    transformers' own dynamic cache and the model's attention (sliding windows and the like stay exact)."""
+def packed_linears(model, rows: int) -> Iterator[int]:
+    """On a CPU, bf16 `nn.Linear` layers run from weights reordered once into oneDNN's blocked layout; yields
+    how many layers were packed (0 elsewhere: other devices, dtypes or a PyTorch without the op).
+
+    `F.linear` reorders a bf16 weight at every call, which doubles the memory traffic of a decode
+    step (a step reads every weight once, a few rows at a time). The packed kernel gives bit-identical
+    outputs; benchmarks/throughput.py measures the difference. `rows` is oneDNN's batch hint (any batch
+    size runs on the packed weights). Every layer gets its own forward back on exit.
+    """
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    usable = next(model.parameters()).device.type == "cpu" and torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")
+    layers = [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.dtype == torch.bfloat16] if usable else []
+    for layer in layers:
+        packed = mkldnn._reorder_linear_weight(layer.weight.detach(), rows)
+        layer.forward = functools.partial(_packed_linear, packed=packed, bias=layer.bias)
+    try:
+        yield len(layers)
+    finally:
+        for layer in layers:
+            del layer.forward
+
+
+def _packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, bias, "none", [], "")
+
+
+@contextlib.contextmanager
+def _fast_path(model, rows: int) -> Iterator[tuple[Callable[[], Cache], bool]]:
+    """(a maker of KV caches for one decode, whether they are slabs): slabs with grouped attention for
+    full-attention SDPA models, else transformers' own dynamic cache and the model's attention (sliding
+    windows and the like stay exact); packed linear layers either way (`packed_linears`)."""
     config = model.config
     previous = getattr(config, "_attn_implementation", None)
-    if previous != "sdpa" or not full_attention_only(model):
-        yield DynamicCache(config=config)
-        return
-    config._attn_implementation = GROUPED
-    try:
-        yield Cache(layers=[SlabLayer() for _ in range(config.get_text_config().num_hidden_layers)])
-    finally:
-        config._attn_implementation = previous
+    with packed_linears(model, rows):
+        if previous != "sdpa" or not full_attention_only(model):
+            yield (lambda: DynamicCache(config=config)), False
+            return
+        config._attn_implementation = GROUPED
+        layers = config.get_text_config().num_hidden_layers
+        try:
+            yield (lambda: Cache(layers=[SlabLayer() for _ in range(layers)])), True
+        finally:
+            config._attn_implementation = previous
 
 
 COMPACT_SHARE = 8
@@ -216,46 +255,130 @@ COMPACT_SHARE = 8
 KV cache, so dropping rows one at a time (about 0.5 GB per removal at 80 rows) costs more than
 carrying a few finished rows (under 1 ms per row per step) for a while."""
 
+REFILL_SHARE = 4
+"""Waiting prompts join the batch once 1/REFILL_SHARE of its places are free (continuous batching): a
+batch that only drains spends most of its steps on a few long answers, and a step's matrix products
+cost little more for 200 rows than for 30 (benchmarks/throughput.py measures the difference)."""
+
+
+@dataclass
+class _Rows:
+    """The rows decoding together: their KV cache, the 2-D mask it holds, where each row's next token
+    goes, the logits its next token is picked from, which sequence each row is, how many tokens each
+    has made, and which are still live (a finished row rides along until the batch is compacted)."""
+
+    cache: Cache
+    mask: torch.Tensor
+    next_position: torch.Tensor
+    logits: torch.Tensor
+    sequence: torch.Tensor
+    made: torch.Tensor
+    live: torch.Tensor
+
+    def select(self, keep: torch.Tensor) -> "_Rows":
+        self.cache.batch_select_indices(keep)
+        return _Rows(self.cache, self.mask[keep], self.next_position[keep], self.logits[keep], self.sequence[keep], self.made[keep], self.live[keep])
+
 
 @torch.inference_mode()
-def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int, eos_ids: set[int], pick: Picker) -> list[list[int]]:
-    """New tokens per row (left-padded batch in), each list ending at its first EOS or after max_new_tokens.
+def decode(model, sequences: list[list[int]], *, max_new_tokens: int, eos_ids: set[int], pick: Picker, batch_size: int,
+           pad_id: int = 0, on_finished: Callable[[int], None] | None = None) -> list[list[int]]:
+    """New tokens per prompt (token lists in, admitted in the given order), each ending at its first EOS or
+    after max_new_tokens.
 
-    Rows are independent: a finished row's later tokens are computed (until it leaves the batch)
-    and discarded, and a repeated prompt's rows share its prefill.
+    At most `batch_size` rows decode at once. With slab caches, whenever 1/REFILL_SHARE of the places are
+    free, waiting prompts are prefilled and join the rows still decoding (continuous batching: their KV
+    is right-aligned with the others' and the columns before their prompt are masked); otherwise the
+    next prompts start when the batch has finished. Rows are independent: a finished row's later tokens
+    are computed (until it leaves the batch) and discarded, and a repeated prompt's rows share its
+    prefill. `on_finished(n)` is told as rows finish.
     """
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    rows = input_ids.shape[0]
-    out: list[list[int]] = [[] for _ in range(rows)]
-    if rows == 0 or max_new_tokens <= 0:
+    out: list[list[int]] = [[] for _ in sequences]
+    if not sequences or max_new_tokens <= 0:
         return out
-    unique, fan_out = _unique_rows(input_ids, attention_mask)
     eos = torch.tensor(sorted(eos_ids), dtype=torch.long)
-    with _fast_path(model) as cache:
-        logits, mask, last_position = _prefill(model, cache, cache_arg, input_ids[unique], attention_mask[unique])
-        if len(unique) < rows:
-            cache.batch_select_indices(fan_out)
-            logits, mask, last_position = logits[fan_out], mask[fan_out], last_position[fan_out]
-        next_position = last_position + 1
-        present = torch.arange(rows)  # the batch's rows, in cache order
-        alive = torch.ones(rows, dtype=torch.bool)
-        for step in range(max_new_tokens):
-            token = pick(logits)
-            for row, t, live in zip(present.tolist(), token.tolist(), alive.tolist()):
-                if live:
-                    out[row].append(t)
-            alive &= ~torch.isin(token, eos)
-            if step + 1 == max_new_tokens or not bool(alive.any()):
-                break
-            if int((~alive).sum()) * COMPACT_SHARE >= len(present):
-                keep = alive.nonzero().squeeze(1)
-                cache.batch_select_indices(keep)
-                present, token, mask, next_position, alive = present[keep], token[keep], mask[keep], next_position[keep], alive[keep]
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-            logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                           use_cache=True, **{cache_arg: cache}).logits[:, -1]
-            next_position = next_position + 1
+    waiting = list(range(len(sequences)))[::-1]  # popped from the end: the given order
+    rows: _Rows | None = None
+    with _fast_path(model, batch_size) as (new_cache, slabs):
+        while True:
+            live = 0 if rows is None else int(rows.live.sum())
+            if waiting and (rows is None or (slabs and (batch_size - live) * REFILL_SHARE >= batch_size)):
+                admitted = [waiting.pop() for _ in range(min(batch_size - live, len(waiting)))]
+                fresh = _admit(model, new_cache(), cache_arg, [sequences[i] for i in admitted], torch.tensor(admitted), pad_id)
+                rows = fresh if rows is None else _merge(rows.select(rows.live.nonzero().squeeze(1)), fresh)
+            assert rows is not None
+            token = pick(rows.logits)
+            for sequence, t, is_live in zip(rows.sequence.tolist(), token.tolist(), rows.live.tolist()):
+                if is_live:
+                    out[sequence].append(t)
+            rows.made += 1
+            ended = rows.live & (torch.isin(token, eos) | (rows.made >= max_new_tokens))
+            if bool(ended.any()):
+                rows.live &= ~ended
+                if on_finished is not None:
+                    on_finished(int(ended.sum()))
+            if not bool(rows.live.any()):
+                if not waiting:
+                    break
+                rows = None
+                continue
+            if int((~rows.live).sum()) * COMPACT_SHARE >= len(rows.live):
+                keep = rows.live.nonzero().squeeze(1)
+                rows, token = rows.select(keep), token[keep]
+            rows.mask = torch.cat([rows.mask, rows.mask.new_ones(rows.mask.shape[0], 1)], dim=1)
+            rows.logits = model(input_ids=token[:, None], attention_mask=rows.mask, position_ids=rows.next_position[:, None],
+                                use_cache=True, **{cache_arg: rows.cache}).logits[:, -1]
+            rows.next_position = rows.next_position + 1
     return out
+
+
+def _admit(model, cache: Cache, cache_arg: str, prompts: list[list[int]], sequence: torch.Tensor, pad_id: int) -> _Rows:
+    """Prefill `prompts` (left-padded together) into a fresh cache, repeated prompts once."""
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention_mask[row, width - len(prompt) :] = 1
+    device = next(model.parameters()).device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    unique, fan_out = _unique_rows(input_ids, attention_mask)
+    logits, mask, last_position = _prefill(model, cache, cache_arg, input_ids[unique], attention_mask[unique])
+    if len(unique) < len(prompts):
+        cache.batch_select_indices(fan_out)
+        logits, mask, last_position = logits[fan_out], mask[fan_out], last_position[fan_out]
+    n = len(prompts)
+    return _Rows(cache, mask, last_position + 1, logits, sequence, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
+
+
+def _merge(old: _Rows, new: _Rows) -> _Rows:
+    """Both sets of rows in one slab cache, right-aligned (every row's next token goes to the same column);
+    columns masked for every row are dropped from the left."""
+    length = max(old.mask.shape[1], new.mask.shape[1])
+    masks = [torch.nn.functional.pad(r.mask, (length - r.mask.shape[1], 0)) for r in (old, new)]
+    mask = torch.cat(masks)
+    used = mask.any(0).nonzero()
+    first = int(used[0]) if len(used) else 0
+    mask = mask[:, first:]
+    layers = []
+    for a, b in zip(old.cache.layers, new.cache.layers):
+        layer = SlabLayer()
+        layer.is_initialized, layer.device, layer.length = True, a.keys.device, length - first
+        capacity = SlabLayer.capacity(layer.length)
+        for name in ("keys", "values"):
+            parts = []
+            for source in (a, b):
+                slab = getattr(source, name)
+                filled = source.length
+                shift = length - filled - first  # where this source's column 0 lands
+                grown = slab.new_zeros(slab.shape[0], slab.shape[1], capacity, slab.shape[3])  # zeros where the mask hides
+                skip = max(0, -shift)
+                grown[:, :, shift + skip : shift + filled] = slab[:, :, skip:filled]
+                parts.append(grown)
+            setattr(layer, name, torch.cat(parts))
+        layers.append(layer)
+    return _Rows(Cache(layers=layers), mask, *(torch.cat([getattr(old, f), getattr(new, f)]) for f in ("next_position", "logits", "sequence", "made", "live")))
 
 
 SHARED_PREFIX_MIN = 8

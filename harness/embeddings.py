@@ -37,7 +37,7 @@ def embed_texts(texts: list[str], model_name: str, batch_size: int = 64) -> np.n
 
     model = SentenceTransformer(resolve_embedder(model_name), device="cpu", trust_remote_code=trust_remote_code())
     vectors = model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(texts) > batch_size, convert_to_numpy=True
+        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
     )
     return np.asarray(vectors, dtype=np.float32)
 

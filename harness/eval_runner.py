@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import SuiteConfig
+from harness.heldout_prompts import HeldoutSet
 from harness.io import atomic_dir, write_json
-from harness.suites import EvalTarget, get_suite
+from harness.suites import EvalTarget, SuiteContext, get_suite
 
 
-def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
-    """Run a suite into `out` (replaced atomically); returns its metrics."""
+def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path, heldout: HeldoutSet | None = None) -> dict[str, dict[str, Any]]:
+    """Run a suite into `out` (replaced atomically); returns its metrics. `heldout`: the held-out prompts
+    a pathless `ifeval` asks (a run folder's own; default the built-in defaults)."""
     from harness.preflight import check_chat_template, check_model, check_suite
     from harness.provenance import versions
 
@@ -28,7 +30,7 @@ def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) 
     suite = get_suite(cfg.name)
     start = time.perf_counter()
     with atomic_dir(out) as tmp:
-        metrics = suite.evaluate(cfg, target, tmp, Path(cache_dir))
+        metrics = suite.evaluate(cfg, target, tmp, SuiteContext(Path(cache_dir), heldout or HeldoutSet()))
         seconds = time.perf_counter() - start
         write_json(tmp / "metrics.json", {cfg.name: metrics})
         write_json(

@@ -1,8 +1,14 @@
-"""The `evaluate` stages: greedy outputs on held-out verifiable prompts, and their metrics.
+"""The held-out evaluation: the registered `ifeval` suite on the run's own held-out prompts, and
+the paired metrics on top of it.
 
-The base model's outputs are a stage of their own, keyed only by the model and the eval
-config, so every strategy in a comparison is scored against the very same base outputs and
-every difference is paired (same prompts, same decoding).
+There is one evaluation path. The `evaluate_base` and `evaluate` stages run the `ifeval` suite
+(harness/suites/instruction_following.py) on the run's held-out prompts (`HeldoutSet`: its task
+set, its constraint types, `evaluate.n_prompts` of them) through the suite's cached generation
+and judging, so an `ifeval` suite added to `evaluate.suites` with the same decoding asks the same
+prompts and reuses the same outputs. On top come what only a comparison with the base model gives:
+the paired difference, the win rate, and (with `evaluate.samples`) the mean verifiable reward
+over seeded samples. The base model's outputs are a stage of their own, so every strategy in a
+comparison is scored against the very same base outputs (same prompts, same decoding).
 """
 
 from __future__ import annotations
@@ -11,72 +17,40 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import EvaluateConfig, GenerationConfig, PromptsConfig
-from harness.generation import generate_with
-from harness.heldout_prompts import eval_prompts
+from harness.config import EvaluateConfig, SuiteConfig
 from harness.io import read_jsonl, write_jsonl
 from harness.judges import get_judge
 from harness.metrics import accuracies, instruction_share, prompt_pass
-from harness.records import to_row
 from harness.stats import mean_ci, metric, newcombe_paired
+from harness.suites import EvalTarget, SuiteContext, get_suite
+from harness.suites.instruction_following import judged_outputs
 
 SUITE = "ifeval_heldout"
+"""The metrics.json section of the held-out evaluation."""
+HELDOUT_SUITE = "ifeval"
+"""The registered suite the evaluate stages run."""
 
 
-def generate_and_judge(
-    model_name: str, adapter: Path | None, cfg: EvaluateConfig, out: Path, generation: GenerationConfig,
-    prompts_cfg: PromptsConfig | None = None,
-) -> dict:
-    """Greedy outputs for the held-out prompts, each with the verifiable judgment."""
-    prompts = eval_prompts(cfg, prompts=prompts_cfg)
-    gens = generate_with(
-        generation.backend,
-        model_name,
-        adapter,
-        [p.messages for p in prompts],
-        dtype=generation.dtype,
-        max_new_tokens=cfg.max_new_tokens,
-        batch_size=cfg.batch_size,
-        do_sample=False,
-        desc="evaluate: greedy " + ("tuned" if adapter else "base"),
-        gpu_memory_utilization=generation.vllm_gpu_memory_utilization,
-    )
-    judge = get_judge("verifiable")
-    rows = []
-    for prompt, gen in zip(prompts, gens):
-        j = judge.score(prompt, gen.text)
-        rows.append(
-            {
-                "prompt": to_row(prompt),
-                "output": gen.text,
-                "truncated": gen.truncated,
-                "n_tokens": gen.n_tokens,
-                "strict": j.details["strict"],
-                "loose": j.details["loose"],
-            }
-        )
-    tokens = sum(g.n_tokens for g in gens)
+def suite_config(cfg: EvaluateConfig) -> SuiteConfig:
+    """The `ifeval` suite as the evaluate section sets it: the run's first `n_prompts` held-out prompts, its decoding."""
+    return SuiteConfig(name=HELDOUT_SUITE, limit=cfg.n_prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, bootstrap=cfg.bootstrap)  # type: ignore[call-arg]
+
+
+def evaluate_target(target: EvalTarget, cfg: EvaluateConfig, ctx: SuiteContext, out: Path) -> dict:
+    """The suite's outputs, exports and metrics in `out`, each row with `sampled_strict` (the verdicts of
+    `samples` seeded samples) when the config asks for samples."""
+    suite_cfg = suite_config(cfg)
+    get_suite(HELDOUT_SUITE).evaluate(suite_cfg, target, out, ctx)
+    rows = read_outputs(out)
+    tokens = sum(r["n_tokens"] for r in rows)
     if cfg.samples:
-        sampled = generate_with(
-            generation.backend,
-            model_name,
-            adapter,
-            [p.messages for p in prompts for _ in range(cfg.samples)],
-            dtype=generation.dtype,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.batch_size,
-            do_sample=True,
-            temperature=cfg.sample_temperature,
-            top_p=0.95,
-            seed=cfg.prompt_seed,
-            desc=f"evaluate: {cfg.samples} samples " + ("tuned" if adapter else "base"),
-            gpu_memory_utilization=generation.vllm_gpu_memory_utilization,
-        )
+        prompts = ctx.heldout.prompts(cfg.n_prompts)
+        sampling = {"temperature": cfg.sample_temperature, "top_p": 0.95, "seed": cfg.prompt_seed}
+        draws, _ = judged_outputs(suite_cfg, target, ctx, [p for p in prompts for _ in range(cfg.samples)], sampling, f"{cfg.samples} samples")
         for n, row in enumerate(rows):
-            draws = sampled[n * cfg.samples : (n + 1) * cfg.samples]
-            row["sampled_strict"] = [judge.score(prompts[n], g.text).details["strict"] for g in draws]
-        tokens += sum(g.n_tokens for g in sampled)
-    write_jsonl(out / "outputs.jsonl", rows)
+            row["sampled_strict"] = [d["strict"] for d in draws[n * cfg.samples : (n + 1) * cfg.samples]]
+        tokens += sum(d["n_tokens"] for d in draws)
+        write_jsonl(out / "outputs.jsonl", rows)
     return {"n": len(rows), "tokens_generated": tokens}
 
 
@@ -90,7 +64,7 @@ def sampled_reward(row: dict) -> float | None:
 def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: EvaluateConfig, seed: int = 0) -> dict:
     """metrics.json: suite -> metric -> {value, ci_low, ci_high, n, judge}."""
     judge = get_judge("verifiable")
-    assert [r["prompt"]["id"] for r in base_rows] == [r["prompt"]["id"] for r in tuned_rows], "eval sets differ"
+    assert [r["prompt_id"] for r in base_rows] == [r["prompt_id"] for r in tuned_rows], "eval sets differ"
     metrics: dict[str, dict] = {}
     for name, rows in (("tuned", tuned_rows), ("base", base_rows)):
         for key, value in accuracies(rows, cfg.bootstrap, judge.name, judge.weak, seed).items():

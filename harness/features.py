@@ -206,11 +206,21 @@ def response_logps(model: Any, batch: Sequence[TokenizedResponse]) -> torch.Tens
 # Per-sample LoRA gradients
 
 
-def load_lora_model(model_name: str, train_cfg: TrainConfig, seed: int, adapter: Path | None = None) -> tuple[Any, Any]:
+def resolve_attention(requested: str) -> str:
+    """The attention implementation gradient features run through: 'auto' is eager on a CPU, sdpa on a GPU."""
+    if requested != "auto":
+        return requested
+    from harness.models import device
+
+    return "sdpa" if device() == "cuda" else "eager"
+
+
+def load_lora_model(model_name: str, train_cfg: TrainConfig, seed: int, adapter: Path | None = None, attention: str = "auto") -> tuple[Any, Any]:
     """(peft model in eval mode, tokenizer): a fresh adapter (A seeded, B = 0), or a trained one."""
     from peft import PeftModel, get_peft_model
 
     loaded = load_model(model_name, dtype=resolve_dtype(train_cfg.precision))
+    loaded.model.set_attn_implementation(resolve_attention(attention))
     if adapter is None:
         torch.manual_seed(seed)  # LoRA A's random init (reseeds torch's global generator)
         model = get_peft_model(loaded.model, lora_config(train_cfg, loaded.model), autocast_adapter_dtype=False)
@@ -445,7 +455,7 @@ def compute_gradient_features(
     if cfg.lora_init == "warmup":
         stats["seconds_warmup"] = _warm_up(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup")["seconds"]
         adapter = out_dir / "warmup" / "adapter"
-    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter)
+    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter, cfg.attention)
     gradients = LoraGradients(model, include_a=cfg.lora_init == "warmup")
     projection = make_projection(cfg.projection, gradients.dim, cfg.dim, cfg.projection_seed)
 

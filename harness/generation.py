@@ -4,8 +4,9 @@ Both back ends honour one contract: one `Generation` per conversation, in input 
 chat template applied by the model's own tokenizer, text cut at the first end-of-sequence
 token, `truncated` when `max_new_tokens` ran out. On transformers, harness/decoding.py's loop
 generates (several times faster than `model.generate` on CPU: benchmarks/throughput.py);
-prompts are sorted by length so each batch pads little, and each batch samples from a generator
-seeded by (seed, batch index), so sampled outputs do not depend on what ran before in the process.
+prompts are sorted by length so rows decoding together pad little, finished rows are replaced by
+waiting prompts (continuous batching), and one generator seeded by `seed` samples a whole call, so
+sampled outputs do not depend on what ran before in the process.
 """
 
 from __future__ import annotations
@@ -58,28 +59,35 @@ def generate(
     seed: int = 0,
     desc: str = "generate",
 ) -> list[Generation]:
+    """One `Generation` per conversation, in order: prompts shortest first (so rows that decode together
+    pad little), at most `batch_size` rows at a time, sampled from one generator seeded by `seed`."""
     tokenizer, model = loaded.tokenizer, loaded.model
-    results: list[Generation | None] = [None] * len(conversations)
     eos_ids = set(_eos_ids(model, tokenizer))
+    order, prompts = length_sorted(tokenizer, conversations)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    pick = _picker(generator, temperature, top_p) if do_sample else greedy
     with tqdm(total=len(conversations), desc=desc, unit="seq") as bar:
-        for batch_index, idx, enc in length_sorted_batches(tokenizer, conversations, batch_size):
-            generator = torch.Generator(device=model.device).manual_seed(seed * 100_003 + batch_index)
-            pick = _picker(generator, temperature, top_p) if do_sample else greedy
-            new = decode(model, enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device),
-                         max_new_tokens=max_new_tokens, eos_ids=eos_ids, pick=pick)
-            for i, tokens in zip(idx, new):
-                results[i] = to_generation(tokens, eos_ids, tokenizer)
-            bar.update(len(idx))
+        new = decode(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pick=pick, batch_size=batch_size,
+                     pad_id=tokenizer.pad_token_id, on_finished=bar.update)
+    results: list[Generation | None] = [None] * len(conversations)
+    for i, tokens in zip(order, new):
+        results[i] = to_generation(tokens, eos_ids, tokenizer)
     return [r for r in results if r is not None]
+
+
+def length_sorted(tokenizer, conversations: list[list[dict[str, str]]]) -> tuple[list[int], list[list[int]]]:
+    """(conversation indices, their templated token ids), shortest first (ties in input order)."""
+    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in chat_texts(tokenizer, conversations)]
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    return order, [ids[i] for i in order]
 
 
 def length_sorted_batches(tokenizer, conversations: list[list[dict[str, str]]], batch_size: int):
     """(batch index, conversation indices, left-padded encoding) per batch, conversations sorted by
-    templated length so that each batch pads little."""
+    templated length so that each batch pads little (the batch-at-a-time baseline of benchmarks/throughput.py)."""
     tokenizer.padding_side = "left"
+    order, _ = length_sorted(tokenizer, conversations)
     texts = chat_texts(tokenizer, conversations)
-    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     for batch_index, start in enumerate(range(0, len(order), batch_size)):
         idx = order[start : start + batch_size]
         yield batch_index, idx, tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)

@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, SuiteConfig
+from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, PromptsConfig, SuiteConfig
 from harness.errors import require
 from harness.models import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
 from harness.registry import JUDGES
@@ -108,6 +108,16 @@ def check_suite(cfg: SuiteConfig, field: str) -> None:
         check_judge(judge, f"{field}.judge")
 
 
+def check_heldout(cfg: EvaluateConfig, prompts: PromptsConfig) -> None:
+    """The held-out set exists at the asked size (at most every held-out task x constraint combination)."""
+    from harness.heldout_prompts import HeldoutSet
+
+    try:
+        HeldoutSet.of(cfg, prompts).prompts()
+    except ValueError as exc:
+        raise BenchError(f"evaluate.n_prompts = {cfg.n_prompts}: {exc}.") from None
+
+
 def check_evaluation(cfg: EvaluateConfig, preference: PreferenceConfig) -> None:
     for index, suite in enumerate(cfg.suites):
         check_suite(suite, f"evaluate.suites[{index}]")
@@ -135,4 +145,5 @@ def check_experiment(config: ExperimentConfig) -> None:
     resolve_backend(config.generation.backend)
     check_components(config)
     check_judge(config.pool.judge, "pool.judge")
+    check_heldout(config.evaluate, config.prompts)
     check_evaluation(config.evaluate, config.preference)

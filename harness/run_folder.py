@@ -37,6 +37,7 @@ class Run:
         self.out = Path(out_dir)
         self.cache = Path(config.cache_dir)
         self.stages: dict[str, dict[str, Any]] = {}
+        self.cost: dict[str, Any] = {}
         self.started = time.time()
         self.opened = False
         self.machine = machine()
@@ -71,6 +72,21 @@ class Run:
             self.write_manifest("running")
         return result
 
+    def record_cost(self, selection: list[str], training: str) -> None:
+        """Selection cost next to training cost (compute seconds, also for stages found cached: what they
+        took when computed), since data selection is worth its compute only if it beats random selection
+        given the same compute (arXiv 2503.01807)."""
+        def seconds(names: list[str]) -> float:
+            return round(sum(self.stages[n]["compute_seconds"] for n in names if n in self.stages), 1)
+
+        selecting, training_seconds = seconds(selection), seconds([training])
+        self.cost = {
+            "selection_seconds": selecting,
+            "selection_stages": [n for n in selection if n in self.stages],
+            "training_seconds": training_seconds,
+            "selection_per_training": round(selecting / training_seconds, 3) if training_seconds else None,
+        }
+
     def publish_file(self, source: Path, name: str) -> None:
         """Copy a stage's file into the run folder (atomically: a reader never sees half a file)."""
         with atomic_path(self.out / name) as tmp:
@@ -97,6 +113,7 @@ class Run:
                 "resolved": {"model": self.model, "target_modules": self.train.target_modules, "train_precision": self.train.precision},
                 "started": self.started,
                 "stages": self.stages,
+                **({"cost": self.cost} if self.cost else {}),
                 **({"error": error} if error else {}),
                 **({"error_log": error_log} if error_log else {}),
             },

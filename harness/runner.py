@@ -8,13 +8,14 @@ got and the same command resumes from there.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from harness.cache import stage_hash
 from harness.config import ExperimentConfig
-from harness.io import read_json
+from harness.console import run_log
+from harness.io import content_hash, read_json
+from harness.records import CandidatePool
 from harness.run_folder import Run
 from harness.stages import evaluate, outputs, pool, preference_pool, prompts, select, suites, train, views
 
@@ -25,11 +26,12 @@ def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
 
     check_experiment(config)
     run = Run(config, out_dir)
-    try:
-        return _pipeline(run)
-    except BaseException as exc:
-        run.fail(exc)
-        raise
+    with run_log(run.out):  # third-party warnings and log records: <run>/run.log, off the console
+        try:
+            return _pipeline(run)
+        except BaseException as exc:
+            run.fail(exc)
+            raise
 
 
 def _pipeline(run: Run) -> dict[str, Any]:
@@ -40,9 +42,8 @@ def _pipeline(run: Run) -> dict[str, Any]:
     select.check_budget(heldout.selectable, run.config)
     run.open()  # the inputs are usable: from here on a failure leaves its record in the run folder
 
-    # the views a strategy declares cover the whole pool (shared); it selects among the selectable pairs
-    full_pool, view_info = views.attach(run, candidate_pool, s_pool.hash)
-    candidate_pool = dataclasses.replace(full_pool, pairs=heldout.selectable.pairs)
+    # the views a strategy declares cover what it may select (shared by every strategy and seed on this pool)
+    candidate_pool, view_info = views.attach(run, heldout.selectable, selectable_key(s_pool.hash, heldout.selectable))
     s_select = select.run(run, candidate_pool, s_pool.hash, view_info, heldout.key)
     s_train = train.run(run, s_select)
 
@@ -50,10 +51,16 @@ def _pipeline(run: Run) -> dict[str, Any]:
     s_reference = evaluate.run_reference(run, heldout)
     s_eval = evaluate.run_tuned(run, s_train, s_base, heldout, s_reference)
     metrics = {**evaluate.metrics(run.config, s_base, s_eval), **suites.run(run, s_train.path / "adapter")}
+    run.record_cost(selection=[*view_info["stages"].values(), s_select.name], training=s_train.name)
 
     outputs.publish(run, metrics, s_base, s_eval, s_select, candidate_pool)
     outputs.report(run)
     return read_json(run.out / "manifest.json")
+
+
+def selectable_key(pool_hash: str, selectable: CandidatePool) -> str:
+    """The pool and which of its pairs strategies may select: what the pool views are computed over."""
+    return content_hash([pool_hash, sorted(p.id for p in selectable.pairs)], 16)
 
 
 def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
@@ -62,6 +69,6 @@ def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
     return {
         "prompts": s_prompts,
         "pool": stage_hash(pool.NAME, pool.inputs(config, s_prompts)),
-        "evaluate_base": stage_hash("evaluate_base", evaluate.inputs(config)),
+        evaluate.BASE: stage_hash(evaluate.BASE, evaluate.inputs(config)),
         **({"preference_pool": stage_hash(preference_pool.NAME, preference_pool.inputs(config))} if config.preference.k else {}),
     }

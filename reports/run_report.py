@@ -127,6 +127,7 @@ def render_run_report(run_dir: Path) -> str:
         examples=_examples(_load(run_dir / "eval_outputs.jsonl"), config.get("report", {}).get("n_examples", config.get("evaluate", {}).get("n_examples", 6))),
         pairs=[_pair_preview(row) for row in (_load(run_dir / "selected_pairs.jsonl") or [])[:5]],
         cost=_cost_rows(manifest, meta),
+        selection_cost=manifest.get("cost") or {},
         selection_seconds=meta.get("select", {}).get("seconds_by_part") or {},
         fig=figures,
         headline=headline(metrics),

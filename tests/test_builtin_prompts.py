@@ -97,6 +97,31 @@ def test_eval_prompts_do_not_depend_on_train_size() -> None:
     ]
 
 
+def test_held_out_set_is_every_task_times_type_once_and_grows_by_prefix() -> None:
+    """Held-out prompts take each (task, constraint type) once: the largest set is tasks x types,
+    type-balanced at every multiple of the type count, and every smaller set is a prefix of it."""
+    types = ["punctuation:no_comma", "detectable_format:title", "detectable_content:postscript"]
+    n_tasks = len(split_builtin_tasks(task_set="short")[1])
+    full = build_builtin_prompts(seed=7, n_eval=n_tasks * len(types), constraint_types=types, task_set="short")[1]
+    pairs = Counter((p.meta["base_task"], p.meta["instruction_id_list"][0]) for p in full)
+    assert len(pairs) == n_tasks * len(types) and set(pairs.values()) == {1}
+    for n in (n_tasks, n_tasks + 5, 2 * n_tasks):
+        smaller = build_builtin_prompts(seed=7, n_eval=n, constraint_types=types, task_set="short")[1]
+        assert [p.id for p in smaller] == [p.id for p in full[:n]]
+    half = Counter(p.meta["instruction_id_list"][0] for p in full[: 3 * (n_tasks // 2)])
+    assert max(half.values()) - min(half.values()) <= 2
+    # the testbed's set (experiments/default.yaml: 11 types): exactly balanced at half and all of it
+    from harness.config import load_config
+    from harness.heldout_prompts import HeldoutSet
+
+    config = load_config(Path(__file__).resolve().parents[1] / "experiments" / "default.yaml")
+    testbed = HeldoutSet.of(config.evaluate, config.prompts)
+    for n in (495, 990):
+        assert set(Counter(p.meta["instruction_id_list"][0] for p in testbed.prompts(n)).values()) == {n // 11}
+    with pytest.raises(ValueError, match=rf"only {n_tasks * len(types)} distinct ones exist \({n_tasks} eval base tasks x 3 constraint combinations"):
+        build_builtin_prompts(seed=7, n_eval=n_tasks * len(types) + 1, constraint_types=types, task_set="short")
+
+
 def test_prompt_shape() -> None:
     texts = {t.task_id: t for t in load_builtin_tasks()}
     train, held_out = build_builtin_prompts(seed=0, constraints_per_prompt=2)

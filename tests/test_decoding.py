@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from transformers.generation.logits_process import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
+from harness import decoding
 from harness.decoding import SHARED_PREFIX_MIN, _shared_prefix, decode, full_attention_only, greedy, sample_top_p
 
 
@@ -36,7 +37,7 @@ def test_partial_sort_top_p_samples_the_same_distribution_as_the_full_sort() -> 
     assert torch.all((freq - expected).abs() <= tolerance)
 
 
-def test_decode_honours_the_generation_contract(tiny_model) -> None:
+def test_decode_honours_the_generation_contract(tiny_model, monkeypatch) -> None:
     """Greedy decode equals model.generate's greedy tokens up to the first EOS, also when rows finish (and leave)
     early and when a batch repeats a prompt."""
     from harness.generation import _eos_ids, chat_texts
@@ -62,12 +63,19 @@ def test_decode_honours_the_generation_contract(tiny_model) -> None:
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
             return warp(scores)
 
+    prompts = [tok(t, add_special_tokens=False).input_ids for t in texts]
+    merges = []
+    monkeypatch.setattr(decoding, "_merge", lambda old, new, merge=decoding._merge: merges.append(len(new.sequence)) or merge(old, new))
     # the model's own EOS (rarely reached by a random model), then one token in 13 as an end: rows end at different steps
     for eos in (set(_eos_ids(model, tok)), set(_eos_ids(model, tok)) | set(range(0, len(tok), 13))):
-        mine = decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=24, eos_ids=eos, pick=lambda x: greedy(warp(x.float())))
         theirs = model.generate(**enc, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=sorted(eos),
                                 logits_processor=LogitsProcessorList([Warp()]))[:, enc["input_ids"].shape[1]:].tolist()
-        for row, ref in zip(mine, theirs):
-            end = next((n + 1 for n, t in enumerate(ref) if t in eos), len(ref))
-            assert row == ref[:end]
+        # all rows at once; and 3 at a time, so finished rows are replaced by waiting prompts (continuous batching)
+        for batch_size in (len(prompts), 3):
+            mine = decode(model, prompts, max_new_tokens=24, eos_ids=eos, pick=lambda x: greedy(warp(x.float())), batch_size=batch_size,
+                          pad_id=tok.pad_token_id)
+            for row, ref in zip(mine, theirs):
+                end = next((n + 1 for n, t in enumerate(ref) if t in eos), len(ref))
+                assert row == ref[:end]
     assert len({len(row) for row in mine}) > 1  # rows finished (and left the batch) at different steps
+    assert merges  # waiting prompts joined rows that were still decoding

@@ -115,6 +115,34 @@ def test_ifeval_suite_on_builtin_prompts_is_cached_on_rerun(tiny_model: Path, tm
     assert [p.stat().st_mtime for p in stage_files] == [mtime]
 
 
+def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_generation(tiny_model: Path, tmp_path: Path) -> None:
+    """One evaluation path: the evaluate stage runs the ifeval suite on the run's held-out prompts, so a
+    pathless ifeval suite with the same decoding asks the same prompts and generates nothing new."""
+    from harness.config import EvaluateConfig, PromptsConfig
+    from harness.evaluate import evaluate_target, read_outputs, suite_config
+    from harness.heldout_prompts import HeldoutSet
+    from harness.suites import SuiteContext
+
+    evaluate = EvaluateConfig(n_prompts=5, max_new_tokens=12, batch_size=5)
+    run_prompts = PromptsConfig(tasks="short", constraint_types=["punctuation:no_comma", "detectable_format:title"])
+    heldout = HeldoutSet.of(evaluate, run_prompts)
+    (tmp_path / "stage").mkdir()
+    evaluate_target(EvalTarget(str(tiny_model)), evaluate, SuiteContext(tmp_path / "cache", heldout), tmp_path / "stage")
+    rows = read_outputs(tmp_path / "stage")
+    assert [r["prompt_id"] for r in rows] == [p.id for p in heldout.prompts()]
+    assert {r["instruction_id_list"][0] for r in rows} <= set(run_prompts.constraint_types)
+    generations = list((tmp_path / "cache").glob("generate_ifeval/*/stage.json"))
+    assert len(generations) == 1
+    metrics = run_suite(suite_config(evaluate), EvalTarget(str(tiny_model)), tmp_path / "suite", tmp_path / "cache", heldout)
+    assert list((tmp_path / "cache").glob("generate_ifeval/*/stage.json")) == generations  # cached: nothing generated again
+    suite_rows = read_outputs(tmp_path / "suite")
+    assert [r["output"] for r in suite_rows] == [r["output"] for r in rows]
+    assert metrics["prompt_strict_acc"]["n"] == 5
+    default = run_suite(SuiteConfig(name="ifeval", limit=5, max_new_tokens=12, batch_size=5), EvalTarget(str(tiny_model)), tmp_path / "d", tmp_path / "cache")
+    assert [r["prompt_id"] for r in read_outputs(tmp_path / "d")] != [r["prompt_id"] for r in rows]  # no run: the default set
+    assert default["prompt_strict_acc"]["n"] == 5
+
+
 @needs_shared
 def test_alpaca_eval_suite_exports_what_alpaca_eval_reads(tiny_model: Path, tmp_path: Path) -> None:
     """Tiny model vs GPT-4-Turbo, judged by a tiny local LLM judge (logprobs), 12 instructions."""

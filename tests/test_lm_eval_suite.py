@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from harness.config import BenchError, SuiteConfig
+from harness.heldout_prompts import HeldoutSet
 from harness.io import read_json, read_jsonl
+from harness.suites import SuiteContext
 from harness.suites.base import EvalTarget, get_suite
 from harness.suites.lm_eval_suite import STAGE, evaluate_lm_eval
 
@@ -26,12 +28,16 @@ def _stage_dirs(cache: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
 
 
+def _ctx(cache: Path) -> SuiteContext:
+    return SuiteContext(cache, HeldoutSet())
+
+
 def test_local_task_scores_exports_and_caches(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
     # the YAML's data_files path is relative: it must resolve against include_path, not the cwd
     monkeypatch.chdir(tmp_path)
     assert get_suite("lm_eval").evaluate is evaluate_lm_eval
     target, cache = EvalTarget(str(tiny_model)), tmp_path / "cache"
-    metrics = evaluate_lm_eval(_cfg(), target, tmp_path / "out", cache)
+    metrics = evaluate_lm_eval(_cfg(), target, tmp_path / "out", _ctx(cache))
 
     acc = metrics["bench_tiny_mc.acc"]
     assert 0.0 <= acc["value"] <= 1.0 and acc["n"] == N_DOCS
@@ -46,7 +52,7 @@ def test_local_task_scores_exports_and_caches(tiny_model: Path, tmp_path: Path, 
 
     [stage] = _stage_dirs(cache)
     stamp = (stage / "stage.json").stat().st_mtime_ns
-    again = evaluate_lm_eval(_cfg(), target, tmp_path / "out2", cache)
+    again = evaluate_lm_eval(_cfg(), target, tmp_path / "out2", _ctx(cache))
     assert again == metrics and (tmp_path / "out2" / "samples_bench_tiny_mc.jsonl").is_file()
     assert _stage_dirs(cache) == [stage] and (stage / "stage.json").stat().st_mtime_ns == stamp, "not served from cache"
 
@@ -62,8 +68,8 @@ def test_adapter_is_applied_and_keyed(tiny_model: Path, tmp_path: Path) -> None:
     assert plain.cache_key() != tuned.cache_key()
 
     cache = tmp_path / "cache"
-    evaluate_lm_eval(_cfg(), plain, tmp_path / "plain", cache)
-    metrics = evaluate_lm_eval(_cfg(), tuned, tmp_path / "tuned", cache)
+    evaluate_lm_eval(_cfg(), plain, tmp_path / "plain", _ctx(cache))
+    metrics = evaluate_lm_eval(_cfg(), tuned, tmp_path / "tuned", _ctx(cache))
     assert 0.0 <= metrics["bench_tiny_mc.acc"]["value"] <= 1.0 and metrics["bench_tiny_mc.acc"]["n"] == N_DOCS
     assert len(_stage_dirs(cache)) == 2
     loglik = {name: [s["resps"] for s in read_jsonl(tmp_path / name / "samples_bench_tiny_mc.jsonl")] for name in ("plain", "tuned")}
@@ -73,7 +79,7 @@ def test_adapter_is_applied_and_keyed(tiny_model: Path, tmp_path: Path) -> None:
 def test_unknown_task_and_missing_folder_are_user_errors(tiny_model: Path, tmp_path: Path) -> None:
     target, cache = EvalTarget(str(tiny_model)), tmp_path / "cache"
     with pytest.raises(BenchError, match="bench_no_such_task.*include_path"):
-        evaluate_lm_eval(_cfg(tasks=["bench_no_such_task"]), target, tmp_path / "out", cache)
+        evaluate_lm_eval(_cfg(tasks=["bench_no_such_task"]), target, tmp_path / "out", _ctx(cache))
     with pytest.raises(BenchError, match="include_path"):
-        evaluate_lm_eval(_cfg(include_path=str(tmp_path / "missing")), target, tmp_path / "out", cache)
+        evaluate_lm_eval(_cfg(include_path=str(tmp_path / "missing")), target, tmp_path / "out", _ctx(cache))
     assert _stage_dirs(cache) == [], "a failed evaluation must not be cached"

@@ -19,9 +19,8 @@ from harness.evaluate import compute_metrics
 from harness.judges import get_judge
 from harness.metrics import instruction_share, prompt_pass, unit_outcomes
 from harness.power import run_outcomes
-from harness.records import to_row
 from harness.stages.outputs import write_eval_outputs
-from harness.suites.instruction_following import suite_metrics
+from harness.suites.instruction_following import judged_row, suite_metrics
 
 TEXTS = ["ok", "Hello, world! This is a longer answer with several words in it.", "NO COMMAS HERE JUST CAPITALS", "* one\n* two\n* three"]
 
@@ -33,8 +32,9 @@ def _rows(side: int) -> list[dict]:
     rows = []
     for n, prompt in enumerate(one + two):
         text = TEXTS[(n + side) % len(TEXTS)] if n % 3 else prompt.messages[-1]["content"]
-        verdict = judge.score(prompt, text).details
-        rows.append({"prompt": to_row(prompt), "output": text, "truncated": False, "n_tokens": 1, "strict": list(verdict["strict"]), "loose": list(verdict["loose"])})
+        verdict = judge.score(prompt, text)
+        rows.append(judged_row(prompt, {"text": text, "truncated": False, "n_tokens": 1}, verdict))
+        rows[-1]["strict"], rows[-1]["loose"] = list(rows[-1]["strict"]), list(rows[-1]["loose"])
     rows[-1]["strict"][0] = None  # a two-constraint prompt whose first checker could not run
     return rows
 
@@ -44,7 +44,7 @@ def test_evaluate_stage_ifeval_suite_and_power_agree(tmp_path: Path) -> None:
     assert len({len(r["strict"]) for r in tuned}) == 2 and any(None in r["strict"] for r in tuned)
     stage = compute_metrics(base, tuned, EvaluateConfig(bootstrap=200))["ifeval_heldout"]
     judge = get_judge("verifiable")
-    suite = suite_metrics([{**r, "error": None} for r in tuned], 200, judge.label, judge.weak)
+    suite = suite_metrics(tuned, 200, judge.label, judge.weak)
     write_eval_outputs(tmp_path, base, tuned)
     power = run_outcomes(tmp_path)
     for name in ("prompt_strict_acc", "instruction_strict_acc", "prompt_loose_acc", "instruction_loose_acc"):

@@ -91,7 +91,7 @@ SUITE = '''
     PREFLIGHTS = []
 
 
-    def evaluate(cfg, target, out, cache_dir):
+    def evaluate(cfg, target, out, ctx):
         (out / "label.txt").write_text(target.label)
         return {"label_length": {"value": float(len(target.label)), "ci_low": None, "ci_high": None, "n": 1, "judge": "none"}}
 

@@ -4,15 +4,17 @@ default config's shared keys pinned, so a refactor that re-keys a stage fails he
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.cache import stage_hash
 from harness.config import ExperimentConfig, SuiteConfig, apply_overrides
+from harness.heldout_prompts import HeldoutSet
 from harness.runner import shared_stage_hashes
 from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suites, train
-from harness.suites import EvalTarget
+from harness.suites import EvalTarget, SuiteContext
 
 Key = Callable[[ExperimentConfig], Any]
 
@@ -30,9 +32,12 @@ def check(key: Key, changes: list[str], keeps: list[str]) -> None:
 
 
 def test_pinned_default_keys() -> None:
-    """The default config's shared stage hashes: prompts and pool as before harness/stages/ existed;
-    evaluate_base re-keyed once when report.n_examples left the evaluate section (config schema 2)."""
-    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "e0bea6d5d4c97889", "evaluate_base": "78df0e8ceca49b67"}
+    """The default config's shared stage hashes: prompts as before harness/stages/ existed; pool and
+    evaluate_base re-keyed when the transformers decoder started batching continuously (its version is
+    part of every generating key), evaluate_base also when the evaluate stages became the ifeval suite on
+    the run's prompts (one evaluation path) and, before that, when report.n_examples left the evaluate
+    section (config schema 2)."""
+    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "9c7e09d409882dd4", "evaluate_base": "c2eec80784b67df1"}
 
 
 def test_prompts_key() -> None:
@@ -77,10 +82,15 @@ def test_evaluate_keys() -> None:
 
 @pytest.mark.parametrize("field,value", [("limit", 3), ("max_new_tokens", 32), ("bootstrap", 200)])
 def test_suite_key(field: str, value: int) -> None:
-    target = EvalTarget("m", None, "base")
-    base = stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), target))
-    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval", **{field: value}), target)) != base
-    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", None, "tuned"))) == base  # the label is not the model
+    target, ctx = EvalTarget("m", None, "base"), SuiteContext(Path("cache"), HeldoutSet())
+    base = stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), target, ctx))
+    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval", **{field: value}), target, ctx)) != base
+    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", None, "tuned"), ctx)) == base  # the label is not the model
+    # a pathless ifeval asks the run's held-out prompts, so they key it; a suite reading its own file is not keyed by them
+    other_run = SuiteContext(Path("cache"), HeldoutSet(tasks="short"))
+    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), target, other_run)) != base
+    ifbench = SuiteConfig(name="ifbench")
+    assert suites.inputs(ifbench, target, other_run) == suites.inputs(ifbench, target, ctx)
 
 
 def test_report_settings_are_no_setting_of_a_cell() -> None:

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from harness.builtin_prompts import build_builtin_prompts
-from harness.config import EvaluateConfig, GenerationConfig, PoolConfig, TrainConfig
+from harness.config import EvaluateConfig, GenerationConfig, PoolConfig, PromptsConfig, TrainConfig
 from harness.evaluate import compute_metrics
 from harness.generation import generate
 from harness.io import read_jsonl
@@ -112,7 +112,7 @@ def test_accelerate_launch_failure_is_one_clear_error(tiny_model: Path, tmp_path
 
 
 def _row(pid: str, strict: list[bool], output: str = "x y z") -> dict:
-    return {"prompt": {"id": pid}, "output": output, "strict": strict, "loose": strict}
+    return {"prompt_id": pid, "output": output, "strict": strict, "loose": strict}
 
 
 def test_metrics_are_paired_with_cis() -> None:
@@ -145,14 +145,18 @@ def test_sampled_reward_is_averaged_per_prompt_and_paired() -> None:
 
 
 def test_sampled_evaluation_draws_seeded_samples_per_prompt(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.evaluate import generate_and_judge, read_outputs
+    from harness.evaluate import evaluate_target, read_outputs
+    from harness.heldout_prompts import HeldoutSet
+    from harness.suites import EvalTarget, SuiteContext
 
     cfg = EvaluateConfig(n_prompts=3, max_new_tokens=8, batch_size=8, samples=2)
-    for name in ("a", "b"):
+    heldout = HeldoutSet.of(cfg, PromptsConfig())
+    for name in ("a", "b"):  # separate caches: each draws its samples anew
         (tmp_path / name).mkdir()
-        generate_and_judge(str(tiny_model), None, cfg, tmp_path / name, GenerationConfig())
+        evaluate_target(EvalTarget(str(tiny_model)), cfg, SuiteContext(tmp_path / f"cache-{name}", heldout), tmp_path / name)
     rows_a, rows_b = read_outputs(tmp_path / "a"), read_outputs(tmp_path / "b")
     assert len(rows_a) == 3 and all(len(r["sampled_strict"]) == 2 for r in rows_a)
+    assert [r["prompt_id"] for r in rows_a] == [p.id for p in heldout.prompts()]
     assert rows_a == rows_b  # seeded: the base model draws the same samples every time
     assert compute_metrics(rows_a, rows_b, cfg)["ifeval_heldout"]["paired_diff.mean_verifiable_reward"]["value"] == 0.0
 

@@ -31,7 +31,7 @@ def compute(run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
     result = run.stage(NAME, inputs(run.config, pool_hash), _compute)
     prompts, responses = engine.load_pool_embeddings(result.path)
     seconds = {"embeddings": read_json(result.path / "stage.json").get("seconds_embeddings")}
-    return ViewResult({"prompt_embeddings": prompts, "response_embeddings": responses}, result.hash, seconds)
+    return ViewResult({"prompt_embeddings": prompts, "response_embeddings": responses}, NAME, result.hash, seconds)
 
 
 def preflight(config: ExperimentConfig) -> None:

@@ -1,9 +1,10 @@
 """The `evaluate_base`, `preference_reference` and `evaluate` stages (engines: harness/evaluate.py,
+which runs the registered `ifeval` suite on the run's held-out prompts, and
 harness/preference_eval.py), and the metrics computed from their outputs.
 
 `evaluate_base` is keyed by the model, the greedy-evaluation settings of the evaluate section,
-the built-in set and the engine: every strategy and seed is scored against the very same base
-outputs. `preference_reference` (the base model's log-probs of the held-out pairs) by the model,
+the built-in set, the engine and the evaluation path (the suite it runs): every strategy and seed
+is scored against the very same base outputs. `preference_reference` (the base model's log-probs of the held-out pairs) by the model,
 the pair set and max_length. `evaluate` (the tuned model) by the train stage, the base stage,
 the same settings, and the held-out pairs with their reference.
 """
@@ -17,9 +18,14 @@ from harness import evaluate as engine
 from harness import preference_eval
 from harness.cache import StageResult
 from harness.config import ExperimentConfig
+from harness.heldout_prompts import HeldoutSet
 from harness.io import read_json, read_jsonl
 from harness.stages.preference_pool import Heldout
 from harness.stages.shared import builtin_set, generation_engine, model_key
+from harness.suites import EvalTarget, SuiteContext
+
+BASE = "evaluate_base"
+TUNED = "evaluate"
 
 
 def inputs(config: ExperimentConfig) -> dict[str, Any]:
@@ -27,9 +33,21 @@ def inputs(config: ExperimentConfig) -> dict[str, Any]:
     return {
         "model": model_key(config),
         "evaluate": config.evaluate.key(),
+        "suite": engine.HELDOUT_SUITE,
         **builtin_set(config),
         **generation_engine(config),
     }
+
+
+def suite_context(run) -> SuiteContext:
+    """What the run's suites read besides their config: the cache, and the run's held-out prompts."""
+    return SuiteContext(run.cache, HeldoutSet.of(run.config.evaluate, run.config.prompts))
+
+
+def target(run, adapter: Path | None) -> EvalTarget:
+    """The base model, or with `adapter` the tuned one, on the run's generation engine."""
+    generation = run.config.generation
+    return EvalTarget(run.model, adapter, "tuned" if adapter else "base", generation.backend, generation.dtype, generation.vllm_gpu_memory_utilization)
 
 
 def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: StageResult | None) -> dict[str, Any]:
@@ -37,10 +55,7 @@ def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: Sta
 
 
 def run_base(run) -> StageResult:
-    config = run.config
-    return run.stage(
-        "evaluate_base", inputs(config), lambda out: engine.generate_and_judge(run.model, None, config.evaluate, out, config.generation, config.prompts)
-    )
+    return run.stage(BASE, inputs(run.config), lambda out: engine.evaluate_target(target(run, None), run.config.evaluate, suite_context(run), out))
 
 
 def run_reference(run, heldout: Heldout) -> StageResult | None:
@@ -59,14 +74,14 @@ def run_tuned(run, trained: StageResult, base: StageResult, heldout: Heldout, re
 
     def compute(out: Path) -> dict:
         adapter = trained.path / "adapter"
-        stats = engine.generate_and_judge(run.model, adapter, config.evaluate, out, config.generation, config.prompts)
+        stats = engine.evaluate_target(target(run, adapter), config.evaluate, suite_context(run), out)
         if reference is not None:
             logps = read_json(reference.path / "reference_logps.json")
             preference_eval.preference_accuracy(run.model, adapter, heldout.pairs, heldout.texts, logps, run.train, out, config.evaluate.bootstrap)
         return stats
 
     key = {"train": trained.hash, "base": base.hash, **inputs(config), **preference_inputs(config, heldout.key, reference)}
-    return run.stage("evaluate", key, compute)
+    return run.stage(TUNED, key, compute)
 
 
 def metrics(config: ExperimentConfig, base: StageResult, tuned: StageResult) -> dict[str, dict]:

@@ -22,7 +22,8 @@ NAME = "features"
 
 def inputs(config: ExperimentConfig, pool_hash: str, train: TrainConfig) -> dict:
     """`train` is the resolved train section (`Run.train`: target modules and precision as found here)."""
-    return {"pool": pool_hash, "model": model_key(config), "train": train.model_dump(), "features": config.features.model_dump(), "seed": config.pool_seed}
+    features = {**config.features.model_dump(), "attention": engine.resolve_attention(config.features.attention)}
+    return {"pool": pool_hash, "model": model_key(config), "train": train.model_dump(), "features": features, "seed": config.pool_seed}
 
 
 def compute(run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
@@ -41,7 +42,7 @@ def compute(run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
         "prompt_gradients": Features(dict(zip(grads.prompt_ids, grads.prompt_features))),
     }
     stats = read_json(result.path / "stage.json")
-    return ViewResult(fields, result.hash, {k.removeprefix("seconds_"): v for k, v in stats.items() if k.startswith("seconds_")})
+    return ViewResult(fields, NAME, result.hash, {k.removeprefix("seconds_"): v for k, v in stats.items() if k.startswith("seconds_")})
 
 
 POOL_VIEWS.register("gradients", PoolView(compute))

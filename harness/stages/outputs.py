@@ -38,9 +38,10 @@ def report(run) -> None:
 def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
     rows = [
         {
-            "prompt_id": b["prompt"]["id"],
-            "prompt": b["prompt"]["messages"][-1]["content"],
-            "instructions": b["prompt"]["meta"].get("instruction_id_list", []),
+            "prompt_id": b["prompt_id"],
+            "prompt": b["prompt"],
+            "instructions": b["instruction_id_list"] or [],
+            "base_task": b["base_task"],
             "base_output": b["output"],
             "base_strict": b["strict"],
             "base_loose": b["loose"],

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from harness.config import SuiteConfig
 from harness.io import read_json, write_json
+from harness.stages.evaluate import suite_context, target
 from harness.stats import METHOD as INTERVALS
-from harness.suites import EvalTarget, get_suite
+from harness.suites import EvalTarget, SuiteContext, get_suite
 
 
 def suite_keys(suites: list[SuiteConfig]) -> list[str]:
@@ -22,25 +23,27 @@ def suite_keys(suites: list[SuiteConfig]) -> list[str]:
     return [s.name if names.count(s.name) == 1 else f"{s.name}_{index}" for index, s in enumerate(suites)]
 
 
-def inputs(suite_cfg: SuiteConfig, target: EvalTarget) -> dict:
-    return {"suite": suite_cfg.model_dump(), "target": target.cache_key(), "intervals": INTERVALS}
+def inputs(suite_cfg: SuiteConfig, model: EvalTarget, ctx: SuiteContext) -> dict:
+    """The suite's config, the target and the interval method; and the run's held-out prompts where the suite asks them."""
+    asks = get_suite(suite_cfg.name).asks_heldout(suite_cfg)
+    return {"suite": suite_cfg.model_dump(), "target": model.cache_key(), "intervals": INTERVALS, **({"heldout": ctx.heldout.key()} if asks else {})}
 
 
 def run(run, adapter: Path) -> dict[str, dict]:
     """Metrics as `{suite: {"tuned.<metric>": ..., "base.<metric>": ...}}`."""
     config = run.config
-    engine = {"backend": config.generation.backend, "dtype": config.generation.dtype}
+    ctx = suite_context(run)
     metrics: dict[str, dict] = {}
     for key, suite_cfg in zip(suite_keys(config.evaluate.suites), config.evaluate.suites):
         suite = get_suite(suite_cfg.name)
         table: dict[str, dict] = {}
-        for label, target in (("tuned", EvalTarget(run.model, adapter, "tuned", **engine)), ("base", EvalTarget(run.model, None, "base", **engine))):
+        for label, model in (("tuned", target(run, adapter)), ("base", target(run, None))):
 
-            def compute(out: Path, suite=suite, suite_cfg=suite_cfg, target=target) -> dict:
-                write_json(out / "metrics.json", suite.evaluate(suite_cfg, target, out, run.cache))
+            def compute(out: Path, suite=suite, suite_cfg=suite_cfg, model=model) -> dict:
+                write_json(out / "metrics.json", suite.evaluate(suite_cfg, model, out, ctx))
                 return {}
 
-            stage = run.stage(f"suite_{key}_{label}", inputs(suite_cfg, target), compute)
+            stage = run.stage(f"suite_{key}_{label}", inputs(suite_cfg, model, ctx), compute)
             with run.publish_dir(f"suites/{key}/{label}") as tmp:
                 shutil.copytree(stage.path, tmp, dirs_exist_ok=True)
             table.update({f"{label}.{name}": record for name, record in read_json(stage.path / "metrics.json").items()})

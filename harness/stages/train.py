@@ -1,6 +1,8 @@
 """The `train` stage: the shared DPO + LoRA trainer on the selected pairs (engine: harness/trainer.py).
 
-Keyed by the select stage, the model, the resolved train section and the run seed. Publishes
+Keyed by the select stage, the model, the resolved train section and the run seed. With
+`train.reference_logps: cached` the reference log-probs come from the per-response store
+(harness/reference_logps.py), computed here for the responses it does not hold yet. Publishes
 train/ (the adapter, the loss log and the stage summary).
 """
 
@@ -14,6 +16,7 @@ from harness import trainer
 from harness.cache import StageResult
 from harness.config import ExperimentConfig, TrainConfig
 from harness.io import read_jsonl
+from harness.reference_logps import with_reference_logps
 from harness.stages.shared import model_key
 
 NAME = "train"
@@ -26,7 +29,11 @@ def inputs(config: ExperimentConfig, select_hash: str, train: TrainConfig) -> di
 
 def run(run, selected: StageResult) -> StageResult:
     def compute(out: Path) -> dict:
-        return trainer.train_dpo(run.model, read_jsonl(selected.path / "train.jsonl"), run.train, run.config.seed, out)
+        rows = read_jsonl(selected.path / "train.jsonl")
+        reuse: dict[str, int] = {}
+        if run.train.reference_logps == "cached":
+            rows, reuse = with_reference_logps(rows, run.model, model_key(run.config), run.train, run.cache)
+        return {**trainer.train_dpo(run.model, rows, run.train, run.config.seed, out), **({"reference_logps": reuse} if reuse else {})}
 
     result = run.stage(NAME, inputs(run.config, selected.hash, run.train), compute)
     with run.publish_dir("train") as tmp:

@@ -2,8 +2,9 @@
 
 A strategy lists the views it reads (`Strategy.needs`: "embeddings", "gradients"); each view is a
 stage module that registers a `PoolView` under that name, so the runner and the preflight read
-the declaration and never branch on a strategy's or a view's name. Views cover the whole pool
-(held-out pairs included), so they are shared by every strategy and seed on that pool.
+the declaration and never branch on a strategy's or a view's name. Views cover the pairs
+strategies may select (the pool without its held-out pairs), which every strategy and seed on
+that pool shares; nothing is computed for pairs no strategy can pick.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from harness.registry import POOL_VIEWS, UnknownName
 
 @dataclass(frozen=True)
 class ViewResult:
-    """The `CandidatePool` fields a view fills, its stage hash (part of the select key), and timings."""
+    """The `CandidatePool` fields a view fills, its stage (name and hash: part of the select key), and timings."""
 
     fields: dict[str, Features]
+    stage: str
     hash: str
     seconds: dict[str, Any] = field(default_factory=dict)
 
@@ -31,7 +33,7 @@ class ViewResult:
 @dataclass(frozen=True)
 class PoolView:
     compute: Callable[[Any, CandidatePool, str], ViewResult]
-    """(run, pool, pool stage hash) -> ViewResult, through the stage cache"""
+    """(run, selectable pool, key of pool and selectable pairs) -> ViewResult, through the stage cache"""
     preflight: Callable[[ExperimentConfig], None] | None = None
     """(config) -> None: imports and finds what the view will load, raising BenchError"""
 
@@ -60,12 +62,14 @@ def preflight(config: ExperimentConfig) -> None:
 
 
 def attach(run, candidate_pool: CandidatePool, pool_hash: str) -> tuple[CandidatePool, dict[str, dict[str, Any]]]:
-    """The pool with every declared view filled in, and {"hashes": view -> stage hash, "seconds": part -> s}."""
-    views: dict[str, dict[str, Any]] = {"hashes": {}, "seconds": {}}
+    """The pool with every declared view filled in, and {"hashes": view -> stage hash, "stages": view -> stage
+    name, "seconds": part -> s}."""
+    views: dict[str, dict[str, Any]] = {"hashes": {}, "stages": {}, "seconds": {}}
     extra: dict[str, Features] = {}
     for name in needed(run.config):
         result = get_view(name, run.config.select.strategy).compute(run, candidate_pool, pool_hash)
         extra.update(result.fields)
         views["hashes"][name] = result.hash
+        views["stages"][name] = result.stage
         views["seconds"].update(result.seconds)
     return dataclasses.replace(candidate_pool, **extra), views

@@ -28,7 +28,7 @@ from harness.errors import require
 from harness.io import write_json
 from harness.records import Prompt
 from harness.stats import mean_ci, metric
-from harness.suites.base import EvalTarget, Suite, register_suite
+from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 from harness.suites.common import cached_judge, failure_summary, generate_cached, resolve_target
 
 DEFAULT_SOURCE = "tatsu-lab/alpaca_eval"
@@ -138,7 +138,8 @@ def _lc_fit(data: Any, n_splits: int) -> float:
     return float(model.predict_proba(test_x)[:, 1].mean())
 
 
-def evaluate_alpaca_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict]:
+def evaluate_alpaca_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: SuiteContext) -> dict[str, dict]:
+    cache_dir = ctx.cache_dir
     rows = read_instructions(cfg.path or DEFAULT_SOURCE)
     rows = rows[: cfg.limit] if cfg.limit else rows
     references, ref_name = _reference_outputs(cfg, rows, target, cache_dir)

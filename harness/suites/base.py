@@ -19,6 +19,7 @@ from harness.registry import SUITES, UnknownName, and_list
 
 if TYPE_CHECKING:
     from harness.config import SuiteConfig
+    from harness.heldout_prompts import HeldoutSet
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class EvalTarget:
     """generation back end: auto | transformers | vllm (resolved per machine; part of the cache key)"""
     dtype: str = "auto"
     """generation dtype: auto | float32 | bfloat16 (resolved per machine; part of the cache key)"""
+    gpu_memory_utilization: float = 0.85
+    """vLLM only: the share of GPU memory it may take (changes no token, so no part of the key)"""
 
     def cache_key(self) -> dict[str, Any]:
         from harness.models import engine_key, model_fingerprint
@@ -43,8 +46,18 @@ class EvalTarget:
         return key
 
 
-SuiteFn = Callable[["SuiteConfig", EvalTarget, Path, Path], dict[str, dict[str, Any]]]
-"""(suite config, target, out folder, cache dir) -> metrics; writes its exports into the out folder."""
+@dataclass(frozen=True)
+class SuiteContext:
+    """What a suite reads besides its own config and target: the stage cache its generations and
+    judgments live in, and the held-out prompts of the run it evaluates for (what `ifeval` asks when
+    given no path; `bench eval` passes a run folder's, or the defaults)."""
+
+    cache_dir: Path
+    heldout: "HeldoutSet"
+
+
+SuiteFn = Callable[["SuiteConfig", EvalTarget, Path, SuiteContext], dict[str, dict[str, Any]]]
+"""(suite config, target, out folder, context) -> metrics; writes its exports into the out folder."""
 
 SUITE_FIELDS = ("reference", "tasks", "include_path", "num_fewshot")
 """The `SuiteConfig` fields that only some suites read; each suite lists the ones it takes."""
@@ -67,6 +80,9 @@ class Suite:
     """(config, field path): reads its data and imports its back end now (result ignored), raising BenchError"""
     check: Callable[["SuiteConfig"], None] | None = None
     """(config) -> None: raises ValueError when the suite's own fields do not fit"""
+    asks_heldout: Callable[["SuiteConfig"], bool] = lambda cfg: False
+    """(config) -> whether this configuration asks the run's held-out prompts (`SuiteContext.heldout`),
+    which then belong to its stages' keys"""
 
     def check_config(self, cfg: "SuiteConfig", name: str) -> None:
         """Refuse the fields this suite does not read, then run its own check."""

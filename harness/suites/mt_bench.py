@@ -21,7 +21,7 @@ from harness.config import BenchError, SuiteConfig
 from harness.io import content_hash, safe_filename, write_jsonl
 from harness.records import Prompt
 from harness.stats import mean_ci, metric, ratio_ci
-from harness.suites.base import EvalTarget, Suite, register_suite
+from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 from harness.suites.common import cached_judge, failure_summary, generate_cached
 
 NEED_REF_CATS = ("math", "reasoning", "coding")
@@ -71,7 +71,8 @@ def read_questions(cfg: SuiteConfig) -> tuple[list[dict[str, Any]], dict[int, li
     return (questions[: cfg.limit] if cfg.limit else questions), refs
 
 
-def evaluate_mt_bench(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path) -> dict[str, dict]:
+def evaluate_mt_bench(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: SuiteContext) -> dict[str, dict]:
+    cache_dir = ctx.cache_dir
     questions, refs = read_questions(cfg)
     judge, cached = cached_judge(cfg.judge_config(), cache_dir)  # type: ignore[arg-type]
     n_turns = min(len(q["turns"]) for q in questions)
