@@ -156,6 +156,7 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
 
 def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
     """Seconds per stage (the control's stages prefixed), the metrics, and the headline last."""
+    from harness.console import RUN_LOG
     from harness.control import headline
     from harness.io import read_json
 
@@ -166,6 +167,8 @@ def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
             total += s["seconds"]
             click.echo(f"{prefix + name:<24} {s['status']:<10} {s['seconds']:>8.1f}")
     click.echo(f"{'total':<35} {total:>8.1f}")
+    if (out_dir / RUN_LOG).is_file():
+        click.echo(f"third-party warnings and messages: {out_dir / RUN_LOG} (bench run --verbose shows them)")
     metrics = read_json(out_dir / "metrics.json")
     click.echo("")
     _print_metrics(metrics)

@@ -64,7 +64,9 @@ def generate(
     tokenizer, model = loaded.tokenizer, loaded.model
     eos_ids = set(_eos_ids(model, tokenizer))
     order, prompts = length_sorted(tokenizer, conversations)
-    generator = torch.Generator(device=model.device).manual_seed(seed)
+    # seed x 100,003, as the first batch of the batch-at-a-time decoder (before continuous batching) was seeded:
+    # a call that fits one batch draws the same samples as it did then
+    generator = torch.Generator(device=model.device).manual_seed(seed * 100_003)
     pick = _picker(generator, temperature, top_p) if do_sample else greedy
     with tqdm(total=len(conversations), desc=desc, unit="seq") as bar:
         new = decode(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pick=pick, batch_size=batch_size,

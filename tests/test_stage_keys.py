@@ -33,11 +33,11 @@ def check(key: Key, changes: list[str], keeps: list[str]) -> None:
 
 def test_pinned_default_keys() -> None:
     """The default config's shared stage hashes: prompts as before harness/stages/ existed; pool and
-    evaluate_base re-keyed when the transformers decoder started batching continuously (its version is
-    part of every generating key), evaluate_base also when the evaluate stages became the ifeval suite on
+    evaluate_base re-keyed when the transformers decoder started batching continuously (its version is part
+    of every generating key; the default batch sizes went from 64 and 48 to 192, measured), evaluate_base also when the evaluate stages became the ifeval suite on
     the run's prompts (one evaluation path) and, before that, when report.n_examples left the evaluate
     section (config schema 2)."""
-    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "9c7e09d409882dd4", "evaluate_base": "c2eec80784b67df1"}
+    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "70077c784ba521e6", "evaluate_base": "4d168be462d88fa6"}
 
 
 def test_prompts_key() -> None:
