@@ -14,10 +14,10 @@ pool, 128 pairs, 495 held-out prompts):
 - **sampling** at the pool's shape (`--prompts` held-out prompts x `pool.k`, pool's settings):
   batch-at-a-time against continuous batching at `pool.batch_size`. Fidelity: the verifiable
   judge's score distribution of both.
-- **DPO** on `--pairs` pool pairs: today a reference forward pass inside every step and randomly
-  ordered batches; now reference log-probs cached per response (`train.reference_logps`, timed cold,
-  with an empty store, and warm, as the shuffled-label control or another seed finds it) and
-  length-grouped batches (`train.batching`). Fidelity: the first loss (log 2 = 0.6931), the loss curve
+- **DPO** on `--pairs` pool pairs: today SDPA attention, a reference forward pass inside every step and
+  randomly ordered batches; now eager attention on a CPU (`train.attention`), reference log-probs
+  cached per response (`train.reference_logps`, timed cold, with an empty store, and warm, as the
+  shuffled-label control or another seed finds it) and length-grouped batches (`train.batching`). Fidelity: the first loss (log 2 = 0.6931), the loss curve
   and the weight update against fp32 with the same batches.
 - **gradient features** of the same pairs' responses, median of `--repeats` runs each: today SDPA
   attention at batch 8 with the strided LM-head input; now eager attention at batch 4 with a contiguous
@@ -59,12 +59,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import decoding, trainer  # noqa: E402
 from harness.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
-from harness.features import compute_gradient_features, load_gradient_features, resolve_attention, tokenize_response  # noqa: E402
+from harness.features import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
 from harness.generation import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
 from harness.heldout_prompts import HeldoutSet  # noqa: E402
 from harness.io import read_json, read_jsonl, write_json  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
-from harness.models import cpu_bf16_flags, load_model, resolve_dtype, resolve_target_modules  # noqa: E402
+from harness.models import cpu_bf16_flags, load_model, resolve_attention, resolve_dtype, resolve_target_modules  # noqa: E402
 from harness.pool import read_pool  # noqa: E402
 from harness.preference_eval import reserve_heldout  # noqa: E402
 from harness.reference_logps import with_reference_logps  # noqa: E402
@@ -255,15 +255,16 @@ def dpo_section(args, n_params: int, pool, precision: str, work: Path) -> tuple[
     print(f"DPO: {len(pairs)} pairs ({len(responses)} distinct responses), batch {base.batch_size}, {tokens_pairs} tokens per epoch")
     store = work / "reference-store"
     shutil.rmtree(store, ignore_errors=True)
+    attention = resolve_attention(base.attention)
     paths = [
-        ("today: reference forward every step, random batches", precision, "per_step", "random", False),
-        ("new, cold: reference log-probs computed first, length-grouped", precision, "cached", "length_grouped", True),
-        ("new, warm: reference log-probs from the store, length-grouped", precision, "cached", "length_grouped", False),
-        ("fidelity reference: fp32, reference every step, length-grouped", "float32", "per_step", "length_grouped", False),
+        ("today: SDPA, reference forward every step, random batches", precision, "per_step", "random", "sdpa", False),
+        (f"new, cold: {attention}, reference log-probs computed first, length-grouped", precision, "cached", "length_grouped", attention, True),
+        (f"new, warm: {attention}, reference log-probs from the store, length-grouped", precision, "cached", "length_grouped", attention, False),
+        (f"fidelity reference: fp32, {attention}, reference every step, length-grouped", "float32", "per_step", "length_grouped", attention, False),
     ]
     results = []
-    for label, prec, reference, batching, cold in paths:
-        cfg = base.model_copy(update={"precision": prec, "reference_logps": reference, "batching": batching})
+    for label, prec, reference, batching, kernels, cold in paths:
+        cfg = base.model_copy(update={"precision": prec, "reference_logps": reference, "batching": batching, "attention": kernels})
         out = work / f"dpo-{len(results)}"
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
@@ -302,11 +303,10 @@ def features_section(args, n_params: int, pool, precision: str, work: Path) -> l
     responses = list(dict.fromkeys(r for p in pairs for r in (p.chosen_id, p.rejected_id)))
     tokens = response_tokens(tokenizer, pool, responses, base.max_length)
     print(f"features: {len(responses)} responses of {len(pairs)} pairs, {tokens} tokens, median of {args.repeats} runs per path")
-    new_attention = resolve_attention(args.config.features.attention)
-    paths = [("today: SDPA, batch 8, strided LM-head input", base, args.config.features.model_copy(update={"attention": "sdpa", "batch_size": 8}), True),
-             (f"new: {new_attention} attention, batch {args.config.features.batch_size}", base, args.config.features, False),
-             ("fidelity reference: fp32, SDPA, batch 8", base.model_copy(update={"precision": "float32"}),
-              args.config.features.model_copy(update={"attention": "sdpa", "batch_size": 8}), False)]
+    today_cfg, sdpa = args.config.features.model_copy(update={"batch_size": 8}), base.model_copy(update={"attention": "sdpa"})
+    paths = [("today: SDPA, batch 8, strided LM-head input", sdpa, today_cfg, True),
+             (f"new: {resolve_attention(base.attention)} attention, batch {args.config.features.batch_size}", base, args.config.features, False),
+             ("fidelity reference: fp32, SDPA, batch 8", sdpa.model_copy(update={"precision": "float32"}), today_cfg, False)]
     rows, feats = [], []
     for label, train_cfg, cfg, today in paths:
         seconds = []

@@ -242,12 +242,6 @@ class FeaturesConfig(_Strict):
         description="Responses per forward/backward: 4 is the fastest on a 2-core CPU (benchmarks/throughput.py); "
         "on a GPU raise it (8-16)",
     )
-    attention: Literal["auto", "eager", "sdpa"] = Field(
-        "auto",
-        description="the attention kernels the gradients run through: 'auto' = eager (plain matmuls) on a CPU, whose "
-        "backward runs faster there than SDPA's flash-attention backward at these lengths, and sdpa on a GPU; "
-        "resolved per machine into the stage key",
-    )
     projection_seed: int = Field(
         0,
         description="Fixed apart from the run seed, so that features (and cosines between them) are "
@@ -287,6 +281,12 @@ class TrainConfig(_Strict):
         "AVX512-BF16), else float32. Resolved per machine into the train and features cache keys",
     )
     gradient_checkpointing: bool = False
+    attention: Literal["auto", "eager", "sdpa"] = Field(
+        "auto",
+        description="the attention kernels DPO training, its reference log-probs and gradient features run through: "
+        "'auto' = eager (plain matmuls) on a CPU, whose backward runs faster there than SDPA's flash-attention "
+        "backward at these lengths, and sdpa on a GPU; resolved per machine into the train and features keys",
+    )
     reference_logps: Literal["cached", "per_step"] = Field(
         "cached",
         description="the reference model's log-probs of the chosen and rejected responses: 'cached' = computed once per "
@@ -295,9 +295,9 @@ class TrainConfig(_Strict):
     )
     batching: Literal["length_grouped", "random"] = Field(
         "length_grouped",
-        description="how pairs form batches: 'length_grouped' = pairs of similar token length together (transformers' "
-        "LengthGroupedSampler: sorted megabatches, batches in seeded random order), which pads less; 'random' = "
-        "the trainer's plain shuffled order",
+        description="how pairs form batches: 'length_grouped' = pairs of similar token length together, batches in a "
+        "seeded random order (harness/trainer.py LengthGroupedBatches), which pads less; 'random' = the trainer's plain "
+        "shuffled order",
     )
     logging_steps: int = Field(1, ge=1)
     accelerate_config: str | None = Field(

@@ -28,19 +28,10 @@ gives each sample's ∂/∂out (samples are independent, so the sum's gradient i
 the weight gradient per sample is einsum('bto,bti->boi'). Padding positions are masked out of
 the loss, so they contribute zero. Logits are computed only from the first response position on.
 
-Measured (responses/s, ~144 tokens each, all variants agree to 5e-7 relative error):
-
-| 2 torch CPU threads, idle host    | plain loop | loop, response logits | hooks bs1 | bs4  | bs8       |
-| tiny test Llama (LM-head bound)   | 16-17      | 31-40                 | 31-38     | 23   | 16-17     |
-| SmolLM2-135M shape, random weights| 1.44       | 1.71-1.83             | 1.75-1.96 | 2.04 | 1.71-1.84 |
-
-("plain loop": one sequence at a time, full logits, `.backward()`, read `.grad`; the host was
-the 16-core GPU machine with CUDA hidden, as this 2-core one was busy.) On CPU the hooks cost
-what a loop costs and batching neither helps nor hurts on the real architecture; the 20-35%
-gain over the plain loop comes from skipping the prompt positions' logits. On one H100 the
-same hooks run 6-8 responses/s at bs1, 55-58 at bs8, 93 at bs16, hence batching. Beware CPU
-oversubscription: with another busy process on a 2-core host, 2 torch threads ran 4-20x slower
-than 1 thread (the tiny model's batch of 8: 2.6 s vs 0.58 s).
+The model runs in `train.precision` with eager attention on a CPU (`train.attention`; its matmul
+backward beats SDPA's flash-attention backward there) and hands the LM head contiguous rows
+(`models.contiguous_head_inputs`); benchmarks/throughput.py measures the rate against the path
+before issue 26 and the features' cosine to fp32 ones.
 """
 
 from __future__ import annotations
@@ -58,7 +49,7 @@ from tqdm.auto import tqdm
 
 from harness.config import BenchError, FeaturesConfig, TrainConfig
 from harness.io import atomic_path
-from harness.models import load_model, resolve_dtype
+from harness.models import load_model, resolve_attention, resolve_dtype
 from harness.records import Pair, Prompt, Response
 from harness.trainer import lora_config, preference_rows, train_dpo
 
@@ -206,21 +197,12 @@ def response_logps(model: Any, batch: Sequence[TokenizedResponse]) -> torch.Tens
 # Per-sample LoRA gradients
 
 
-def resolve_attention(requested: str) -> str:
-    """The attention implementation gradient features run through: 'auto' is eager on a CPU, sdpa on a GPU."""
-    if requested != "auto":
-        return requested
-    from harness.models import device
-
-    return "sdpa" if device() == "cuda" else "eager"
-
-
-def load_lora_model(model_name: str, train_cfg: TrainConfig, seed: int, adapter: Path | None = None, attention: str = "auto") -> tuple[Any, Any]:
+def load_lora_model(model_name: str, train_cfg: TrainConfig, seed: int, adapter: Path | None = None) -> tuple[Any, Any]:
     """(peft model in eval mode, tokenizer): a fresh adapter (A seeded, B = 0), or a trained one."""
     from peft import PeftModel, get_peft_model
 
     loaded = load_model(model_name, dtype=resolve_dtype(train_cfg.precision))
-    loaded.model.set_attn_implementation(resolve_attention(attention))
+    loaded.model.set_attn_implementation(resolve_attention(train_cfg.attention))
     if adapter is None:
         torch.manual_seed(seed)  # LoRA A's random init (reseeds torch's global generator)
         model = get_peft_model(loaded.model, lora_config(train_cfg, loaded.model), autocast_adapter_dtype=False)
@@ -455,7 +437,7 @@ def compute_gradient_features(
     if cfg.lora_init == "warmup":
         stats["seconds_warmup"] = _warm_up(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup")["seconds"]
         adapter = out_dir / "warmup" / "adapter"
-    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter, cfg.attention)
+    model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter)
     gradients = LoraGradients(model, include_a=cfg.lora_init == "warmup")
     projection = make_projection(cfg.projection, gradients.dim, cfg.dim, cfg.projection_seed)
 

@@ -47,16 +47,26 @@ def embedded_gguf() -> Path:
 
 def convert_gguf(gguf: Path, target: Path) -> Path:
     """Dequantise a GGUF checkpoint once into a plain safetensors folder."""
+    import sys
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with atomic_dir(target) as tmp:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    print(f"[bench] converting {gguf.name} once to {target} (about 25 s; reused from then on)", file=sys.stderr, flush=True)
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(tqdm, disable=True)  # our one line instead of transformers' per-tensor bar
+    try:
+        with atomic_dir(target) as tmp:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    finally:
+        gguf_utils.tqdm = bar
     return target
 
 
@@ -269,6 +279,14 @@ def resolve_dtype(requested: str = "auto") -> str:
     if device() == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     return "bfloat16" if cpu_bf16_flags() else "float32"
+
+
+def resolve_attention(requested: str) -> str:
+    """The attention implementation training and gradient features run through: 'auto' is eager on a CPU
+    (its backward beats CPU SDPA's flash-attention backward: benchmarks/throughput.py), sdpa on a GPU."""
+    if requested != "auto":
+        return requested
+    return "sdpa" if device() == "cuda" else "eager"
 
 
 def resolve_backend(requested: str) -> str:

@@ -19,7 +19,7 @@ from harness.cache import StageResult, run_stage
 from harness.config import ExperimentConfig
 from harness.errors import BenchError
 from harness.io import atomic_dir, atomic_path, write_json, write_text
-from harness.models import engine_key, resolve_dtype, resolve_target_modules, with_chat_template
+from harness.models import engine_key, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
 from harness.provenance import git_dirty, git_sha, machine, versions
 
 
@@ -46,7 +46,8 @@ class Run:
         # of `target_modules: auto` found on this architecture
         self.model = with_chat_template(config.model, config.chat_template)
         self.train = config.train.model_copy(
-            update={"target_modules": resolve_target_modules(self.model, config.train.target_modules), "precision": resolve_dtype(config.train.precision)}
+            update={"target_modules": resolve_target_modules(self.model, config.train.target_modules), "precision": resolve_dtype(config.train.precision),
+                    "attention": resolve_attention(config.train.attention)}
         )
 
     def open(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.config import BenchError, TrainConfig
 from harness.io import read_json, write_json, write_jsonl
-from harness.models import device, load_tokenizer, resolve_dtype, resolve_model, trust_remote_code
+from harness.models import device, load_tokenizer, resolve_attention, resolve_dtype, resolve_model, trust_remote_code
 
 
 def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:
@@ -81,7 +81,8 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
     # the arguments come before the model: under ZeRO-3 they decide how the weights are loaded
     args = _dpo_args(cfg, seed, out_dir)
     tokenizer = load_tokenizer(model_name)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code())
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code(),
+                                                 attn_implementation=resolve_attention(cfg.attention))
     log: list[dict[str, Any]] = []
     skipped_steps: list[int] = []
     trainer = _trainer_class(cfg)(
@@ -117,13 +118,8 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
 
 
 def _trainer_class(cfg: TrainConfig) -> Any:
-    """TRL's `DPOTrainer`; with `train.batching: length_grouped`, one that batches pairs of similar length.
-
-    transformers' `LengthGroupedSampler` (what `train_sampling_strategy="group_by_length"` builds) sorts
-    megabatches of 50 batches by length and shuffles the batches, with the trainer's seeded generator;
-    a pair's length is its prompt plus its longer response, as TRL tokenised them. At the testbed's
-    sizes it cuts the padded positions of a step by about a fifth (benchmarks/throughput.py).
-    """
+    """TRL's `DPOTrainer`; with `train.batching: length_grouped`, one whose batches hold pairs of similar length
+    (`LengthGroupedBatches`), which pads less."""
     from trl import DPOTrainer
 
     if cfg.batching == "random":
@@ -131,13 +127,41 @@ def _trainer_class(cfg: TrainConfig) -> Any:
 
     class LengthGroupedDPOTrainer(DPOTrainer):
         def _get_train_sampler(self, train_dataset=None):
-            from transformers.trainer_pt_utils import LengthGroupedSampler
-
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             lengths = [len(p) + max(len(c), len(r)) for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
-            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return LengthGroupedBatches(lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps, seed)
 
     return LengthGroupedDPOTrainer
+
+
+class LengthGroupedBatches:
+    """A sampler whose consecutive `batch_size` indices are pairs of similar length, in a random order of batches.
+
+    Each epoch: ties broken at random, pairs sorted by length (prompt + longer response, as TRL tokenised
+    them), cut into batches, and the full batches shuffled, the short last one kept last so that batches
+    stay aligned; seeded, and a new order every epoch. Unlike transformers' `LengthGroupedSampler`, whose
+    megabatches run from longest to shortest (a length curriculum), the order of batches is random.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int) -> None:
+        import torch
+
+        self.lengths, self.batch_size = lengths, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        shuffled = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        order = sorted(shuffled, key=lambda i: self.lengths[i])
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        last = [batches.pop()] if batches and len(batches[-1]) < self.batch_size else []
+        for b in torch.randperm(len(batches), generator=self.generator).tolist() + list(range(len(batches), len(batches) + len(last))):
+            yield from (batches + last)[b]
 
 
 def _dpo_args(cfg: TrainConfig, seed: int, out_dir: Path) -> Any:

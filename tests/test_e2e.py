@@ -61,6 +61,15 @@ def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
         assert section in html
     assert "data:image/png;base64" in html and "<script" not in html
     assert "pool" in proc.stdout and "seconds" in proc.stdout
+    # selection cost next to training cost, in the manifest and the report
+    assert set(manifest["cost"]) == {"selection_seconds", "selection_stages", "training_seconds", "selection_per_training"}
+    assert manifest["cost"]["selection_stages"] == ["embeddings", "select"] and manifest["cost"]["training_seconds"] > 0
+    assert "Selection cost next to training cost" in html
+    # a console a person can read: no raw per-step dictionaries, no third-party warnings (they are in run.log)
+    console = proc.stdout + proc.stderr
+    assert "{'loss'" not in console and "FutureWarning" not in console and "Loading weights" not in console
+    assert "train: DPO" in proc.stderr and (out / "run.log").is_file()
+    assert "FutureWarning" in (out / "run.log").read_text()
 
 
 @pytest.mark.slow

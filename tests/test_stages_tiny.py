@@ -304,3 +304,80 @@ def test_completion_only_scoring_and_bf16_keep_the_fp32_loss_curve(tiny_model: P
     assert len(every) == len(completion) == len(bf16) == 4
     assert max(abs(a - b) for a, b in zip(every, completion)) < 1e-5
     assert abs(bf16[0] - math.log(2)) < 1e-3 and max(abs(a - b) for a, b in zip(every, bf16)) < 0.02
+
+
+def test_cached_reference_logps_give_trl_s_loss_and_are_computed_once(tiny_model: Path, tmp_path: Path) -> None:
+    """Reference log-probs read from the per-response store give the loss TRL computes with a reference forward
+    pass in every step (same batches), and a second run on the same responses computes none of them."""
+    from harness.reference_logps import ReferenceStore, with_reference_logps
+
+    rows = _rows(8)
+    cfg = TrainConfig(learning_rate=1e-2, max_length=64, batch_size=2, precision="float32", batching="random")
+    cached, reuse = with_reference_logps(rows, str(tiny_model), "tiny", cfg, tmp_path / "cache")
+    assert reuse == {"computed": 16, "reused": 0} and all(isinstance(r["ref_chosen_logps"], float) for r in cached)
+    assert with_reference_logps(rows, str(tiny_model), "tiny", cfg, tmp_path / "cache")[1] == {"computed": 0, "reused": 16}
+    assert len(ReferenceStore(tmp_path / "cache", "tiny", cfg).known) == 16
+    other = cfg.model_copy(update={"max_length": 48})  # another tokenisation: another store
+    assert len(ReferenceStore(tmp_path / "cache", "tiny", other).known) == 0
+    train_dpo(str(tiny_model), cached, cfg, seed=0, out_dir=tmp_path / "cached")
+    train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path / "per-step")
+    per_step, from_store = _losses(tmp_path / "per-step"), _losses(tmp_path / "cached")
+    assert len(per_step) == len(from_store) == 4
+    assert max(abs(a - b) for a, b in zip(per_step, from_store)) < 1e-4
+
+
+def test_length_grouped_batches_pad_less_and_keep_every_pair(tiny_model: Path) -> None:
+    """The length-grouped sampler gives every pair once per epoch, in batches of similar length."""
+    import torch as _torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig
+
+    from harness import trainer
+    from harness.models import load_tokenizer
+
+    rows = [{**r, "chosen": [{"role": "assistant", "content": "yes " * (1 + (7 * i) % 23)}]} for i, r in enumerate(_rows(24))]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=_torch.float32)
+    args = DPOConfig(output_dir="/tmp/unused", per_device_train_batch_size=4, use_cpu=True, report_to="none", max_length=128)
+    padded = {}
+    for batching in ("random", "length_grouped"):
+        _torch.manual_seed(0)
+        dpo = trainer._trainer_class(TrainConfig(batching=batching))(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                                                    processing_class=load_tokenizer(str(tiny_model)))
+        assert sorted(dpo._get_train_sampler()) == list(range(24))  # every pair once per epoch
+        padded[batching] = sum(int(batch["input_ids"].numel()) for batch in dpo.get_train_dataloader())
+    assert padded["length_grouped"] < padded["random"]
+
+
+def test_packed_linears_decode_exactly_as_plain_ones(tiny_model: Path) -> None:
+    """oneDNN-packed bf16 weights change no token: greedy outputs with and without packing are identical."""
+    import contextlib
+
+    from harness import decoding
+
+    loaded = load_model(str(tiny_model), dtype="bfloat16")
+    with decoding.packed_linears(loaded.model, 8) as packed:
+        assert packed == sum(isinstance(m, torch.nn.Linear) for m in loaded.model.modules())
+    convs = [[{"role": "user", "content": f"Tell me about {w}."}] for w in ("cats", "rain", "tea", "the sea", "x")]
+    settings = dict(max_new_tokens=12, batch_size=3, do_sample=False)
+    with_packing = generate(loaded, convs, **settings)
+    original = decoding.packed_linears
+    decoding.packed_linears = lambda model, rows: contextlib.nullcontext(0)
+    try:
+        without = generate(loaded, convs, **settings)
+    finally:
+        decoding.packed_linears = original
+    assert [g.text for g in with_packing] == [g.text for g in without]
+    assert all("forward" not in vars(m) for m in loaded.model.modules())  # every layer got its own forward back
+
+
+def test_the_lm_head_gets_contiguous_inputs(tiny_model: Path) -> None:
+    """`logits_to_keep` hands the head a strided slice; the hook load_model adds makes it contiguous, values unchanged."""
+    loaded = load_model(str(tiny_model))
+    head = loaded.model.get_output_embeddings()
+    seen = []
+    head.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]])  # two rows: the last two positions are a strided slice
+    kept = loaded.model(input_ids=ids, logits_to_keep=2).logits
+    full = loaded.model(input_ids=ids).logits[:, -2:]
+    assert seen == [True, True] and torch.allclose(kept, full, atol=1e-6)

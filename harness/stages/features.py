@@ -22,8 +22,7 @@ NAME = "features"
 
 def inputs(config: ExperimentConfig, pool_hash: str, train: TrainConfig) -> dict:
     """`train` is the resolved train section (`Run.train`: target modules and precision as found here)."""
-    features = {**config.features.model_dump(), "attention": engine.resolve_attention(config.features.attention)}
-    return {"pool": pool_hash, "model": model_key(config), "train": train.model_dump(), "features": features, "seed": config.pool_seed}
+    return {"pool": pool_hash, "model": model_key(config), "train": train.model_dump(), "features": config.features.model_dump(), "seed": config.pool_seed}
 
 
 def compute(run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
