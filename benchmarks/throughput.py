@@ -12,7 +12,7 @@ pool, 128 pairs, 495 held-out prompts):
   batch sizes shows where the default comes from. Fidelity: outputs identical to fp32 greedy
   decoding, and strict accuracy of each.
 - **sampling** at the pool's shape (`--prompts` held-out prompts x `pool.k`, pool's settings):
-  batch-at-a-time against continuous batching at `pool.batch_size`. Fidelity: the verifiable
+  batch-at-a-time at today's `pool.batch_size` 64 against continuous batching at the configured one. Fidelity: the verifiable
   judge's score distribution of both.
 - **DPO** on `--pairs` pool pairs: today SDPA attention, a reference forward pass inside every step and
   randomly ordered batches; now eager attention on a CPU (`train.attention`), reference log-probs
@@ -70,8 +70,8 @@ from harness.preference_eval import reserve_heldout  # noqa: E402
 from harness.reference_logps import with_reference_logps  # noqa: E402
 from harness.stages.prompts import read_prompts  # noqa: E402
 
-TODAY_EVAL_BATCH = 48
-"""evaluate.batch_size before issue 26."""
+TODAY_EVAL_BATCH, TODAY_POOL_BATCH = 48, 64
+"""evaluate.batch_size and pool.batch_size before issue 26."""
 TARGETS = {"greedy": 2.5, "dpo": 1.5, "features": 2.0}
 
 
@@ -183,11 +183,11 @@ def sampling_section(args, n_params: int, dtype: str) -> list[dict]:
     settings = dict(max_new_tokens=pool.max_new_tokens, do_sample=True, temperature=pool.temperature, top_p=pool.top_p, seed=0)
     print(f"sampling: {len(prompts)} prompts x {pool.k}, {pool.max_new_tokens} new tokens, T {pool.temperature}, top-p {pool.top_p}")
     model = load_model(args.model, dtype=dtype)
-    today, s_today = timed(lambda: generate_today(model, conversations, batch_size=pool.batch_size, **settings))
+    today, s_today = timed(lambda: generate_today(model, conversations, batch_size=TODAY_POOL_BATCH, **settings))
     new, s_new = timed(lambda: generate(model, conversations, batch_size=pool.batch_size, desc="sampling (new)", **settings))
     judge = get_judge("verifiable")
     rows = []
-    for label, gens, seconds in ((f"today: batch-at-a-time {dtype}, batch {pool.batch_size}", today, s_today),
+    for label, gens, seconds in ((f"today: batch-at-a-time {dtype}, batch {TODAY_POOL_BATCH}", today, s_today),
                                  (f"new: continuous {dtype}, batch {pool.batch_size}", new, s_new)):
         tokens = sum(g.n_tokens for g in gens)
         scores = [judge.score(prompts[i // pool.k], g.text).value for i, g in enumerate(gens)]

@@ -367,16 +367,14 @@ def _merge(old: _Rows, new: _Rows) -> _Rows:
         layer.is_initialized, layer.device, layer.length = True, a.keys.device, length - first
         capacity = SlabLayer.capacity(layer.length)
         for name in ("keys", "values"):
-            parts = []
-            for source in (a, b):
-                slab = getattr(source, name)
-                filled = source.length
-                shift = length - filled - first  # where this source's column 0 lands
-                grown = slab.new_zeros(slab.shape[0], slab.shape[1], capacity, slab.shape[3])  # zeros where the mask hides
+            slabs = (getattr(a, name), getattr(b, name))
+            rows, heads, _, dim = slabs[0].shape
+            merged = slabs[0].new_zeros(rows + slabs[1].shape[0], heads, capacity, dim)  # zeros where the mask hides
+            for start, source, slab in ((0, a, slabs[0]), (rows, b, slabs[1])):
+                shift = length - source.length - first  # where this source's column 0 lands
                 skip = max(0, -shift)
-                grown[:, :, shift + skip : shift + filled] = slab[:, :, skip:filled]
-                parts.append(grown)
-            setattr(layer, name, torch.cat(parts))
+                merged[start : start + slab.shape[0], :, shift + skip : shift + source.length] = slab[:, :, skip : source.length]
+            setattr(layer, name, merged)
         layers.append(layer)
     return _Rows(Cache(layers=layers), mask, *(torch.cat([getattr(old, f), getattr(new, f)]) for f in ("next_position", "logits", "sequence", "made", "live")))
 
