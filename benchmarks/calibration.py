@@ -115,6 +115,49 @@ def mt_bench_coverage(rng: np.random.Generator, reps: int) -> dict[str, float]:
     return {"now (questions resampled)": now / reps, "before (judgments resampled)": before / reps}
 
 
+def clustered_layout(n: int, tasks: int = 90, types: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out prompts as the planner lays them out: task i % 90, constraint type i % 11 (types balanced)."""
+    return np.arange(n) % tasks, np.arange(n) % types
+
+
+def clustered_false_positives(rng: np.random.Generator, seeds: int, n: int, task_sd: float, reps: int) -> dict[str, float]:
+    """Pass/fail on n held-out prompts of 90 base tasks, a task-by-strategy interaction of sd task_sd, no true effect:
+    how often the verdict says 'significant', resampling base tasks (now) and prompts (before)."""
+    tasks, types = clustered_layout(n)
+    clusters, strata = [str(t) for t in tasks], [str(t) for t in types]
+    now = before = 0
+    for _ in range(reps):
+        q = np.clip(0.5 + rng.normal(0, 0.15, 90)[tasks], 0.05, 0.95)
+        tilt = rng.normal(0, task_sd, 90)[tasks]
+        a = (rng.random((seeds, n)) < np.clip(q + tilt / 2, 0, 1)).astype(float)
+        b = (rng.random((seeds, n)) < np.clip(q - tilt / 2, 0, 1)).astype(float)
+        v = seed_test(list(a - b), crossed=True, clusters=clusters, strata=strata)
+        w = seed_test(list(a - b), crossed=True)
+        now += v["low"] > 0 or v["high"] < 0
+        before += w["low"] > 0 or w["high"] < 0
+    return {"now (base task resampled, type fixed)": now / reps, "before (prompt resampled)": before / reps}
+
+
+def clustered_power(rng: np.random.Generator, seeds: int, n: int, reps: int) -> dict[str, float]:
+    """Normal data with every component (run shift, type, task and prompt interactions, noise): the verdict test's
+    power at the MDE `bench power` prints for these components, and its false-positive rate with no effect."""
+    tasks, types = clustered_layout(n)
+    clusters, strata = [str(t) for t in tasks], [str(t) for t in types]
+    sd = {"a": 0.015, "type": 0.2, "c": 0.08, "b": 0.1, "e": 0.45}
+    comp = {"design": "crossed", "n_units": n, "n_clusters": 90, "strata": 11, "var_a": sd["a"] ** 2, "var_a_upper": sd["a"] ** 2,
+            "var_c": sd["c"] ** 2, "var_b": sd["b"] ** 2, "var_e": sd["e"] ** 2}
+    effect = mde(comp, n, seeds, 0.05, 0.8)
+    type_effect = np.linspace(-sd["type"], sd["type"], 11)[types]
+
+    def draw(mu: float) -> np.ndarray:
+        return (mu + rng.normal(0, sd["a"], (seeds, 1)) + type_effect[None, :] + rng.normal(0, sd["c"], 90)[tasks][None, :]
+                + rng.normal(0, sd["b"], (1, n)) + rng.normal(0, sd["e"], (seeds, n)))
+
+    found = sum(bool((v := seed_test(list(draw(effect)), crossed=True, clusters=clusters, strata=strata))["low"] > 0 or v["high"] < 0) for _ in range(reps))
+    fp = sum(bool((v := seed_test(list(draw(0.0)), crossed=True, clusters=clusters, strata=strata))["low"] > 0 or v["high"] < 0) for _ in range(reps))
+    return {"MDE": effect, "power promised": 0.8, "achieved": found / reps, "false positives": fp / reps}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=2000, help="simulated datasets per row (Monte-Carlo sd of a rate near 0.95: 0.005 at 2000)")
@@ -133,6 +176,11 @@ def main() -> None:
     for seeds in (3, 4):
         table[f"power 0.8 promised at 96 prompts x {seeds} seeds"] = power_promised_vs_achieved(rng, seeds, reps // 2)
     table["MT-Bench score, 80 questions x 2 correlated turns: coverage"] = mt_bench_coverage(rng, reps // 4)
+    for task_sd in (0.0, 0.12):
+        table[f"clustered: 'significant' with no effect, 495 prompts / 90 tasks x 6 seeds, task interaction sd {task_sd}"] = \
+            clustered_false_positives(rng, 6, 495, task_sd, reps // 4)
+    for seeds, n in ((6, 495), (5, 495), (8, 660)):
+        table[f"clustered: power 0.8 promised at {n} prompts / 90 tasks x {seeds} seeds"] = clustered_power(rng, seeds, n, reps // 2)
     width = max(len(k) for k in table)
     for name, row in table.items():
         print(f"{name:<{width}}  " + "  ".join(f"{k}: {v:.3f}" for k, v in row.items()))

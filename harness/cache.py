@@ -48,7 +48,7 @@ def run_stage(cache_dir: Path, name: str, inputs: dict[str, Any], compute: Calla
     key = stage_hash(name, inputs)
     path = Path(cache_dir) / name / key
     start = time.perf_counter()
-    if _intact(name, path):
+    if intact(name, path):
         return _cached(name, key, path, start)
     locks = Path(cache_dir) / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def run_stage(cache_dir: Path, name: str, inputs: dict[str, Any], compute: Calla
     # others wait on the lock and then read it from the cache.
     with open(locks / f"{name}-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _intact(name, path):
+        if intact(name, path):
             return _cached(name, key, path, start)
         # holding the lock, nobody else can be computing this stage: leftovers are a killed run's
         for stale in path.parent.glob(f".{key}.*.tmp"):
@@ -70,12 +70,12 @@ def run_stage(cache_dir: Path, name: str, inputs: dict[str, Any], compute: Calla
             except Exception as exc:  # a bug or an environment fault: say which stage it hit
                 raise StageFailure(name, exc) from exc
             seconds = time.perf_counter() - start
-            files = _fingerprints(tmp)
+            files = fingerprints(tmp)
             write_json(tmp / "stage.json", {"stage": name, "hash": key, "inputs": inputs, "seconds": seconds, **extra, "files": files})
     return StageResult(name, key, path, "computed", seconds, seconds)
 
 
-def _fingerprints(folder: Path) -> dict[str, list]:
+def fingerprints(folder: Path) -> dict[str, list]:
     """relative path -> [size, sha256] of every file, so a damaged cached copy is noticed."""
     out = {}
     for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "stage.json"):
@@ -87,7 +87,7 @@ def _fingerprints(folder: Path) -> dict[str, list]:
     return out
 
 
-def _intact(name: str, path: Path) -> bool:
+def intact(name: str, path: Path) -> bool:
     """The stage folder is complete and its files are the ones it was committed with."""
     if not (path / "stage.json").is_file():
         return False
@@ -95,7 +95,7 @@ def _intact(name: str, path: Path) -> bool:
         recorded = read_json(path / "stage.json").get("files")
     except ValueError:
         recorded = "unreadable stage.json"
-    if recorded is None or recorded == _fingerprints(path):
+    if recorded is None or recorded == fingerprints(path):
         return True
     print(f"[bench] {name}: the cached copy in {path} is damaged (missing, truncated or edited files); recomputing",
           file=sys.stderr, flush=True)

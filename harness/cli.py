@@ -388,6 +388,9 @@ def power(runs, effect, alpha, power_, out_file) -> None:
     difference: sd run (a whole run shifting between seeds, with its 95% upper bound: few seeds
     pin it down poorly), sd prompt x strategy (interaction) and sd noise (a prompt flipping
     between seeds); with held-out units drawn anew per seed only their sum (sd unit) is defined.
+    Held-out prompts whose base task and constraint type the runs recorded are analysed with the
+    base task as the unit (sd task, ICC) and the constraint type as a fixed stratum. Every pair
+    of settings also gets its own MDE.
     It prints the minimum detectable effect (MDE) of the verdict test the comparison report
     runs (t over matched seeds, noncentral; at the point estimate and at the upper bound of the
     run-shift term) and the units needed to detect --effect at 2, 3, 5 or 10 seeds ("never": run
@@ -398,20 +401,133 @@ def power(runs, effect, alpha, power_, out_file) -> None:
 
     rows = analyse(load_pilot([Path(r) for r in runs]), effect, alpha, power_)
     click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}; the test: t over matched seeds (harness/stats.py seed_test)")
-    click.echo(f"{'budget':>6} {'metric':<24} {'design':<7} {'units':>5} {'seeds':>5} {'sd run':>7} {'≤ (95%)':>7} {'sd p×s':>7} "
-               f"{'sd noise':>8} {'MDE':>6} {'MDE≤':>6}  units needed at " + "/".join(map(str, rows[0]["units_needed"])) + " seeds")
+    click.echo(f"{'budget':>6} {'metric':<24} {'design':<7} {'units':>5} {'tasks':>5} {'seeds':>5} {'sd run':>7} {'≤ (95%)':>7} "
+               f"{'sd task':>7} {'sd p×s':>7} {'ICC':>5} {'sd noise':>8} {'MDE':>6} {'MDE≤':>6}  units needed at "
+               + "/".join(map(str, rows[0]["units_needed"])) + " seeds")
     for r in rows:
         needed = " / ".join("never" if n is None else str(n) for n in r["units_needed"].values())
         flag = "" if r["detects_effect_at_pilot"] else "  (cannot detect the effect at these sizes)"
-        inter, noise = ((f"{r['var_b'] ** 0.5:>7.3f}", f"{r['var_e'] ** 0.5:>8.3f}") if r["design"] == "crossed"
-                        else (f"{'—':>7}", f"{r['var_unit'] ** 0.5:>8.3f}"))
-        click.echo(f"{r['budget']:>6} {r['metric']:<24} {r['design']:<7} {r['n_units']:>5} {r['pilot_seeds']:>5} {r['var_a'] ** 0.5:>7.3f} "
-                   f"{r['var_a_upper'] ** 0.5:>7.3f} {inter} {noise} {r['mde_at_pilot']:>6.3f} {r['mde_at_upper']:>6.3f}  {needed}{flag}"
-                   + (f"  [{r['setting']}]" if r["setting"] else ""))
+        crossed = r["design"] == "crossed"
+        task = f"{r['var_c'] ** 0.5:>7.3f}" if "var_c" in r else f"{'—':>7}"
+        icc = f"{r['icc']:>5.2f}" if r.get("icc") is not None else f"{'—':>5}"
+        inter, noise = ((f"{r['var_b'] ** 0.5:>7.3f}", f"{r['var_e'] ** 0.5:>8.3f}") if crossed else (f"{'—':>7}", f"{r['var_unit'] ** 0.5:>8.3f}"))
+        click.echo(f"{r['budget']:>6} {r['metric']:<24} {r['design']:<7} {r['n_units']:>5} {r.get('n_clusters', '—'):>5} {r['pilot_seeds']:>5} "
+                   f"{r['var_a'] ** 0.5:>7.3f} {r['var_a_upper'] ** 0.5:>7.3f} {task} {inter} {icc} {noise} {r['mde_at_pilot']:>6.3f} "
+                   f"{r['mde_at_upper']:>6.3f}  {needed}{flag}" + (f"  [{r['setting']}]" if r["setting"] else ""))
+    if any("strata" in r for r in rows):
+        click.echo("held-out prompts: the base task is the unit resampled (tasks), the constraint type a fixed stratum removed first; "
+                   "share of the prompt x strategy variance that was type: "
+                   + ", ".join(f"{r['metric']} {r['stratum_share']:.0%}" for r in rows if "strata" in r))
+    if any(r["by_pair"] for r in rows):
+        click.echo("MDE per pair of settings (each pair's own components; seed r: correlation of the two cells' per-seed means):")
+        for r in rows:
+            for pair in r["by_pair"]:
+                corr = "—" if pair["seed_correlation"] is None else f"{pair['seed_correlation']:+.2f}"
+                click.echo(f"{r['budget']:>6} {r['metric']:<24} {pair['a']} vs {pair['b']}: sd run {pair['var_a'] ** 0.5:.3f} "
+                           f"(≤ {pair['var_a_upper'] ** 0.5:.3f}), MDE {pair['mde_at_pilot']:.3f} (≤ {pair['mde_at_upper']:.3f}) "
+                           f"at {r['n_units']} units x {pair['pilot_seeds']} seeds, seed r {corr}")
     if any(r["design"] == "nested" for r in rows):
         click.echo("nested: held-out units differ by seed; sd noise is then the whole per-unit spread of a difference (sd unit).")
     if out_file:
         write_json(Path(out_file), rows)
+
+
+@main.command(name="confounds")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--pair", "pairs", multiple=True, metavar="'A > B'", help="Also adjust A − B for answer length, e.g. --pair 'bpo > uniform' (quote it). Repeatable.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write every table as JSON.")
+def confounds_cmd(runs, pairs, out_file) -> None:
+    """What besides the data could make one setting win: the selected type mix, answer length, truncation.
+
+    \b
+    From finished runs (folders, or folders of them such as runs/<matrix>):
+      bench confounds runs/testbed-pilot --pair 'bpo > uniform'
+    per constraint type each cell's effect and the share of its selected pairs on that type; per
+    type the pass rate against log words; a length-adjusted A − B (on prompts whose two answers
+    are within ±20% in words, with a verdict over matched seeds; and a regression of pass on the
+    cells, the types and log words); the truncation rate per cell. Model: harness/confounds.py.
+    """
+    from harness.confounds import confounds
+    from harness.io import write_json
+    from harness.matrix import parse_claim
+
+    paths = [Path(r) for r in runs]
+    folders = [p for path in paths for p in ([path] if (path / "manifest.json").is_file() else sorted(q for q in path.iterdir() if (q / "manifest.json").is_file()))]
+    try:
+        parsed = [parse_claim(p) for p in pairs]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--pair") from None
+    result = confounds(folders, parsed)
+    click.echo(f"{'cell':<28} {'type':<44} {'n':>5} {'tuned':>6} {'base':>6} {'effect':>7} {'selected':>8} {'words':>6}")
+    for r in result["by_type"]:
+        share = "—" if r["selected_share"] is None else f"{r['selected_share']:.1%}"
+        click.echo(f"{r['cell']:<28} {r['type']:<44} {r['n']:>5} {r['tuned']:>6.3f} {r['base']:>6.3f} {r['effect']:>+7.3f} {share:>8} {r['words']:>6.1f}")
+    click.echo("pass rate against length, per type (least squares on log words; points per doubling of words):")
+    for r in result["length_slopes"]:
+        click.echo(f"  {r['type']:<44} n {r['n']:>5}  pass {r['pass']:.3f}  {r['per_doubling']:+.3f} per doubling  r {r['r']:+.2f}")
+    for r in result["length_adjusted"]:
+        verdict = r["same_length_verdict"]
+        interval = f" [{verdict['low']:+.3f}, {verdict['high']:+.3f}] over {verdict['n_seeds']} seeds" if verdict else " (no verdict)"
+        same = "—" if r["same_length_diff"] is None else f"{r['same_length_diff']:+.3f}{interval}"
+        click.echo(f"{r['a']} − {r['b']}: raw {r['raw']:+.3f} ({r['seeds']} seeds; {r['words_a']:.1f} vs {r['words_b']:.1f} words); "
+                   f"answers within ±20% words ({r['same_length_share']:.0%} of prompts): {same}; "
+                   f"regression on cell + type + log words: {r['regression_diff']:+.3f}")
+    click.echo("truncated at max_new_tokens (tuned / base):")
+    for r in result["truncation"]:
+        rate = "not recorded" if r["tuned"] is None else f"{r['tuned']:.1%} / {r['base']:.1%}"
+        click.echo(f"  {r['cell']:<28} {rate}  ({r['n']} answers, {r['words']:.1f} words on average)")
+    if out_file:
+        write_json(Path(out_file), result)
+
+
+@main.group()
+def cache() -> None:
+    """Move a shared pool between caches: `bench cache export` / `bench cache import`.
+
+    \b
+    A comparison on one pool must keep that pool across machines (a new machine has no cache;
+    another CPU model's bf16 kernels sample another pool under the same key). Export the pool's
+    stages from a finished run, commit or copy the file, and restore it anywhere:
+      bench cache export runs/testbed-pilot/testbed-bpo-b128-s0 -o pools/testbed.tar.gz
+      bench cache import pools/testbed.tar.gz --cache-dir runs/cache
+    or name it in the experiment (`bundle: pools/testbed.tar.gz`): every run restores it first.
+    """
+
+
+@cache.command(name="export")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The bundle to write (.tar.gz).")
+@click.option("--stage", "stages", multiple=True, metavar="NAME",
+              help="Stages to carry (repeatable); default: prompts, pool, preference_pool, embeddings, features.")
+def cache_export(run_dirs, out_file, stages) -> None:
+    """Write the shared stages the RUN_DIRS used (from their cache) into one bundle.
+
+    Give several runs to collect every view of the pool (a bpo run has the gradient features,
+    an embedding_depth run the embeddings).
+    """
+    from harness.bundle import SHARED_STAGES, export_bundle, stages_of_runs
+    from harness.provenance import machine
+
+    found = stages_of_runs([Path(r) for r in run_dirs], tuple(stages) or SHARED_STAGES)
+    bundled = export_bundle(found, Path(out_file), machine())
+    size = Path(out_file).stat().st_size / 2**20
+    for stage in bundled:
+        click.echo(f"  {stage.name:<16} {stage.hash}  {len(stage.files)} files, {sum(f[0] for f in stage.files.values()) / 2**20:.1f} MiB")
+    click.echo(f"wrote {out_file} ({size:.1f} MiB, {len(bundled)} stages)")
+
+
+@cache.command(name="import")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cache-dir", default="runs/cache", show_default=True, type=click.Path(file_okay=False), help="The cache to restore into.")
+def cache_import(bundle, cache_dir) -> None:
+    """Restore a bundle's stages into a cache (same keys; stages already there are checked, never overwritten)."""
+    from harness.bundle import import_bundle, read_index
+
+    index = read_index(Path(bundle))
+    for stage, state in import_bundle(Path(bundle), Path(cache_dir)):
+        click.echo(f"  {stage.name:<16} {stage.hash}  {state}")
+    cpu = (index.get("machine") or {}).get("cpu")
+    click.echo(f"restored {bundle} into {cache_dir}" + (f" (exported on {cpu})" if cpu else ""))
 
 
 @main.command()

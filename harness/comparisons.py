@@ -20,7 +20,7 @@ import numpy as np
 from harness.errors import BenchError
 from harness.grouping import setting
 from harness.io import read_json
-from harness.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, shared_units
+from harness.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, run_units, shared_units, unit_design
 from harness.stats import holm, paired_ci, seed_test
 
 
@@ -42,6 +42,7 @@ class RunSummary:
     outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
     cost: dict[str, Any] = field(default_factory=dict)  # selection vs training seconds (manifest "cost", Run.record_cost)
     setting: dict[str, Any] = field(default_factory=dict)  # the resolved config bar seed and name (harness.grouping)
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # held-out prompt id -> (base task, constraint types)
     cell: str = ""
     context: str = ""
     label: str = ""  # the fields in which this run's setting differs from the others compared
@@ -82,6 +83,7 @@ def load_run(run_dir: Path) -> RunSummary:
         outcomes=run_outcomes(run_dir),
         cost=manifest.get("cost") or {},
         setting=setting(config, strategy, budget),
+        units=run_units(run_dir),
     )
 
 
@@ -165,7 +167,8 @@ def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str,
     binary run each, else a bootstrap over units) says whether *these runs* differ. The
     verdict (`seeds_ci`, harness.stats.seed_test) counts run-to-run variation too: matched
     seeds (seed s of both sides shares its pool) give per-seed differences, widened by the
-    unit-by-strategy term when every seed answered the same units. Fewer than 2 matched seeds: no verdict.
+    unit-by-strategy term when every seed answered the same units (held-out prompts: resampling
+    base tasks, within constraint type). Fewer than 2 matched seeds: no verdict.
     """
     units = shared_units(members + reference, metric)
     ours, theirs = ({r.seed: r for r in group} for group in (members, reference))
@@ -184,7 +187,9 @@ def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str,
                 "and these runs share no seed; preference.k samples pairs every run shares)"}
     fixed = paired_ci(x, y, n_boot=n_boot, seed=seed)
     result: dict[str, Any] = {**fixed, "n_prompts": fixed.pop("n_units"), "design": "crossed" if units is not None else "nested"}
-    verdict = seed_test(matched_differences(members, reference, metric, units), crossed=units is not None) if len(matched) >= 2 else None
+    clusters, strata = unit_design(members + reference, metric, units)
+    verdict = (seed_test(matched_differences(members, reference, metric, units), crossed=units is not None, clusters=clusters, strata=strata)
+               if len(matched) >= 2 else None)
     if verdict is not None:
         result["seeds_ci"] = {**verdict, "seeds": matched}
         result["significant"] = bool(verdict["low"] > 0 or verdict["high"] < 0)

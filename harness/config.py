@@ -487,6 +487,12 @@ class ExperimentConfig(_Strict):
         "has none, as converted checkpoints often do); null = the tokenizer's own, or the GGUF file's",
     )
     cache_dir: str = "runs/cache"
+    bundle: str | None = Field(
+        None,
+        description="a stage bundle (`bench cache export`: a shared pool's prompts, samples, embeddings and features) "
+        "restored into cache_dir before the run, so that every run of a comparison, on any machine, uses that pool; "
+        "a cache holding other contents under the same keys is refused",
+    )
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     pool: PoolConfig = Field(default_factory=PoolConfig)

@@ -14,6 +14,12 @@ matched seeds, the quantity the test uses, never from one cell's spread.
 - **Crossed** (every run answers the same units): the two-way mean squares of the s × n matrix
   give σ²_a = (MS_seed − MS_res)/n, σ²_b = (MS_unit − MS_res)/s, σ²_ε = MS_res, and
   Var(mean) = σ²_a/s + σ²_b/n + σ²_ε/(ns).
+- **Clustered** (crossed, with the held-out prompts' base tasks and constraint types known):
+  prompts of one base task are not independent and the constraint type is a fixed, balanced
+  factor. The type means are removed (fixed strata) and the base task is the unit the test
+  resamples (harness.stats.cluster_scores); the interaction splits into σ²_c (base task) and
+  σ²_b (prompt within task), ICC = σ²_c/(σ²_c + σ²_b), and at n prompts over C tasks
+  (m = n/C each) Var(mean) = σ²_a/s + (σ²_c + σ²_b/m)/C + σ²_ε/(mCs).
 - **Nested** (units drawn anew per seed: held-out pairs reserved from each seed's own pool):
   σ²_b and σ²_ε cannot be told apart and need not be; with w the within-seed variance over
   units of d, Var(per-seed mean) = σ²_a + w/n, so σ²_a = var_s(mean d_s) − w/n and
@@ -50,7 +56,7 @@ from harness.errors import BenchError
 from harness.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
 from harness.io import read_json, read_jsonl
 from harness.metrics import unit_outcomes
-from harness.stats import crossed_half_width, two_way
+from harness.stats import cluster_scores, crossed_half_width, two_way
 
 VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
               "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose"}
@@ -83,6 +89,7 @@ class PilotRun:
     seed: int
     outcomes: dict[str, dict[str, float]]  # metric -> unit id -> outcome
     setting: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # held-out prompt id -> (base task, constraint types)
     cell: str = ""
     context: str = ""
     label: str = ""
@@ -114,6 +121,28 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
     if (run / "heldout_preferences.jsonl").is_file():
         outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
     return outcomes
+
+
+def run_units(run: Path) -> dict[str, tuple[str, str]]:
+    """Held-out prompt id -> (its base task, its constraint types): the cluster and the fixed stratum of
+    each greedy unit (empty for runs written before eval_outputs.jsonl kept the base task)."""
+    if not (run / "eval_outputs.jsonl").is_file():
+        return {}
+    rows = read_jsonl(run / "eval_outputs.jsonl")
+    if not rows or any(r.get("base_task") is None for r in rows):
+        return {}
+    return {r["prompt_id"]: (str(r["base_task"]), "+".join(sorted(r.get("instructions") or []))) for r in rows}
+
+
+def unit_design(runs: list[Any], metric: str, units: list[str] | None) -> tuple[list[str] | None, list[str] | None]:
+    """(clusters, strata) aligned with the shared `units` of a crossed design: each held-out prompt's base task
+    and constraint types, when every run recorded them; (None, None) otherwise (each unit its own cluster).
+    Held-out preference accuracy has units of its own (preference prompts): no clusters."""
+    if units is None or metric == PREFERENCE or not all(r.units and all(u in r.units for u in units) for r in runs):
+        return None, None
+    first = runs[0].units
+    strata = [first[u][1] for u in units]
+    return [first[u][0] for u in units], (strata if len(set(strata)) > 1 else None)
 
 
 def group_runs(runs: list[Any]) -> None:
@@ -158,7 +187,7 @@ def load_pilot(paths: list[Path]) -> list[PilotRun]:
             manifest, selection = read_json(run / "manifest.json"), read_json(run / "selection.json")
             strategy, budget = selection["strategy"], int(selection["budget"])
             runs.append(PilotRun(run, strategy, budget, int(manifest["seed"]), run_outcomes(run),
-                                 setting(manifest.get("config", {}), strategy, budget)))
+                                 setting(manifest.get("config", {}), strategy, budget), run_units(run)))
     if not runs:
         raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(map(str, paths))}.")
     group_runs(runs)
@@ -185,8 +214,17 @@ def shared_units(runs: list[Any], metric: str) -> list[str] | None:
     return sorted(sets[0]) if sets and all(s == sets[0] for s in sets) else None
 
 
-def components_from_pairs(diffs: list[list[np.ndarray]], crossed: bool, n_cells: int) -> dict[str, Any]:
-    """Pooled variance components from the matched per-seed differences of several cell pairs (see the module docstring)."""
+def components_from_pairs(
+    diffs: list[list[np.ndarray]], crossed: bool, n_cells: int,
+    clusters: list[str] | None = None, strata: list[str] | None = None,
+) -> dict[str, Any]:
+    """Pooled variance components from the matched per-seed differences of several cell pairs (see the module docstring).
+
+    Crossed designs with `clusters` (each unit's base task) and `strata` (each unit's constraint
+    types) split the cell-by-unit term into a cluster part σ²_c and a within-cluster part σ²_b,
+    after removing the strata's fixed means: the cluster scores of harness.stats.cluster_scores
+    (m units per cluster) have interaction variance σ²_c + σ²_b/m and residual σ²_ε/m.
+    """
     diffs = [d for d in diffs if len(d) >= 2]
     if not diffs:
         raise BenchError("a power analysis needs two settings run with the same 2 or more seeds (3 or more recommended).")
@@ -195,13 +233,30 @@ def components_from_pairs(diffs: list[list[np.ndarray]], crossed: bool, n_cells:
     dof = max(1, (n_cells - 1) * (seeds - 1))
     if crossed:
         n = diffs[0][0].size
-        ms = np.array([two_way(np.vstack(d)) for d in diffs])  # (pairs, 3)
+        lost = len(set(strata)) - 1 if strata is not None else 0
+        raw = np.array([two_way(np.vstack(d)) for d in diffs])  # (pairs, 3): before the strata are removed
+        units = [np.vstack(d) if strata is None else cluster_scores(np.vstack(d), [str(i) for i in range(n)], strata) for d in diffs]
+        ms = np.array([two_way(u, lost) for u in units])
         ms_seed = float(np.average(ms[:, 0], weights=weights))
         ms_unit, ms_res = float(ms[:, 1].mean()), float(ms[:, 2].mean())
         var_a = max((ms_seed - ms_res) / n, 0.0)
+        var_units = max((ms_unit - ms_res) / seeds, 0.0)  # the whole cell-by-unit term, within strata
         upper_ms = ms_seed * dof / float(stats.chi2.ppf(0.05, dof))
         comp = {"design": "crossed", "n_units": n, "var_a": var_a, "var_a_upper": max((upper_ms - ms_res) / n, 0.0),
-                "var_b": max((ms_unit - ms_res) / seeds, 0.0), "var_e": ms_res}
+                "var_b": var_units, "var_e": ms_res}
+        if strata is not None:
+            before = max((float(raw[:, 1].mean()) - float(raw[:, 2].mean())) / seeds, 0.0)
+            comp |= {"strata": len(set(strata)), "stratum_share": (1 - var_units / before) if before > 0 else 0.0}
+        if clusters is not None:
+            c = len(set(clusters))
+            scores = [two_way(cluster_scores(np.vstack(d), clusters, strata), lost) for d in diffs]
+            ms_c = np.array(scores)
+            var_cluster_scores = max((float(ms_c[:, 1].mean()) - float(ms_c[:, 2].mean())) / seeds, 0.0)  # σ²_c + σ²_b/m
+            m = n / c
+            within = max((var_units - var_cluster_scores) / (1 - 1 / m), 0.0) if m > 1 else var_units
+            var_c = max(var_units - within, 0.0) if m > 1 else 0.0
+            comp |= {"n_clusters": c, "var_b": within, "var_c": var_c,
+                     "icc": (var_c / var_units) if var_units > 0 and m > 1 else None}
     else:
         sizes = np.array([x.size for d in diffs for x in d], dtype=float)
         w = float(np.mean([np.var(x, ddof=1) for d in diffs for x in d]))
@@ -214,19 +269,56 @@ def components_from_pairs(diffs: list[list[np.ndarray]], crossed: bool, n_cells:
 
 
 def variance_components(runs: list[PilotRun], metric: str) -> dict[str, Any]:
-    """The components of `metric` over every pair of cells among `runs` (one context)."""
+    """The components of `metric` over every pair of cells among `runs` (one context), and, under "by_pair", each
+    pair's own (cells named by their strategy and setting label)."""
     having = [r for r in runs if r.outcomes.get(metric)]
     cells: dict[str, list[PilotRun]] = defaultdict(list)
     for run in having:
         cells[run.cell].append(run)
     units = shared_units(having, metric)
-    diffs = [matched_differences(cells[a], cells[b], metric, units) for a, b in itertools.combinations(sorted(cells), 2)]
-    return {"metric": metric, **components_from_pairs(diffs, units is not None, len(cells))}
+    clusters, strata = unit_design(having, metric, units)
+    names = sorted(cells)
+    diffs = {(a, b): matched_differences(cells[a], cells[b], metric, units) for a, b in itertools.combinations(names, 2)}
+    by_pair = []
+    for (a, b), d in diffs.items():
+        if len(d) >= 2:
+            by_pair.append({"a": _name(cells[a][0]), "b": _name(cells[b][0]), "seed_correlation": seed_correlation(cells[a], cells[b], metric),
+                          **components_from_pairs([d], units is not None, 2, clusters, strata)})
+    return {"metric": metric, **components_from_pairs(list(diffs.values()), units is not None, len(cells), clusters, strata), "by_pair": by_pair}
+
+
+def seed_correlation(a: list[PilotRun], b: list[PilotRun], metric: str) -> float | None:
+    """Correlation over matched seeds of the two cells' per-seed means: how much of a seed's luck (its pool draw,
+    its training order) the two share, which the paired difference cancels (common random numbers)."""
+    ours, theirs = ({r.seed: float(np.mean(list(r.outcomes[metric].values()))) for r in side} for side in (a, b))
+    seeds = sorted(set(ours) & set(theirs))
+    if len(seeds) < 3:
+        return None
+    x, y = np.array([ours[s] for s in seeds]), np.array([theirs[s] for s in seeds])
+    return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None
+
+
+def _name(run: PilotRun) -> str:
+    return run.strategy + (f" ({run.label})" if run.label else "")
+
+
+def design_terms(comp: dict[str, Any], n: int) -> tuple[int, float, float, int]:
+    """(clusters C, interaction variance and residual variance of a cluster score, strata df lost) at n units.
+
+    With base-task clusters, n prompts spread over C = min(n, the pilot's clusters) tasks, m = n/C
+    per task: a cluster score has interaction variance σ²_c + σ²_b/m and residual σ²_ε/m.
+    Without (`var_c` absent), every unit is its own cluster.
+    """
+    clusters = min(n, comp["n_clusters"]) if comp.get("n_clusters") else n
+    m = n / clusters
+    lost = comp.get("strata", 1) - 1
+    return clusters, comp.get("var_c", 0.0) + comp["var_b"] / m, comp["var_e"] / m, lost
 
 
 def _variance_of_mean(comp: dict[str, Any], n: int, s: int, var_a: float) -> float:
     if comp["design"] == "crossed":
-        return var_a / s + comp["var_b"] / n + comp["var_e"] / (n * s)
+        c, var_b, var_e, _ = design_terms(comp, n)
+        return var_a / s + var_b / c + var_e / (c * s)
     return var_a / s + comp["var_unit"] / (n * s)
 
 
@@ -244,10 +336,11 @@ def power_curve(comp: dict[str, Any], n: int, s: int, alpha: float, upper: bool 
         spread = (s * se * se) * rng.chisquare(s - 1, DRAWS) / (s - 1)
         half = float(stats.t.ppf(1 - alpha / 2, s - 1)) * np.sqrt(spread / s)
     else:
-        dfs = (s - 1, n - 1, (s - 1) * (n - 1))
-        expected = (n * var_a + comp["var_e"], s * comp["var_b"] + comp["var_e"], comp["var_e"])
+        c, var_b, var_e, lost = design_terms(comp, n)
+        dfs = (s - 1, max(c - 1 - lost, 1), (s - 1) * (c - 1))
+        expected = (c * var_a + var_e, s * var_b + var_e, var_e)
         ms_seed, ms_unit, ms_resid = (e * rng.chisquare(df, DRAWS) / df for e, df in zip(expected, dfs))
-        half, _ = crossed_half_width(ms_seed, ms_unit, ms_resid, s, n, alpha)
+        half, _ = crossed_half_width(ms_seed, ms_unit, ms_resid, s, c, alpha)
     return lambda effect: float(np.mean(np.abs(effect + se * z) > half))
 
 
@@ -291,6 +384,9 @@ def analyse(runs: list[PilotRun], effect: float, alpha: float, power: float, see
                 continue
             comp = variance_components(members, metric)
             n, s = comp["n_units"], comp["pilot_seeds"]
+            for pair in comp["by_pair"]:
+                pair |= {"mde_at_pilot": mde(pair, n, pair["pilot_seeds"], alpha, power),
+                         "mde_at_upper": mde(pair, n, pair["pilot_seeds"], alpha, power, upper=True)}
             row = {
                 "budget": members[0].budget, "context": members[0].context, "setting": members[0].context_label, **comp,
                 "mde_at_pilot": mde(comp, n, s, alpha, power), "mde_at_upper": mde(comp, n, s, alpha, power, upper=True),

@@ -45,7 +45,7 @@ def reserve_heldout(pool: CandidatePool, fraction: float, max_pairs: int, seed: 
     if n_reserved < 1:
         return pool, []
     reserved = set(np.random.default_rng(seed).permutation(prompt_ids)[:n_reserved].tolist())
-    heldout = [p for p in pool.pairs if p.prompt_id in reserved][:max_pairs]
+    heldout = cap_pairs([p for p in pool.pairs if p.prompt_id in reserved], max_pairs, seed)  # spread over the reserved prompts
     kept = tuple(p for p in pool.pairs if p.prompt_id not in reserved)
     return dataclasses.replace(pool, pairs=kept), heldout
 
@@ -136,10 +136,15 @@ def preference_accuracy(
 
 
 def preference_metrics(rows: list[dict], n_boot: int) -> dict[str, dict]:
-    """Preference accuracy and the implicit reward margin over held-out pairs, with CIs over their prompts."""
+    """Preference accuracy and the implicit reward margin over held-out pairs, with CIs over their prompts.
+
+    n counts the prompts, the units the interval (and any paired test) resamples: pairs of one
+    prompt share its responses and are not independent. The pairs are counted in `n_pairs`.
+    """
+    n_prompts, n_pairs = len({r["prompt_id"] for r in rows}), len(rows)
     return {
-        "tuned.preference_accuracy": metric(_by_prompt_ci(rows, "correct", n_boot), len(rows), JUDGE, unit="held-out pair"),
-        "tuned.implicit_reward_margin": metric(_by_prompt_ci(rows, "margin", n_boot), len(rows), JUDGE, unit="held-out pair"),
+        name: metric(_by_prompt_ci(rows, key, n_boot), n_prompts, JUDGE, unit="held-out prompt", n_pairs=n_pairs)
+        for name, key in (("tuned.preference_accuracy", "correct"), ("tuned.implicit_reward_margin", "margin"))
     }
 
 

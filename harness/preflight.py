@@ -147,3 +147,16 @@ def check_experiment(config: ExperimentConfig) -> None:
     check_judge(config.pool.judge, "pool.judge")
     check_heldout(config.evaluate, config.prompts)
     check_evaluation(config.evaluate, config.preference)
+    check_bundle(config.bundle)
+
+
+def check_bundle(bundle: str | None) -> None:
+    """A configured stage bundle exists and is one (its index readable), before anything runs."""
+    if bundle is None:
+        return
+    from harness.bundle import read_index
+
+    if not Path(bundle).is_file():
+        raise BenchError(f"bundle = {bundle}: no such file (paths are relative to the folder you run bench in); "
+                         "write one with `bench cache export`, or set bundle: null.")
+    read_index(Path(bundle))

@@ -25,6 +25,10 @@ def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
     from harness.preflight import check_experiment
 
     check_experiment(config)
+    if config.bundle:
+        from harness.bundle import restore_for
+
+        restore_for(Path(config.bundle), Path(config.cache_dir), shared_stage_hashes(config)["pool"])
     run = Run(config, out_dir)
     with run_log(run.out):  # third-party warnings and log records: <run>/run.log, off the console
         try:

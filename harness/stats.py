@@ -136,13 +136,17 @@ def paired_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int) -> dict[s
             "n_units": len(diff), "method": method}
 
 
-def two_way(d: np.ndarray) -> tuple[float, float, float]:
-    """Mean squares (seeds, units, residual) of an s × n matrix of paired differences (seeds × shared units)."""
+def two_way(d: np.ndarray, lost: int = 0) -> tuple[float, float, float]:
+    """Mean squares (seeds, units, residual) of an s × n matrix of paired differences (seeds × shared units).
+
+    `lost`: degrees of freedom the units' column spread gave up before (fixed strata removed
+    from it, `cluster_scores`), so that the unit and residual mean squares stay unbiased.
+    """
     s, n = d.shape
     row, col, grand = d.mean(axis=1), d.mean(axis=0), float(d.mean())
     ms_seed = n * float(np.sum((row - grand) ** 2)) / (s - 1)
-    ms_unit = s * float(np.sum((col - grand) ** 2)) / (n - 1) if n > 1 else 0.0
-    resid = d - row[:, None] - col[None, :] + grand
+    ms_unit = s * float(np.sum((col - grand) ** 2)) / max(n - 1 - lost, 1) if n > 1 else 0.0
+    resid = d - row[:, None] - col[None, :] + grand  # a column effect removed before leaves the residual's df alone
     ms_resid = float(np.sum(resid**2)) / ((s - 1) * (n - 1)) if n > 1 else 0.0
     return ms_seed, ms_unit, ms_resid
 
@@ -165,23 +169,60 @@ def crossed_half_width(ms_seed: Any, ms_unit: Any, ms_resid: Any, s: int, n: int
     return half, np.sqrt(var)
 
 
-def seed_test(per_seed: list[np.ndarray], *, crossed: bool, alpha: float = 0.05) -> dict[str, Any] | None:
+def cluster_scores(d: np.ndarray, clusters: Sequence[str], strata: Sequence[str] | None = None) -> np.ndarray:
+    """An s × n matrix of per-unit differences as s × C cluster scores whose plain mean per seed is the units' mean.
+
+    Units of one cluster (held-out prompts of one base task) are not independent, so the cluster
+    is what the test resamples: its score is its units' residual total scaled by C/N (a
+    cluster-robust ratio estimator). A fixed, balanced stratum (the constraint type) moves every
+    run alike; its mean over all seeds is removed from each unit first, so that the strata's
+    differences, which the design fixes, do not count as spread between clusters. The per-seed
+    means are unchanged by both steps (the stratum means sum back to the grand mean); with
+    clusters of one size a score is the cluster's mean.
+    """
+    d = np.asarray(d, dtype=float)
+    resid = d.copy()
+    if strata is not None:
+        labels = np.asarray(strata)
+        for stratum in np.unique(labels):
+            mask = labels == stratum
+            resid[:, mask] -= d[:, mask].mean()
+        resid += d.mean()
+    ids = np.asarray(clusters)
+    names = np.unique(ids)
+    scale = len(names) / d.shape[1]
+    centre = resid.mean(axis=1, keepdims=True)  # deviations from the seed's mean: unequal cluster sizes add no spread
+    return centre + np.stack([(resid[:, ids == c] - centre).sum(axis=1) * scale for c in names], axis=1)
+
+
+def seed_test(
+    per_seed: list[np.ndarray], *, crossed: bool, alpha: float = 0.05,
+    clusters: Sequence[str] | None = None, strata: Sequence[str] | None = None,
+) -> dict[str, Any] | None:
     """The verdict test of a mean paired difference, counting run-to-run variation; None below 2 seeds.
 
     `per_seed[i]` holds the per-unit differences (A − B) of matched seed i. Crossed (every seed
-    on the same units, in the same order): the two-way interval of `crossed_half_width`. Nested
-    (units drawn anew per seed, e.g. held-out pairs from each seed's own pool): a t-interval over
-    the per-seed mean differences, which are then independent draws.
+    on the same units, in the same order): the two-way interval of `crossed_half_width`, over
+    clusters when `clusters` names each unit's cluster (the base task; `strata`, each unit's
+    fixed stratum, is then removed first: `cluster_scores`), else over units. Nested (units
+    drawn anew per seed, e.g. held-out pairs from each seed's own pool): a t-interval over the
+    per-seed mean differences, which are then independent draws.
     """
     s = len(per_seed)
     if s < 2:
         return None
     means = np.array([float(np.mean(d)) for d in per_seed])
     diff = float(means.mean())
+    unit = "unit"
     if crossed:
         d = np.vstack(per_seed)
+        lost = 0
+        if clusters is not None:
+            d = cluster_scores(d, clusters, strata)
+            unit = "cluster"
+            lost = len(set(strata)) - 1 if strata is not None else 0
         n = d.shape[1]
-        half, se = crossed_half_width(*two_way(d), s, n, alpha)
+        half, se = crossed_half_width(*two_way(d, lost), s, n, alpha)
         half, se = float(half), float(se)
     else:
         se = float(np.std(means, ddof=1)) / math.sqrt(s)
@@ -193,7 +234,8 @@ def seed_test(per_seed: list[np.ndarray], *, crossed: bool, alpha: float = 0.05)
         q = float(stats.t.ppf(1 - alpha / 2, s - 1))  # invert with the seeds df (conservative when the unit term widens)
         p = float(2 * stats.t.sf(abs(diff) / (half / q), s - 1))
     return {"diff": diff, "low": diff - half, "high": diff + half, "p": min(1.0, p), "per_seed": means.tolist(),
-            "n_seeds": s, "design": "crossed" if crossed else "nested", "se": se}
+            "n_seeds": s, "design": "crossed" if crossed else "nested", "se": se, "unit": unit,
+            **({"n_clusters": int(d.shape[1])} if unit == "cluster" else {})}
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

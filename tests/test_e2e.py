@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -390,8 +391,47 @@ def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_an
     train_ids = {json.loads(line)["prompt_id"] for line in pool_pairs.read_text().splitlines()}
     assert not train_ids & eval_ids
     metric = json.loads((tmp_path / "u" / "metrics.json").read_text())["preference_heldout"]["tuned.preference_accuracy"]
-    assert metric["n"] == len(rows["u"]) and 0.0 <= metric["value"] <= 1.0
+    # n counts the prompts, the unit its interval resamples; the pairs are counted apart
+    assert metric["n"] == len({x["prompt_id"] for x in rows["u"]}) and metric["n_pairs"] == len(rows["u"]) and 0.0 <= metric["value"] <= 1.0
     # the pair set depends on the evaluation prompts and the model, never on the run seed
     other_seed = config.model_copy(update={"seed": 1})
     assert shared_stage_hashes(config)["preference_pool"] == shared_stage_hashes(other_seed)["preference_pool"]
     assert shared_stage_hashes(config)["pool"] != shared_stage_hashes(other_seed)["pool"]
+
+
+@pytest.mark.slow
+def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(smoke_run, tmp_path: Path) -> None:
+    """bench cache export from a bpo run, then a run naming the bundle on an empty cache: the pool, its
+    embeddings and gradient features come from the bundle (cached, same keys) and bpo selects the same pairs."""
+    out, _ = smoke_run
+    first = tmp_path / "first"
+    bench_on_smoke_cache(out, first, "--strategy", "bpo")
+    bundle = tmp_path / "pool.tar.gz"
+    exported = bench("cache", "export", str(first), "-o", str(bundle))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "features" in exported.stdout and "pool" in exported.stdout
+    empty = tmp_path / "empty-cache"
+    second = tmp_path / "second"
+    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(second),
+                 "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (json.loads((run / "manifest.json").read_text())["stages"] for run in (first, second))
+    for stage in ("prompts", "pool", "embeddings", "features"):
+        assert b[stage]["hash"] == a[stage]["hash"] and b[stage]["status"] == "cached", stage
+    assert b["select"]["hash"] == a["select"]["hash"]
+    assert (second / "selection.json").read_text() == (first / "selection.json").read_text()
+    # another pool under the same key (another CPU's kernels) is refused, and nothing is overwritten
+    pairs = next((empty / "pool").glob("*/pairs.jsonl"))
+    other = tmp_path / "other-cache"
+    shutil.copytree(empty, other)
+    stage_json = next((other / "pool").glob("*/stage.json"))
+    their_pairs = stage_json.parent / "pairs.jsonl"
+    their_pairs.write_text("\n".join(reversed(their_pairs.read_text().splitlines())) + "\n")  # intact, but other contents
+    record = json.loads(stage_json.read_text())
+    record["files"]["pairs.jsonl"] = [their_pairs.stat().st_size, hashlib.sha256(their_pairs.read_bytes()).hexdigest()]
+    stage_json.write_text(json.dumps(record))
+    refused = bench("cache", "import", str(bundle), "--cache-dir", str(other))
+    assert refused.returncode == 2 and "different pool under the same key" in refused.stderr
+    assert json.loads(stage_json.read_text())["files"]["pairs.jsonl"] == record["files"]["pairs.jsonl"]
+    again = bench("cache", "import", str(bundle), "--cache-dir", str(empty))
+    assert again.returncode == 0 and again.stdout.count("present") == 4 and pairs.is_file()

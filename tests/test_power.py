@@ -148,3 +148,78 @@ def test_settings_that_differ_are_analysed_apart(tmp_path: Path) -> None:
     rows = [r for r in analyse(load_pilot([tmp_path / "lo", tmp_path / "hi"]), 0.05, 0.05, 0.8) if r["metric"] == "prompt_strict_acc"]
     assert sorted(r["setting"] for r in rows) == ["train.learning_rate=0.0001", "train.learning_rate=0.0005"]
     assert all(r["cells"] == 2 and r["pilot_seeds"] == 2 for r in rows)
+
+
+def _clustered_pilot(root: Path, seeds: int, task_sd: float, effects: dict[str, float], rng_seed: int = 3) -> None:
+    """Runs on 330 held-out prompts of 30 base tasks x 11 types (eval_outputs.jsonl with base_task and
+    instructions): a strategy suits some tasks more than others (an interaction shared by the task's prompts)."""
+    rng = np.random.default_rng(rng_seed)
+    n = 330
+    tasks, types = [f"t{i % 30}" for i in range(n)], [f"kind:{i % 11}" for i in range(n)]
+    q = np.clip(0.5 + np.array([0.3 * ((i % 11) - 5) / 5 for i in range(n)]), 0.1, 0.9)  # types differ in difficulty
+    for strategy, effect in effects.items():
+        tilt = {t: rng.normal(0, task_sd) for t in set(tasks)}
+        for seed in range(seeds):
+            run = root / f"{strategy}-s{seed}"
+            run.mkdir(parents=True)
+            (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {"seed": seed}}))
+            (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": 128, "pair_ids": []}))
+            probs = np.clip(q + effect + np.array([tilt[t] for t in tasks]), 0, 1)
+            rows = [{"prompt_id": f"p{i}", "base_task": tasks[i], "instructions": [types[i]], "tuned_output": "words " * (5 + i % 7),
+                     "tuned_strict": [bool(rng.random() < p)], "tuned_loose": [bool(rng.random() < p)],
+                     "base_output": "x", "base_strict": [bool(rng.random() < q[i])], "base_loose": [False]}
+                    for i, p in enumerate(probs)]
+            (run / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_held_out_prompts_are_analysed_by_base_task_within_type(tmp_path: Path) -> None:
+    """With base tasks and types recorded, the unit is the task: its interaction shows as sd task and ICC, the type
+    (a fixed factor) leaves the unit spread, and every pair of settings gets its own MDE."""
+    _clustered_pilot(tmp_path, seeds=4, task_sd=0.15, effects={"a": 0.0, "b": 0.0, "c": 0.05})
+    row = next(r for r in analyse(load_pilot([tmp_path]), effect=0.05, alpha=0.05, power=0.8) if r["metric"] == "prompt_strict_acc")
+    assert row["n_units"] == 330 and row["n_clusters"] == 30 and row["strata"] == 11
+    assert row["icc"] is not None and row["icc"] > 0.5  # the interaction was built per task
+    assert row["var_c"] ** 0.5 > 0.1
+    assert {frozenset((p["a"], p["b"])) for p in row["by_pair"]} == {frozenset("ab"), frozenset("ac"), frozenset("bc")}
+    assert all(p["mde_at_upper"] >= p["mde_at_pilot"] > 0 for p in row["by_pair"])
+    # prompts of one task are not independent: more prompts per task buy less than more tasks would
+    assert mde(row, 660, 4, 0.05, 0.8) > mde({**row, "n_clusters": 60}, 660, 4, 0.05, 0.8)
+    out = CliRunner().invoke(main, ["power", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "MDE per pair" in out.output and "base task is the unit" in out.output
+
+
+def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
+    """Two strategies whose answers differ only in length, on prompts where longer answers pass more often:
+    the raw difference is large, the length-adjusted ones are not; type effects and truncation are reported."""
+    rng = np.random.default_rng(5)
+    n = 220
+    for strategy, extra in (("long", 30), ("short", 0)):
+        for seed in range(3):
+            run = tmp_path / f"{strategy}-s{seed}"
+            run.mkdir()
+            (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {"seed": seed}}))
+            (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": 4, "pair_ids": []}))
+            rows = []
+            for i in range(n):
+                words = int(rng.integers(10, 40)) + extra
+                passed = bool(rng.random() < min(0.95, 0.35 * np.log(words / 8)))  # only the length decides
+                rows.append({"prompt_id": f"p{i}", "base_task": f"t{i % 20}", "instructions": [f"kind:{i % 11}"],
+                             "tuned_output": "w " * words, "tuned_strict": [passed], "tuned_loose": [passed],
+                             "base_output": "w", "base_strict": [False], "base_loose": [False],
+                             "tuned_truncated": words > 60, "base_truncated": False})
+            (run / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            pairs = [{"pair_id": f"x{j}", "instructions": [f"kind:{(j if strategy == 'long' else 0) % 11}"]} for j in range(4)]
+            (run / "selected_pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    out_file = tmp_path / "confounds.json"
+    out = CliRunner().invoke(main, ["confounds", str(tmp_path), "--pair", "long > short", "--out", str(out_file)])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out_file.read_text())
+    adjusted = result["length_adjusted"][0]
+    assert adjusted["raw"] > 0.25 and adjusted["words_a"] > adjusted["words_b"] + 25
+    assert abs(adjusted["regression_diff"]) < 0.1  # once log words is in the model, the strategy explains little
+    assert all(r["per_doubling"] > 0.1 for r in result["length_slopes"])
+    short = {r["type"]: r["selected_share"] for r in result["by_type"] if r["cell"] == "short"}
+    assert short["kind:0"] == 1.0  # short spent its whole budget on one type
+    trunc = {r["cell"]: r["tuned"] for r in result["truncation"]}
+    assert trunc["long"] > 0.3 and trunc["short"] == 0.0

@@ -48,6 +48,8 @@ def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
             "tuned_output": t["output"],
             "tuned_strict": t["strict"],
             "tuned_loose": t["loose"],
+            "base_truncated": b.get("truncated"),
+            "tuned_truncated": t.get("truncated"),
             **({"base_sampled_reward": evaluate.sampled_reward(b), "tuned_sampled_reward": evaluate.sampled_reward(t)} if "sampled_strict" in t else {}),
         }
         for b, t in zip(base, tuned)
@@ -72,6 +74,7 @@ def write_pairs_preview(out: Path, select_dir: Path, candidate_pool: CandidatePo
                 "chosen_score": candidate_pool.scores.get(pair.chosen_id),
                 "rejected_score": candidate_pool.scores.get(pair.rejected_id),
                 "margin": pair.margin,
+                "instructions": candidate_pool.prompts[pair.prompt_id].meta.get("instruction_id_list") or [],
             }
         )
     write_jsonl(out / "selected_pairs.jsonl", rows)
