@@ -66,7 +66,15 @@ def export_bundle(stages: list[tuple[str, str, Path]], out: Path, machine: dict[
         bundled.append(BundledStage(name, key, read_json(folder / "stage.json")["files"]))
     index = {"format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine or {},
              "stages": [{"name": b.name, "hash": b.hash, "files": b.files} for b in bundled]}
-    with atomic_path(Path(out)) as tmp, tarfile.open(tmp, "w:gz") as tar:
+    with atomic_path(Path(out)) as tmp:
+        _write_tar(tmp, index, stages)
+        tmp.chmod(0o644)  # a file to share: readable like any other in the repository
+    return bundled
+
+
+def _write_tar(tmp: Path, index: dict[str, Any], stages: list[tuple[str, str, Path]]) -> None:
+    """The index first, then every stage file under <stage>/<hash>/, with owners and file times zeroed."""
+    with tarfile.open(tmp, "w:gz") as tar:
         data = json.dumps(index, indent=1).encode()
         info = tarfile.TarInfo(INDEX)
         info.size, info.mtime = len(data), 0
@@ -77,7 +85,6 @@ def export_bundle(stages: list[tuple[str, str, Path]], out: Path, machine: dict[
                 member.mtime, member.uid, member.gid, member.uname, member.gname = 0, 0, 0, "", ""
                 with open(file, "rb") as handle:
                     tar.addfile(member, handle)
-    return bundled
 
 
 def read_index(bundle: Path) -> dict[str, Any]:
