@@ -18,8 +18,9 @@ from typing import Any
 from harness.errors import BenchError
 from harness.io import content_hash
 
-NOT_A_SETTING = ("seed", "name", "cache_dir", "report")
-"""Fields that name or place a run, or only change how it is shown, but not what it measures (the seed is the replicate)."""
+NOT_A_SETTING = ("seed", "name", "cache_dir", "bundle", "report")
+"""Fields that name or place a run, or only change how it is shown, but not what it measures (the seed is the replicate;
+a bundle only restores cached stages the run's keys name)."""
 STRATEGY = "select.strategy"
 STRATEGY_PARAMS = "select.params"
 BUDGET = "select.budget"
