@@ -23,7 +23,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.power import components_from_pairs, mde  # noqa: E402
-from harness.stats import bootstrap, holm, mean_ci, paired_ci, ratio_ci, seed_test  # noqa: E402
+from harness.stats import bootstrap, holm, mean_ci, paired_ci, ratio_ci, seed_test, strata_df  # noqa: E402
 
 
 def binary_matrix(rng: np.random.Generator, cells: int, seeds: int, units: int, run_sd: float, effects: np.ndarray | None = None) -> np.ndarray:
@@ -144,8 +144,8 @@ def clustered_power(rng: np.random.Generator, seeds: int, n: int, reps: int) -> 
     tasks, types = clustered_layout(n)
     clusters, strata = [str(t) for t in tasks], [str(t) for t in types]
     sd = {"a": 0.015, "type": 0.2, "c": 0.08, "b": 0.1, "e": 0.45}
-    comp = {"design": "crossed", "n_units": n, "n_clusters": 90, "strata": 11, "var_a": sd["a"] ** 2, "var_a_upper": sd["a"] ** 2,
-            "var_c": sd["c"] ** 2, "var_b": sd["b"] ** 2, "var_e": sd["e"] ** 2}
+    comp = {"design": "crossed", "n_units": n, "n_clusters": 90, "strata": 11, "strata_df": strata_df(tuple(clusters), tuple(strata)),
+            "var_a": sd["a"] ** 2, "var_a_upper": sd["a"] ** 2, "var_c": sd["c"] ** 2, "var_b": sd["b"] ** 2, "var_e": sd["e"] ** 2}
     effect = mde(comp, n, seeds, 0.05, 0.8)
     type_effect = np.linspace(-sd["type"], sd["type"], 11)[types]
 

@@ -56,7 +56,7 @@ from harness.errors import BenchError
 from harness.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
 from harness.io import read_json, read_jsonl
 from harness.metrics import unit_outcomes
-from harness.stats import cluster_scores, crossed_half_width, two_way
+from harness.stats import cluster_scores, crossed_half_width, strata_df, two_way
 
 VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
               "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose"}
@@ -233,9 +233,10 @@ def components_from_pairs(
     dof = max(1, (n_cells - 1) * (seeds - 1))
     if crossed:
         n = diffs[0][0].size
-        lost = len(set(strata)) - 1 if strata is not None else 0
+        singletons = [str(i) for i in range(n)]
+        lost = strata_df(tuple(singletons), tuple(strata)) if strata is not None else 0.0
         raw = np.array([two_way(np.vstack(d)) for d in diffs])  # (pairs, 3): before the strata are removed
-        units = [np.vstack(d) if strata is None else cluster_scores(np.vstack(d), [str(i) for i in range(n)], strata) for d in diffs]
+        units = [np.vstack(d) if strata is None else cluster_scores(np.vstack(d), singletons, strata) for d in diffs]
         ms = np.array([two_way(u, lost) for u in units])
         ms_seed = float(np.average(ms[:, 0], weights=weights))
         ms_unit, ms_res = float(ms[:, 1].mean()), float(ms[:, 2].mean())
@@ -246,9 +247,11 @@ def components_from_pairs(
                 "var_b": var_units, "var_e": ms_res}
         if strata is not None:
             before = max((float(raw[:, 1].mean()) - float(raw[:, 2].mean())) / seeds, 0.0)
-            comp |= {"strata": len(set(strata)), "stratum_share": (1 - var_units / before) if before > 0 else 0.0}
+            comp |= {"strata": len(set(strata)), "stratum_share": (1 - var_units / before) if before > 0 else 0.0, "strata_df": lost}
         if clusters is not None:
             c = len(set(clusters))
+            lost = strata_df(tuple(clusters), tuple(strata)) if strata is not None else 0.0
+            comp["strata_df"] = lost
             scores = [two_way(cluster_scores(np.vstack(d), clusters, strata), lost) for d in diffs]
             ms_c = np.array(scores)
             var_cluster_scores = max((float(ms_c[:, 1].mean()) - float(ms_c[:, 2].mean())) / seeds, 0.0)  # σ²_c + σ²_b/m
@@ -302,8 +305,11 @@ def _name(run: PilotRun) -> str:
     return run.strategy + (f" ({run.label})" if run.label else "")
 
 
-def design_terms(comp: dict[str, Any], n: int) -> tuple[int, float, float, int]:
+def design_terms(comp: dict[str, Any], n: int) -> tuple[int, float, float, float]:
     """(clusters C, interaction variance and residual variance of a cluster score, strata df lost) at n units.
+
+    The df the strata cost (`strata_df`) is the pilot's: how the held-out set lays types over
+    tasks changes little with its size (each task takes each type at most once).
 
     With base-task clusters, n prompts spread over C = min(n, the pilot's clusters) tasks, m = n/C
     per task: a cluster score has interaction variance σ²_c + σ²_b/m and residual σ²_ε/m.
@@ -311,8 +317,7 @@ def design_terms(comp: dict[str, Any], n: int) -> tuple[int, float, float, int]:
     """
     clusters = min(n, comp["n_clusters"]) if comp.get("n_clusters") else n
     m = n / clusters
-    lost = comp.get("strata", 1) - 1
-    return clusters, comp.get("var_c", 0.0) + comp["var_b"] / m, comp["var_e"] / m, lost
+    return clusters, comp.get("var_c", 0.0) + comp["var_b"] / m, comp["var_e"] / m, comp.get("strata_df", 0.0)
 
 
 def _variance_of_mean(comp: dict[str, Any], n: int, s: int, var_a: float) -> float:

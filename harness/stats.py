@@ -19,6 +19,7 @@ table's p-values for the number of tests it holds.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -136,11 +137,11 @@ def paired_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int) -> dict[s
             "n_units": len(diff), "method": method}
 
 
-def two_way(d: np.ndarray, lost: int = 0) -> tuple[float, float, float]:
+def two_way(d: np.ndarray, lost: float = 0) -> tuple[float, float, float]:
     """Mean squares (seeds, units, residual) of an s × n matrix of paired differences (seeds × shared units).
 
     `lost`: degrees of freedom the units' column spread gave up before (fixed strata removed
-    from it, `cluster_scores`), so that the unit and residual mean squares stay unbiased.
+    from it, `cluster_scores`; `strata_df`), so that the unit mean square stays unbiased.
     """
     s, n = d.shape
     row, col, grand = d.mean(axis=1), d.mean(axis=0), float(d.mean())
@@ -195,6 +196,27 @@ def cluster_scores(d: np.ndarray, clusters: Sequence[str], strata: Sequence[str]
     return centre + np.stack([(resid[:, ids == c] - centre).sum(axis=1) * scale for c in names], axis=1)
 
 
+@functools.lru_cache(maxsize=64)
+def strata_df(clusters: tuple[str, ...], strata: tuple[str, ...]) -> float:
+    """Degrees of freedom the clusters' spread loses when the strata's means are removed first (`cluster_scores`).
+
+    Removing T stratum means costs T − 1 degrees of freedom among units, but among clusters only
+    as much as the strata line up with clusters: none when every cluster holds every stratum
+    equally, T − 1 when each cluster holds one. Computed as the share of the between-cluster
+    sum of squares of unit-level noise that the removal takes away, times C − 1.
+    """
+    ids, kinds = np.asarray(clusters), np.asarray(strata)
+    names, types = np.unique(ids), np.unique(kinds)
+    n = len(ids)
+    members = (ids[None, :] == names[:, None]).astype(float)  # C × N
+    members -= members.mean(axis=0, keepdims=True)  # centred over clusters
+    indicators = (kinds[None, :] == types[:, None]).astype(float)  # T × N
+    project = indicators.T @ (indicators / indicators.sum(axis=1, keepdims=True)) - 1.0 / n  # onto stratum means, less the grand mean
+    full = float(np.sum(members * members))
+    removed = float(np.sum((members @ project) * members))
+    return (len(names) - 1) * removed / full if full > 0 else 0.0
+
+
 def seed_test(
     per_seed: list[np.ndarray], *, crossed: bool, alpha: float = 0.05,
     clusters: Sequence[str] | None = None, strata: Sequence[str] | None = None,
@@ -220,7 +242,7 @@ def seed_test(
         if clusters is not None:
             d = cluster_scores(d, clusters, strata)
             unit = "cluster"
-            lost = len(set(strata)) - 1 if strata is not None else 0
+            lost = strata_df(tuple(clusters), tuple(strata)) if strata is not None else 0.0
         n = d.shape[1]
         half, se = crossed_half_width(*two_way(d, lost), s, n, alpha)
         half, se = float(half), float(se)

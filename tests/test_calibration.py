@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from harness.power import components_from_pairs, mde, power_curve
-from harness.stats import holm, mean_ci, newcombe_paired, paired_ci, ratio_ci, seed_test, wilson
+from harness.stats import holm, mean_ci, newcombe_paired, paired_ci, ratio_ci, seed_test, strata_df, wilson
 
 
 def _mc_bound(rate: float, reps: int, k: float = 2.5) -> float:
@@ -236,8 +236,8 @@ def test_clustered_power_promised_at_the_printed_mde_is_achieved(sd: dict[str, f
     rng = np.random.default_rng(22)
     s, n = 6, 495
     tasks, types = _layout(n)
-    truth = {"design": "crossed", "n_units": n, "n_clusters": TASKS, "strata": TYPES, "var_a": sd["a"] ** 2,
-             "var_a_upper": sd["a"] ** 2, "var_c": sd["c"] ** 2, "var_b": sd["b"] ** 2, "var_e": sd["e"] ** 2}
+    truth = {"design": "crossed", "n_units": n, "n_clusters": TASKS, "strata": TYPES, "strata_df": strata_df(tuple(tasks), tuple(types)),
+             "var_a": sd["a"] ** 2, "var_a_upper": sd["a"] ** 2, "var_c": sd["c"] ** 2, "var_b": sd["b"] ** 2, "var_e": sd["e"] ** 2}
     effect = mde(truth, n, s, 0.05, 0.8)
     assert power_curve(truth, n, s, 0.05)(effect) == pytest.approx(0.8, abs=0.003)
     reps, found, fp = 1500, 0, 0
@@ -251,7 +251,8 @@ def test_clustered_power_promised_at_the_printed_mde_is_achieved(sd: dict[str, f
     # the pilot's estimate of the components recovers the truth it was drawn from
     pilot = [list(_clustered(rng, s, n, 0.0, sd)) for _ in range(8)]
     est = components_from_pairs(pilot, True, 9, tasks, types)
-    assert est["n_clusters"] == TASKS and est["strata"] == TYPES
+    assert est["n_clusters"] == TASKS and est["strata"] == TYPES and est["strata_df"] == pytest.approx(truth["strata_df"])
+    assert truth["strata_df"] < 1  # every task holds 5-6 of the 11 types, spread evenly: removing the types costs the tasks little
     assert est["var_e"] == pytest.approx(sd["e"] ** 2, rel=0.05)
     assert abs(est["var_c"] - sd["c"] ** 2) < 0.004 and abs(est["var_b"] - sd["b"] ** 2) < 0.006
     type_var = float(np.var(np.linspace(-sd["type"], sd["type"], TYPES), ddof=1))
