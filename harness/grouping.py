@@ -11,7 +11,7 @@ Cells are labelled by the fields that differ between the runs being compared.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +62,33 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _count(value: Any, one: str, many: str) -> str:
+    return f"{_show(value)} {one if value == 1 else many}"
+
+
+WORDS: dict[str, Callable[[Any], str]] = {
+    "select.params.depth": lambda v: _count(v, "pair per prompt", "pairs per prompt"),
+    "select.params.order": lambda v: f"{_show(v)} margins first",
+    "train.learning_rate": lambda v: f"learning rate {_show(v)}",
+    "train.epochs": lambda v: _count(v, "epoch", "epochs"),
+    "pool.k": lambda v: _count(v, "sample per prompt", "samples per prompt"),
+}
+"""How a setting's field reads in a report, where a phrase is clearer than the config path (others: 'path value')."""
+
+
+def phrase(key: str, value: Any) -> str:
+    """One field of a setting in words: "uniform, 4 pairs per prompt", not "select.params.depth=4"."""
+    if key in WORDS:
+        return WORDS[key](value)
+    return f"{key.removeprefix(STRATEGY_PARAMS + '.').replace('_', ' ')} {_show(value)}"
+
+
 def labels(settings: list[dict[str, Any]]) -> list[str]:
-    """Per setting, 'field=value' for every field (bar strategy and budget, shown apart) that differs across them."""
+    """Per setting, in words, every field (bar strategy and budget, shown apart) that differs across them; a field
+    a setting leaves unset (the strategy's own default) is not named."""
     keys = sorted({k for s in settings for k in s} - {STRATEGY, BUDGET})
     differing = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1]
-    return [
-        ", ".join(f"{k.removeprefix(STRATEGY_PARAMS + '.')}={_show(s[k]) if k in s else 'unset'}" for k in differing)
-        for s in settings
-    ]
+    return [", ".join(phrase(k, s[k]) for k in differing if k in s) for s in settings]
 
 
 def refuse_duplicates(runs: Iterable[tuple[str, int, Path, str]]) -> None:

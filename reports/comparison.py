@@ -63,6 +63,31 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
     return "\n".join(lines) + "\n"
 
 
+def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: tuple[tuple[str, str], str] | None) -> list[str]:
+    """One sentence per claim, the primary one first, on the primary metric (else the first paired metric): the
+    answer a reader needs before any table. Undecided claims say why (interval contains 0, one seed, not run)."""
+    if not claims:
+        return []
+    metric = primary[1] if primary and primary[1] in claims else next(iter(claims))
+    rows = sorted(claims[metric], key=lambda t: not t.get("primary"))
+    lines = []
+    for t in rows:
+        where = f" at {t['budget']} pairs" + (f" ({t['setting']})" if t.get("setting") else "")
+        head = ("Primary claim: " if t.get("primary") else "") + f"{t['claim']}{where}"
+        if "diff" not in t:
+            lines.append(f"{head}: undecided, not run ({t['missing']}).")
+            continue
+        seeds = t.get("seeds_ci")
+        if not seeds:
+            lines.append(f"{head}: undecided, one seed gives no verdict (difference {t['diff']:+.3f} on these runs).")
+            continue
+        word = claim_verdict(t)
+        verdict = {"holds": "holds", "reversed": "does not hold: reversed"}.get(word, "undecided: the verdict interval contains 0")
+        lines.append(f"{head}: {verdict}. Difference {seeds['diff']:+.3f}, 95% verdict interval {_ci(seeds['low'], seeds['high'])} "
+                     f"over {seeds['n_seeds']} matched seeds, p {format_p(seeds['p'])} (Holm {format_p(seeds.get('p_holm'))}); {metric}.")
+    return lines
+
+
 def _series(run: RunSummary) -> str:
     """A plot series: the strategy, and its other settings where runs differ in them (budget is the x axis)."""
     return run.strategy + (f" ({run.label})" if run.label else "")
@@ -181,11 +206,13 @@ def render_comparison(
         n_tests={PAIRED_METRICS[name]: count_tests(rows) for name, rows in c.tests.items()},
         n_claim_tests={PAIRED_METRICS[name]: count_tests(rows) for name, rows in c.claims.items()},
         primary=primary,
+        answer=answer_lines(c.claims, primary),
         baseline=baseline,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in c.rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
-        figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f]
-        + [f for k in plotted[:1] for f in _metric_vs_depth(runs, k)],
+        # the answer's figure first: held-out accuracy against depth, per budget
+        figures=[f for k in plotted[:1] for f in _metric_vs_depth(runs, k)]
+        + [f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],
     )
     write_text(out_file, html)
     _write_tables(c, out_file.parent)
@@ -205,4 +232,6 @@ def _write_tables(c: Comparison, folder: Path) -> None:
         "baseline": c.baseline, "primary": {"claim": " > ".join(c.primary[0]), "metric": c.primary[1]} if c.primary else None,
         "tests": c.tests, "claims": c.claims,
     })
-    write_text(folder / "summary.md", summary_markdown(c.board, [k for k in c.keys if not k.split("/", 1)[1].startswith("paired_diff.")], c.claims))
+    answer = answer_lines(c.claims, c.primary)
+    write_text(folder / "summary.md", ("## The answer\n\n" + "".join(f"- {line}\n" for line in answer) + "\n" if answer else "")
+               + summary_markdown(c.board, [k for k in c.keys if not k.split("/", 1)[1].startswith("paired_diff.")], c.claims))

@@ -146,7 +146,7 @@ def test_settings_that_differ_are_analysed_apart(tmp_path: Path) -> None:
     _pilot(tmp_path / "lo", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 1e-4}})
     _pilot(tmp_path / "hi", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 5e-4}})
     rows = [r for r in analyse(load_pilot([tmp_path / "lo", tmp_path / "hi"]), 0.05, 0.05, 0.8) if r["metric"] == "prompt_strict_acc"]
-    assert sorted(r["setting"] for r in rows) == ["train.learning_rate=0.0001", "train.learning_rate=0.0005"]
+    assert sorted(r["setting"] for r in rows) == ["learning rate 0.0001", "learning rate 0.0005"]
     assert all(r["cells"] == 2 and r["pilot_seeds"] == 2 for r in rows)
 
 

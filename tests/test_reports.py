@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,11 +109,11 @@ def test_settings_that_differ_are_compared_apart_and_duplicates_refused(tmp_path
                               config={"select": {"params": {"depth": depth}}}, name=f"uniform-d{depth}-s{seed}"))
     runs = load_runs(paths)
     board = {r["setting"]: r for r in leaderboard(runs, ["ifeval_heldout/prompt_strict_acc"]) if r["strategy"] == "uniform"}
-    assert set(board) == {"depth=1", "depth=4"} and all(r["seeds"] == [0, 1] for r in board.values())
+    assert set(board) == {"1 pair per prompt", "4 pairs per prompt"} and all(r["seeds"] == [0, 1] for r in board.values())
     tests = {t["setting"]: t for t in paired_tests(runs, "original")}
-    assert tests["depth=4"]["diff"] == pytest.approx(0.25 + 0.0125) and tests["depth=1"]["diff"] == pytest.approx(0.0125)
+    assert tests["4 pairs per prompt"]["diff"] == pytest.approx(0.25 + 0.0125) and tests["1 pair per prompt"]["diff"] == pytest.approx(0.0125)
     html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
-    assert "<th>setting</th>" in html and "depth=4" in html
+    assert "<th>setting</th>" in html and "4 pairs per prompt" in html
 
     again = _run(tmp_path / "rerun", "original", 0, 0.3, [1] * 10 + [0] * 30)
     with pytest.raises(BenchError, match="same setting .*at the same seed 0"):
@@ -180,7 +181,15 @@ def test_claims_compare_two_strategies_head_to_head(tmp_path: Path) -> None:
     assert primary["diff"] == pytest.approx(holds["diff"]) and primary["primary"] and saved["primary"]["claim"] == "bpo > uniform"
     assert primary["seeds_ci"]["p_holm"] == pytest.approx(primary["seeds_ci"]["p"])  # the one primary test is not adjusted
     assert "<b>★ bpo > uniform</b> (primary)" in html.replace("&gt;", ">")
+    # the report opens with the answer: one sentence per claim, the primary first, then the figures, then the tables
+    text = html.replace("&gt;", ">")
+    assert text.index("The answer") < text.index("<h2>Plots") < text.index("<h2>Leaderboard")
+    first, second = re.findall(r"<li>(.*?)</li>", text[text.index("The answer"):text.index("<h2>Plots")])
+    said = "holds." if holds["seeds_ci"]["low"] > 0 else "undecided: the verdict interval contains 0."
+    assert first.startswith(f"Primary claim: bpo > uniform at 8 pairs: {said}") and f"[{holds['seeds_ci']['low']:+.3f}," in first
+    assert second.startswith("margin > bpo at 8 pairs: undecided, not run")
     summary = (tmp_path / "cmp" / "summary.md").read_text()
+    assert summary.startswith("## The answer\n\n- Primary claim: bpo > uniform")
     assert f"| ★ bpo > uniform | 8 |  | {holds['diff']:+.3f} |" in summary and "| margin > bpo | 8 |  | — (no margin run" in summary
 
 
