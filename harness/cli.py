@@ -432,6 +432,12 @@ def power(runs, effect, alpha, power_, out_file) -> None:
         write_json(Path(out_file), rows)
 
 
+def _run_folders(runs: tuple[str, ...]) -> list[Path]:
+    """Run folders, each given itself or as a folder of them (runs/<matrix>)."""
+    paths = [Path(r) for r in runs]
+    return [p for path in paths for p in ([path] if (path / "manifest.json").is_file() else sorted(q for q in path.iterdir() if (q / "manifest.json").is_file()))]
+
+
 @main.command(name="confounds")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--pair", "pairs", multiple=True, metavar="'A > B'", help="Also adjust A − B for answer length, e.g. --pair 'bpo > uniform' (quote it). Repeatable.")
@@ -451,8 +457,7 @@ def confounds_cmd(runs, pairs, out_file) -> None:
     from harness.io import write_json
     from harness.matrix import parse_claim
 
-    paths = [Path(r) for r in runs]
-    folders = [p for path in paths for p in ([path] if (path / "manifest.json").is_file() else sorted(q for q in path.iterdir() if (q / "manifest.json").is_file()))]
+    folders = _run_folders(runs)
     try:
         parsed = [parse_claim(p) for p in pairs]
     except ValueError as exc:
@@ -476,6 +481,43 @@ def confounds_cmd(runs, pairs, out_file) -> None:
     for r in result["truncation"]:
         rate = "not recorded" if r["tuned"] is None else f"{r['tuned']:.1%} / {r['base']:.1%}"
         click.echo(f"  {r['cell']:<28} {rate}  ({r['n']} answers, {r['words']:.1f} words on average)")
+    if out_file:
+        write_json(Path(out_file), result)
+
+
+@main.command(name="diagnostics")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--metric", default="prompt_strict_acc", show_default=True, help="The held-out metric whose gain (tuned − base) the properties should predict.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write every table (per run, per cell, correlations) as JSON.")
+def diagnostics_cmd(runs, metric, out_file) -> None:
+    """What could explain the curve: does a property of the selected set predict held-out gain?
+
+    \b
+    From finished runs (folders, or folders of them such as runs/<matrix>):
+      bench diagnostics runs/testbed-curve --out diagnostics.json
+    per cell (seeds averaged): G-Vendi of the selected pairs' projected gradients, the Vendi
+    score of their prompt and chosen-answer embeddings, the chosen answers' judge score and
+    length, the pass rate of the selected prompts' samples, breadth and depth; then each
+    property's correlation with the cell's gain, with a 95% interval, per budget and over all
+    budgets. Reads the pool's stages from the cache the runs recorded (restore a shared pool
+    with `bench cache import` first). Shuffled-label controls are left out. Model:
+    harness/diagnostics.py.
+    """
+    from harness.diagnostics import PROPERTIES, diagnostics
+    from harness.io import write_json
+
+    result = diagnostics(_run_folders(runs), metric)
+    short = {"g_vendi": "G-Vendi", "prompt_vendi": "V prompt", "chosen_vendi": "V chosen", "chosen_score": "chosen",
+             "prompt_pass_rate": "pass", "chosen_words": "words", "breadth": "breadth", "mean_depth": "depth"}
+    click.echo(f"{'cell':<34} {'budget':>6} {'seeds':>5} {'gain':>7} " + " ".join(f"{short[p]:>8}" for p in PROPERTIES))
+    for c in result["cells"]:
+        gain = "—" if c["gain"] is None else f"{c['gain']:+.3f}"
+        values = " ".join("—".rjust(8) if c[p] is None else f"{c[p]:>8.2f}" for p in PROPERTIES)
+        click.echo(f"{c['cell'][:34]:<34} {c['budget']:>6} {c['seeds']:>5} {gain:>7} {values}" + ("  (control: not correlated)" if c["control"] else ""))
+    click.echo(f"correlation with the gain in {metric} across cells (Pearson r, 95% Fisher-z interval):")
+    for r in result["correlations"]:
+        value = "— (constant or < 4 cells)" if r["r"] is None else f"r {r['r']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}], p {r['p']:.3f}"
+        click.echo(f"  {r['scope']:<32} {PROPERTIES[r['property']]:<44} n {r['n_cells']:>3}  {value}")
     if out_file:
         write_json(Path(out_file), result)
 

@@ -271,6 +271,16 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
+def correlation(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, alpha: float = 0.05) -> dict[str, float | None]:
+    """Pearson's r with its Fisher-z interval and p (scipy); all None where either side is constant (no slope to find)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"r": None, "low": None, "high": None, "p": None}
+    result = stats.pearsonr(x, y)
+    interval = result.confidence_interval(1 - alpha)
+    return {"r": float(result.statistic), "low": float(interval.low), "high": float(interval.high), "p": float(result.pvalue)}
+
+
 def metric(
     value_ci: tuple[float, float, float], n: int, judge: str, weak_judge: bool = False, **extra: Any
 ) -> dict[str, Any]:
