@@ -358,13 +358,15 @@ def _print_plan(name: str, cells: list[Cell]) -> None:
 
 def _compare_finished(spec: MatrixSpec, cells: list[Cell], runs_root: Path) -> None:
     """The comparison report of the cells done so far (also after some failed: the rest still compare)."""
+    from harness.comparisons import Primary
     from harness.matrix import is_done, parse_claim
     from reports.comparison import render_comparison
 
     finished = [c.out for c in cells if is_done(c)]
     if finished:
         out = runs_root / spec.name / "comparison" / "index.html"
-        primary = (parse_claim(spec.primary.claim), spec.primary.metric) if spec.primary else None
+        primary = (Primary.of(parse_claim(spec.primary.claim), spec.primary.metric, spec.primary.budget, spec.primary.params)
+                   if spec.primary else None)
         click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims], primary=primary))
 
 
@@ -588,7 +590,10 @@ def strategies() -> None:
 @click.option("--claim", "claims", multiple=True, metavar="'BETTER > WORSE'", help="Also test two strategies head to head, e.g. --claim 'bpo > uniform' (quote it: > is a shell redirect). Repeatable.")
 @click.option("--primary", metavar="'BETTER > WORSE'", help="The one claim the runs were made to test: marked in the report and kept out of the other claims' Holm adjustment.")
 @click.option("--primary-metric", default="prompt_strict_acc", show_default=True, help="The paired metric --primary is judged on.")
-def report(run_dirs, out_file, baseline, claims, primary, primary_metric) -> None:
+@click.option("--primary-budget", type=click.IntRange(min=1), help="--primary only at this budget (default: at every budget).")
+@click.option("--primary-param", "primary_params", multiple=True, metavar="STRATEGY.PARAM=VALUE",
+              help="--primary only for the cells with this strategy parameter, e.g. --primary-param uniform.depth=2. Repeatable.")
+def report(run_dirs, out_file, baseline, claims, primary, primary_metric, primary_budget, primary_params) -> None:
     """Re-render report.html for each run folder (a pure function of its files) and, with -o,
     a comparison report over all of them: leaderboard (one row per setting: runs are grouped by
     their whole config bar the seed; mean and 95% CI across seeds), paired tests against
@@ -601,7 +606,12 @@ def report(run_dirs, out_file, baseline, claims, primary, primary_metric) -> Non
       bench report runs/default-bpo-b256-s0
       bench report runs/default-*-b256-s0 -o runs/comparison/index.html --baseline original
       bench report runs/ablation/*-s? -o runs/ablation/comparison/index.html --claim 'bpo > uniform'
+      bench report runs/testbed-curve/* -o answer.html --primary 'bpo > uniform' \\
+          --primary-budget 128 --primary-param uniform.depth=2 --baseline original
     """
+    import yaml
+
+    from harness.comparisons import Primary
     from harness.matrix import parse_claim
     from reports.comparison import render_comparison
     from reports.run_report import write_report
@@ -613,9 +623,20 @@ def report(run_dirs, out_file, baseline, claims, primary, primary_metric) -> Non
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--claim") from None
     try:
-        primary_claim = (parse_claim(primary), primary_metric) if primary else None
+        primary_claim = parse_claim(primary) if primary else None
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--primary") from None
+    params: dict[str, dict[str, object]] = {}
+    for item in primary_params:
+        name, sep, value = item.partition("=")
+        strategy, dot, param = name.partition(".")
+        if not (sep and dot and strategy and param) or (primary_claim and strategy not in primary_claim):
+            raise click.BadParameter(f"{item!r}: give STRATEGY.PARAM=VALUE with STRATEGY a side of --primary, e.g. uniform.depth=2.",
+                                     param_hint="--primary-param")
+        params.setdefault(strategy, {})[param] = yaml.safe_load(value)
+    if (primary_budget or params) and not primary_claim:
+        raise click.UsageError("--primary-budget and --primary-param narrow --primary: give --primary 'BETTER > WORSE' too.")
+    primary_claim = Primary.of(primary_claim, primary_metric, primary_budget, params) if primary_claim else None
     for run_dir in run_dirs:
         if not (Path(run_dir) / "manifest.json").is_file():
             raise BenchError(f"{run_dir} has no manifest.json: pass a folder written by `bench run`.")

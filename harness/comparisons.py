@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import BenchError
-from harness.grouping import setting
+from harness.grouping import phrase, setting
 from harness.io import read_json
 from harness.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, run_units, shared_units, unit_design
 from harness.stats import holm, paired_ci, seed_test
@@ -27,6 +27,38 @@ from harness.stats import holm, paired_ci, seed_test
 def finite(value: Any) -> bool:
     """A number that can be plotted and averaged (not None, not NaN or inf)."""
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Primary:
+    """The one hypothesis a matrix was run to test: BETTER > WORSE on `metric`, optionally only at `budget` and for the
+    cells whose strategy parameters include `params[strategy]` (uniform at 2 pairs per prompt, not at 1, 4 and 8).
+    Its rows are marked and Holm-adjusted only among themselves; every other row is exploratory."""
+
+    claim: tuple[str, str]
+    metric: str = "prompt_strict_acc"
+    budget: int | None = None
+    params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    """(strategy, ((param, value), ...)) pairs: hashable, built by `Primary.of`."""
+
+    @classmethod
+    def of(cls, claim: tuple[str, str], metric: str = "prompt_strict_acc", budget: int | None = None,
+           params: dict[str, dict[str, Any]] | None = None) -> "Primary":
+        return cls(claim, metric, budget, tuple((k, tuple(sorted(v.items()))) for k, v in sorted((params or {}).items())))
+
+    def covers(self, budget: int, better: "RunSummary", worse: "RunSummary") -> bool:
+        """Whether the test of `better`'s cell against `worse`'s at `budget` is this primary claim."""
+        if (better.strategy, worse.strategy) != self.claim or (self.budget is not None and budget != self.budget):
+            return False
+        wanted = dict(self.params)
+        return all(run.setting.get(f"select.params.{k}") == v for run in (better, worse) for k, v in wanted.get(run.strategy, ()))
+
+    def describe(self) -> str:
+        """In words: "bpo > uniform (2 pairs per prompt) at 128 pairs"."""
+        wanted = dict(self.params)
+        sides = [name + (f" ({', '.join(phrase(f'select.params.{k}', v) for k, v in wanted[name])})" if wanted.get(name) else "")
+                 for name in self.claim]
+        return " > ".join(sides) + (f" at {self.budget} pairs" if self.budget is not None else "")
 
 
 @dataclass
@@ -47,6 +79,7 @@ class RunSummary:
     context: str = ""
     label: str = ""  # the fields in which this run's setting differs from the others compared
     context_label: str = ""
+    pool_judge: dict[str, Any] = field(default_factory=dict)  # the judge that labelled the pool's pairs (config pool.judge)
 
     @property
     def name(self) -> str:
@@ -84,6 +117,7 @@ def load_run(run_dir: Path) -> RunSummary:
         cost=manifest.get("cost") or {},
         setting=setting(config, strategy, budget),
         units=run_units(run_dir),
+        pool_judge=config.get("pool", {}).get("judge") or {},
     )
 
 
@@ -256,13 +290,13 @@ def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_st
 
 def claim_tests(
     runs: list[RunSummary], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
-    primary: tuple[str, str] | None = None,
+    primary: Primary | None = None,
 ) -> list[dict[str, Any]]:
     """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
 
     A claim holds at the 95% level when its verdict interval (over seeds) lies above 0; the
     run-fixed interval only says these runs differ. The `primary` claim (named in the matrix
-    file) is adjusted only among its own rows; the others are Holm-adjusted together.
+    file, with the budget and parameters it names) is adjusted only among its own rows; the others are Holm-adjusted together.
     """
     cells = _by_cell(runs, metric)
     contexts = sorted({(c[0].budget, c[0].context, c[0].context_label) for c in cells})
@@ -271,7 +305,7 @@ def claim_tests(
         for budget, context, context_label in contexts:
             here = [c for c in cells if c[0].context == context]
             row: dict[str, Any] = {"claim": f"{better} > {worse}", "better": better, "worse": worse, "budget": budget,
-                                   "setting": context_label, "primary": (better, worse) == primary}
+                                   "setting": context_label, "primary": False}
             sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
             missing = [name for name, side in zip((better, worse), sides) if not side]
             if missing:
@@ -281,7 +315,8 @@ def claim_tests(
             for members in sides[0]:
                 for reference in sides[1]:
                     test = {**row, "better_setting": members[0].label, "worse_setting": reference[0].label,
-                            "seeds": len(members), "baseline_seeds": len(reference)}
+                            "seeds": len(members), "baseline_seeds": len(reference),
+                            "primary": primary is not None and primary.covers(budget, members[0], reference[0])}
                     test.update(_paired(members, reference, metric, n_boot, seed))
                     out.append(test)
     for family in (True, False):
@@ -315,23 +350,40 @@ class Comparison:
     """paired metric -> paired tests against the baseline (and the control)"""
     claims: dict[str, list[dict[str, Any]]]
     baseline: str
-    primary: tuple[tuple[str, str], str] | None
+    primary: Primary | None
+    judge_overlap: list[dict[str, str]] = field(default_factory=list)
+    """(suite, judge) where the judge grading a suite is the one that labelled the training pairs"""
+
+
+def same_judge(pool_judge: dict[str, Any], metric_judge: str | None) -> bool:
+    """Whether a metric's judge (its recorded name or label) is the model (or checkers) that labelled the pool."""
+    kind, model = pool_judge.get("type"), pool_judge.get("model")
+    if not kind or not metric_judge or metric_judge.startswith("none"):
+        return False
+    return metric_judge == kind or metric_judge.startswith(f"{kind}:") or bool(model and str(model) in metric_judge)
+
+
+def judge_overlap(runs: list[RunSummary]) -> list[dict[str, str]]:
+    """Every suite whose judge also labelled some compared run's pool: its gains may be the judge's preferences learned."""
+    found = {(key.split("/", 1)[0], str(rec.get("judge"))) for r in runs for key, rec in r.metrics.items() if same_judge(r.pool_judge, rec.get("judge"))}
+    return [{"suite": suite, "judge": judge} for suite, judge in sorted(found)]
 
 
 def compare(
-    run_dirs: list[Path], baseline: str = "original", claims: Sequence[tuple[str, str]] = (), primary: tuple[tuple[str, str], str] | None = None,
+    run_dirs: list[Path], baseline: str = "original", claims: Sequence[tuple[str, str]] = (), primary: Primary | None = None,
 ) -> Comparison:
-    """The leaderboard, paired tests and claims of these runs; `primary` is (claim, metric), the one
-    hypothesis the matrix was run to test, kept out of the other claims' multiple-comparison adjustment."""
+    """The leaderboard, paired tests and claims of these runs; `primary` is the one hypothesis the matrix was
+    run to test, kept out of the other claims' multiple-comparison adjustment."""
     runs = load_runs(run_dirs)
     keys = sorted({k for r in runs for k in r.metrics}, key=lambda k: (not k.startswith("ifeval_heldout/"), k))
     tuned_keys = [k for k in keys if not k.split("/", 1)[1].startswith("base.")]
     measured = [name for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)]
-    if primary and primary[1] not in PAIRED_METRICS:
-        raise BenchError(f"primary metric {primary[1]!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}.")
-    all_claims = list(dict.fromkeys([*claims, *([primary[0]] if primary else [])]))
+    if primary and primary.metric not in PAIRED_METRICS:
+        raise BenchError(f"primary metric {primary.metric!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}.")
+    all_claims = list(dict.fromkeys([*claims, *([primary.claim] if primary else [])]))
     tests = {name: paired_tests(runs, baseline, name) for name in measured}
     claim_rows = {
-        name: claim_tests(runs, all_claims, name, primary=primary[0] if primary and primary[1] == name else None) for name in measured
+        name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None) for name in measured
     } if all_claims else {}
-    return Comparison(runs, metric_rows(runs), tuned_keys, leaderboard(runs, tuned_keys), tests, claim_rows, baseline, primary)
+    return Comparison(runs, metric_rows(runs), tuned_keys, leaderboard(runs, tuned_keys), tests, claim_rows, baseline, primary,
+                      judge_overlap(runs))

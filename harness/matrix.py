@@ -46,10 +46,15 @@ class PrimaryClaim(BaseModel):
 
     claim: str = Field(description="'BETTER > WORSE', the matrix's pre-stated hypothesis")
     metric: str = Field("prompt_strict_acc", description="the paired metric it is judged on: prompt_strict_acc, preference_accuracy or mean_verifiable_reward")
+    budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per strategy of the claim, the select.params its primary cell has, e.g. {uniform: {depth: 2}}")
 
     @model_validator(mode="after")
     def _check(self) -> "PrimaryClaim":
-        parse_claim(self.claim)
+        named = parse_claim(self.claim)
+        if set(self.params) - set(named):
+            raise ValueError(f"primary.params names {sorted(set(self.params) - set(named))}, not a side of the claim {self.claim!r}")
         if self.metric not in PAIRED_METRICS:
             raise ValueError(f"primary.metric {self.metric!r} is not a paired metric; use one of {', '.join(PAIRED_METRICS)}")
         return self

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.comparisons import ONE_SEED, Comparison, RunSummary, cell_estimate, cells_of, claim_verdict, compare, count_tests, finite
+from harness.comparisons import ONE_SEED, Comparison, Primary, RunSummary, cell_estimate, cells_of, claim_verdict, compare, count_tests, finite
 from harness.io import write_json, write_text
 from harness.power import PAIRED_METRICS
 from reports.templates import format_p
@@ -63,17 +63,27 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
     return "\n".join(lines) + "\n"
 
 
-def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: tuple[tuple[str, str], str] | None) -> list[str]:
+def _side(strategy: str, label: str | None) -> str:
+    return strategy + (f" ({label})" if label else "")
+
+
+def claim_text(t: dict[str, Any]) -> str:
+    """A claim row in words, naming each side's setting: "bpo > uniform (2 pairs per prompt) at 128 pairs"."""
+    if "better_setting" not in t:
+        return f"{t['claim']} at {t['budget']} pairs" + (f" ({t['setting']})" if t.get("setting") else "")
+    return f"{_side(t['better'], t['better_setting'])} > {_side(t['worse'], t['worse_setting'])} at {t['budget']} pairs"
+
+
+def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: Primary | None) -> list[str]:
     """One sentence per claim, the primary one first, on the primary metric (else the first paired metric): the
     answer a reader needs before any table. Undecided claims say why (interval contains 0, one seed, not run)."""
     if not claims:
         return []
-    metric = primary[1] if primary and primary[1] in claims else next(iter(claims))
+    metric = primary.metric if primary and primary.metric in claims else next(iter(claims))
     rows = sorted(claims[metric], key=lambda t: not t.get("primary"))
     lines = []
     for t in rows:
-        where = f" at {t['budget']} pairs" + (f" ({t['setting']})" if t.get("setting") else "")
-        head = ("Primary claim: " if t.get("primary") else "") + f"{t['claim']}{where}"
+        head = ("Primary claim: " if t.get("primary") else "") + claim_text(t)
         if "diff" not in t:
             lines.append(f"{head}: undecided, not run ({t['missing']}).")
             continue
@@ -88,9 +98,16 @@ def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: tuple[tuple[s
     return lines
 
 
+def judge_warning(overlap: dict[str, str]) -> str:
+    """The warning shown wherever one judge both labelled the training pairs and grades a suite."""
+    return (f"Same judge: {overlap['suite']} is graded by {overlap['judge']}, the judge that labelled the training pairs. "
+            "A gain there can be the judge's own criteria learned rather than better answers; an out-of-distribution check "
+            "(IFBench's other constraints, or another judge) is the generalisation test.")
+
+
 def _series(run: RunSummary) -> str:
-    """A plot series: the strategy, and its other settings where runs differ in them (budget is the x axis)."""
-    return run.strategy + (f" ({run.label})" if run.label else "")
+    """A plot series in words: the strategy, and its other settings where runs differ in them ("uniform, 2 pairs per prompt")."""
+    return run.strategy + (f", {run.label}" if run.label else "")
 
 
 def _errorbar(ax, x: float, est: dict[str, Any], **style: Any) -> None:
@@ -131,32 +148,62 @@ def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
     return to_img_tag(fig, f"{key} against budget")
 
 
-def _metric_vs_depth(runs: list[RunSummary], key: str) -> list[str]:
-    """The breadth-depth curve: at each budget with 3+ cells, one point per cell at its mean depth
-    (mean over seeds; breadth = budget / depth), the metric with its seed interval."""
+def _surface(runs: list[RunSummary], key: str) -> str | None:
+    """The answer's figure: `key` against mean depth (log scale; breadth = budget / depth), one panel per budget with
+    3+ cells, one point per cell with its seed interval. A strategy with 3+ cells in a panel (uniform at several
+    depths) is drawn as a line; every series keeps its colour across panels."""
     from reports.figures import plt, to_img_tag
 
-    figures = []
+    panels: dict[int, list[tuple[str, str, float, dict[str, Any]]]] = {}
     for budget in sorted({r.budget for r in runs}):
         points = []
         for members in cells_of([r for r in runs if r.budget == budget]):
             depths = [r.mean_depth for r in members if r.mean_depth is not None]
             est = cell_estimate(members, key)
             if depths and est is not None:
-                points.append((_series(members[0]), float(np.mean(depths)), est))
-        if len(points) < 3:
-            continue
-        fig, ax = plt.subplots(figsize=(6.2, 3.8))
-        for i, (name, depth, est) in enumerate(sorted(points, key=lambda p: p[1])):
-            _errorbar(ax, depth, est, color=f"C{i % 10}", label=name)
+                points.append((members[0].strategy, _series(members[0]), float(np.mean(depths)), est))
+        if len(points) >= 3:
+            panels[budget] = points
+    if not panels:
+        return None
+    lines = {(b, s) for b, pts in panels.items() for s in {p[0] for p in pts} if sum(p[0] == s for p in pts) >= 3}
+    names = sorted({(p[0] if (b, p[0]) in lines else p[1]) for b, pts in panels.items() for p in pts})
+    colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    markers = "osD^vP*Xhp<>"
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 4.2), sharey=True, squeeze=False)
+    handles: dict[str, Any] = {}
+    for ax, (budget, points) in zip(axes[0], panels.items()):
+        for strategy in sorted({p[0] for p in points if (budget, p[0]) in lines}):
+            pts = sorted((p for p in points if p[0] == strategy), key=lambda p: p[2])
+            handles[strategy] = ax.plot([p[2] for p in pts], [p[3]["mean"] for p in pts], "-", color=colour[strategy], lw=1.5,
+                                        label=f"{strategy} (each point a depth)")[0]
+            for _, _, depth, est in pts:
+                _errorbar(ax, depth, est, color=colour[strategy])
+        alone = [p for p in points if (budget, p[0]) not in lines]
+        at_depth: dict[float, list[str]] = defaultdict(list)
+        for _, name, depth, _ in alone:
+            at_depth[round(depth, 2)].append(name)
+        for strategy, name, depth, est in alone:
+            crowd = at_depth[round(depth, 2)]
+            depth *= 2 ** (0.07 * (crowd.index(name) - (len(crowd) - 1) / 2))  # dodge cells of one depth apart
+            low, high = est.get("low"), est.get("high")
+            yerr = [[est["mean"] - low], [high - est["mean"]]] if finite(low) and finite(high) else None
+            handles[name] = ax.errorbar([depth], [est["mean"]], yerr=yerr, fmt=markers[names.index(name) % len(markers)], capsize=3, ms=7,
+                                        color=colour[name], label=name)
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("mean depth (pairs per selected prompt; breadth = budget / depth)")
-        ax.set_ylabel(key)
-        ax.set_title(f"breadth against depth at budget {budget} (bars: 95% interval over seeds; one seed: its run CI)", fontsize=8)
+        ax.set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+        ax.set_title(f"{budget} pairs", fontsize=10)
+        ax.set_xlabel("mean depth (pairs per selected prompt)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-        figures.append(to_img_tag(fig, f"{key} against mean depth at budget {budget}"))
-    return figures
+    axes[0][0].set_ylabel(key.split("/", 1)[1] if "/" in key else key)
+    ordered = sorted(handles)
+    rows = (len(ordered) + 3) // 4
+    fig.legend([handles[n] for n in ordered], [handles[n].get_label() for n in ordered], loc="lower center", ncol=4, fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(f"{key} against depth at each budget (bars: 95% interval over seeds; one seed: its run CI; cells of one depth "
+                 "drawn slightly apart)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.045 * rows + 0.01, 1, 1))
+    return to_img_tag(fig, f"{key} against mean depth, one panel per budget")
 
 
 def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
@@ -179,12 +226,12 @@ def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
 
 def render_comparison(
     run_dirs: list[Path], out_file: Path, baseline: str = "original", claims: list[tuple[str, str]] = (),
-    primary: tuple[tuple[str, str], str] | None = None,
+    primary: Primary | None = None,
 ) -> Path:
     """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json and summary.md next to it.
 
-    `primary` is (claim, metric): the one hypothesis the matrix was run to test, marked as such
-    and kept out of the other claims' multiple-comparison adjustment.
+    `primary` is the one hypothesis the matrix was run to test, marked as such and kept out of
+    the other claims' multiple-comparison adjustment.
     """
     import os
 
@@ -205,14 +252,16 @@ def render_comparison(
         claims={PAIRED_METRICS[name]: rows for name, rows in c.claims.items()},
         n_tests={PAIRED_METRICS[name]: count_tests(rows) for name, rows in c.tests.items()},
         n_claim_tests={PAIRED_METRICS[name]: count_tests(rows) for name, rows in c.claims.items()},
-        primary=primary,
+        primary=primary.describe() if primary else None,
+        primary_metric=primary.metric if primary else None,
         answer=answer_lines(c.claims, primary),
         baseline=baseline,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in c.rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
-        # the answer's figure first: held-out accuracy against depth, per budget
-        figures=[f for k in plotted[:1] for f in _metric_vs_depth(runs, k)]
-        + [f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],
+        # the answer's figure first, at full width: held-out accuracy against depth, a panel per budget
+        surface=next((f for f in (_surface(runs, k) for k in plotted[:1]) if f), None),
+        figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],
+        judge_overlap=c.judge_overlap,
     )
     write_text(out_file, html)
     _write_tables(c, out_file.parent)
@@ -229,9 +278,13 @@ def _write_tables(c: Comparison, folder: Path) -> None:
     write_text(folder / "metrics.csv", buf.getvalue())
     write_json(folder / "metrics.json", c.rows)
     write_json(folder / "paired_tests.json", {
-        "baseline": c.baseline, "primary": {"claim": " > ".join(c.primary[0]), "metric": c.primary[1]} if c.primary else None,
+        "baseline": c.baseline,
+        "primary": {"claim": " > ".join(c.primary.claim), "metric": c.primary.metric, "budget": c.primary.budget,
+                    "params": {k: dict(v) for k, v in c.primary.params}} if c.primary else None,
+        "judge_overlap": c.judge_overlap,
         "tests": c.tests, "claims": c.claims,
     })
     answer = answer_lines(c.claims, c.primary)
-    write_text(folder / "summary.md", ("## The answer\n\n" + "".join(f"- {line}\n" for line in answer) + "\n" if answer else "")
+    warning = "".join(f"> {judge_warning(w)}\n\n" for w in c.judge_overlap)
+    write_text(folder / "summary.md", ("## The answer\n\n" + "".join(f"- {line}\n" for line in answer) + "\n" if answer else "") + warning
                + summary_markdown(c.board, [k for k in c.keys if not k.split("/", 1)[1].startswith("paired_diff.")], c.claims))

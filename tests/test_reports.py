@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.comparisons import ONE_SEED, claim_tests, leaderboard, load_runs, paired_tests
+from harness.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, load_runs, paired_tests
 from harness.config import BenchError, ConfigError
 from harness.matrix import load_matrix, parse_claim
 from harness.stats import seed_test
@@ -114,6 +114,16 @@ def test_settings_that_differ_are_compared_apart_and_duplicates_refused(tmp_path
     assert tests["4 pairs per prompt"]["diff"] == pytest.approx(0.25 + 0.0125) and tests["1 pair per prompt"]["diff"] == pytest.approx(0.0125)
     html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
     assert "<th>setting</th>" in html and "4 pairs per prompt" in html
+    # a primary claim narrowed to one setting marks only that row; the answer names each side's setting in words
+    bpo = [_run(tmp_path / "b", "bpo", seed, 0.6, [1] * (20 + seed) + [0] * (20 - seed)) for seed in range(2)]
+    primary = Primary.of(("bpo", "uniform"), budget=8, params={"uniform": {"depth": 4}})
+    rows = claim_tests(load_runs(paths + bpo), [("bpo", "uniform")], "prompt_strict_acc", primary=primary)
+    assert [(r["worse_setting"], r["primary"]) for r in rows] == [("1 pair per prompt", False), ("4 pairs per prompt", True)]
+    assert primary.describe() == "bpo > uniform (4 pairs per prompt) at 8 pairs"
+    render_comparison(paths + bpo, tmp_path / "cmp2" / "index.html", baseline="original", primary=primary)
+    summary = (tmp_path / "cmp2" / "summary.md").read_text()
+    assert summary.startswith("## The answer\n\n- Primary claim: bpo > uniform (4 pairs per prompt) at 8 pairs: ")
+    assert "\n- bpo > uniform (1 pair per prompt) at 8 pairs: " in summary
 
     again = _run(tmp_path / "rerun", "original", 0, 0.3, [1] * 10 + [0] * 30)
     with pytest.raises(BenchError, match="same setting .*at the same seed 0"):
@@ -175,16 +185,17 @@ def test_claims_compare_two_strategies_head_to_head(tmp_path: Path) -> None:
     assert "margin" in missing["missing"] and "diff" not in missing  # a strategy that never ran is named, not skipped
 
     html = render_comparison(runs, tmp_path / "cmp" / "index.html", claims=[("margin", "bpo")],
-                             primary=(("bpo", "uniform"), "prompt_strict_acc")).read_text()
+                             primary=Primary.of(("bpo", "uniform"), "prompt_strict_acc")).read_text()
     saved = json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())
     primary = next(t for t in saved["claims"]["prompt_strict_acc"] if t["claim"] == "bpo > uniform")
     assert primary["diff"] == pytest.approx(holds["diff"]) and primary["primary"] and saved["primary"]["claim"] == "bpo > uniform"
     assert primary["seeds_ci"]["p_holm"] == pytest.approx(primary["seeds_ci"]["p"])  # the one primary test is not adjusted
     assert "<b>★ bpo > uniform</b> (primary)" in html.replace("&gt;", ">")
-    # the report opens with the answer: one sentence per claim, the primary first, then the figures, then the tables
+    # the report opens with the answer: one sentence per claim, the primary first, then the surface figure at full
+    # width, then the tables
     text = html.replace("&gt;", ">")
-    assert text.index("The answer") < text.index("<h2>Plots") < text.index("<h2>Leaderboard")
-    first, second = re.findall(r"<li>(.*?)</li>", text[text.index("The answer"):text.index("<h2>Plots")])
+    assert text.index("<h1>The answer") < text.index('<figure class="wide"><img') < text.index("<h2>More plots") < text.index("<h2>Leaderboard")
+    first, second = (re.sub("<.*?>", "", li) for li in re.findall(r"<li>(.*?)</li>", text[text.index("The answer"):text.index("<figure")]))
     said = "holds." if holds["seeds_ci"]["low"] > 0 else "undecided: the verdict interval contains 0."
     assert first.startswith(f"Primary claim: bpo > uniform at 8 pairs: {said}") and f"[{holds['seeds_ci']['low']:+.3f}," in first
     assert second.startswith("margin > bpo at 8 pairs: undecided, not run")
@@ -218,7 +229,8 @@ def test_bench_report_claims_need_a_comparison_and_a_well_formed_claim(tmp_path:
     assert bad.exit_code != 0 and "BETTER > WORSE" in bad.output and not (tmp_path / "c.html").exists()
 
 
-@pytest.mark.parametrize("primary,match", [("{claim: 'bpo > margin'}", "margin"), ("{claim: 'bpo > uniform', metric: score}", "not a paired metric")])
+@pytest.mark.parametrize("primary,match", [("{claim: 'bpo > margin'}", "margin"), ("{claim: 'bpo > uniform', metric: score}", "not a paired metric"),
+                                           ("{claim: 'bpo > uniform', params: {original: {depth: 2}}}", "not a side of the claim")])
 def test_a_matrix_primary_claim_is_validated(tmp_path: Path, primary: str, match: str) -> None:
     spec = tmp_path / "m.yaml"
     spec.write_text(f"name: m\nbase: x.yaml\naxes: {{strategy: [bpo, uniform]}}\nprimary: {primary}\n")
@@ -258,5 +270,53 @@ def test_comparison_draws_accuracy_against_depth_and_budget(tmp_path: Path) -> N
             (run / "selection.json").write_text(json.dumps(selection))
             runs.append(run)
     html = render_comparison(runs, tmp_path / "cmp" / "index.html").read_text()
-    assert 'alt="ifeval_heldout/prompt_strict_acc against mean depth at budget 8"' in html
+    assert '<figure class="wide"><img alt="ifeval_heldout/prompt_strict_acc against mean depth, one panel per budget"' in html
     assert "prompt_strict_acc against budget\"" not in html  # one budget: no dose-response plot
+
+
+def test_a_judge_that_labelled_the_pool_and_grades_the_suite_is_flagged(tmp_path: Path) -> None:
+    """The pool's pairs labelled by the verifiable checkers that also grade ifeval_heldout: the report and summary warn;
+    an LLM judge on the pool and checkers on the evaluation: no warning."""
+    same = [_run(tmp_path / "same", s, 0, 0.5, [1, 0, 1, 0], config={"pool": {"judge": {"type": "verifiable", "model": None}}})
+            for s in ("bpo", "original")]
+    html = render_comparison(same, tmp_path / "c1" / "index.html").read_text()
+    assert "Same judge:</b> ifeval_heldout is graded by <b>verifiable</b>" in html
+    assert "> Same judge: ifeval_heldout is graded by verifiable" in (tmp_path / "c1" / "summary.md").read_text()
+    other = [_run(tmp_path / "other", s, 0, 0.5, [1, 0, 1, 0], config={"pool": {"judge": {"type": "llm", "model": "judge-7b"}}})
+             for s in ("bpo", "original")]
+    assert "Same judge" not in render_comparison(other, tmp_path / "c2" / "index.html").read_text()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium) for a real-browser layout check")
+def test_the_comparison_fits_a_1280_px_window_in_a_real_browser(tmp_path: Path) -> None:
+    """Thirteen settings with long names, two budgets and every table: headless Chromium at 1280 px scrolls only
+    down, and the answer's figure spans the page before the first table."""
+    import subprocess
+
+    runs = []
+    for seed in range(2):
+        for budget_scale in (1, 2):
+            for i in range(13):
+                name = f"strategy_with_a_long_name_{i}-b{budget_scale}-s{seed}"
+                run = _run(tmp_path, f"strategy_with_a_long_name_{i}", seed, 0.4 + 0.01 * i, [1, 0, 1, seed, i % 2], name=name,
+                           config={"select": {"params": {"depth": 1 + i % 4}}, "train": {"learning_rate": 5e-4 * budget_scale}})
+                selection = json.loads((run / "selection.json").read_text())
+                selection["diagnostics"]["depth_histogram"] = {str(1 + i % 4): 8 // (1 + i % 4)}
+                (run / "selection.json").write_text(json.dumps(selection))
+                runs.append(run)
+    out = render_comparison(runs, tmp_path / "cmp" / "index.html", baseline="strategy_with_a_long_name_0",
+                            claims=[("strategy_with_a_long_name_1", "strategy_with_a_long_name_2")])
+    probe = ("<script>window.addEventListener('load',()=>{const f=document.querySelector('figure.wide img');"
+             "document.title=[document.documentElement.scrollWidth,f.getBoundingClientRect().width,"
+             "f.getBoundingClientRect().top,document.querySelector('table').getBoundingClientRect().top].join(' ')});</script>")
+    page = out.with_name("probe.html")
+    page.write_text(out.read_text().replace("</body>", probe + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"]
+    dom = subprocess.run([str(CHROMIUM), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    width, figure, figure_top, table_top = (float(x) for x in re.search(r"<title>([\d. ]+)</title>", dom).group(1).split())
+    assert width <= 1280  # no sideways scroll (the page's scroll width is the viewport's, bar the scroll bar)
+    assert figure >= 1000 and figure_top < table_top  # the surface at full width, above every table

@@ -19,7 +19,9 @@ th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}.m
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}pre{white-space:pre-wrap;margin:0;font-size:.9em}
 .headline{font-size:1.05em;background:#eef6ff;border-left:4px solid #2a6fdb;padding:.5em 1em}
 .ok{color:#080}.bad{color:#a00}.weak{color:#a60}img{max-width:100%}details{margin:.5em 0 1em}
-.figs{display:flex;flex-wrap:wrap;gap:1em}
+.figs{display:flex;flex-wrap:wrap;gap:1em}.figs>div{flex:1 1 480px;min-width:0}
+table{width:100%}td{overflow-wrap:anywhere}th{font-size:.85em}td.name{word-break:break-all}.ci{color:#555;font-size:.85em;white-space:nowrap}
+.small{font-size:.9em}figure.wide{margin:1em 0}figure.wide img{width:100%}ul.answer li{margin:.3em 0}
 """
 
 
@@ -55,4 +57,6 @@ _ENV.filters["pval"] = format_p
 def render(template: str, **context: Any) -> str:
     context.setdefault("css", Markup(CSS))
     context["figures"] = [Markup(f) for f in context.get("figures", [])]
+    if context.get("surface"):
+        context["surface"] = Markup(context["surface"])
     return _ENV.get_template(template).render(**context)
