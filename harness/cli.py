@@ -443,8 +443,11 @@ def _run_folders(runs: tuple[str, ...]) -> list[Path]:
 @main.command(name="confounds")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--pair", "pairs", multiple=True, metavar="'A > B'", help="Also adjust A − B for answer length, e.g. --pair 'bpo > uniform' (quote it). Repeatable.")
+@click.option("--ood", "ood", type=click.Path(exists=True, file_okay=False),
+              help="A folder of `bench eval` outputs on another suite, one per run (DIR/<run name>/) and the base model's (DIR/base/): "
+                   "each cell's out-of-distribution gain, e.g. IFBench.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write every table as JSON.")
-def confounds_cmd(runs, pairs, out_file) -> None:
+def confounds_cmd(runs, pairs, ood, out_file) -> None:
     """What besides the data could make one setting win: the selected type mix, answer length, truncation.
 
     \b
@@ -453,7 +456,12 @@ def confounds_cmd(runs, pairs, out_file) -> None:
     per constraint type each cell's effect and the share of its selected pairs on that type; per
     type the pass rate against log words; a length-adjusted A − B (on prompts whose two answers
     are within ±20% in words, with a verdict over matched seeds; and a regression of pass on the
-    cells, the types and log words); the truncation rate per cell. Model: harness/confounds.py.
+    cells, the types and log words); the truncation rate per cell; with --ood, each cell's gain
+    on another suite's prompts (out of distribution) and its correlation with the held-out gain:
+      for r in runs/testbed-curve/*-s0-*; do bench eval --model $r --suite ifbench --out runs/ifbench/$(basename $r); done
+      bench eval --suite ifbench --out runs/ifbench/base
+      bench confounds runs/testbed-curve --ood runs/ifbench
+    Model: harness/confounds.py.
     """
     from harness.confounds import confounds
     from harness.io import write_json
@@ -464,7 +472,7 @@ def confounds_cmd(runs, pairs, out_file) -> None:
         parsed = [parse_claim(p) for p in pairs]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--pair") from None
-    result = confounds(folders, parsed)
+    result = confounds(folders, parsed, Path(ood) if ood else None)
     click.echo(f"{'cell':<28} {'type':<44} {'n':>5} {'tuned':>6} {'base':>6} {'effect':>7} {'selected':>8} {'words':>6}")
     for r in result["by_type"]:
         share = "—" if r["selected_share"] is None else f"{r['selected_share']:.1%}"
@@ -483,6 +491,18 @@ def confounds_cmd(runs, pairs, out_file) -> None:
     for r in result["truncation"]:
         rate = "not recorded" if r["tuned"] is None else f"{r['tuned']:.1%} / {r['base']:.1%}"
         click.echo(f"  {r['cell']:<28} {rate}  ({r['n']} answers, {r['words']:.1f} words on average)")
+    if ood:
+        table = result["out_of_distribution"]
+        click.echo(f"out of distribution ({ood}): tuned − base prompt-level strict accuracy, next to the held-out gain")
+        for r in table["cells"]:
+            verdict = r["verdict"]
+            over = f"; over {len(r['seeds'])} seeds [{verdict['low']:+.3f}, {verdict['high']:+.3f}]" if verdict else ""
+            held = "—" if r["held_out_gain"] is None else f"{r['held_out_gain']:+.3f}"
+            click.echo(f"  {r['cell']:<28} {r['effect']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({r['tuned']:.3f} vs {r['base']:.3f}, "
+                       f"n {r['n']}, seeds {', '.join(map(str, r['seeds']))}{over})  held-out {held}" + ("  (control)" if r["control"] else ""))
+        c = table["correlation"]
+        click.echo("  held-out gain vs out-of-distribution gain across cells: "
+                   + ("— (constant or < 4 cells)" if c["r"] is None else f"r {c['r']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}], n {c['n_cells']}"))
     if out_file:
         write_json(Path(out_file), result)
 

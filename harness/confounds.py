@@ -11,7 +11,10 @@ grouped as the comparison report groups them, seeds averaged):
 - a length-adjusted difference of two cells: on the prompts whose two answers are within ±20%
   in words (matched seeds; a verdict over seeds), and by a regression of pass on the cells, the
   constraint types and log words;
-- the truncation rate per cell (answers cut at max_new_tokens fail "end with" constraints).
+- the truncation rate per cell (answers cut at max_new_tokens fail "end with" constraints);
+- out of distribution: per cell, the gain on another suite's prompts (IFBench's constraints, none
+  of which the pool trained on), from `bench eval` outputs saved as DIR/<run name>/ and DIR/base/,
+  and whether the held-out gain predicts it across cells.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import numpy as np
 
 from harness.comparisons import RunSummary, cells_of, load_runs
 from harness.errors import BenchError
-from harness.io import read_jsonl
+from harness.io import read_json, read_jsonl
 from harness.metrics import prompt_pass
-from harness.stats import seed_test
+from harness.stats import correlation, paired_ci, seed_test
 
 WITHIN = 0.2
 """Two answers count as of a length when their word counts differ by at most this share of the longer."""
@@ -141,8 +144,50 @@ def truncation(cells: list[list[RunSummary]], rows: dict[Path, list[dict[str, An
     return out
 
 
-def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Every check above over these runs; `pairs` are (a, b) strategy names to adjust for length."""
+def _passes(path: Path) -> dict[str, float]:
+    """Prompt-level strict pass per prompt of a `bench eval` outputs.jsonl (unscorable prompts left out)."""
+    return {r["prompt_id"]: v for r in read_jsonl(path) if (v := prompt_pass(r["strict"])) is not None}
+
+
+def held_out_gain(run: RunSummary, metric: str = "prompt_strict_acc") -> float | None:
+    """tuned − base of a held-out metric, as the run recorded it (None where it did not)."""
+    tuned = next((v for k, v in run.metrics.items() if k.endswith(f"/{metric}")), None)
+    base = next((v for k, v in run.metrics.items() if k.endswith(f"/base.{metric}")), None)
+    return tuned["value"] - base["value"] if tuned and base else None
+
+
+def out_of_distribution(cells: list[list[RunSummary]], root: Path) -> dict[str, Any]:
+    """Per cell with outputs under `root`: tuned − base prompt-level strict accuracy on the suite's prompts (run-fixed
+    interval; a verdict over seeds where 2+ seeds were evaluated), next to the cell's held-out gain; and the
+    correlation of the two across cells that did not train on flipped labels."""
+    base_file = root / "base" / "outputs.jsonl"
+    if not base_file.is_file():
+        raise BenchError(f"{base_file} is missing: evaluate the base model into it first (`bench eval --suite ifbench --out {root / 'base'}`).")
+    base = _passes(base_file)
+    rows = []
+    for members in cells:
+        runs = [m for m in members if (root / m.name / "outputs.jsonl").is_file()]
+        if not runs:
+            continue
+        passes = [_passes(root / m.name / "outputs.jsonl") for m in runs]
+        shared = sorted(set(base).intersection(*passes))
+        tuned = np.array([np.mean([p[u] for p in passes]) for u in shared])
+        fixed = paired_ci(tuned, np.array([base[u] for u in shared]), n_boot=2000, seed=0)
+        per_seed = [np.array([p[u] - base[u] for u in shared]) for p in passes]
+        gains = [g for m in runs if (g := held_out_gain(m)) is not None]
+        rows.append({"cell": _name(members), "seeds": [m.seed for m in runs], "n": len(shared), "tuned": float(tuned.mean()),
+                     "base": float(np.mean([base[u] for u in shared])), "effect": fixed["diff"], "low": fixed["low"], "high": fixed["high"],
+                     "verdict": seed_test(per_seed, crossed=True) if len(per_seed) >= 2 else None,
+                     "held_out_gain": float(np.mean(gains)) if gains else None,
+                     "control": any((m.path / "selection.json").is_file() and read_json(m.path / "selection.json").get("flipped") for m in runs)})
+    usable = [r for r in rows if not r["control"] and r["held_out_gain"] is not None]
+    return {"suite_dir": str(root), "cells": rows,
+            "correlation": {"n_cells": len(usable), **correlation([r["held_out_gain"] for r in usable], [r["effect"] for r in usable])}}
+
+
+def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]], ood: Path | None = None) -> dict[str, Any]:
+    """Every check above over these runs; `pairs` are (a, b) strategy names to adjust for length; `ood` a folder of
+    `bench eval` outputs per run (and base) on another suite."""
     runs = [r for r in load_runs(run_dirs) if (r.path / "eval_outputs.jsonl").is_file()]
     if not runs:
         raise BenchError(f"no finished runs with held-out outputs under {', '.join(map(str, run_dirs))}.")
@@ -155,4 +200,4 @@ def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]]) -> dict[str, A
             raise BenchError(f"--pair {better} > {worse}: no {' or '.join(n for n, s in zip((better, worse), sides) if not s)} runs among these.")
         adjusted += [length_adjusted(x, y, rows) for x in sides[0] for y in sides[1] if x[0].context == y[0].context]
     return {"by_type": by_type(cells, rows), "length_slopes": length_slopes(rows), "length_adjusted": adjusted,
-            "truncation": truncation(cells, rows)}
+            "truncation": truncation(cells, rows), **({"out_of_distribution": out_of_distribution(cells, ood)} if ood else {})}

@@ -223,3 +223,18 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
     assert short["kind:0"] == 1.0  # short spent its whole budget on one type
     trunc = {r["cell"]: r["tuned"] for r in result["truncation"]}
     assert trunc["long"] > 0.3 and trunc["short"] == 0.0
+
+    # out of distribution: bench eval outputs per run and for the base model; long gains on the other suite, short does not
+    ood = tmp_path / "ood"
+    for name, rate in [("base", 0.2)] + [(f"{s}-s{seed}", 0.5 if s == "long" else 0.2) for s in ("long", "short") for seed in range(3)]:
+        (ood / name).mkdir(parents=True)
+        rows = [{"prompt_id": f"q{i}", "strict": [bool(rng.random() < rate)] if i % 50 else [None]} for i in range(300)]
+        (ood / name / "outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = CliRunner().invoke(main, ["confounds", str(tmp_path), "--ood", str(ood), "--out", str(out_file)])
+    assert out.exit_code == 0, out.output
+    table = {r["cell"]: r for r in json.loads(out_file.read_text())["out_of_distribution"]["cells"]}
+    assert table["long"]["n"] == 294 and table["long"]["seeds"] == [0, 1, 2]  # unscorable prompts left out
+    assert table["long"]["verdict"]["low"] > 0.15 and table["short"]["verdict"]["low"] < 0 < table["short"]["verdict"]["high"]
+    assert "out of distribution" in out.output
+    missing = CliRunner().invoke(main, ["confounds", str(tmp_path), "--ood", str(tmp_path)])
+    assert missing.exit_code != 0 and "base" in missing.output and "Traceback" not in missing.output
