@@ -148,7 +148,7 @@ def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
     return to_img_tag(fig, f"{key} against budget")
 
 
-def _surface(runs: list[RunSummary], key: str) -> str | None:
+def _surface(runs: list[RunSummary], key: str, save_to: Path | None = None) -> str | None:
     """The answer's figure: `key` against mean depth (log scale; breadth = budget / depth), one panel per budget with
     3+ cells, one point per cell with its seed interval. A strategy with 3+ cells in a panel (uniform at several
     depths) is drawn as a line; every series keeps its colour across panels."""
@@ -203,7 +203,7 @@ def _surface(runs: list[RunSummary], key: str) -> str | None:
     fig.suptitle(f"{key} against depth at each budget (bars: 95% interval over seeds; one seed: its run CI; cells of one depth "
                  "drawn slightly apart)", fontsize=10)
     fig.tight_layout(rect=(0, 0.045 * rows + 0.01, 1, 1))
-    return to_img_tag(fig, f"{key} against mean depth, one panel per budget")
+    return to_img_tag(fig, f"{key} against mean depth, one panel per budget", save_to)
 
 
 def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
@@ -228,7 +228,8 @@ def render_comparison(
     run_dirs: list[Path], out_file: Path, baseline: str = "original", claims: list[tuple[str, str]] = (),
     primary: Primary | None = None,
 ) -> Path:
-    """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json and summary.md next to it.
+    """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json, summary.md and the
+    answer's figure (surface.png) next to it.
 
     `primary` is the one hypothesis the matrix was run to test, marked as such and kept out of
     the other claims' multiple-comparison adjustment.
@@ -259,7 +260,7 @@ def render_comparison(
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in c.rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
         # the answer's figure first, at full width: held-out accuracy against depth, a panel per budget
-        surface=next((f for f in (_surface(runs, k) for k in plotted[:1]) if f), None),
+        surface=next((f for f in (_surface(runs, k, out_file.parent / "surface.png") for k in plotted[:1]) if f), None),
         figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],
         judge_overlap=c.judge_overlap,
     )

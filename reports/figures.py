@@ -13,10 +13,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def to_img_tag(fig, alt: str) -> str:
+def to_img_tag(fig, alt: str, save_to: Path | None = None) -> str:
+    """The figure as a self-contained <img> tag; `save_to` also writes the same PNG there (a README can show it)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        save_to.write_bytes(buf.getvalue())
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="{html.escape(alt, quote=True)}" src="data:image/png;base64,{data}">'
 

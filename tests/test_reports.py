@@ -271,6 +271,7 @@ def test_comparison_draws_accuracy_against_depth_and_budget(tmp_path: Path) -> N
             runs.append(run)
     html = render_comparison(runs, tmp_path / "cmp" / "index.html").read_text()
     assert '<figure class="wide"><img alt="ifeval_heldout/prompt_strict_acc against mean depth, one panel per budget"' in html
+    assert (tmp_path / "cmp" / "surface.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the same figure, for a README
     assert "prompt_strict_acc against budget\"" not in html  # one budget: no dose-response plot
 
 
