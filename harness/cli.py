@@ -612,7 +612,8 @@ def strategies() -> None:
 @click.option("--primary-metric", default="prompt_strict_acc", show_default=True, help="The paired metric --primary is judged on.")
 @click.option("--primary-budget", type=click.IntRange(min=1), help="--primary only at this budget (default: at every budget).")
 @click.option("--primary-param", "primary_params", multiple=True, metavar="STRATEGY.PARAM=VALUE",
-              help="--primary only for the cells with this strategy parameter, e.g. --primary-param uniform.depth=2. Repeatable.")
+              help="--primary only for the cells with this strategy parameter, e.g. --primary-param uniform.depth=2, or setting "
+                   "(a dotted path), e.g. --primary-param bpo.train.learning_rate=0.0005. Repeatable.")
 def report(run_dirs, out_file, baseline, claims, primary, primary_metric, primary_budget, primary_params) -> None:
     """Re-render report.html for each run folder (a pure function of its files) and, with -o,
     a comparison report over all of them: leaderboard (one row per setting: runs are grouped by

@@ -29,10 +29,16 @@ def finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _setting_key(name: str) -> str:
+    """A primary claim's parameter: a strategy parameter ("depth") or any setting by its dotted path ("train.learning_rate")."""
+    return name if "." in name else f"select.params.{name}"
+
+
 @dataclass(frozen=True)
 class Primary:
     """The one hypothesis a matrix was run to test: BETTER > WORSE on `metric`, optionally only at `budget` and for the
-    cells whose strategy parameters include `params[strategy]` (uniform at 2 pairs per prompt, not at 1, 4 and 8).
+    cells whose settings include `params[strategy]` (uniform at 2 pairs per prompt, not at 1, 4 and 8; a dotted name such
+    as train.learning_rate is a setting's path).
     Its rows are marked and Holm-adjusted only among themselves; every other row is exploratory."""
 
     claim: tuple[str, str]
@@ -51,12 +57,12 @@ class Primary:
         if (better.strategy, worse.strategy) != self.claim or (self.budget is not None and budget != self.budget):
             return False
         wanted = dict(self.params)
-        return all(run.setting.get(f"select.params.{k}") == v for run in (better, worse) for k, v in wanted.get(run.strategy, ()))
+        return all(run.setting.get(_setting_key(k)) == v for run in (better, worse) for k, v in wanted.get(run.strategy, ()))
 
     def describe(self) -> str:
         """In words: "bpo > uniform (2 pairs per prompt) at 128 pairs"."""
         wanted = dict(self.params)
-        sides = [name + (f" ({', '.join(phrase(f'select.params.{k}', v) for k, v in wanted[name])})" if wanted.get(name) else "")
+        sides = [name + (f" ({', '.join(phrase(_setting_key(k), v) for k, v in wanted[name])})" if wanted.get(name) else "")
                  for name in self.claim]
         return " > ".join(sides) + (f" at {self.budget} pairs" if self.budget is not None else "")
 

@@ -48,7 +48,8 @@ class PrimaryClaim(BaseModel):
     metric: str = Field("prompt_strict_acc", description="the paired metric it is judged on: prompt_strict_acc, preference_accuracy or mean_verifiable_reward")
     budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
     params: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per strategy of the claim, the select.params its primary cell has, e.g. {uniform: {depth: 2}}")
+        default_factory=dict, description="per strategy of the claim, the select.params its primary cell has, e.g. {uniform: {depth: 2}}; a dotted "
+        "name is any setting's path, e.g. {bpo: {train.learning_rate: 5.0e-4}}")
 
     @model_validator(mode="after")
     def _check(self) -> "PrimaryClaim":

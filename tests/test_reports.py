@@ -120,6 +120,8 @@ def test_settings_that_differ_are_compared_apart_and_duplicates_refused(tmp_path
     rows = claim_tests(load_runs(paths + bpo), [("bpo", "uniform")], "prompt_strict_acc", primary=primary)
     assert [(r["worse_setting"], r["primary"]) for r in rows] == [("1 pair per prompt", False), ("4 pairs per prompt", True)]
     assert primary.describe() == "bpo > uniform (4 pairs per prompt) at 8 pairs"
+    other_rate = Primary.of(("bpo", "uniform"), params={"uniform": {"depth": 4, "train.learning_rate": 1e-3}})
+    assert not any(r["primary"] for r in claim_tests(load_runs(paths + bpo), [("bpo", "uniform")], "prompt_strict_acc", primary=other_rate))
     render_comparison(paths + bpo, tmp_path / "cmp2" / "index.html", baseline="original", primary=primary)
     summary = (tmp_path / "cmp2" / "summary.md").read_text()
     assert summary.startswith("## The answer\n\n- Primary claim: bpo > uniform (4 pairs per prompt) at 8 pairs: ")
