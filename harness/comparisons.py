@@ -359,6 +359,8 @@ class Comparison:
     primary: Primary | None
     judge_overlap: list[dict[str, str]] = field(default_factory=list)
     """(suite, judge) where the judge grading a suite is the one that labelled the training pairs"""
+    compute: dict[str, Any] = field(default_factory=dict)
+    """machine hours behind the runs (compute_spent)"""
 
 
 def same_judge(pool_judge: dict[str, Any], metric_judge: str | None) -> bool:
@@ -373,6 +375,24 @@ def judge_overlap(runs: list[RunSummary]) -> list[dict[str, str]]:
     """Every suite whose judge also labelled some compared run's pool: its gains may be the judge's preferences learned."""
     found = {(key.split("/", 1)[0], str(rec.get("judge"))) for r in runs for key, rec in r.metrics.items() if same_judge(r.pool_judge, rec.get("judge"))}
     return [{"suite": suite, "judge": judge} for suite, judge in sorted(found)]
+
+
+def compute_spent(runs: list[RunSummary]) -> dict[str, Any]:
+    """The machine time behind these runs: every stage once per cache key (a pool or base evaluation shared by many runs
+    counts once, as it was computed once), in hours, with the machines the manifests record."""
+    stages: dict[tuple[str, str], float] = {}
+    machines: set[str] = set()
+    for run in runs:
+        manifest = read_json(run.path / "manifest.json")
+        machine = manifest.get("machine") or {}
+        if machine:
+            machines.add(f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores" + (f", {machine['gpu']}" if machine.get("gpu") else ""))
+        for name, record in (manifest.get("stages") or {}).items():
+            seconds = (record or {}).get("compute_seconds") or ((record or {}).get("seconds") if (record or {}).get("status") == "computed" else None)
+            if record and seconds:
+                key = (name, record.get("hash") or run.name)
+                stages[key] = max(stages.get(key, 0.0), float(seconds))
+    return {"hours": sum(stages.values()) / 3600, "stages": len(stages), "machines": sorted(machines)}
 
 
 def compare(
@@ -392,4 +412,4 @@ def compare(
         name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None) for name in measured
     } if all_claims else {}
     return Comparison(runs, metric_rows(runs), tuned_keys, leaderboard(runs, tuned_keys), tests, claim_rows, baseline, primary,
-                      judge_overlap(runs))
+                      judge_overlap(runs), compute_spent(runs))

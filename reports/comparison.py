@@ -263,6 +263,7 @@ def render_comparison(
         surface=next((f for f in (_surface(runs, k, out_file.parent / "surface.png") for k in plotted[:1]) if f), None),
         figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],
         judge_overlap=c.judge_overlap,
+        compute=c.compute,
     )
     write_text(out_file, html)
     _write_tables(c, out_file.parent)
@@ -283,6 +284,7 @@ def _write_tables(c: Comparison, folder: Path) -> None:
         "primary": {"claim": " > ".join(c.primary.claim), "metric": c.primary.metric, "budget": c.primary.budget,
                     "params": {k: dict(v) for k, v in c.primary.params}} if c.primary else None,
         "judge_overlap": c.judge_overlap,
+        "compute": c.compute,
         "tests": c.tests, "claims": c.claims,
     })
     answer = answer_lines(c.claims, c.primary)

@@ -323,3 +323,21 @@ def test_the_comparison_fits_a_1280_px_window_in_a_real_browser(tmp_path: Path) 
     width, figure, figure_top, table_top = (float(x) for x in re.search(r"<title>([\d. ]+)</title>", dom).group(1).split())
     assert width <= 1280  # no sideways scroll (the page's scroll width is the viewport's, bar the scroll bar)
     assert figure >= 1000 and figure_top < table_top  # the surface at full width, above every table
+
+
+def test_machine_time_counts_a_shared_stage_once(tmp_path: Path) -> None:
+    """Two runs on one cached pool: the pool's compute time counts once, each run's own training counts."""
+    from harness.comparisons import compute_spent
+
+    runs = []
+    for seed in range(2):
+        run = _run(tmp_path, "bpo", seed, 0.5, [1, 0])
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["machine"] = {"cpu": "AMD EPYC", "cpu_count": 2}
+        manifest["stages"] = {"pool": {"hash": "p", "status": "cached" if seed else "computed", "seconds": 0.0 if seed else 3600.0, "compute_seconds": 3600.0},
+                              "train": {"hash": f"t{seed}", "status": "computed", "seconds": 1800.0, "compute_seconds": 1800.0}}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        runs.append(run)
+    spent = compute_spent(load_runs(runs))
+    assert spent["hours"] == pytest.approx(2.0) and spent["stages"] == 3 and spent["machines"] == ["AMD EPYC, 2 cores"]
+    assert "Machine time behind these runs: 2.0 h" in render_comparison(runs, tmp_path / "cmp" / "index.html").read_text()
