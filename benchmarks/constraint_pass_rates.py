@@ -14,7 +14,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from harness.io import read_json, read_jsonl, write_text
+from harness.core.io import read_json, read_jsonl, write_text
 
 REPO = Path(__file__).resolve().parents[1]
 

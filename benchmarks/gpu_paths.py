@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-from harness.config import EMBEDDED_MODEL
-from harness.models import resolve_model
+from harness.core.config import EMBEDDED_MODEL
+from harness.models.resolve import resolve_model
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/gpu"))
@@ -59,13 +59,13 @@ def section(key, fn):
 
 from safetensors.torch import load_file
 
-from harness.builtin_prompts import build_builtin_prompts
-from harness.config import FeaturesConfig, TrainConfig
-from harness.features import compute_gradient_features
-from harness.generation import generate_with
-from harness.models import resolve_backend, resolve_dtype
-from harness.records import Pair, Response, pair_id, response_id
-from harness.trainer import train_dpo
+from harness.core.config import FeaturesConfig, TrainConfig
+from harness.core.records import Pair, Response, pair_id, response_id
+from harness.data.builtin import build_builtin_prompts
+from harness.generation.generate import generate_with
+from harness.models.resolve import resolve_backend, resolve_dtype
+from harness.training.dpo import train_dpo
+from harness.training.gradients import compute_gradient_features
 
 prompts, _ = build_builtin_prompts(seed=0, n_train=256)
 texts = []

@@ -28,9 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.builtin_prompts import build_builtin_prompts
-from harness.config import EMBEDDED_MODEL, FeaturesConfig, GenerationConfig, PoolConfig, TrainConfig
-from harness.features import (
+from harness.core.config import EMBEDDED_MODEL, FeaturesConfig, GenerationConfig, PoolConfig, TrainConfig
+from harness.core.io import write_json
+from harness.core.records import CandidatePool, Pair, Prompt
+from harness.data.builtin import build_builtin_prompts
+from harness.provenance import versions
+from harness.stages.candidates import build_pool, read_pool
+from harness.stages.prompts import read_prompts, write_prompts
+from harness.training.dpo import preference_rows, train_dpo
+from harness.training.gradients import (
     LoraGradients,
     compute_gradient_features,
     load_lora_model,
@@ -38,12 +44,6 @@ from harness.features import (
     response_logps,
     tokenize_response,
 )
-from harness.io import write_json
-from harness.pool import build_pool, read_pool
-from harness.provenance import versions
-from harness.records import CandidatePool, Pair, Prompt
-from harness.stages.prompts import read_prompts, write_prompts
-from harness.trainer import preference_rows, train_dpo
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

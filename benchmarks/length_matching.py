@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.io import read_json, read_jsonl, write_json
-from harness.pairs import build_pairs
-from harness.records import Response, from_row
+from harness.core.io import read_json, read_jsonl, write_json
+from harness.core.records import Response, from_row
+from harness.data.pairs import build_pairs
 
 
 def _limit(text: str) -> float | None:

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.config import EMBEDDED_MODEL, FeaturesConfig, TrainConfig
-from harness.features import LoraGradients, load_lora_model, make_projection, response_logps, tokenize_response
-from harness.io import write_json
-from harness.models import load_model, resolve_target_modules
-from harness.pool import read_pool
+from harness.core.config import EMBEDDED_MODEL, FeaturesConfig, TrainConfig
+from harness.core.io import write_json
+from harness.models.resolve import load_model, resolve_target_modules
+from harness.stages.candidates import read_pool
 from harness.stages.prompts import read_prompts
-from harness.trainer import preference_rows, train_dpo
+from harness.training.dpo import preference_rows, train_dpo
+from harness.training.gradients import LoraGradients, load_lora_model, make_projection, response_logps, tokenize_response
 
 
 def unit(x: np.ndarray) -> np.ndarray:

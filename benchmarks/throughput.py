@@ -58,17 +58,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import decoding, trainer  # noqa: E402
-from harness.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
-from harness.features import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
-from harness.generation import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
-from harness.heldout_prompts import HeldoutSet  # noqa: E402
-from harness.io import read_json, read_jsonl, write_json  # noqa: E402
+from harness.core.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
+from harness.core.io import read_json, read_jsonl, write_json  # noqa: E402
+from harness.data.heldout import HeldoutSet  # noqa: E402
+from harness.evaluation.preference import reserve_heldout  # noqa: E402
+from harness.generation.generate import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
-from harness.models import cpu_bf16_flags, load_model, resolve_attention, resolve_dtype, resolve_target_modules  # noqa: E402
-from harness.pool import read_pool  # noqa: E402
-from harness.preference_eval import reserve_heldout  # noqa: E402
-from harness.reference_logps import with_reference_logps  # noqa: E402
+from harness.models.resolve import cpu_bf16_flags, load_model, resolve_attention, resolve_dtype, resolve_target_modules  # noqa: E402
+from harness.stages.candidates import read_pool  # noqa: E402
 from harness.stages.prompts import read_prompts  # noqa: E402
+from harness.training.gradients import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
+from harness.training.reference_logps import with_reference_logps  # noqa: E402
 
 TODAY_EVAL_BATCH, TODAY_POOL_BATCH = 48, 64
 """evaluate.batch_size and pool.batch_size before issue 26."""

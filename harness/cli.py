@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.config import BenchError, SuiteConfig, load_config
+from harness.core.config import BenchError, SuiteConfig, load_config
 
 if TYPE_CHECKING:
-    from harness.matrix import Cell, MatrixSpec
+    from harness.matrix.spec import Cell, MatrixSpec
 
 DEFAULT_CONFIG = "experiments/default.yaml"
 
@@ -35,7 +35,7 @@ def _quiet_unless_verbose(command):
     @click.option("--verbose", "-v", is_flag=True, help="Also show third-party warnings, log messages and progress bars (a run keeps them in <run>/run.log either way).")
     @functools.wraps(command)
     def wrapper(*args, verbose: bool = False, **kwargs):
-        from harness.console import quiet_console
+        from harness.core.console import quiet_console
 
         with quiet_console(verbose):
             return command(*args, **kwargs)
@@ -72,14 +72,14 @@ def _debug(ctx: click.Context) -> bool:
 def _failure_paragraph(ctx: click.Context, exc: Exception) -> str:
     """One paragraph for an unexpected failure; the traceback goes to a file (the run folder's
     error.log when a run folder exists, else a log under the user cache)."""
-    from harness.config import StageFailure
+    from harness.core.config import StageFailure
     from harness.run_folder import write_error_log
 
     command = ctx.invoked_subcommand or "bench"
     cause = exc.__cause__ if isinstance(exc, StageFailure) and exc.__cause__ is not None else exc
     log = getattr(exc, "log_path", None) or getattr(cause, "log_path", None)
     if log is None:
-        from harness.models import user_cache
+        from harness.models.resolve import user_cache
 
         log = write_error_log(user_cache() / "logs" / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log", exc)
     where = f" in stage `{exc.stage}`" if isinstance(exc, StageFailure) else ""
@@ -156,9 +156,9 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
 
 def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
     """Seconds per stage (the control's stages prefixed), the metrics, and the headline last."""
-    from harness.console import RUN_LOG
     from harness.control import headline
-    from harness.io import read_json
+    from harness.core.console import RUN_LOG
+    from harness.core.io import read_json
 
     click.echo("\nstage                    status     seconds")
     total = 0.0
@@ -230,9 +230,9 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     Writes OUT/metrics.json (value, 95% CI, n, judge, weak_judge per metric), manifest.json and
     the suite's exports (alpaca_eval's and FastChat's formats). Cached: a rerun calls nothing.
     """
-    from harness.config import EMBEDDED_MODEL
+    from harness.core.config import EMBEDDED_MODEL
     from harness.eval_runner import run_suite
-    from harness.models import with_chat_template
+    from harness.models.resolve import with_chat_template
     from harness.suites.common import resolve_target, run_heldout
 
     flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
@@ -253,7 +253,7 @@ def _suite_config(config_path: str | None, flags: dict, tasks: list[str], judge_
     import yaml
     from pydantic import ValidationError
 
-    from harness.config import ConfigError, apply_overrides, format_validation_error
+    from harness.core.config import ConfigError, apply_overrides, format_validation_error
 
     data: dict = {}
     if config_path:
@@ -290,7 +290,7 @@ def _print_metrics(metrics: dict) -> None:
 @main.command()
 @click.argument("matrix_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="List the cells and, per cell, which shared stages it computes, finds cached or reuses.")
-# the names in harness.executors.EXECUTORS, written out: importing it here would load the engine for every command
+# the names in harness.matrix.executors.EXECUTORS, written out: importing it here would load the engine for every command
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="local: one cell after another in this process; ray: one Ray task per cell (both resumable).")
 @click.option("--address", default=None, help="ray: address of an existing Ray cluster (default: start a local one).")
 @click.option("--gpus-per-cell", default=0.0, show_default=True, type=float, help="ray: GPUs each cell requests.")
@@ -310,8 +310,8 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
       bench matrix experiments/smoke-matrix.yaml --dry-run
       bench matrix experiments/ablation.yaml
     """
-    from harness.executors import EXECUTORS
-    from harness.matrix import expand, load_matrix
+    from harness.matrix.executors import EXECUTORS
+    from harness.matrix.spec import expand, load_matrix
 
     spec = load_matrix(matrix_file)
     cells = expand(spec, Path(matrix_file), Path(runs_root), list(overrides))
@@ -334,7 +334,7 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
 
 def _check_matrix(cells: list[Cell], needs: tuple[str, str] | None, needed_for: str) -> None:
     """The executor's package, then every cell's inputs, before the first cell runs for an hour."""
-    from harness.matrix import is_done
+    from harness.matrix.spec import is_done
     from harness.preflight import check_experiment, require
 
     if needs:
@@ -345,7 +345,7 @@ def _check_matrix(cells: list[Cell], needs: tuple[str, str] | None, needed_for: 
 
 def _print_plan(name: str, cells: list[Cell]) -> None:
     """Per cell: done already, or which shared stages it computes, finds cached or reuses."""
-    from harness.matrix import plan
+    from harness.matrix.spec import plan
 
     rows = plan(cells)
     click.echo(f"matrix {name}: {len(cells)} cells")
@@ -358,8 +358,8 @@ def _print_plan(name: str, cells: list[Cell]) -> None:
 
 def _compare_finished(spec: MatrixSpec, cells: list[Cell], runs_root: Path) -> None:
     """The comparison report of the cells done so far (also after some failed: the rest still compare)."""
-    from harness.comparisons import Primary
-    from harness.matrix import is_done, parse_claim
+    from harness.analysis.comparisons import Primary
+    from harness.matrix.spec import is_done, parse_claim
     from reports.comparison import render_comparison
 
     finished = [c.out for c in cells if is_done(c)]
@@ -396,13 +396,13 @@ def power(runs, effect, alpha, power_, out_file) -> None:
     It prints the minimum detectable effect (MDE) of the verdict test the comparison report
     runs (t over matched seeds, noncentral; at the point estimate and at the upper bound of the
     run-shift term) and the units needed to detect --effect at 2, 3, 5 or 10 seeds ("never": run
-    shifts alone are too large; one seed gives no verdict at all). Model: harness/power.py.
+    shifts alone are too large; one seed gives no verdict at all). Model: harness/analysis/power.py.
     """
-    from harness.io import write_json
-    from harness.power import analyse, load_pilot
+    from harness.analysis.power import analyse, load_pilot
+    from harness.core.io import write_json
 
     rows = analyse(load_pilot([Path(r) for r in runs]), effect, alpha, power_)
-    click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}; the test: t over matched seeds (harness/stats.py seed_test)")
+    click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}; the test: t over matched seeds (harness/analysis/stats.py seed_test)")
     click.echo(f"{'budget':>6} {'metric':<24} {'design':<7} {'units':>5} {'tasks':>5} {'seeds':>5} {'sd run':>7} {'≤ (95%)':>7} "
                f"{'sd task':>7} {'sd p×s':>7} {'ICC':>5} {'sd noise':>8} {'MDE':>6} {'MDE≤':>6}  units needed at "
                + "/".join(map(str, rows[0]["units_needed"])) + " seeds")
@@ -461,11 +461,11 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
       for r in runs/testbed-curve/*-s0-*; do bench eval --model $r --suite ifbench --out runs/ifbench/$(basename $r); done
       bench eval --suite ifbench --out runs/ifbench/base
       bench confounds runs/testbed-curve --ood runs/ifbench
-    Model: harness/confounds.py.
+    Model: harness/analysis/confounds.py.
     """
-    from harness.confounds import confounds
-    from harness.io import write_json
-    from harness.matrix import parse_claim
+    from harness.analysis.confounds import confounds
+    from harness.core.io import write_json
+    from harness.matrix.spec import parse_claim
 
     folders = _run_folders(runs)
     try:
@@ -523,10 +523,10 @@ def diagnostics_cmd(runs, metric, out_file) -> None:
     property's correlation with the cell's gain, with a 95% interval, per budget and over all
     budgets. Reads the pool's stages from the cache the runs recorded (restore a shared pool
     with `bench cache import` first). Shuffled-label controls are left out. Model:
-    harness/diagnostics.py.
+    harness/analysis/diagnostics.py.
     """
-    from harness.diagnostics import PROPERTIES, diagnostics
-    from harness.io import write_json
+    from harness.analysis.diagnostics import PROPERTIES, diagnostics
+    from harness.core.io import write_json
 
     result = diagnostics(_run_folders(runs), metric)
     short = {"g_vendi": "G-Vendi", "prompt_vendi": "V prompt", "chosen_vendi": "V chosen", "chosen_score": "chosen",
@@ -569,7 +569,7 @@ def cache_export(run_dirs, out_file, stages) -> None:
     Give several runs to collect every view of the pool (a bpo run has the gradient features,
     an embedding_depth run the embeddings).
     """
-    from harness.bundle import SHARED_STAGES, export_bundle, stages_of_runs
+    from harness.core.bundle import SHARED_STAGES, export_bundle, stages_of_runs
     from harness.provenance import machine
 
     found = stages_of_runs([Path(r) for r in run_dirs], tuple(stages) or SHARED_STAGES)
@@ -585,7 +585,7 @@ def cache_export(run_dirs, out_file, stages) -> None:
 @click.option("--cache-dir", default="runs/cache", show_default=True, type=click.Path(file_okay=False), help="The cache to restore into.")
 def cache_import(bundle, cache_dir) -> None:
     """Restore a bundle's stages into a cache (same keys; stages already there are checked, never overwritten)."""
-    from harness.bundle import import_bundle, read_index
+    from harness.core.bundle import import_bundle, read_index
 
     index = read_index(Path(bundle))
     for stage, state in import_bundle(Path(bundle), Path(cache_dir)):
@@ -632,8 +632,8 @@ def report(run_dirs, out_file, baseline, claims, primary, primary_metric, primar
     """
     import yaml
 
-    from harness.comparisons import Primary
-    from harness.matrix import parse_claim
+    from harness.analysis.comparisons import Primary
+    from harness.matrix.spec import parse_claim
     from reports.comparison import render_comparison
     from reports.run_report import write_report
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import ExperimentConfig
-from harness.io import read_json, write_json
+from harness.core.config import ExperimentConfig
+from harness.core.io import read_json, write_json
 
 CONTROL = "control_shuffled"
 HEADLINE = ("ifeval_heldout", "paired_diff.prompt_strict_acc")

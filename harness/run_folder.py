@@ -15,11 +15,11 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from harness.cache import StageResult, run_stage
-from harness.config import ExperimentConfig
-from harness.errors import BenchError
-from harness.io import atomic_dir, atomic_path, write_json, write_text
-from harness.models import engine_key, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
+from harness.core.cache import StageResult, run_stage
+from harness.core.config import ExperimentConfig
+from harness.core.errors import BenchError
+from harness.core.io import atomic_dir, atomic_path, write_json, write_text
+from harness.models.resolve import engine_key, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
 from harness.provenance import git_dirty, git_sha, machine, versions
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.cache import stage_hash
-from harness.config import ExperimentConfig
-from harness.console import run_log
-from harness.io import content_hash, read_json
-from harness.records import CandidatePool
+from harness.core.cache import stage_hash
+from harness.core.config import ExperimentConfig
+from harness.core.console import run_log
+from harness.core.io import content_hash, read_json
+from harness.core.records import CandidatePool
 from harness.run_folder import Run
 from harness.stages import evaluate, outputs, pool, preference_pool, prompts, select, suites, train, views
 
@@ -26,7 +26,7 @@ def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
 
     check_experiment(config)
     if config.bundle:
-        from harness.bundle import restore_for
+        from harness.core.bundle import restore_for
 
         restore_for(Path(config.bundle), Path(config.cache_dir), shared_stage_hashes(config)["pool"])
     run = Run(config, out_dir)

@@ -1,4 +1,4 @@
-"""The comparison report over many runs: the statistics of harness/comparisons.py (leaderboard,
+"""The comparison report over many runs: the statistics of harness/analysis/comparisons.py (leaderboard,
 paired tests, claims) as HTML, Markdown, CSV and JSON, with plots.
 
 A report is a pure function of finished runs; a metric a run did not compute is shown as
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.comparisons import ONE_SEED, Comparison, Primary, RunSummary, cell_estimate, cells_of, claim_verdict, compare, count_tests, finite
-from harness.io import write_json, write_text
-from harness.power import PAIRED_METRICS
+from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, RunSummary, cell_estimate, cells_of, claim_verdict, compare, count_tests, finite
+from harness.analysis.power import PAIRED_METRICS
+from harness.core.io import write_json, write_text
 from reports.templates import format_p
 
 PLOTTED = ("prompt_strict_acc", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
@@ -43,7 +43,7 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
         n_tests = count_tests(tests)
         lines += ["", f"## Claims: {metric}", "",
                   f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p (the primary claim, marked ★, is adjusted only among its own rows). "
-                  "The verdict interval is over matched seeds (harness/stats.py seed_test; held-out prompts resampled by base task "
+                  "The verdict interval is over matched seeds (harness/analysis/stats.py seed_test; held-out prompts resampled by base task "
                   "within constraint type where the runs recorded both); the other interval holds these runs fixed.", "",
                   "| claim | budget | setting | difference | 95% CI, these runs | verdict 95% CI (seeds) | p | p (Holm) | per-seed differences | verdict |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

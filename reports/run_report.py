@@ -11,7 +11,7 @@ import yaml
 from markupsafe import Markup
 
 from harness.control import headline
-from harness.io import read_json, read_jsonl, write_text
+from harness.core.io import read_json, read_jsonl, write_text
 from reports.figures import depth_histogram, pool_distributions, prompt_map, suite_radar, training_curves
 from reports.templates import render
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import ConfigError, format_validation_error
+from harness.core.errors import ConfigError, format_validation_error
 from strategies.base import BudgetError, CandidatePool, Strategy
 from strategies.registry import UnknownStrategy, get_strategy, register, strategy_names
 

@@ -12,8 +12,8 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from harness.errors import BudgetError
-from harness.records import CandidatePool, Features, Selection
+from harness.core.errors import BudgetError
+from harness.core.records import CandidatePool, Features, Selection
 
 __all__ = ["BudgetError", "CandidatePool", "Features", "NoParams", "Strategy", "sample_without_replacement"]
 

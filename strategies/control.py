@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.records import Selection
+from harness.core.records import Selection
 from strategies.base import CandidatePool, Strategy
 from strategies.registry import UnknownStrategy, get_strategy, register
 

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records import Selection
+from harness.core.records import Selection
 from strategies.base import CandidatePool, Features, Strategy
 from strategies.breadth import compress_breadth, kmeans
 from strategies.depth import allocate_depth, softmax

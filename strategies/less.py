@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records import Selection
+from harness.core.records import Selection
 from strategies.base import BudgetError, CandidatePool, Strategy
 from strategies.dynamic import reserve_validation, unit
 from strategies.registry import register

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records import Selection
+from harness.core.records import Selection
 from strategies.base import CandidatePool, Strategy
 from strategies.registry import register
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.records import Selection
+from harness.core.records import Selection
 from strategies.base import CandidatePool, Strategy, sample_without_replacement
 from strategies.registry import register
 

@@ -1,4 +1,4 @@
-"""Strategies are registered by name in the project's one plugin registry (harness/registry.py).
+"""Strategies are registered by name in the project's one plugin registry (harness/core/registry.py).
 
 A strategy is one module of this package whose class carries `@register`; the registry imports
 every module here the first time a name is asked for, so nothing else lists them.
@@ -6,7 +6,7 @@ every module here the first time a name is asked for, so nothing else lists them
 
 from __future__ import annotations
 
-from harness.registry import STRATEGIES, UnknownName
+from harness.core.registry import STRATEGIES, UnknownName
 from strategies.base import Strategy
 
 UnknownStrategy = UnknownName

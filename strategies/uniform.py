@@ -13,7 +13,7 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records import Selection
+from harness.core.records import Selection
 from strategies.base import CandidatePool, Strategy, sample_without_replacement
 from strategies.breadth import compress_breadth
 from strategies.registry import register

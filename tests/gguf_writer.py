@@ -12,7 +12,7 @@ from typing import Any
 
 import gguf
 
-from harness.models import embedded_gguf
+from harness.models.resolve import embedded_gguf
 
 _TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
                    "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness.builtin_prompts import (
+from harness.constraints.checkers import check
+from harness.core.io import canonical_json
+from harness.data.builtin import (
     CONSTRAINT_TYPES,
     DEFAULT_CONSTRAINT_TYPES,
     FORBIDDEN_POOL,
@@ -25,8 +27,6 @@ from harness.builtin_prompts import (
     split_builtin_tasks,
     validate_constraint,
 )
-from harness.ifeval_offline import check
-from harness.io import canonical_json
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORIES = {
@@ -111,8 +111,8 @@ def test_held_out_set_is_every_task_times_type_once_and_grows_by_prefix() -> Non
     half = Counter(p.meta["instruction_id_list"][0] for p in full[: 3 * (n_tasks // 2)])
     assert max(half.values()) - min(half.values()) <= 2
     # the testbed's set (experiments/default.yaml: 11 types): exactly balanced at half and all of it
-    from harness.config import load_config
-    from harness.heldout_prompts import HeldoutSet
+    from harness.core.config import load_config
+    from harness.data.heldout import HeldoutSet
 
     config = load_config(Path(__file__).resolve().parents[1] / "experiments" / "default.yaml")
     testbed = HeldoutSet.of(config.evaluate, config.prompts)
@@ -322,7 +322,7 @@ def test_ifeval_registry_works_offline_in_a_fresh_process(tmp_path: Path) -> Non
         socket.socket.connect_ex = refuse
 
         import nltk
-        from harness.ifeval_offline import check, registry
+        from harness.constraints.checkers import check, registry
 
         assert "length_constraints:number_sentences" in registry()
         kwargs = {"num_sentences": 3, "relation": "less than"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.config import ConfigError, ExperimentConfig, load_config
+from harness.core.config import ConfigError, ExperimentConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "paper").glob("*.yaml")])
@@ -26,7 +26,7 @@ def test_shipped_accelerate_configs_are_accepted(path: Path) -> None:
     """accelerate itself parses each file, and a train config pointing at it validates."""
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from harness.config import ExperimentConfig
+    from harness.core.config import ExperimentConfig
 
     assert load_config_from_file(str(path)).distributed_type
     assert ExperimentConfig.model_validate({"train": {"accelerate_config": str(path)}}).train.accelerate_config == str(path)
@@ -37,7 +37,7 @@ def test_every_shipped_experiment_validates(path: Path) -> None:
     """Experiments validate as configs; matrices expand into cells whose configs all validate."""
     import yaml
 
-    from harness.matrix import expand, load_matrix
+    from harness.matrix.spec import expand, load_matrix
 
     if "axes" in (yaml.safe_load(path.read_text()) or {}):
         cells = expand(load_matrix(path), path)
@@ -49,8 +49,8 @@ def test_every_shipped_experiment_validates(path: Path) -> None:
 
 
 def test_matrix_zip_and_exclude(tmp_path: Path) -> None:
-    from harness.config import ConfigError
-    from harness.matrix import expand, load_matrix
+    from harness.core.config import ConfigError
+    from harness.matrix.spec import expand, load_matrix
 
     spec = tmp_path / "m.yaml"
     spec.write_text(
@@ -70,7 +70,7 @@ def test_matrix_zip_and_exclude(tmp_path: Path) -> None:
 
 
 def test_matrix_label_axis_names_zipped_cells_and_sets_nothing(tmp_path: Path) -> None:
-    from harness.matrix import expand, load_matrix
+    from harness.matrix.spec import expand, load_matrix
 
     spec = tmp_path / "m.yaml"
     spec.write_text(
@@ -86,7 +86,7 @@ def test_matrix_label_axis_names_zipped_cells_and_sets_nothing(tmp_path: Path) -
 
 def test_matrix_axis_written_first_varies_slowest_zipped_groups_included(tmp_path: Path) -> None:
     """Seed first: a matrix stopped part-way has run every strategy of the seeds it finished."""
-    from harness.matrix import expand, load_matrix
+    from harness.matrix.spec import expand, load_matrix
 
     spec = tmp_path / "m.yaml"
     spec.write_text(

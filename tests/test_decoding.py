@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from transformers.generation.logits_process import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from harness import decoding
-from harness.decoding import SHARED_PREFIX_MIN, _shared_prefix, decode, full_attention_only, greedy, sample_top_p
+from harness.generation import engine as decoding
+from harness.generation.engine import SHARED_PREFIX_MIN, _shared_prefix, decode, full_attention_only, greedy, sample_top_p
 
 
 def _reference(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
@@ -40,8 +40,8 @@ def test_partial_sort_top_p_samples_the_same_distribution_as_the_full_sort() -> 
 def test_decode_honours_the_generation_contract(tiny_model, monkeypatch) -> None:
     """Greedy decode equals model.generate's greedy tokens up to the first EOS, also when rows finish (and leave)
     early and when a batch repeats a prompt."""
-    from harness.generation import _eos_ids, chat_texts
-    from harness.models import load_model
+    from harness.generation.generate import _eos_ids, chat_texts
+    from harness.models.resolve import load_model
 
     loaded = load_model(str(tiny_model))
     # float64 weights, scores rounded to float32 as model.generate rounds them: the two paths' kernels (SDPA there,

@@ -333,10 +333,10 @@ def test_matrix_executors_record_a_failed_cell_by_one_policy(tmp_path: Path, cap
     worker runs the same `run_cell`, so a Ray matrix records the failure with the same fields."""
     import dataclasses
 
-    from harness.config import BenchError
-    from harness.executors import CellResult, failed, report, run_cell, run_local
-    from harness.io import write_json
-    from harness.matrix import expand, is_done, load_matrix
+    from harness.core.config import BenchError
+    from harness.core.io import write_json
+    from harness.matrix.executors import CellResult, failed, report, run_cell, run_local
+    from harness.matrix.spec import expand, is_done, load_matrix
     from harness.runner import run_experiment
 
     path = REPO / "experiments" / "smoke-matrix.yaml"
@@ -363,7 +363,7 @@ def test_matrix_executors_record_a_failed_cell_by_one_policy(tmp_path: Path, cap
 def test_matrix_executor_choices_are_the_executors() -> None:
     """`--executor` writes the names out (importing the executors would load the engine for every command)."""
     from harness.cli import matrix
-    from harness.executors import EXECUTORS
+    from harness.matrix.executors import EXECUTORS
 
     option = next(p for p in matrix.params if p.name == "executor")
     assert tuple(option.type.choices) == tuple(EXECUTORS)
@@ -371,8 +371,8 @@ def test_matrix_executor_choices_are_the_executors() -> None:
 
 @pytest.mark.slow
 def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(smoke_run, tmp_path: Path) -> None:
-    from harness.config import load_config
-    from harness.heldout_prompts import eval_prompts
+    from harness.core.config import load_config
+    from harness.data.heldout import eval_prompts
     from harness.runner import shared_stage_hashes
 
     out, _ = smoke_run

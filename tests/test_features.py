@@ -14,8 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.config import FeaturesConfig, TrainConfig
-from harness.features import (
+from harness.core.config import FeaturesConfig, TrainConfig
+from harness.core.records import Pair, Prompt, Response, pair_id, response_id
+from harness.training.dpo import lora_config
+from harness.training.gradients import (
     CountSketch,
     GaussianProjection,
     LoraGradients,
@@ -27,8 +29,6 @@ from harness.features import (
     normalise,
     tokenize_response,
 )
-from harness.records import Pair, Prompt, Response, pair_id, response_id
-from harness.trainer import lora_config
 
 BETA = 0.1
 # fp32: the algebra is checked to 1e-4; what bf16 changes is checked on its own (test_bf16_features_point_where_fp32_ones_do)
@@ -102,7 +102,7 @@ def test_tokenisation_matches_trl_dpo_trainer(tiny_model: Path, fresh, tmp_path:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from harness.trainer import preference_rows
+    from harness.training.dpo import preference_rows
 
     _, tokenizer = fresh
     prompts, responses, pairs = _pool()

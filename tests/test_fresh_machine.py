@@ -30,9 +30,9 @@ def test_every_stage_runs_on_a_gguf_model_of_another_architecture(tiny_qwen2, tm
     from datasets import load_dataset
     from trl import DPOConfig, DPOTrainer
 
-    from harness.config import TrainConfig
-    from harness.models import resolve_model
-    from harness.trainer import lora_config
+    from harness.core.config import TrainConfig
+    from harness.models.resolve import resolve_model
+    from harness.training.dpo import lora_config
 
     proc = bench(*_smoke(tmp_path, "--strategy", "bpo", "--set", f"model={tiny_qwen2['gguf']}", "--set", "prompts.n_train=32",
                          "--set", "pool.k=6", "--set", "pool.max_new_tokens=16", "--set", "evaluate.max_new_tokens=16"))
@@ -112,7 +112,7 @@ def test_an_unexpected_crash_is_one_paragraph_with_the_stage_and_a_traceback_fil
 
 def test_preflight_reads_each_suite_s_data_and_imports_its_back_end(tmp_path: Path) -> None:
     """An alpaca_eval file with a broken row fails in preflight, not after training (and mt_bench's questions too)."""
-    from harness.config import BenchError, SuiteConfig
+    from harness.core.config import BenchError, SuiteConfig
     from harness.preflight import check_suite
 
     broken = tmp_path / "instructions.jsonl"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import BenchError
-from harness.generation import generate, generate_with, to_generation
-from harness.models import load_model, load_tokenizer, resolve_backend
+from harness.core.config import BenchError
+from harness.generation.generate import generate, generate_with, to_generation
+from harness.models.resolve import load_model, load_tokenizer, resolve_backend
 
 REPO = Path(__file__).resolve().parents[1]
 VLLM_USABLE = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
@@ -58,8 +58,8 @@ def test_bench_run_with_an_unavailable_backend_stops_before_sampling(tmp_path: P
 
 def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> None:
     """bf16 and fp32 samples differ, so a pool, an evaluation or a suite generated in one is never served for the other."""
-    from harness.config import ExperimentConfig
-    from harness.models import engine_key, resolve_dtype
+    from harness.core.config import ExperimentConfig
+    from harness.models.resolve import engine_key, resolve_dtype
     from harness.stages import evaluate, pool, preference_pool
     from harness.suites.base import EvalTarget
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from fault_judge import FaultJudge, rating_for
 
-from harness.config import JudgeConfig, SuiteConfig
+from harness.core.config import JudgeConfig, SuiteConfig
+from harness.core.records import Prompt
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import LLMJudge
-from harness.records import Prompt
 
 REPO = Path(__file__).resolve().parents[1]
 MT_BENCH = REPO.parent / "shared" / "data" / "mt_bench"

@@ -23,11 +23,11 @@ from typing import NamedTuple
 
 import pytest
 
-from harness.config import EMBEDDED_MODEL, BenchError, JudgeConfig
+from harness.core.config import EMBEDDED_MODEL, BenchError, JudgeConfig
+from harness.core.records import Prompt
 from harness.judges.base import Judgment
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import LLMJudge
-from harness.records import Prompt
 
 REPO = Path(__file__).resolve().parents[1]
 MT_BENCH = REPO.parent / "shared" / "data" / "mt_bench" / "question.jsonl"
@@ -92,7 +92,7 @@ def server(tmp_path_factory) -> Served:
     if missing or cli is None:
         what = ", ".join(missing) + " not importable" if missing else "the `transformers` CLI is not on PATH"
         pytest.skip(f'transformers serve needs FastAPI and Uvicorn ({what}); install them with pip install "transformers[serving]"')
-    from harness.models import resolve_model
+    from harness.models.resolve import resolve_model
 
     model = str(resolve_model(EMBEDDED_MODEL))
     port = _free_port()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import BenchError, SuiteConfig
-from harness.heldout_prompts import HeldoutSet
-from harness.io import read_json, read_jsonl
+from harness.core.config import BenchError, SuiteConfig
+from harness.core.io import read_json, read_jsonl
+from harness.data.heldout import HeldoutSet
 from harness.suites import SuiteContext
 from harness.suites.base import EvalTarget, get_suite
 from harness.suites.lm_eval_suite import STAGE, evaluate_lm_eval

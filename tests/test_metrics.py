@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.builtin_prompts import build_builtin_prompts
-from harness.config import EvaluateConfig
-from harness.evaluate import compute_metrics
+from harness.analysis.power import run_outcomes
+from harness.constraints.metrics import instruction_share, prompt_pass, unit_outcomes
+from harness.core.config import EvaluateConfig
+from harness.data.builtin import build_builtin_prompts
+from harness.evaluation.heldout import compute_metrics
 from harness.judges import get_judge
-from harness.metrics import instruction_share, prompt_pass, unit_outcomes
-from harness.power import run_outcomes
 from harness.stages.outputs import write_eval_outputs
 from harness.suites.instruction_following import judged_row, suite_metrics
 

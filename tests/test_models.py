@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.config import EMBEDDED_MODEL, BenchError, load_config
-from harness.models import (
+from harness.core.config import EMBEDDED_MODEL, BenchError, load_config
+from harness.models.resolve import (
     attention_projections,
     has_chat_template,
     model_fingerprint,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.config import GenerationConfig, JudgeConfig, PoolConfig, SelectConfig, SuiteConfig, load_config
-from harness.errors import BenchError, ConfigError
-from harness.registry import JUDGES, STRATEGIES, SUITES, Registry
+from harness.core.config import GenerationConfig, JudgeConfig, PoolConfig, SelectConfig, SuiteConfig, load_config
+from harness.core.errors import BenchError, ConfigError
+from harness.core.registry import JUDGES, STRATEGIES, SUITES, Registry
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def add_plugin(tmp_path: Path, monkeypatch):
 
 
 STRATEGY = '''
-    from harness.records import Selection
+    from harness.core.records import Selection
     from strategies.base import Strategy
     from strategies.registry import register
 
@@ -62,7 +62,7 @@ STRATEGY = '''
 def test_a_strategy_is_one_new_file(add_plugin) -> None:
     from test_strategies import POOLS
 
-    from harness.selection import run_strategy
+    from harness.stages.select import run_strategy
 
     add_plugin(STRATEGIES, "first_pairs", STRATEGY)
     config = load_config(None, ["select.strategy=first_pairs", "select.budget=5"])
@@ -141,10 +141,10 @@ JUDGE = '''
 
 
 def test_a_judge_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -> None:
-    from harness.builtin_prompts import build_builtin_prompts
-    from harness.io import read_jsonl
-    from harness.pool import build_pool, read_pool
+    from harness.core.io import read_jsonl
+    from harness.data.builtin import build_builtin_prompts
     from harness.preflight import check_judge
+    from harness.stages.candidates import build_pool, read_pool
 
     add_plugin(JUDGES, "length", JUDGE)
     cfg = JudgeConfig(type="length")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness.analysis.power import analyse, load_pilot, mde, units_needed
 from harness.cli import main
-from harness.config import BenchError
-from harness.power import analyse, load_pilot, mde, units_needed
+from harness.core.config import BenchError
 
 
 def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict[str, float], rng_seed: int = 0,

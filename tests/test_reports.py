@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, load_runs, paired_tests
-from harness.config import BenchError, ConfigError
-from harness.matrix import load_matrix, parse_claim
-from harness.stats import seed_test
+from harness.analysis.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, load_runs, paired_tests
+from harness.analysis.stats import seed_test
+from harness.core.config import BenchError, ConfigError
+from harness.matrix.spec import load_matrix, parse_claim
 from reports.comparison import render_comparison
 
 
@@ -327,7 +327,7 @@ def test_the_comparison_fits_a_1280_px_window_in_a_real_browser(tmp_path: Path) 
 
 def test_machine_time_counts_a_shared_stage_once(tmp_path: Path) -> None:
     """Two runs on one cached pool: the pool's compute time counts once, each run's own training counts."""
-    from harness.comparisons import compute_spent
+    from harness.analysis.comparisons import compute_spent
 
     runs = []
     for seed in range(2):

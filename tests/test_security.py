@@ -44,7 +44,7 @@ def test_no_code_execution_or_unpickling_of_data(path: Path) -> None:
 
 
 def test_remote_code_is_off_unless_the_user_opts_in(monkeypatch) -> None:
-    from harness.models import trust_remote_code
+    from harness.models.resolve import trust_remote_code
 
     monkeypatch.delenv("BENCH_TRUST_REMOTE_CODE", raising=False)
     assert trust_remote_code() is False
@@ -55,7 +55,7 @@ def test_remote_code_is_off_unless_the_user_opts_in(monkeypatch) -> None:
 
 
 def test_file_names_from_untrusted_text_stay_in_their_folder() -> None:
-    from harness.io import safe_filename
+    from harness.core.io import safe_filename
 
     for text in ("../../etc/passwd", "/abs/path", "a/../../b", "..", "", "meta-llama/Llama-3.1-8B", "x" * 500, "con\0trol"):
         name = safe_filename(text)
@@ -66,7 +66,7 @@ def test_a_hostile_model_name_cannot_write_outside_the_output_folder(tiny_model:
     mt_bench = REPO.parent / "shared" / "data" / "mt_bench"
     if not (mt_bench / "question.jsonl").is_file():
         pytest.skip("shared MT-Bench data not present")
-    from harness.config import JudgeConfig, SuiteConfig
+    from harness.core.config import JudgeConfig, SuiteConfig
     from harness.eval_runner import run_suite
     from harness.suites import EvalTarget
 

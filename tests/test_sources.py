@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.sources import LoadedSource, SourceError, load_source
+from harness.data.sources import LoadedSource, SourceError, load_source
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HH = DATA / "hh_rlhf" / "harmless-base-test.jsonl.gz"

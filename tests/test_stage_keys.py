@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from harness.cache import stage_hash
-from harness.config import ExperimentConfig, SuiteConfig, apply_overrides
-from harness.heldout_prompts import HeldoutSet
+from harness.core.cache import stage_hash
+from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
+from harness.data.heldout import HeldoutSet
 from harness.runner import shared_stage_hashes
 from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suites, train
 from harness.suites import EvalTarget, SuiteContext
@@ -95,7 +95,7 @@ def test_suite_key(field: str, value: int) -> None:
 
 def test_report_settings_are_no_setting_of_a_cell() -> None:
     """Runs that differ only in what the report shows repeat one setting (one cell of a comparison)."""
-    from harness.grouping import cell_key, setting
+    from harness.analysis.grouping import cell_key, setting
 
     shown = [setting(config(f"report.n_examples={n}").model_dump(mode="json"), "uniform", 16) for n in (2, 6)]
     assert cell_key(shown[0]) == cell_key(shown[1])

@@ -10,14 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.builtin_prompts import build_builtin_prompts
-from harness.config import EvaluateConfig, GenerationConfig, PoolConfig, PromptsConfig, TrainConfig
-from harness.evaluate import compute_metrics
-from harness.generation import generate
-from harness.io import read_jsonl
-from harness.models import load_model
-from harness.pool import build_pool, read_pool
-from harness.trainer import train_dpo
+from harness.core.config import EvaluateConfig, GenerationConfig, PoolConfig, PromptsConfig, TrainConfig
+from harness.core.io import read_jsonl
+from harness.data.builtin import build_builtin_prompts
+from harness.evaluation.heldout import compute_metrics
+from harness.generation.generate import generate
+from harness.models.resolve import load_model
+from harness.stages.candidates import build_pool, read_pool
+from harness.training.dpo import train_dpo
 
 
 def test_generation_is_seeded_batched_and_flags_truncation(tiny_model: Path) -> None:
@@ -103,7 +103,7 @@ def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: 
 
 
 def test_accelerate_launch_failure_is_one_clear_error(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.config import BenchError
+    from harness.core.config import BenchError
 
     config = Path(__file__).resolve().parents[1] / "experiments" / "accelerate" / "ddp_cpu.yaml"
     cfg = TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1)
@@ -145,8 +145,8 @@ def test_sampled_reward_is_averaged_per_prompt_and_paired() -> None:
 
 
 def test_sampled_evaluation_draws_seeded_samples_per_prompt(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.evaluate import evaluate_target, read_outputs
-    from harness.heldout_prompts import HeldoutSet
+    from harness.data.heldout import HeldoutSet
+    from harness.evaluation.heldout import evaluate_target, read_outputs
     from harness.suites import EvalTarget, SuiteContext
 
     cfg = EvaluateConfig(n_prompts=3, max_new_tokens=8, batch_size=8, samples=2)
@@ -176,7 +176,7 @@ def nan_model(tiny_model: Path, tmp_path_factory) -> Path:
 
 
 def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, tmp_path: Path) -> None:
-    from harness.config import BenchError
+    from harness.core.config import BenchError
 
     cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
     with pytest.raises(BenchError, match=r"train: NaN or infinite gradient at step 1 .*no adapter saved.*nonfinite=skip_step"):
@@ -190,9 +190,9 @@ def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, t
 
 
 def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model: Path, tmp_path: Path) -> None:
-    from harness.config import BenchError, FeaturesConfig
-    from harness.features import compute_gradient_features
-    from harness.records import Pair, Response, pair_id, response_id
+    from harness.core.config import BenchError, FeaturesConfig
+    from harness.core.records import Pair, Response, pair_id, response_id
+    from harness.training.gradients import compute_gradient_features
 
     prompts, _ = build_builtin_prompts(seed=0, n_train=2)
     responses, pairs = {}, []
@@ -208,8 +208,8 @@ def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model:
 
 
 def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.preference_eval import preference_accuracy, reference_logps, reserve_heldout
-    from harness.records import Pair, Prompt, Response, pair_id, response_id
+    from harness.core.records import Pair, Prompt, Response, pair_id, response_id
+    from harness.evaluation.preference import preference_accuracy, reference_logps, reserve_heldout
     from strategies.base import CandidatePool
 
     prompts, responses, pairs = {}, {}, []
@@ -241,8 +241,8 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
 
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present")
 def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> None:
-    from harness.config import PreferenceConfig, PromptsConfig
-    from harness.preference_eval import heldout_from_source
+    from harness.core.config import PreferenceConfig, PromptsConfig
+    from harness.evaluation.preference import heldout_from_source
     from harness.stages.prompts import load_training_prompts
 
     source = str(Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf/harmless-base-test.jsonl.gz")
@@ -261,7 +261,7 @@ def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> 
 
 def test_pool_tops_up_prompts_whose_samples_all_tie(tiny_model: Path, tmp_path: Path) -> None:
     """The random tiny model fails every constraint: every prompt ties, so each is sampled up to k_max."""
-    from harness.pool import build_pool, read_pool
+    from harness.stages.candidates import build_pool, read_pool
 
     prompts, _ = build_builtin_prompts(seed=0, n_train=3, n_eval=0)
     cfg = PoolConfig(k=2, k_max=5, max_new_tokens=8, batch_size=8, drop_truncated=False)
@@ -309,7 +309,7 @@ def test_completion_only_scoring_and_bf16_keep_the_fp32_loss_curve(tiny_model: P
 def test_cached_reference_logps_give_trl_s_loss_and_are_computed_once(tiny_model: Path, tmp_path: Path) -> None:
     """Reference log-probs read from the per-response store give the loss TRL computes with a reference forward
     pass in every step (same batches), and a second run on the same responses computes none of them."""
-    from harness.reference_logps import ReferenceStore, with_reference_logps
+    from harness.training.reference_logps import ReferenceStore, with_reference_logps
 
     rows = _rows(8)
     cfg = TrainConfig(learning_rate=1e-2, max_length=64, batch_size=2, precision="float32", batching="random")
@@ -334,7 +334,7 @@ def test_length_grouped_batches_pad_less_and_keep_every_pair(tiny_model: Path) -
     from trl import DPOConfig
 
     from harness import trainer
-    from harness.models import load_tokenizer
+    from harness.models.resolve import load_tokenizer
 
     rows = [{**r, "chosen": [{"role": "assistant", "content": "yes " * (1 + (7 * i) % 23)}]} for i, r in enumerate(_rows(24))]
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=_torch.float32)

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from harness.config import BenchError, SelectConfig
-from harness.pairs import build_pairs
-from harness.records import Prompt, Response, response_id
-from harness.selection import run_strategy, shared_diagnostics
+from harness.core.config import BenchError, SelectConfig
+from harness.core.records import Prompt, Response, response_id
+from harness.data.pairs import build_pairs
+from harness.stages.select import run_strategy, shared_diagnostics
 from strategies import BudgetError, CandidatePool, UnknownStrategy, get_strategy, register, strategy_names
 from strategies.base import Features, Strategy
 from strategies.depth import allocate_depth, gini
@@ -134,7 +134,7 @@ def test_pairs_respect_margin_pairing_and_truncation() -> None:
 
 
 def test_length_matched_pairing_keeps_only_pairs_of_similar_length() -> None:
-    from harness.pairs import relative_length_gap
+    from harness.data.pairs import relative_length_gap
 
     p = Prompt.make([{"role": "user", "content": "x"}], "test")
     texts = ["one two three four five six seven eight nine ten", "one two three four five six seven eight nine", "one two", "a b c d e"]
@@ -243,7 +243,7 @@ def test_gradient_coverage_is_reported_only_where_features_exist() -> None:
 
 @pytest.mark.parametrize("reference", ["uniform", "random", "margin"])
 def test_control_shuffled_uses_the_reference_pairs_and_flips_about_half(reference: str) -> None:
-    from harness.selection import training_pairs
+    from harness.stages.select import training_pairs
 
     pool = POOLS[1]
     ref = run_strategy(pool, SelectConfig(strategy=reference, budget=12), seed=5)

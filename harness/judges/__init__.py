@@ -5,10 +5,10 @@ A judge type is one module of this package with a `@register_judge` class; the r
 
 from __future__ import annotations
 
-from harness.config import JudgeConfig
+from harness.core.config import JudgeConfig
+from harness.core.registry import JUDGES
 from harness.judges.base import Judge, Judgment, register_judge
 from harness.judges.verifiable import VerifiableJudge
-from harness.registry import JUDGES
 
 
 def get_judge(spec: str | JudgeConfig) -> Judge:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.config import JudgeConfig
-from harness.io import content_hash
-from harness.records import Prompt
-from harness.registry import JUDGES, and_list
+from harness.core.config import JudgeConfig
+from harness.core.io import content_hash
+from harness.core.records import Prompt
+from harness.core.registry import JUDGES, and_list
 
 
 @dataclass

@@ -12,9 +12,9 @@ import json
 import os
 from pathlib import Path
 
-from harness.io import content_hash
+from harness.core.io import content_hash
+from harness.core.records import Prompt
 from harness.judges.base import Judge, Judgment
-from harness.records import Prompt
 
 
 def _key(judge: Judge, kind: str, prompt: Prompt, responses: tuple[str, ...]) -> str:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 
-from harness.config import JudgeConfig
+from harness.core.config import JudgeConfig
+from harness.core.records import Prompt
 from harness.judges.base import JUDGE_FIELDS, Judge, Judgment, register_judge
 from harness.judges.llm_backends import OpenAIBackend, TransformersBackend
 from harness.judges.llm_prompts import load_judge_prompts, render_pair, render_single
-from harness.records import Prompt
 
 _RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
 _RATING_BACKUP = re.compile(r"\[(\d+(?:\.\d+)?)\]")
@@ -67,7 +67,7 @@ class LLMJudge(Judge):
     def preflight(cls, cfg: JudgeConfig, field: str) -> None:
         """An endpoint is connected to (and its key variable read); a local judge model is looked at,
         with its chat template (a local LLM judge is prompted with chat messages)."""
-        from harness.config import EMBEDDED_MODEL
+        from harness.core.config import EMBEDDED_MODEL
         from harness.preflight import check_chat_template, check_endpoint, check_model
 
         if cfg.backend == "openai":
@@ -81,7 +81,7 @@ class LLMJudge(Judge):
         super().__init__(config or JudgeConfig(type="llm"))
         self.prompts = load_judge_prompts(self.config.judge_prompts)
         self._backend: TransformersBackend | OpenAIBackend | None = None
-        from harness.config import EMBEDDED_MODEL
+        from harness.core.config import EMBEDDED_MODEL
 
         model = self.config.model or EMBEDDED_MODEL
         where = f"{self.config.base_url}" if self.config.backend == "openai" else "local transformers"
@@ -100,7 +100,7 @@ class LLMJudge(Judge):
         if self.config.mode == "auto":
             return self.config.backend == "transformers"
         if self.config.mode == "logprobs" and self.config.backend != "transformers":
-            from harness.config import BenchError
+            from harness.core.config import BenchError
 
             raise BenchError("judge.mode: logprobs needs a local transformers judge; use mode: generate for endpoints.")
         return self.config.mode == "logprobs"

@@ -19,22 +19,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm.auto import tqdm
 
-from harness.config import BenchError, JudgeConfig
+from harness.core.config import BenchError, JudgeConfig
 
 Completion = str | Exception
 
 
 class TransformersBackend:
     def __init__(self, config: JudgeConfig):
-        from harness.config import EMBEDDED_MODEL
-        from harness.models import load_model
+        from harness.core.config import EMBEDDED_MODEL
+        from harness.models.resolve import load_model
 
         self.config = config
         self.loaded = load_model(config.model or EMBEDDED_MODEL)
         self.n_params = sum(p.numel() for p in self.loaded.model.parameters())
 
     def complete(self, conversations: list[list[dict[str, str]]], desc: str) -> list[Completion]:
-        from harness.generation import chat_texts, generate
+        from harness.generation.generate import chat_texts, generate
 
         tokenizer = self.loaded.tokenizer
         lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in chat_texts(tokenizer, conversations)]
@@ -67,7 +67,7 @@ class TransformersBackend:
         """
         import torch
 
-        from harness.generation import chat_texts
+        from harness.generation.generate import chat_texts
 
         with torch.inference_mode():
             return self._next_token_probs(conversations, prefill, choices, desc, torch, chat_texts)

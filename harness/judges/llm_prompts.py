@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ when it has one, so the model sees the format it was trained on.
 
 from __future__ import annotations
 
-from harness.config import BenchError, JudgeConfig
+from harness.core.config import BenchError, JudgeConfig
+from harness.core.records import Prompt
 from harness.judges.base import Judge, Judgment, register_judge
-from harness.records import Prompt
 
 
 @register_judge
@@ -41,7 +41,7 @@ class RewardModelJudge(Judge):
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-            from harness.models import device, resolve_model, trust_remote_code
+            from harness.models.resolve import device, resolve_model, trust_remote_code
 
             source = resolve_model(self.config.model)  # type: ignore[arg-type]
             try:

@@ -7,10 +7,10 @@ the answer is any good: reports label it as such. Prompts say which checkers app
 
 from __future__ import annotations
 
-from harness.errors import BenchError
-from harness.ifeval_offline import check, ifbench_unscorable_reason
+from harness.constraints.checkers import check, ifbench_unscorable_reason
+from harness.core.errors import BenchError
+from harness.core.records import Prompt
 from harness.judges.base import Judge, Judgment, register_judge
-from harness.records import Prompt
 
 
 @register_judge

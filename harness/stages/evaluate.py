@@ -1,6 +1,6 @@
-"""The `evaluate_base`, `preference_reference` and `evaluate` stages (engines: harness/evaluate.py,
+"""The `evaluate_base`, `preference_reference` and `evaluate` stages (engines: harness/evaluation/heldout.py,
 which runs the registered `ifeval` suite on the run's held-out prompts, and
-harness/preference_eval.py), and the metrics computed from their outputs.
+harness/evaluation/preference.py), and the metrics computed from their outputs.
 
 `evaluate_base` is keyed by the model, the greedy-evaluation settings of the evaluate section,
 the built-in set, the engine and the evaluation path (the suite it runs): every strategy and seed
@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import evaluate as engine
-from harness import preference_eval
-from harness.cache import StageResult
-from harness.config import ExperimentConfig
-from harness.heldout_prompts import HeldoutSet
-from harness.io import read_json, read_jsonl
+from harness.core.cache import StageResult
+from harness.core.config import ExperimentConfig
+from harness.core.io import read_json, read_jsonl
+from harness.data.heldout import HeldoutSet
+from harness.evaluation import heldout as engine
+from harness.evaluation import preference as preference_eval
 from harness.stages.preference_pool import Heldout
 from harness.stages.shared import builtin_set, generation_engine, model_key
 from harness.suites import EvalTarget, SuiteContext

@@ -1,5 +1,5 @@
 """The `features` stage and pool view "gradients": per-pair and per-prompt gradient features
-(engine: harness/features.py).
+(engine: harness/training/gradients.py).
 
 Keyed by the pool stage, the model, the resolved train section (the LoRA the gradients are taken
 through), the features section and the pool seed.
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import features as engine
-from harness.config import ExperimentConfig, TrainConfig
-from harness.io import read_json
-from harness.records import CandidatePool, Features
-from harness.registry import POOL_VIEWS
+from harness.core.config import ExperimentConfig, TrainConfig
+from harness.core.io import read_json
+from harness.core.records import CandidatePool, Features
+from harness.core.registry import POOL_VIEWS
 from harness.stages.shared import model_key
 from harness.stages.views import PoolView, ViewResult
+from harness.training import gradients as engine
 
 NAME = "features"
 

@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from harness import evaluate
-from harness.cache import StageResult
-from harness.io import read_jsonl, write_json, write_jsonl
-from harness.records import CandidatePool, Pair, from_row
-from harness.trainer import preference_rows
+from harness.core.cache import StageResult
+from harness.core.io import read_jsonl, write_json, write_jsonl
+from harness.core.records import CandidatePool, Pair, from_row
+from harness.evaluation import heldout as evaluate
+from harness.training.dpo import preference_rows
 
 
 def publish(run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool) -> None:

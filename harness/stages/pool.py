@@ -1,4 +1,4 @@
-"""The `pool` stage: K samples per training prompt, judged, paired (engine: harness/pool.py).
+"""The `pool` stage: K samples per training prompt, judged, paired (engine: harness/stages/candidates.py).
 
 Keyed by the prompts stage, the model, the pool section (not the judge's transport settings) and
 the generation engine, with the pool seed: one pool serves every strategy of a matrix.
@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import pool as engine
-from harness.cache import StageResult
-from harness.config import BenchError, ExperimentConfig, JudgeConfig, PoolConfig
-from harness.records import CandidatePool, Prompt
+from harness.core.cache import StageResult
+from harness.core.config import BenchError, ExperimentConfig, JudgeConfig, PoolConfig
+from harness.core.records import CandidatePool, Prompt
+from harness.stages import candidates as engine
 from harness.stages.shared import generation_engine, model_key
 
 NAME = "pool"

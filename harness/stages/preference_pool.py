@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import pool as pool_engine
-from harness import preference_eval
-from harness.cache import StageResult
-from harness.config import ExperimentConfig, PoolConfig
-from harness.heldout_prompts import eval_prompts
-from harness.io import content_hash
-from harness.records import CandidatePool, Pair
+from harness.core.cache import StageResult
+from harness.core.config import ExperimentConfig, PoolConfig
+from harness.core.io import content_hash
+from harness.core.records import CandidatePool, Pair
+from harness.data.heldout import eval_prompts
+from harness.evaluation import preference as preference_eval
+from harness.stages import candidates as pool_engine
 from harness.stages.pool import pool_key
 from harness.stages.shared import generation_engine, model_key
 

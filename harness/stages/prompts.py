@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.cache import StageResult
-from harness.config import BenchError, ExperimentConfig, PromptsConfig
-from harness.io import read_jsonl, write_jsonl
-from harness.records import Prompt, from_row, to_row
+from harness.core.cache import StageResult
+from harness.core.config import BenchError, ExperimentConfig, PromptsConfig
+from harness.core.io import read_jsonl, write_jsonl
+from harness.core.records import Prompt, from_row, to_row
 
 NAME = "prompts"
 
@@ -28,7 +28,7 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
     so that the run's report can say how much of the data was used.
     """
     if cfg.source == "builtin":
-        from harness.builtin_prompts import build_builtin_prompts
+        from harness.data.builtin import build_builtin_prompts
 
         try:
             train, _ = build_builtin_prompts(
@@ -38,7 +38,7 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
         except ValueError as exc:
             raise BenchError(f"prompts: {exc}") from None
         return train, [], {"skipped": {}, "merged": {}}
-    from harness.sources import SourceError, load_source
+    from harness.data.sources import SourceError, load_source
 
     try:
         loaded = load_source(cfg.source, format=cfg.format, split=cfg.split, data_dir=cfg.data_dir, limit=cfg.n_train)

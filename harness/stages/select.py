@@ -1,4 +1,5 @@
-"""The `select` stage: the strategy under test picks `budget` pairs (engine: harness/selection.py).
+"""The `select` stage: the strategy under test picks `budget` pairs; the harness checks its output and adds
+the diagnostics every strategy shares (breadth, depth, lengths, gradient coverage).
 
 Keyed by the pool stage, the views' stage hashes, the select section, the run seed and the
 held-out pairs (none of which a strategy may pick). Publishes selection.json.
@@ -6,14 +7,20 @@ held-out pairs (none of which a strategy may pick). Publishes selection.json.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness import selection, trainer
-from harness.cache import StageResult
-from harness.config import ExperimentConfig
-from harness.io import write_json, write_jsonl
-from harness.records import CandidatePool, to_row
+import numpy as np
+
+from harness.core.cache import StageResult
+from harness.core.config import BenchError, ExperimentConfig, SelectConfig
+from harness.core.io import write_json, write_jsonl
+from harness.core.records import CandidatePool, Pair, Selection, to_row
+from harness.training import dpo as trainer
+from strategies import BudgetError, get_strategy
+from strategies.depth import gini
 
 NAME = "select"
 
@@ -26,11 +33,11 @@ def run(run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str, dic
     config = run.config
 
     def compute(out: Path) -> dict:
-        chosen = selection.run_strategy(candidate_pool, config.select, config.seed)
+        chosen = run_strategy(candidate_pool, config.select, config.seed)
         # timings go to the stage summary, not selection.json: a selection must be byte-identical across reruns
         seconds = {**views["seconds"], "clustering": chosen.diagnostics.pop("seconds_clustering", None)}
         write_json(out / "selection.json", to_row(chosen))
-        pairs = selection.training_pairs(chosen, candidate_pool)
+        pairs = training_pairs(chosen, candidate_pool)
         write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs))
         write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
         return {"breadth": chosen.diagnostics["breadth"], "seconds_by_part": seconds}
@@ -42,4 +49,113 @@ def run(run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str, dic
 
 def check_budget(selectable: CandidatePool, config: ExperimentConfig) -> None:
     """Refuse a budget the strategy cannot draw from the selectable pairs, before the run folder exists."""
-    selection.check_budget(selectable, config.select)
+    check_strategy_budget(selectable, config.select)
+
+
+def check_strategy_budget(pool: CandidatePool, cfg: SelectConfig) -> None:
+    """Refuse a budget larger than the strategy can draw from `pool`."""
+    strategy = get_strategy(cfg.strategy)
+    params = strategy.Params.model_validate(cfg.params)
+    most = strategy.max_budget(pool, params)
+    if cfg.budget > most:
+        raise BenchError(
+            f"select.budget = {cfg.budget} pairs, but strategy {cfg.strategy!r} can draw at most {most} from this pool "
+            f"({len(pool.pairs)} candidate pairs over {len(pool.pairs_by_prompt)} prompts with at least one pair). "
+            "Lower --budget, or grow the pool (prompts.n_train, pool.k) with --set."
+        )
+
+
+def run_strategy(pool: CandidatePool, cfg: SelectConfig, seed: int) -> Selection:
+    strategy = get_strategy(cfg.strategy)
+    params = strategy.Params.model_validate(cfg.params)
+    check_strategy_budget(pool, cfg)
+    try:
+        selection = strategy.select(pool, cfg.budget, np.random.default_rng(seed), params)
+    except BudgetError as exc:
+        raise BenchError(f"strategy {cfg.strategy!r}: {exc}. Lower --budget or grow the pool.") from None
+    _check(selection, pool, cfg.budget)
+    selection.diagnostics = {**shared_diagnostics(selection, pool), **selection.diagnostics}
+    return selection
+
+
+def training_pairs(selection: Selection, pool: CandidatePool) -> list[Pair]:
+    """The selected pairs as DPO will see them: flipped ones with chosen and rejected swapped."""
+    flipped = set(selection.flipped)
+    out = []
+    for pair_id in selection.pair_ids:
+        pair = pool.pair_by_id[pair_id]
+        if pair_id in flipped:
+            margin = -pair.margin if pair.margin is not None else None
+            pair = dataclasses.replace(pair, chosen_id=pair.rejected_id, rejected_id=pair.chosen_id, margin=margin)
+        out.append(pair)
+    return out
+
+
+def _check(selection: Selection, pool: CandidatePool, budget: int) -> None:
+    """A strategy that breaks the contract is a bug in that strategy: fail loudly."""
+    ids = selection.pair_ids
+    if len(ids) != budget:
+        raise AssertionError(f"strategy {selection.strategy} returned {len(ids)} pairs for budget {budget}")
+    if len(set(ids)) != len(ids):
+        raise AssertionError(f"strategy {selection.strategy} returned duplicate pairs")
+    missing = [i for i in ids if i not in pool.pair_by_id]
+    if missing:
+        raise AssertionError(f"strategy {selection.strategy} returned pairs not in the pool: {missing[:3]}")
+    if not set(selection.flipped) <= set(ids):
+        raise AssertionError(f"strategy {selection.strategy} flipped pairs it did not select")
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def shared_diagnostics(selection: Selection, pool: CandidatePool) -> dict:
+    """Breadth, depth and length statistics, computed the same way for every strategy.
+
+    The chosen/rejected length gap is reported because DPO learns length first: a selection
+    whose chosen answers are much shorter teaches brevity, whatever the constraints say.
+    """
+    pairs = training_pairs(selection, pool)
+    depth = Counter(p.prompt_id for p in pairs)
+    chosen_words = [_words(pool.responses[p.chosen_id].text) for p in pairs]
+    rejected_words = [_words(pool.responses[p.rejected_id].text) for p in pairs]
+    margins = [p.margin for p in pairs if p.margin is not None]
+    return {
+        "breadth": len(depth),
+        "depth": dict(sorted(depth.items())),
+        "depth_histogram": {str(k): v for k, v in sorted(Counter(depth.values()).items())},
+        "depth_gini": gini(list(depth.values())),
+        "n_pairs": len(pairs),
+        "n_flipped": len(selection.flipped),
+        "mean_margin": float(np.mean(margins)) if margins else None,
+        "chosen_words_mean": float(np.mean(chosen_words)) if pairs else None,
+        "rejected_words_mean": float(np.mean(rejected_words)) if pairs else None,
+        "length_gap_words": float(np.mean(chosen_words) - np.mean(rejected_words)) if pairs else None,
+        "pool_prompts_with_pairs": len(pool.pairs_by_prompt),
+        "pool_pairs": len(pool.pairs),
+        **gradient_coverage(depth, pool),
+    }
+
+
+def gradient_coverage(depth: Counter, pool: CandidatePool) -> dict:
+    """How many of the pool's gradient clusters the selection touches, and its pairs per cluster.
+
+    The pool's prompts (with pairs) are k-means clustered by gradient feature into ⌈√n⌉
+    clusters with a fixed seed, so the figure is comparable across strategies on one pool.
+    Only computed where gradient features exist (strategies that require them); else None.
+    """
+    if pool.prompt_gradients is None:
+        return {"gradient_clusters": None, "gradient_clusters_covered": None, "pairs_per_gradient_cluster": None}
+    from strategies.breadth import kmeans
+
+    ids = sorted(pool.pairs_by_prompt)
+    k = max(1, min(len(ids), int(np.ceil(np.sqrt(len(ids))))))
+    labels = kmeans(pool.prompt_gradients.matrix(ids), k, seed=0).labels_ if k > 1 else np.zeros(len(ids), dtype=int)
+    per_cluster = np.zeros(k, dtype=int)
+    for pid, label in zip(ids, labels):
+        per_cluster[label] += depth.get(pid, 0)
+    return {
+        "gradient_clusters": k,
+        "gradient_clusters_covered": int((per_cluster > 0).sum()),
+        "pairs_per_gradient_cluster": per_cluster.tolist(),
+    }

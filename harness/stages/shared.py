@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import ExperimentConfig
-from harness.io import content_hash
-from harness.models import engine_key, model_fingerprint
+from harness.core.config import ExperimentConfig
+from harness.core.io import content_hash
+from harness.models.resolve import engine_key, model_fingerprint
 
 
 def model_key(config: ExperimentConfig) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.config import SuiteConfig
-from harness.io import read_json, write_json
+from harness.analysis.stats import METHOD as INTERVALS
+from harness.core.config import SuiteConfig
+from harness.core.io import read_json, write_json
 from harness.stages.evaluate import suite_context, target
-from harness.stats import METHOD as INTERVALS
 from harness.suites import EvalTarget, SuiteContext, get_suite
 
 

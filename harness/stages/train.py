@@ -1,8 +1,8 @@
-"""The `train` stage: the shared DPO + LoRA trainer on the selected pairs (engine: harness/trainer.py).
+"""The `train` stage: the shared DPO + LoRA trainer on the selected pairs (engine: harness/training/dpo.py).
 
 Keyed by the select stage, the model, the resolved train section and the run seed. With
 `train.reference_logps: cached` the reference log-probs come from the per-response store
-(harness/reference_logps.py), computed here for the responses it does not hold yet. Publishes
+(harness/training/reference_logps.py), computed here for the responses it does not hold yet. Publishes
 train/ (the adapter, the loss log and the stage summary).
 """
 
@@ -12,12 +12,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness import trainer
-from harness.cache import StageResult
-from harness.config import ExperimentConfig, TrainConfig
-from harness.io import read_jsonl
-from harness.reference_logps import with_reference_logps
+from harness.core.cache import StageResult
+from harness.core.config import ExperimentConfig, TrainConfig
+from harness.core.io import read_jsonl
 from harness.stages.shared import model_key
+from harness.training import dpo as trainer
+from harness.training.reference_logps import with_reference_logps
 
 NAME = "train"
 

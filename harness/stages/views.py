@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.config import ExperimentConfig
-from harness.errors import BenchError
-from harness.records import CandidatePool, Features
-from harness.registry import POOL_VIEWS, UnknownName
+from harness.core.config import ExperimentConfig
+from harness.core.errors import BenchError
+from harness.core.records import CandidatePool, Features
+from harness.core.registry import POOL_VIEWS, UnknownName
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import BenchError
-from harness.io import content_hash
-from harness.registry import SUITES, UnknownName, and_list
+from harness.core.errors import BenchError
+from harness.core.io import content_hash
+from harness.core.registry import SUITES, UnknownName, and_list
 
 if TYPE_CHECKING:
-    from harness.config import SuiteConfig
-    from harness.heldout_prompts import HeldoutSet
+    from harness.core.config import SuiteConfig
+    from harness.data.heldout import HeldoutSet
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class EvalTarget:
     """vLLM only: the share of GPU memory it may take (changes no token, so no part of the key)"""
 
     def cache_key(self) -> dict[str, Any]:
-        from harness.models import engine_key, model_fingerprint
+        from harness.models.resolve import engine_key, model_fingerprint
 
         key: dict[str, Any] = {"model": model_fingerprint(self.model), **engine_key(self.backend, self.dtype)}
         if self.adapter is not None:

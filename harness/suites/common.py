@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.cache import run_stage
-from harness.config import BenchError, JudgeConfig, SuiteConfig
-from harness.heldout_prompts import HeldoutSet
-from harness.io import content_hash, read_json, read_jsonl, write_jsonl
+from harness.core.cache import run_stage
+from harness.core.config import BenchError, JudgeConfig, SuiteConfig
+from harness.core.io import content_hash, read_json, read_jsonl, write_jsonl
+from harness.core.records import Prompt
+from harness.data.heldout import HeldoutSet
 from harness.judges import Judge, Judgment, get_judge
 from harness.judges.cache import CachedJudge
-from harness.records import Prompt
 from harness.suites.base import EvalTarget
 
 
@@ -24,7 +24,7 @@ def resolve_target(spec: str) -> EvalTarget:
         adapter = path / "train" / "adapter"
         if not (adapter / "adapter_config.json").is_file():
             raise BenchError(f"{path} is a run folder without a trained adapter (train/adapter); was the run completed?")
-        from harness.models import with_chat_template
+        from harness.models.resolve import with_chat_template
 
         config = manifest["config"]
         return EvalTarget(with_chat_template(config["model"], config.get("chat_template")), adapter, label=path.name)
@@ -43,7 +43,7 @@ def run_heldout(spec: str) -> HeldoutSet:
         return HeldoutSet()
     from pydantic import ValidationError
 
-    from harness.config import EvaluateConfig, PromptsConfig
+    from harness.core.config import EvaluateConfig, PromptsConfig
 
     config = read_json(path / "manifest.json").get("config", {})
     try:
@@ -62,7 +62,7 @@ def generate_cached(
     """Completions of `conversations` (greedy, or with `sampling`: temperature, top_p, seed), cached by
     the target, the suite, the conversations and every generation setting that changes a token (the
     batch size among them: in bf16, a row's logits shift slightly with the rows beside it)."""
-    from harness.generation import generate_with
+    from harness.generation.generate import generate_with
 
     inputs = {
         "target": target.cache_key(),

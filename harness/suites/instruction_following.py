@@ -16,12 +16,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.config import BenchError, SuiteConfig
-from harness.heldout_prompts import HeldoutSet
-from harness.io import write_jsonl
+from harness.constraints.metrics import accuracies
+from harness.core.config import BenchError, SuiteConfig
+from harness.core.io import write_jsonl
+from harness.core.records import Prompt
+from harness.data.heldout import HeldoutSet
 from harness.judges import Judge, Judgment
-from harness.metrics import accuracies
-from harness.records import Prompt
 from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 from harness.suites.common import cached_judge, check_supported, generate_cached
 
@@ -29,7 +29,7 @@ from harness.suites.common import cached_judge, check_supported, generate_cached
 def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
     if not path.is_file():
         raise BenchError(f"suite {checkers}: path {path} does not exist; pass an IFEval-format JSONL or leave path unset.")
-    from harness.ifeval_offline import known_instruction_ids
+    from harness.constraints.checkers import known_instruction_ids
 
     known = known_instruction_ids(checkers)
     prompts = []
@@ -129,7 +129,7 @@ def judged_row(prompt: Prompt, generation: dict[str, Any], judgment: Judgment) -
 
 
 def suite_metrics(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: bool) -> dict[str, dict]:
-    """IFEval's accuracies of the judged rows (harness/metrics.py), with the unscorable count and reasons."""
+    """IFEval's accuracies of the judged rows (harness/constraints/metrics.py), with the unscorable count and reasons."""
     metrics = accuracies(rows, bootstrap, judge, weak)
     unscorable = sum(1 for r in rows for v in r["strict"] if v is None)
     for record in metrics.values():
@@ -141,7 +141,7 @@ def suite_metrics(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: 
 
 def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
     """IFBench's checkers and what they import (the error names the pip command), then its prompts."""
-    from harness.ifeval_offline import ifbench_registry
+    from harness.constraints.checkers import ifbench_registry
 
     suite_prompts(cfg)
     ifbench_registry()

@@ -1,0 +1,1 @@
+"""What finished runs say: statistics, metrics, grouping into settings, comparisons, power, confounds, diagnostics."""

@@ -1,0 +1,415 @@
+"""What a set of finished runs says, apart from how it is shown: the leaderboard (cells over
+seeds), paired tests against a baseline and the shuffled-label control, and claims.
+
+Everything is read from run folders (manifest.json, metrics.json, selection.json,
+eval_outputs.jsonl), so it is a pure function of finished runs. Numbers are never filled in:
+a metric a run did not compute is missing, not dropped. reports/comparison.py renders it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.grouping import phrase, setting
+from harness.analysis.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, run_units, shared_units, unit_design
+from harness.analysis.stats import holm, paired_ci, seed_test
+from harness.core.errors import BenchError
+from harness.core.io import read_json
+
+
+def finite(value: Any) -> bool:
+    """A number that can be plotted and averaged (not None, not NaN or inf)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _setting_key(name: str) -> str:
+    """A primary claim's parameter: a strategy parameter ("depth") or any setting by its dotted path ("train.learning_rate")."""
+    return name if "." in name else f"select.params.{name}"
+
+
+@dataclass(frozen=True)
+class Primary:
+    """The one hypothesis a matrix was run to test: BETTER > WORSE on `metric`, optionally only at `budget` and for the
+    cells whose settings include `params[strategy]` (uniform at 2 pairs per prompt, not at 1, 4 and 8; a dotted name such
+    as train.learning_rate is a setting's path).
+    Its rows are marked and Holm-adjusted only among themselves; every other row is exploratory."""
+
+    claim: tuple[str, str]
+    metric: str = "prompt_strict_acc"
+    budget: int | None = None
+    params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    """(strategy, ((param, value), ...)) pairs: hashable, built by `Primary.of`."""
+
+    @classmethod
+    def of(cls, claim: tuple[str, str], metric: str = "prompt_strict_acc", budget: int | None = None,
+           params: dict[str, dict[str, Any]] | None = None) -> "Primary":
+        return cls(claim, metric, budget, tuple((k, tuple(sorted(v.items()))) for k, v in sorted((params or {}).items())))
+
+    def covers(self, budget: int, better: "RunSummary", worse: "RunSummary") -> bool:
+        """Whether the test of `better`'s cell against `worse`'s at `budget` is this primary claim."""
+        if (better.strategy, worse.strategy) != self.claim or (self.budget is not None and budget != self.budget):
+            return False
+        wanted = dict(self.params)
+        return all(run.setting.get(_setting_key(k)) == v for run in (better, worse) for k, v in wanted.get(run.strategy, ()))
+
+    def describe(self) -> str:
+        """In words: "bpo > uniform (2 pairs per prompt) at 128 pairs"."""
+        wanted = dict(self.params)
+        sides = [name + (f" ({', '.join(phrase(_setting_key(k), v) for k, v in wanted[name])})" if wanted.get(name) else "")
+                 for name in self.claim]
+        return " > ".join(sides) + (f" at {self.budget} pairs" if self.budget is not None else "")
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    strategy: str
+    budget: int
+    seed: int
+    status: str
+    metrics: dict[str, dict[str, Any]]  # "suite/metric" -> record
+    breadth: float | None
+    mean_depth: float | None
+    outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
+    cost: dict[str, Any] = field(default_factory=dict)  # selection vs training seconds (manifest "cost", Run.record_cost)
+    setting: dict[str, Any] = field(default_factory=dict)  # the resolved config bar seed and name (harness.analysis.grouping)
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # held-out prompt id -> (base task, constraint types)
+    cell: str = ""
+    context: str = ""
+    label: str = ""  # the fields in which this run's setting differs from the others compared
+    context_label: str = ""
+    pool_judge: dict[str, Any] = field(default_factory=dict)  # the judge that labelled the pool's pairs (config pool.judge)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def load_run(run_dir: Path) -> RunSummary:
+    run_dir = Path(run_dir)
+    if not (run_dir / "manifest.json").is_file():
+        raise BenchError(f"{run_dir} has no manifest.json: pass folders written by `bench run`.")
+    manifest = read_json(run_dir / "manifest.json")
+    config = manifest.get("config", {})
+    selection = read_json(run_dir / "selection.json") if (run_dir / "selection.json").is_file() else {}
+    diag = selection.get("diagnostics", {})
+    metrics: dict[str, dict] = {}
+    if (run_dir / "metrics.json").is_file():
+        for suite, table in read_json(run_dir / "metrics.json").items():
+            for name, record in table.items():
+                metrics[f"{suite}/{name.removeprefix('tuned.')}" if name.startswith("tuned.") else f"{suite}/{name}"] = record
+    histogram = diag.get("depth_histogram") or {}
+    n_prompts = sum(histogram.values())
+    mean_depth = sum(int(d) * c for d, c in histogram.items()) / n_prompts if n_prompts else None
+    strategy = str(selection.get("strategy", config.get("select", {}).get("strategy", "?")))
+    budget = int(selection.get("budget", config.get("select", {}).get("budget", 0)))
+    return RunSummary(
+        path=run_dir,
+        strategy=strategy,
+        budget=budget,
+        seed=int(manifest.get("seed", config.get("seed", 0))),
+        status=str(manifest.get("status", "?")),
+        metrics=metrics,
+        breadth=diag.get("breadth"),
+        mean_depth=mean_depth,
+        outcomes=run_outcomes(run_dir),
+        cost=manifest.get("cost") or {},
+        setting=setting(config, strategy, budget),
+        units=run_units(run_dir),
+        pool_judge=config.get("pool", {}).get("judge") or {},
+    )
+
+
+def load_runs(run_dirs: list[Path]) -> list[RunSummary]:
+    """The runs of one comparison, grouped into cells (refusing duplicate cell and seed, or differing prompt sets)."""
+    runs = [load_run(Path(d)) for d in run_dirs]
+    group_runs(runs)
+    return runs
+
+
+def metric_rows(runs: list[RunSummary]) -> list[dict[str, Any]]:
+    """One row per run x suite x metric (the metrics.csv / metrics.json of a comparison)."""
+    rows = []
+    for run in runs:
+        for key, record in sorted(run.metrics.items()):
+            suite, metric = key.split("/", 1)
+            rows.append(
+                {
+                    "run": run.name, "strategy": run.strategy, "budget": run.budget, "setting": run.label, "seed": run.seed,
+                    "suite": suite, "metric": metric,
+                    **{k: record.get(k) for k in ("value", "ci_low", "ci_high", "n", "judge", "weak_judge")},
+                }
+            )
+    return rows
+
+
+def _t_quantile(df: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
+
+
+def cells_of(runs: list[RunSummary]) -> list[list[RunSummary]]:
+    """Runs grouped by cell (every setting but the seed), in a stable order: budget, strategy, label."""
+    groups: dict[str, list[RunSummary]] = defaultdict(list)
+    for run in runs:
+        groups[run.cell].append(run)
+    return sorted(groups.values(), key=lambda g: (g[0].budget, g[0].strategy, g[0].label))
+
+
+def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, Any]]:
+    """Per cell (strategy, budget and any other setting that differs): mean over seeds and a 95% t-interval across seeds.
+
+    With one seed there is no spread across seeds: that run's own CI is shown and marked as
+    such (it holds the run fixed).
+    """
+    rows = []
+    for members in cells_of(runs):
+        first = members[0]
+        row: dict[str, Any] = {"strategy": first.strategy, "budget": first.budget, "setting": first.label,
+                               "seeds": sorted(r.seed for r in members), "cells": {}}
+        for key in metrics:
+            row["cells"][key] = cell_estimate(members, key)
+        rows.append(row)
+    return rows
+
+
+def cell_estimate(members: list[RunSummary], key: str) -> dict[str, Any] | None:
+    """A cell's value of one metric: the mean over its seeds with a 95% t-interval across seeds,
+    or, with one seed, that run's own CI (marked: it holds the run fixed). None when never computed."""
+    having = [r for r in members if key in r.metrics and finite(r.metrics[key].get("value"))]
+    values = [r.metrics[key]["value"] for r in having]
+    if not values:
+        return None
+    if len(values) == 1:
+        rec = having[0].metrics[key]
+        return {"mean": values[0], "low": rec.get("ci_low"), "high": rec.get("ci_high"), "n_seeds": 1, "kind": "run CI"}
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    half = _t_quantile(len(values) - 1) * sd / math.sqrt(len(values))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n_seeds": len(values), "kind": "across seeds"}
+
+
+CONTROL = "control_shuffled"
+ONE_SEED = "one seed: no verdict"
+
+
+def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str, n_boot: int, seed: int) -> dict[str, Any]:
+    """members − reference on the same held-out units: an interval for these runs, and the verdict over seeds.
+
+    The run-fixed interval (per unit, each side averaged over its seeds; Newcombe's for one
+    binary run each, else a bootstrap over units) says whether *these runs* differ. The
+    verdict (`seeds_ci`, harness.analysis.stats.seed_test) counts run-to-run variation too: matched
+    seeds (seed s of both sides shares its pool) give per-seed differences, widened by the
+    unit-by-strategy term when every seed answered the same units (held-out prompts: resampling
+    base tasks, within constraint type). Fewer than 2 matched seeds: no verdict.
+    """
+    units = shared_units(members + reference, metric)
+    ours, theirs = ({r.seed: r for r in group} for group in (members, reference))
+    matched = sorted(set(ours) & set(theirs))
+    if units is not None:
+        x = np.array([np.mean([r.outcomes[metric][u] for r in members]) for u in units])
+        y = np.array([np.mean([r.outcomes[metric][u] for r in reference]) for u in units])
+    elif matched:  # units differ by seed: each matched seed on the units its two runs share
+        pairs = [(ours[s].outcomes[metric], theirs[s].outcomes[metric]) for s in matched]
+        x = np.array([a[u] for a, b in pairs for u in sorted(set(a) & set(b))])
+        y = np.array([b[u] for a, b in pairs for u in sorted(set(a) & set(b))])
+    else:
+        x = y = np.array([])
+    if x.size == 0:
+        return {"missing": "no held-out units shared by these runs (held-out pairs reserved from each seed's own pool differ by seed, "
+                "and these runs share no seed; preference.k samples pairs every run shares)"}
+    fixed = paired_ci(x, y, n_boot=n_boot, seed=seed)
+    result: dict[str, Any] = {**fixed, "n_prompts": fixed.pop("n_units"), "design": "crossed" if units is not None else "nested"}
+    clusters, strata = unit_design(members + reference, metric, units)
+    verdict = (seed_test(matched_differences(members, reference, metric, units), crossed=units is not None, clusters=clusters, strata=strata)
+               if len(matched) >= 2 else None)
+    if verdict is not None:
+        result["seeds_ci"] = {**verdict, "seeds": matched}
+        result["significant"] = bool(verdict["low"] > 0 or verdict["high"] < 0)
+    else:
+        result["significant"] = None
+        result["verdict"] = ONE_SEED
+    return result
+
+
+def _by_cell(runs: list[RunSummary], metric: str) -> list[list[RunSummary]]:
+    """Cells whose runs recorded per-unit outcomes of `metric`."""
+    return [[r for r in members if r.outcomes.get(metric)] for members in cells_of(runs) if any(r.outcomes.get(metric) for r in members)]
+
+
+def _describe_cells(cells: list[list[RunSummary]]) -> str:
+    return "; ".join(f"{c[0].strategy} ({c[0].label or 'default'})" for c in cells)
+
+
+def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict records a table holds: each row's own and, where tested, its one against the control."""
+    return [rec for t in rows for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec]
+
+
+def _holm_in_place(records: list[dict[str, Any]]) -> None:
+    """Give each verdict record its Holm-adjusted p within `records`, one family."""
+    for rec, adjusted in zip(records, holm([rec["p"] for rec in records])):
+        rec["p_holm"] = adjusted
+
+
+def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """Each cell vs the `baseline` strategy's cell in the same context (same budget, same everything but the strategy).
+
+    Where a `control_shuffled` cell exists in that context, each cell is also tested against it
+    (`vs_control`): an effect that does not beat shuffled labels is not an effect of the data.
+    The verdict p-values of the table are Holm-adjusted together (`p_holm`).
+    """
+    cells = _by_cell(runs, metric)
+    by_context: dict[str, list[list[RunSummary]]] = defaultdict(list)
+    for members in cells:
+        by_context[members[0].context].append(members)
+    out = []
+    for members in cells:
+        first = members[0]
+        if first.strategy == baseline:
+            continue
+        row = {"strategy": first.strategy, "budget": first.budget, "setting": first.label}
+        bases = [c for c in by_context[first.context] if c[0].strategy == baseline]
+        if len(bases) != 1:
+            why = (f"no {baseline} run with this setting (budget {first.budget}{', ' + first.context_label if first.context_label else ''})"
+                   if not bases else f"{len(bases)} {baseline} settings to compare with: {_describe_cells(bases)}")
+            out.append({**row, "missing": why})
+            continue
+        test = {**row, "seeds": len(members), "baseline_seeds": len(bases[0])}
+        test.update(_paired(members, bases[0], metric, n_boot, seed))
+        controls = [c for c in by_context[first.context] if c[0].strategy == CONTROL]
+        if len(controls) == 1 and first.strategy != CONTROL and "missing" not in test:
+            vs = _paired(members, controls[0], metric, n_boot, seed + 1)
+            verdict = vs.get("seeds_ci")
+            test["vs_control"] = {**vs, "beats": None if verdict is None else bool(verdict["low"] > 0)}
+        out.append(test)
+    _holm_in_place(_verdicts(out))
+    return out
+
+
+def claim_tests(
+    runs: list[RunSummary], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
+    primary: Primary | None = None,
+) -> list[dict[str, Any]]:
+    """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
+
+    A claim holds at the 95% level when its verdict interval (over seeds) lies above 0; the
+    run-fixed interval only says these runs differ. The `primary` claim (named in the matrix
+    file, with the budget and parameters it names) is adjusted only among its own rows; the others are Holm-adjusted together.
+    """
+    cells = _by_cell(runs, metric)
+    contexts = sorted({(c[0].budget, c[0].context, c[0].context_label) for c in cells})
+    out = []
+    for better, worse in claims:
+        for budget, context, context_label in contexts:
+            here = [c for c in cells if c[0].context == context]
+            row: dict[str, Any] = {"claim": f"{better} > {worse}", "better": better, "worse": worse, "budget": budget,
+                                   "setting": context_label, "primary": False}
+            sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
+            missing = [name for name, side in zip((better, worse), sides) if not side]
+            if missing:
+                out.append({**row, "missing": f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
+                            + (f" ({context_label})" if context_label else "")})
+                continue
+            for members in sides[0]:
+                for reference in sides[1]:
+                    test = {**row, "better_setting": members[0].label, "worse_setting": reference[0].label,
+                            "seeds": len(members), "baseline_seeds": len(reference),
+                            "primary": primary is not None and primary.covers(budget, members[0], reference[0])}
+                    test.update(_paired(members, reference, metric, n_boot, seed))
+                    out.append(test)
+    for family in (True, False):
+        _holm_in_place(_verdicts([t for t in out if t.get("primary") is family]))
+    return out
+
+
+def claim_verdict(test: dict[str, Any]) -> str:
+    seeds = test.get("seeds_ci")
+    if not seeds:
+        return ONE_SEED
+    return "holds" if seeds["low"] > 0 else "reversed" if seeds["high"] < 0 else "not shown (CI contains 0)"
+
+
+def count_tests(rows: list[dict[str, Any]]) -> int:
+    """How many verdict tests a table holds (each with a p-value in its Holm family)."""
+    return len(_verdicts(rows))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything a comparison report shows, computed once."""
+
+    runs: list[RunSummary]
+    rows: list[dict[str, Any]]
+    """one row per run and metric (metrics.csv)"""
+    keys: list[str]
+    """the tuned models' metric keys, "suite/metric", the held-out evaluation first"""
+    board: list[dict[str, Any]]
+    tests: dict[str, list[dict[str, Any]]]
+    """paired metric -> paired tests against the baseline (and the control)"""
+    claims: dict[str, list[dict[str, Any]]]
+    baseline: str
+    primary: Primary | None
+    judge_overlap: list[dict[str, str]] = field(default_factory=list)
+    """(suite, judge) where the judge grading a suite is the one that labelled the training pairs"""
+    compute: dict[str, Any] = field(default_factory=dict)
+    """machine hours behind the runs (compute_spent)"""
+
+
+def same_judge(pool_judge: dict[str, Any], metric_judge: str | None) -> bool:
+    """Whether a metric's judge (its recorded name or label) is the model (or checkers) that labelled the pool."""
+    kind, model = pool_judge.get("type"), pool_judge.get("model")
+    if not kind or not metric_judge or metric_judge.startswith("none"):
+        return False
+    return metric_judge == kind or metric_judge.startswith(f"{kind}:") or bool(model and str(model) in metric_judge)
+
+
+def judge_overlap(runs: list[RunSummary]) -> list[dict[str, str]]:
+    """Every suite whose judge also labelled some compared run's pool: its gains may be the judge's preferences learned."""
+    found = {(key.split("/", 1)[0], str(rec.get("judge"))) for r in runs for key, rec in r.metrics.items() if same_judge(r.pool_judge, rec.get("judge"))}
+    return [{"suite": suite, "judge": judge} for suite, judge in sorted(found)]
+
+
+def compute_spent(runs: list[RunSummary]) -> dict[str, Any]:
+    """The machine time behind these runs: every stage once per cache key (a pool or base evaluation shared by many runs
+    counts once, as it was computed once), in hours, with the machines the manifests record."""
+    stages: dict[tuple[str, str], float] = {}
+    machines: set[str] = set()
+    for run in runs:
+        manifest = read_json(run.path / "manifest.json")
+        machine = manifest.get("machine") or {}
+        if machine:
+            machines.add(f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores" + (f", {machine['gpu']}" if machine.get("gpu") else ""))
+        for name, record in (manifest.get("stages") or {}).items():
+            seconds = (record or {}).get("compute_seconds") or ((record or {}).get("seconds") if (record or {}).get("status") == "computed" else None)
+            if record and seconds:
+                key = (name, record.get("hash") or run.name)
+                stages[key] = max(stages.get(key, 0.0), float(seconds))
+    return {"hours": sum(stages.values()) / 3600, "stages": len(stages), "machines": sorted(machines)}
+
+
+def compare(
+    run_dirs: list[Path], baseline: str = "original", claims: Sequence[tuple[str, str]] = (), primary: Primary | None = None,
+) -> Comparison:
+    """The leaderboard, paired tests and claims of these runs; `primary` is the one hypothesis the matrix was
+    run to test, kept out of the other claims' multiple-comparison adjustment."""
+    runs = load_runs(run_dirs)
+    keys = sorted({k for r in runs for k in r.metrics}, key=lambda k: (not k.startswith("ifeval_heldout/"), k))
+    tuned_keys = [k for k in keys if not k.split("/", 1)[1].startswith("base.")]
+    measured = [name for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)]
+    if primary and primary.metric not in PAIRED_METRICS:
+        raise BenchError(f"primary metric {primary.metric!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}.")
+    all_claims = list(dict.fromkeys([*claims, *([primary.claim] if primary else [])]))
+    tests = {name: paired_tests(runs, baseline, name) for name in measured}
+    claim_rows = {
+        name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None) for name in measured
+    } if all_claims else {}
+    return Comparison(runs, metric_rows(runs), tuned_keys, leaderboard(runs, tuned_keys), tests, claim_rows, baseline, primary,
+                      judge_overlap(runs), compute_spent(runs))

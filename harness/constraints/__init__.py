@@ -1,0 +1,1 @@
+"""Verifiable constraints: the offline IFEval/IFBench checkers and the metrics defined on their verdicts."""

@@ -1,0 +1,1 @@
+"""Prompts and pairs: prompt sources, the built-in task sets and constraint catalogue, held-out prompts, pairing."""

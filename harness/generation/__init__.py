@@ -1,0 +1,1 @@
+"""Generating answers: the one generate() entry point, the transformers engine, vLLM, and their contract."""

@@ -1,0 +1,1 @@
+"""Ablation matrices: the matrix file's schema and cells, and the executors that run them."""

@@ -1,0 +1,223 @@
+"""Ablation matrices: a base config plus axes, expanded to cells that are ordinary runs.
+
+A matrix file:
+
+    name: smoke-matrix
+    base: smoke.yaml                 # relative to the matrix file
+    set: {evaluate.bootstrap: 200}   # overrides applied to every cell
+    axes:
+      strategy: [original, uniform]  # shorthands: strategy, budget, seed; or any dotted field
+      seed: [0, 1]
+    zip: [[strategy, budget]]        # axes that advance together instead of crossing
+    exclude: [{strategy: original, seed: 1}]
+    # `label` is an axis that names cells and sets nothing: zipped with other axes, it stands in
+    # for them in cell names (e.g. label: [hh, pku] zipped with prompts.source and prompts.split)
+    baseline: original               # for the comparison report's paired tests
+    claims: ["bpo > uniform"]        # hypotheses the comparison tests head to head (BETTER > WORSE)
+    primary: {claim: "bpo > uniform", metric: prompt_strict_acc}  # the one hypothesis the matrix is run
+                                     # for: marked in the report, kept out of the other claims' Holm family
+
+Each cell runs under `runs/<matrix>/<cell>/` with the base config's cache, so stages that
+cells share (prompts, pool, features, base-model evaluation) are computed once. A cell whose
+run folder already says `done` for the same resolved config is skipped, so an interrupted
+matrix resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.analysis.power import PAIRED_METRICS
+from harness.core.config import ConfigError, ExperimentConfig, format_validation_error, load_config
+from harness.core.io import content_hash, read_json
+
+SHORTHANDS = {"strategy": "select.strategy", "budget": "select.budget", "seed": "seed"}
+
+
+class PrimaryClaim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    claim: str = Field(description="'BETTER > WORSE', the matrix's pre-stated hypothesis")
+    metric: str = Field("prompt_strict_acc", description="the paired metric it is judged on: prompt_strict_acc, preference_accuracy or mean_verifiable_reward")
+    budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per strategy of the claim, the select.params its primary cell has, e.g. {uniform: {depth: 2}}; a dotted "
+        "name is any setting's path, e.g. {bpo: {train.learning_rate: 5.0e-4}}")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PrimaryClaim":
+        named = parse_claim(self.claim)
+        if set(self.params) - set(named):
+            raise ValueError(f"primary.params names {sorted(set(self.params) - set(named))}, not a side of the claim {self.claim!r}")
+        if self.metric not in PAIRED_METRICS:
+            raise ValueError(f"primary.metric {self.metric!r} is not a paired metric; use one of {', '.join(PAIRED_METRICS)}")
+        return self
+
+
+class MatrixSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    base: str = Field(description="experiment YAML, relative to the matrix file")
+    set: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, list[Any]] = Field(min_length=1)
+    zip: list[list[str]] = Field(default_factory=list)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    baseline: str = "original"
+    claims: list[str] = Field(default_factory=list, description="'BETTER > WORSE' strategy pairs tested head to head")
+    primary: PrimaryClaim | None = Field(None, description="the claim and metric the matrix is run to test")
+
+    @model_validator(mode="after")
+    def _check(self) -> "MatrixSpec":
+        for name, values in self.axes.items():
+            if not values:
+                raise ValueError(f"axis {name!r} has no values")
+        strategies = {str(v) for v in self.axes.get("strategy", [])}
+        for claim in self.claims + ([self.primary.claim] if self.primary else []):
+            named = set(parse_claim(claim))
+            if strategies and not named <= strategies:
+                raise ValueError(f"claim {claim!r} names {sorted(named - strategies)}, not on the strategy axis {sorted(strategies)}")
+        zipped = [a for group in self.zip for a in group]
+        for axis in zipped:
+            if axis not in self.axes:
+                raise ValueError(f"zip names {axis!r}, which is not an axis")
+        if len(zipped) != len(set(zipped)):
+            raise ValueError("an axis appears in two zip groups")
+        for group in self.zip:
+            if len({len(self.axes[a]) for a in group}) != 1:
+                raise ValueError(f"zip group {group} has axes of different lengths")
+        for rule in self.exclude:
+            unknown = set(rule) - set(self.axes)
+            if unknown:
+                raise ValueError(f"exclude rule {rule} names {sorted(unknown)}, which are not axes")
+        return self
+
+
+def parse_claim(text: str) -> tuple[str, str]:
+    """'bpo > uniform' -> ('bpo', 'uniform'): the strategy expected to win, then the one it should beat.
+
+    A claim is tested head to head on the same held-out prompts (and seeds), which a test of
+    each strategy against one baseline cannot give: the paper's claims compare two non-baselines.
+    """
+    parts = [part.strip() for part in str(text).split(">")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise ValueError(f"claim {text!r} must read 'BETTER > WORSE' with two different strategy names, e.g. 'bpo > uniform'")
+    return parts[0], parts[1]
+
+
+@dataclass
+class Cell:
+    name: str
+    values: dict[str, Any]
+    config: ExperimentConfig
+    out: Path
+
+
+def load_matrix(path: str | Path) -> MatrixSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Matrix file {path} does not exist; see experiments/smoke-matrix.yaml for the format.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return MatrixSpec.model_validate(data)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err}).") from None
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, str(path))) from None
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._]+", "", str(value)) or "x"
+
+
+LABEL = "label"
+
+
+def cell_name(values: dict[str, Any], labelled: frozenset[str] = frozenset()) -> str:
+    """strategy-b<budget>-s<seed>, then the label or each other axis; `labelled` axes are named by the label."""
+    parts = [str(values["strategy"])] if "strategy" in values else []
+    parts += [f"b{values['budget']}"] if "budget" in values else []
+    parts += [f"s{values['seed']}"] if "seed" in values else []
+    parts += [_slug(values[LABEL])] if LABEL in values else []
+    parts += [f"{k.rsplit('.', 1)[-1]}{_slug(v)}" for k, v in values.items() if k not in SHORTHANDS and k != LABEL and k not in labelled]
+    return "-".join(parts)
+
+
+def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), overrides: list[str] | None = None) -> list[Cell]:
+    """Every cell of the matrix, in a stable order, each with its validated config."""
+    zipped = {a for group in spec.zip for a in group}
+    blocks: list[list[dict[str, Any]]] = [
+        [dict(zip(group, combo)) for combo in zip(*(spec.axes[a] for a in group))] for group in spec.zip
+    ]
+    blocks += [[{axis: v} for v in values] for axis, values in spec.axes.items() if axis not in zipped]
+    # the axis written first varies slowest (seed first: a stopped matrix leaves whole seeds), zipped
+    # groups placed where their first axis is written
+    order = list(spec.axes)
+    blocks.sort(key=lambda block: min(order.index(a) for a in block[0]))
+    labelled = frozenset(a for group in spec.zip if LABEL in group for a in group if a not in SHORTHANDS)
+    base = Path(matrix_file).parent / spec.base
+    extra = overrides or []
+    cells, seen = [], set()
+    for combo in itertools.product(*blocks):
+        values = {k: v for part in combo for k, v in part.items()}
+        values = {a: values[a] for a in spec.axes}  # axis order as written
+        if any(all(values.get(k) == v for k, v in rule.items()) for rule in spec.exclude):
+            continue
+        overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in spec.set.items()]
+        overrides += [
+            f"{SHORTHANDS.get(k, k)}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for k, v in values.items()
+            if k != LABEL
+        ]
+        overrides += list(extra)
+        name = cell_name(values, labelled)
+        if name in seen:
+            raise ConfigError(f"matrix {spec.name}: two cells are both named {name!r}; add the axis that tells them apart.")
+        seen.add(name)
+        config = load_config(base, overrides)
+        # one spelling of the shared cache for every executor and worker (manifests are compared with it)
+        config = config.model_copy(update={"cache_dir": str(Path(config.cache_dir).resolve())})
+        cells.append(Cell(name, values, config, runs_root / spec.name / name))
+    if not cells:
+        raise ConfigError(f"matrix {spec.name}: every cell is excluded.")
+    return cells
+
+
+def config_digest(config: ExperimentConfig) -> str:
+    return content_hash(config.model_dump(mode="json"))
+
+
+def is_done(cell: Cell) -> bool:
+    manifest = cell.out / "manifest.json"
+    if not manifest.is_file():
+        return False
+    data = read_json(manifest)
+    return data.get("status") == "done" and content_hash(data.get("config")) == config_digest(cell.config)
+
+
+def plan(cells: list[Cell]) -> list[dict[str, Any]]:
+    """For each cell: done already, or which shared stages it computes, finds cached, or reuses from an earlier cell."""
+    from harness.runner import shared_stage_hashes
+
+    first: dict[tuple[str, str], str] = {}
+    rows = []
+    for cell in cells:
+        cache = Path(cell.config.cache_dir)
+        stages = {}
+        for stage, key in shared_stage_hashes(cell.config).items():
+            if (cache / stage / key / "stage.json").is_file():
+                stages[stage] = "cached"
+            elif (stage, key) in first:
+                stages[stage] = f"reuse ({first[(stage, key)]})"
+            else:
+                first[(stage, key)] = cell.name
+                stages[stage] = "compute"
+        rows.append({"cell": cell.name, "done": is_done(cell), "stages": stages, "out": str(cell.out)})
+    return rows

@@ -1,0 +1,1 @@
+"""Which model, template, engine and dtype a run uses, and loading it."""
