@@ -23,7 +23,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.analysis.power import components_from_pairs, mde  # noqa: E402
-from harness.analysis.stats import bootstrap, holm, mean_ci, paired_ci, ratio_ci, seed_test, strata_df  # noqa: E402
+from harness.core.stats import bootstrap, holm, mean_ci, paired_ci, ratio_ci, seed_test, strata_df  # noqa: E402
 
 
 def binary_matrix(rng: np.random.Generator, cells: int, seeds: int, units: int, run_sd: float, effects: np.ndarray | None = None) -> np.ndarray:

@@ -402,7 +402,7 @@ def power(runs, effect, alpha, power_, out_file) -> None:
     from harness.core.io import write_json
 
     rows = analyse(load_pilot([Path(r) for r in runs]), effect, alpha, power_)
-    click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}; the test: t over matched seeds (harness/analysis/stats.py seed_test)")
+    click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}; the test: t over matched seeds (harness/core/stats.py seed_test)")
     click.echo(f"{'budget':>6} {'metric':<24} {'design':<7} {'units':>5} {'tasks':>5} {'seeds':>5} {'sd run':>7} {'≤ (95%)':>7} "
                f"{'sd task':>7} {'sd p×s':>7} {'ICC':>5} {'sd noise':>8} {'MDE':>6} {'MDE≤':>6}  units needed at "
                + "/".join(map(str, rows[0]["units_needed"])) + " seeds")

@@ -21,7 +21,8 @@ from harness.suites import EvalTarget, SuiteContext, get_suite
 def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path, heldout: HeldoutSet | None = None) -> dict[str, dict[str, Any]]:
     """Run a suite into `out` (replaced atomically); returns its metrics. `heldout`: the held-out prompts
     a pathless `ifeval` asks (a run folder's own; default the built-in defaults)."""
-    from harness.preflight import check_chat_template, check_model, check_suite
+    from harness.models.checks import check_chat_template, check_model
+    from harness.preflight import check_suite
     from harness.provenance import versions
 
     check_suite(cfg, cfg.name)

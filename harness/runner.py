@@ -17,7 +17,7 @@ from harness.core.console import run_log
 from harness.core.io import content_hash, read_json
 from harness.core.records import CandidatePool
 from harness.run_folder import Run
-from harness.stages import evaluate, outputs, pool, preference_pool, prompts, select, suites, train, views
+from harness.stages import evaluate, outputs, pool, preference_pool, prompts, select, suite_runs, train, views
 
 
 def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def _pipeline(run: Run) -> dict[str, Any]:
     s_base = evaluate.run_base(run)
     s_reference = evaluate.run_reference(run, heldout)
     s_eval = evaluate.run_tuned(run, s_train, s_base, heldout, s_reference)
-    metrics = {**evaluate.metrics(run.config, s_base, s_eval), **suites.run(run, s_train.path / "adapter")}
+    metrics = {**evaluate.metrics(run.config, s_base, s_eval), **suite_runs.run(run, s_train.path / "adapter")}
     run.record_cost(selection=[*view_info["stages"].values(), s_select.name], training=s_train.name)
 
     outputs.publish(run, metrics, s_base, s_eval, s_select, candidate_pool)

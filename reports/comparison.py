@@ -43,7 +43,7 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
         n_tests = count_tests(tests)
         lines += ["", f"## Claims: {metric}", "",
                   f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p (the primary claim, marked ★, is adjusted only among its own rows). "
-                  "The verdict interval is over matched seeds (harness/analysis/stats.py seed_test; held-out prompts resampled by base task "
+                  "The verdict interval is over matched seeds (harness/core/stats.py seed_test; held-out prompts resampled by base task "
                   "within constraint type where the runs recorded both); the other interval holds these runs fixed.", "",
                   "| claim | budget | setting | difference | 95% CI, these runs | verdict 95% CI (seeds) | p | p (Holm) | per-seed differences | verdict |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

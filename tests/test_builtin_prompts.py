@@ -14,19 +14,17 @@ from typing import Any
 
 import pytest
 
-from harness.constraints.checkers import check
-from harness.core.io import canonical_json
-from harness.data.builtin import (
+from harness.constraints.catalogue import (
     CONSTRAINT_TYPES,
     DEFAULT_CONSTRAINT_TYPES,
     FORBIDDEN_POOL,
     KEYWORD_POOL,
-    build_builtin_prompts,
     conflicts,
-    load_builtin_tasks,
-    split_builtin_tasks,
     validate_constraint,
 )
+from harness.constraints.checkers import check
+from harness.core.io import canonical_json
+from harness.data.builtin import build_builtin_prompts, load_builtin_tasks, split_builtin_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 CATEGORIES = {

@@ -1,7 +1,7 @@
 """Calibration by simulation: our intervals, verdicts and power on data whose truth is known.
 
 Numpy only and seeded, so every run draws the same datasets. Each check calls the functions
-the reports and `bench power` call (harness.analysis.stats, harness.analysis.power) and asserts, within
+the reports and `bench power` call (harness.core.stats, harness.analysis.power) and asserts, within
 Monte-Carlo error (the bounds below are nominal ± about 2.5 Monte-Carlo standard errors), that
 an interval covers at its nominal rate, that a verdict's false-positive rate under the null is
 at most nominal (singly, and family-wise with Holm), and that the power `bench power`
@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from harness.analysis.power import components_from_pairs, mde, power_curve
-from harness.analysis.stats import holm, mean_ci, newcombe_paired, paired_ci, ratio_ci, seed_test, strata_df, wilson
+from harness.core.stats import holm, mean_ci, newcombe_paired, paired_ci, ratio_ci, seed_test, strata_df, wilson
 
 
 def _mc_bound(rate: float, reps: int, k: float = 2.5) -> float:

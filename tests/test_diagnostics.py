@@ -10,8 +10,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from harness.analysis.diagnostics import vendi
-from harness.analysis.stats import correlation
 from harness.cli import main
+from harness.core.stats import correlation
 
 
 def test_vendi_counts_distinct_directions() -> None:

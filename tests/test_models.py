@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from harness.core.config import EMBEDDED_MODEL, BenchError, load_config
+from harness.models.checks import check_model
 from harness.models.resolve import (
     attention_projections,
     has_chat_template,
@@ -19,7 +20,7 @@ from harness.models.resolve import (
     resolve_target_modules,
     with_chat_template,
 )
-from harness.preflight import check_experiment, check_model
+from harness.preflight import check_experiment
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 
 from harness.analysis.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, load_runs, paired_tests
-from harness.analysis.stats import seed_test
 from harness.core.config import BenchError, ConfigError
+from harness.core.stats import seed_test
 from harness.matrix.spec import load_matrix, parse_claim
 from reports.comparison import render_comparison
 

@@ -13,7 +13,7 @@ from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
 from harness.data.heldout import HeldoutSet
 from harness.runner import shared_stage_hashes
-from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suites, train
+from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suite_runs, train
 from harness.suites import EvalTarget, SuiteContext
 
 Key = Callable[[ExperimentConfig], Any]
@@ -83,14 +83,14 @@ def test_evaluate_keys() -> None:
 @pytest.mark.parametrize("field,value", [("limit", 3), ("max_new_tokens", 32), ("bootstrap", 200)])
 def test_suite_key(field: str, value: int) -> None:
     target, ctx = EvalTarget("m", None, "base"), SuiteContext(Path("cache"), HeldoutSet())
-    base = stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), target, ctx))
-    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval", **{field: value}), target, ctx)) != base
-    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", None, "tuned"), ctx)) == base  # the label is not the model
+    base = stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval"), target, ctx))
+    assert stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval", **{field: value}), target, ctx)) != base
+    assert stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", None, "tuned"), ctx)) == base  # the label is not the model
     # a pathless ifeval asks the run's held-out prompts, so they key it; a suite reading its own file is not keyed by them
     other_run = SuiteContext(Path("cache"), HeldoutSet(tasks="short"))
-    assert stage_hash("suite", suites.inputs(SuiteConfig(name="ifeval"), target, other_run)) != base
+    assert stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval"), target, other_run)) != base
     ifbench = SuiteConfig(name="ifbench")
-    assert suites.inputs(ifbench, target, other_run) == suites.inputs(ifbench, target, ctx)
+    assert suite_runs.inputs(ifbench, target, other_run) == suite_runs.inputs(ifbench, target, ctx)
 
 
 def test_report_settings_are_no_setting_of_a_cell() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis.stats import mean_ci, ratio_ci
 from harness.core.cache import run_stage
 from harness.core.config import StageFailure
 from harness.core.io import atomic_path, read_json
+from harness.core.stats import mean_ci, ratio_ci
 
 
 def test_bootstrap_ci_covers_the_mean_and_shrinks_with_n() -> None:

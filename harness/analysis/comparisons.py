@@ -19,9 +19,9 @@ import numpy as np
 
 from harness.analysis.grouping import phrase, setting
 from harness.analysis.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, run_units, shared_units, unit_design
-from harness.analysis.stats import holm, paired_ci, seed_test
 from harness.core.errors import BenchError
 from harness.core.io import read_json
+from harness.core.stats import holm, paired_ci, seed_test
 
 
 def finite(value: Any) -> bool:
@@ -205,7 +205,7 @@ def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str,
 
     The run-fixed interval (per unit, each side averaged over its seeds; Newcombe's for one
     binary run each, else a bootstrap over units) says whether *these runs* differ. The
-    verdict (`seeds_ci`, harness.analysis.stats.seed_test) counts run-to-run variation too: matched
+    verdict (`seeds_ci`, harness.core.stats.seed_test) counts run-to-run variation too: matched
     seeds (seed s of both sides shares its pool) give per-seed differences, widened by the
     unit-by-strategy term when every seed answered the same units (held-out prompts: resampling
     base tasks, within constraint type). Fewer than 2 matched seeds: no verdict.

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.comparisons import RunSummary, cells_of, load_runs
-from harness.analysis.stats import correlation, paired_ci, seed_test
 from harness.constraints.metrics import prompt_pass
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
+from harness.core.stats import correlation, paired_ci, seed_test
 
 WITHIN = 0.2
 """Two answers count as of a length when their word counts differ by at most this share of the longer."""

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.comparisons import RunSummary, cells_of, load_runs
-from harness.analysis.stats import correlation
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
+from harness.core.stats import correlation
 
 PROPERTIES = {
     "g_vendi": "G-Vendi (projected gradients)",

@@ -1,6 +1,6 @@
 """Power analysis from a pilot matrix: how small a difference between two settings can the verdict test detect?
 
-The verdict test (harness.analysis.stats.seed_test) compares two cells A and B on matched seeds. Per
+The verdict test (harness.core.stats.seed_test) compares two cells A and B on matched seeds. Per
 matched seed s and evaluation unit u (a held-out prompt; for preference accuracy, the mean
 over a prompt's held-out pairs, which share responses) the difference of their outcomes is
 
@@ -17,7 +17,7 @@ matched seeds, the quantity the test uses, never from one cell's spread.
 - **Clustered** (crossed, with the held-out prompts' base tasks and constraint types known):
   prompts of one base task are not independent and the constraint type is a fixed, balanced
   factor. The type means are removed (fixed strata) and the base task is the unit the test
-  resamples (harness.analysis.stats.cluster_scores); the interaction splits into σ²_c (base task) and
+  resamples (harness.core.stats.cluster_scores); the interaction splits into σ²_c (base task) and
   σ²_b (prompt within task), ICC = σ²_c/(σ²_c + σ²_b), and at n prompts over C tasks
   (m = n/C each) Var(mean) = σ²_a/s + (σ²_c + σ²_b/m)/C + σ²_ε/(mCs).
 - **Nested** (units drawn anew per seed: held-out pairs reserved from each seed's own pool):
@@ -53,10 +53,10 @@ import numpy as np
 from scipy import stats
 
 from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
-from harness.analysis.stats import cluster_scores, crossed_half_width, strata_df, two_way
 from harness.constraints.metrics import unit_outcomes
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
+from harness.core.stats import cluster_scores, crossed_half_width, strata_df, two_way
 
 VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
               "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose"}
@@ -222,7 +222,7 @@ def components_from_pairs(
 
     Crossed designs with `clusters` (each unit's base task) and `strata` (each unit's constraint
     types) split the cell-by-unit term into a cluster part σ²_c and a within-cluster part σ²_b,
-    after removing the strata's fixed means: the cluster scores of harness.analysis.stats.cluster_scores
+    after removing the strata's fixed means: the cluster scores of harness.core.stats.cluster_scores
     (m units per cluster) have interaction variance σ²_c + σ²_b/m and residual σ²_ε/m.
     """
     diffs = [d for d in diffs if len(d) >= 2]
@@ -396,7 +396,7 @@ def analyse(runs: list[PilotRun], effect: float, alpha: float, power: float, see
                 "budget": members[0].budget, "context": members[0].context, "setting": members[0].context_label, **comp,
                 "mde_at_pilot": mde(comp, n, s, alpha, power), "mde_at_upper": mde(comp, n, s, alpha, power, upper=True),
                 "units_needed": {k: units_needed(comp, effect, k, alpha, power) for k in seeds_options},
-                "effect": effect, "alpha": alpha, "power": power, "test": "seed_test (harness/analysis/stats.py)",
+                "effect": effect, "alpha": alpha, "power": power, "test": "seed_test (harness/core/stats.py)",
             }
             row["detects_effect_at_pilot"] = row["mde_at_pilot"] <= effect
             rows.append(row)

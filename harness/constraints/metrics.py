@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.analysis.stats import mean_ci, metric, ratio_ci
+from harness.core.stats import mean_ci, metric, ratio_ci
 
 Verdicts = Sequence[bool | None]
 MODES = ("strict", "loose")

@@ -15,6 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.core.errors import BenchError, ConfigError, StageFailure, format_validation_error  # noqa: F401  (re-exported)
 
+# The base-task sets: `everyday` (explanations, letters, stories, poems; answers of 100+ words,
+# about half cut off at 160 tokens) and `short` (questions, tips, captions, replies answered in
+# a sentence or two), which keeps a pool of many prompts x many samples affordable on a CPU.
+TASK_SETS: dict[str, Path] = {
+    "everyday": Path(__file__).parents[1] / "data" / "builtin_tasks.jsonl",
+    "short": Path(__file__).parents[1] / "data" / "builtin_short_tasks.jsonl",
+}
+
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 
 
@@ -46,7 +54,7 @@ class PromptsConfig(_Strict):
     @classmethod
     def _known_types(cls, value: list[str] | None) -> list[str] | None:
         if value is not None:
-            from harness.data.builtin import check_constraint_types
+            from harness.constraints.catalogue import check_constraint_types
 
             check_constraint_types(value)
         return value
@@ -59,7 +67,6 @@ class PromptsConfig(_Strict):
         key = {k: v for k, v in chosen.items() if v != defaults[k]}
         if "tasks" in key:  # an edited task file makes other prompts: its content is part of the key
             from harness.core.io import content_hash
-            from harness.data.builtin import TASK_SETS
 
             key["tasks_sha"] = content_hash(TASK_SETS[self.tasks].read_text(encoding="utf-8"), 16)
         return key

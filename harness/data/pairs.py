@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Literal
 
-from harness.core.records import Pair, Response, pair_id
+from harness.core.records import Pair, Response, pair_id, response_id
 
 Pairing = Literal["all", "best_vs_rest", "best_worst"]
 
@@ -68,3 +68,14 @@ def relative_length_gap(a: str, b: str) -> float:
     """|words(a) - words(b)| / max(words): 0 for equal lengths, 1 when one is empty."""
     wa, wb = len(a.split()), len(b.split())
     return abs(wa - wb) / max(wa, wb, 1)
+
+
+def native_records(native: list[dict]) -> tuple[list[Response], list[Pair]]:
+    """A source's own chosen/rejected pairs join the pool, unscored, marked native."""
+    responses, pairs = [], []
+    for n, row in enumerate(native):
+        chosen = Response(response_id(row["prompt_id"], row["chosen"], "native", 2 * n), row["prompt_id"], row["chosen"], "native")
+        rejected = Response(response_id(row["prompt_id"], row["rejected"], "native", 2 * n + 1), row["prompt_id"], row["rejected"], "native")
+        responses += [chosen, rejected]
+        pairs.append(Pair(pair_id(chosen.id, rejected.id), row["prompt_id"], chosen.id, rejected.id, None, native=True))
+    return responses, pairs

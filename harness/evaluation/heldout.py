@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis.stats import mean_ci, metric, newcombe_paired
 from harness.constraints.metrics import accuracies, instruction_share, prompt_pass
 from harness.core.config import EvaluateConfig, SuiteConfig
 from harness.core.io import read_jsonl, write_jsonl
+from harness.core.stats import mean_ci, metric, newcombe_paired
 from harness.judges import get_judge
 from harness.suites import EvalTarget, SuiteContext, get_suite
 from harness.suites.instruction_following import judged_outputs

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.analysis.stats import metric, ratio_ci
 from harness.core.config import BenchError, PreferenceConfig, TrainConfig
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool
+from harness.core.stats import metric, ratio_ci
 from harness.models.resolve import load_model
 from harness.training.gradients import response_logps, tokenize_response
 
@@ -56,8 +56,8 @@ def heldout_from_source(cfg: PreferenceConfig, seed: int, exclude_prompts: set[s
     These carry the data set's own labels (for HH-RLHF, human preferences), so the metric does
     not depend on the pool's judge, which offline is a weak one.
     """
+    from harness.data.pairs import native_records
     from harness.data.sources import SourceError, load_source
-    from harness.stages.candidates import native_records
 
     try:
         loaded = load_source(cfg.source, split=cfg.split, data_dir=None)

@@ -68,7 +68,7 @@ class LLMJudge(Judge):
         """An endpoint is connected to (and its key variable read); a local judge model is looked at,
         with its chat template (a local LLM judge is prompted with chat messages)."""
         from harness.core.config import EMBEDDED_MODEL
-        from harness.preflight import check_chat_template, check_endpoint, check_model
+        from harness.models.checks import check_chat_template, check_endpoint, check_model
 
         if cfg.backend == "openai":
             OpenAIBackend(cfg)  # refuses an unset key variable, with the same message the judge would give

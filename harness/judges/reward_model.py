@@ -24,7 +24,7 @@ class RewardModelJudge(Judge):
 
     @classmethod
     def preflight(cls, cfg: JudgeConfig, field: str) -> None:
-        from harness.preflight import check_model
+        from harness.models.checks import check_model
 
         check_model(cfg.model, f"{field}.model")  # type: ignore[arg-type]
 

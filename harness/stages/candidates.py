@@ -8,8 +8,8 @@ from tqdm.auto import tqdm
 
 from harness.core.config import GenerationConfig, PoolConfig
 from harness.core.io import read_jsonl, write_jsonl
-from harness.core.records import CandidatePool, Pair, Prompt, Response, Score, from_row, pair_id, response_id, to_row
-from harness.data.pairs import build_pairs
+from harness.core.records import CandidatePool, Pair, Prompt, Response, Score, from_row, response_id, to_row
+from harness.data.pairs import build_pairs, native_records
 from harness.generation.generate import generate_with
 from harness.judges import get_judge
 from harness.judges.cache import CachedJudge
@@ -137,17 +137,6 @@ def _words(text: str) -> int:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def native_records(native: list[dict]) -> tuple[list[Response], list[Pair]]:
-    """A source's own chosen/rejected pairs join the pool, unscored, marked native."""
-    responses, pairs = [], []
-    for n, row in enumerate(native):
-        chosen = Response(response_id(row["prompt_id"], row["chosen"], "native", 2 * n), row["prompt_id"], row["chosen"], "native")
-        rejected = Response(response_id(row["prompt_id"], row["rejected"], "native", 2 * n + 1), row["prompt_id"], row["rejected"], "native")
-        responses += [chosen, rejected]
-        pairs.append(Pair(pair_id(chosen.id, rejected.id), row["prompt_id"], chosen.id, rejected.id, None, native=True))
-    return responses, pairs
 
 
 def read_pool(pool_dir: Path, prompts: list[Prompt]) -> CandidatePool:

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.stats import mean_ci, metric
 from harness.core.config import BenchError, SuiteConfig
 from harness.core.errors import require
 from harness.core.io import write_json
 from harness.core.records import Prompt
+from harness.core.stats import mean_ci, metric
 from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 from harness.suites.common import cached_judge, failure_summary, generate_cached, resolve_target
 

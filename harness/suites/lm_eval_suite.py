@@ -27,11 +27,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.stats import metric
 from harness.core.cache import run_stage
 from harness.core.config import BenchError, SuiteConfig
 from harness.core.errors import require
 from harness.core.io import atomic_path, content_hash, read_json, safe_filename, write_json, write_jsonl
+from harness.core.stats import metric
 from harness.models.resolve import device, resolve_model
 from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.stats import mean_ci, metric, ratio_ci
 from harness.core.config import BenchError, SuiteConfig
 from harness.core.io import content_hash, safe_filename, write_jsonl
 from harness.core.records import Prompt
+from harness.core.stats import mean_ci, metric, ratio_ci
 from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 from harness.suites.common import cached_judge, failure_summary, generate_cached
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.analysis.stats import METHOD as INTERVALS
 from harness.core.config import SuiteConfig
 from harness.core.io import read_json, write_json
+from harness.core.stats import METHOD as INTERVALS
 from harness.stages.evaluate import suite_context, target
 from harness.suites import EvalTarget, SuiteContext, get_suite
 

@@ -1,0 +1,171 @@
+"""How walkable the code is, measured the way a newcomer meets it (issue 29): run from the repository root.
+
+    python3 scripts/code_map.py
+
+Prints: top-level modules of harness/; modules that share a basename with a stage module;
+import circles; imports that point up a layer (LAYERS, lowest first); calls of the
+machine-dependent resolvers outside the models package (other than by `Run` and the preflight);
+stage functions whose `run` parameter has no type; the records of a finished run in the
+analysis code; README lines and its Quick start's.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = [
+    {"core", "constraints"},
+    {"data"},
+    {"models"},
+    {"generation"},
+    {"training", "judges", "suites", "evaluation"},
+    {"analysis"},
+    {"stages"},
+    {"(orchestration)"},
+    {"matrix"},
+    {"cli"},
+]
+"""harness from the bottom up: packages, then the top-level orchestration modules (runner, run_folder, preflight,
+...), the matrix package that runs cells through the runner, and the command line. The package root (`harness`,
+its version) is the bottom; the constraint catalogue is vocabulary the config schema validates against."""
+RESOLVERS = ("resolve_backend", "resolve_dtype", "engine_key", "model_fingerprint")
+ALLOWED_RESOLVER_CALLERS = ("harness/run_folder.py", "harness/preflight.py")
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in (REPO / "harness").rglob("*.py"):
+        found[".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")] = path
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    deps: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            deps.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            deps.update(f"{node.module}.{a.name}" for a in node.names)
+    return deps
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+
+    def owner(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    return {m: {d for d in map(owner, imports(p)) if d and d != m} for m, p in mods.items()}
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    if len(parts) == 1:
+        return 0  # the package root
+    for i, group in enumerate(LAYERS):
+        if parts[1] in group:
+            return i
+    return next(i for i, group in enumerate(LAYERS) if "(orchestration)" in group)
+
+
+def circles(g: dict[str, set[str]]) -> list[list[str]]:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in g.get(v, ()):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    sys.setrecursionlimit(10000)
+    for v in g:
+        if v not in index:
+            strong(v)
+    return found
+
+
+def resolver_calls() -> list[str]:
+    out = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        rel = str(path.relative_to(REPO))
+        if rel.startswith("harness/models/") or rel in ALLOWED_RESOLVER_CALLERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in RESOLVERS:
+                    out.append(f"{rel}:{node.lineno} {name}")
+    return out
+
+
+def untyped_run_parameters() -> list[str]:
+    out = []
+    for path in sorted((REPO / "harness" / "stages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out += [f"{path.relative_to(REPO)}:{node.lineno} {node.name}" for a in node.args.args if a.arg == "run" and a.annotation is None]
+    return out
+
+
+def run_records() -> list[str]:
+    """Dataclasses in the analysis code that hold one finished run (named *Run* or *RunSummary*)."""
+    out = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        if "analysis" not in path.parts and path.name not in {"comparisons.py", "power.py"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and re.search(r"Run(Summary)?$", node.name):
+                out.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
+    return out
+
+
+def main() -> None:
+    mods = modules()
+    top = sorted(m for m in mods if m.count(".") == 1 and not (REPO / m.replace(".", "/")).is_dir())
+    stages = {m.rsplit(".", 1)[1] for m in mods if m.startswith("harness.stages.")}
+    twins = sorted(m for m in mods if not m.startswith("harness.stages.") and m.rsplit(".", 1)[-1] in stages)
+    g = graph()
+    up = sorted(f"{m} -> {d}" for m, deps in g.items() for d in deps if layer(d) > layer(m))
+    readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(readme) if line.startswith("## Quick start")), None)
+    quick = next((j for j in range(start + 1, len(readme)) if readme[j].startswith("## ")), len(readme)) - start if start is not None else 0
+    rows = [
+        ("top-level modules in harness/", top),
+        ("modules sharing a basename with a stage", twins),
+        ("import circles", [" -> ".join(c) for c in circles(g)]),
+        ("imports pointing up a layer", up),
+        ("machine resolvers called outside models/, Run and preflight", resolver_calls()),
+        ("untyped `run` parameters in stages", untyped_run_parameters()),
+        ("run records in the analysis code", run_records()),
+    ]
+    for title, items in rows:
+        print(f"{len(items):>4}  {title}")
+        for item in items:
+            print(f"        {item}")
+    print(f"{len(readme):>4}  README.md lines (Quick start: {quick})")
+
+
+if __name__ == "__main__":
+    main()
