@@ -398,10 +398,11 @@ def power(runs, effect, alpha, power_, out_file) -> None:
     run-shift term) and the units needed to detect --effect at 2, 3, 5 or 10 seeds ("never": run
     shifts alone are too large; one seed gives no verdict at all). Model: harness/analysis/power.py.
     """
-    from harness.analysis.power import analyse, load_pilot
+    from harness.analysis.power import analyse
+    from harness.analysis.runs import load_runs
     from harness.core.io import write_json
 
-    rows = analyse(load_pilot([Path(r) for r in runs]), effect, alpha, power_)
+    rows = analyse(load_runs([Path(r) for r in runs], need_outputs=True), effect, alpha, power_)
     click.echo(f"effect {effect:g}, alpha {alpha:g}, power {power_:g}; the test: t over matched seeds (harness/core/stats.py seed_test)")
     click.echo(f"{'budget':>6} {'metric':<24} {'design':<7} {'units':>5} {'tasks':>5} {'seeds':>5} {'sd run':>7} {'≤ (95%)':>7} "
                f"{'sd task':>7} {'sd p×s':>7} {'ICC':>5} {'sd noise':>8} {'MDE':>6} {'MDE≤':>6}  units needed at "
@@ -434,12 +435,6 @@ def power(runs, effect, alpha, power_, out_file) -> None:
         write_json(Path(out_file), rows)
 
 
-def _run_folders(runs: tuple[str, ...]) -> list[Path]:
-    """Run folders, each given itself or as a folder of them (runs/<matrix>)."""
-    paths = [Path(r) for r in runs]
-    return [p for path in paths for p in ([path] if (path / "manifest.json").is_file() else sorted(q for q in path.iterdir() if (q / "manifest.json").is_file()))]
-
-
 @main.command(name="confounds")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--pair", "pairs", multiple=True, metavar="'A > B'", help="Also adjust A − B for answer length, e.g. --pair 'bpo > uniform' (quote it). Repeatable.")
@@ -464,10 +459,11 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
     Model: harness/analysis/confounds.py.
     """
     from harness.analysis.confounds import confounds
+    from harness.analysis.runs import run_folders
     from harness.core.io import write_json
     from harness.matrix.spec import parse_claim
 
-    folders = _run_folders(runs)
+    folders = run_folders([Path(r) for r in runs])
     try:
         parsed = [parse_claim(p) for p in pairs]
     except ValueError as exc:
@@ -526,9 +522,10 @@ def diagnostics_cmd(runs, metric, out_file) -> None:
     harness/analysis/diagnostics.py.
     """
     from harness.analysis.diagnostics import PROPERTIES, diagnostics
+    from harness.analysis.runs import run_folders
     from harness.core.io import write_json
 
-    result = diagnostics(_run_folders(runs), metric)
+    result = diagnostics(run_folders([Path(r) for r in runs]), metric)
     short = {"g_vendi": "G-Vendi", "prompt_vendi": "V prompt", "chosen_vendi": "V chosen", "chosen_score": "chosen",
              "prompt_pass_rate": "pass", "chosen_words": "words", "breadth": "breadth", "mean_depth": "depth"}
     click.echo(f"{'cell':<34} {'budget':>6} {'seeds':>5} {'gain':>7} " + " ".join(f"{short[p]:>8}" for p in PROPERTIES))

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, RunSummary, cell_estimate, cells_of, claim_verdict, compare, count_tests, finite
-from harness.analysis.power import PAIRED_METRICS
+from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, cell_estimate, claim_verdict, compare, count_tests, finite
+from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of
 from harness.core.io import write_json, write_text
 from reports.templates import format_p
 
@@ -105,7 +105,7 @@ def judge_warning(overlap: dict[str, str]) -> str:
             "(IFBench's other constraints, or another judge) is the generalisation test.")
 
 
-def _series(run: RunSummary) -> str:
+def _series(run: RunRecord) -> str:
     """A plot series in words: the strategy, and its other settings where runs differ in them ("uniform, 2 pairs per prompt")."""
     return run.strategy + (f", {run.label}" if run.label else "")
 
@@ -117,7 +117,7 @@ def _errorbar(ax, x: float, est: dict[str, Any], **style: Any) -> None:
     ax.errorbar([x], [est["mean"]], yerr=yerr, fmt="o", capsize=3, ms=5, **style)
 
 
-def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
+def _metric_vs_budget(runs: list[RunRecord], key: str) -> str | None:
     """The dose-response: one line per series (strategy and differing settings), seed intervals as bars."""
     from reports.figures import plt, to_img_tag
 
@@ -148,7 +148,7 @@ def _metric_vs_budget(runs: list[RunSummary], key: str) -> str | None:
     return to_img_tag(fig, f"{key} against budget")
 
 
-def _surface(runs: list[RunSummary], key: str, save_to: Path | None = None) -> str | None:
+def _surface(runs: list[RunRecord], key: str, save_to: Path | None = None) -> str | None:
     """The answer's figure: `key` against mean depth (log scale; breadth = budget / depth), one panel per budget with
     3+ cells, one point per cell with its seed interval. A strategy with 3+ cells in a panel (uniform at several
     depths) is drawn as a line; every series keeps its colour across panels."""
@@ -206,7 +206,7 @@ def _surface(runs: list[RunSummary], key: str, save_to: Path | None = None) -> s
     return to_img_tag(fig, f"{key} against mean depth, one panel per budget", save_to)
 
 
-def _breadth_vs_depth(runs: list[RunSummary]) -> str | None:
+def _breadth_vs_depth(runs: list[RunRecord]) -> str | None:
     from reports.figures import plt, to_img_tag
 
     pts = [(_series(r), r.breadth, r.mean_depth) for r in runs if r.breadth is not None and r.mean_depth is not None]

@@ -130,13 +130,13 @@ def untyped_run_parameters() -> list[str]:
 
 
 def run_records() -> list[str]:
-    """Dataclasses in the analysis code that hold one finished run (named *Run* or *RunSummary*)."""
+    """Dataclasses in the analysis code that hold one finished run (named *Run* or *RunRecord*)."""
     out = []
     for path in sorted((REPO / "harness").rglob("*.py")):
         if "analysis" not in path.parts and path.name not in {"comparisons.py", "power.py"}:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ClassDef) and re.search(r"Run(Summary)?$", node.name):
+            if isinstance(node, ast.ClassDef) and re.search(r"Run(Summary|Record)?$", node.name):
                 out.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
     return out
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis.power import run_outcomes
+from harness.analysis.runs import run_outcomes
 from harness.constraints.metrics import instruction_share, prompt_pass, unit_outcomes
 from harness.core.config import EvaluateConfig
 from harness.data.builtin import build_builtin_prompts

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from harness.analysis.power import analyse, load_pilot, mde, units_needed
+from harness.analysis.power import analyse, mde, units_needed
+from harness.analysis.runs import load_runs
 from harness.cli import main
 from harness.core.config import BenchError
 
@@ -37,7 +38,7 @@ def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict
 
 def test_components_and_sizes_follow_the_model(tmp_path: Path) -> None:
     _pilot(tmp_path, n_prompts=400, seeds=4, seed_sd=0.05, effects={"a": 0.0, "b": 0.0, "c": 0.1})
-    rows = {r["metric"]: r for r in analyse(load_pilot([tmp_path]), effect=0.05, alpha=0.05, power=0.8)}
+    rows = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), effect=0.05, alpha=0.05, power=0.8)}
     row = rows["prompt_strict_acc"]
     assert row["n_units"] == 400 and row["pilot_seeds"] == 4 and row["cells"] == 3 and row["pairs"] == 3 and row["design"] == "crossed"
     # each run shifts by sd 0.05, so a difference of two runs by sd 0.05·√2 ≈ 0.07 (clipping at 0 and 1 shrinks it a little)
@@ -71,7 +72,7 @@ def test_held_out_pairs_that_differ_by_seed_are_handled_within_seed(tmp_path: Pa
         seed = json.loads((run / "manifest.json").read_text())["seed"]
         rows = [{"pair_id": f"s{seed}-q{i}", "prompt_id": f"s{seed}-p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(50)]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    row = {r["metric"]: r for r in analyse(load_pilot([tmp_path]), 0.05, 0.05, 0.8)}["preference_accuracy"]
+    row = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), 0.05, 0.05, 0.8)}["preference_accuracy"]
     assert row["design"] == "nested" and row["n_units"] == 50
     # a difference of two Bernoulli(0.7) outcomes: variance 2 · 0.21
     assert 0.25 < row["var_unit"] < 0.6
@@ -88,7 +89,7 @@ def test_held_out_pairs_shared_by_seeds_are_averaged_per_prompt(tmp_path: Path) 
     for run in runs:
         rows = [{"pair_id": f"q{i}-{j}", "prompt_id": f"p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(40) for j in range(3)]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    pilot = load_pilot([tmp_path])
+    pilot = load_runs([tmp_path], need_outputs=True)
     assert all(set(r.outcomes["preference_accuracy"]) == {f"p{i}" for i in range(40)} for r in pilot)
     assert all(v in (0.0, 1 / 3, 2 / 3, 1.0) for r in pilot for v in r.outcomes["preference_accuracy"].values())
     row = {r["metric"]: r for r in analyse(pilot, 0.05, 0.05, 0.8)}["preference_accuracy"]
@@ -106,14 +107,14 @@ def test_partly_shared_units_are_treated_as_drawn_per_seed(tmp_path: Path) -> No
         ids = [f"p{i}" for i in range(20)] + [f"s{seed}-p{i}" for i in range(20)]
         rows = [{"pair_id": f"q-{u}", "prompt_id": u, "margin": 0.0, "correct": float(rng.random() < 0.6)} for u in ids]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    row = {r["metric"]: r for r in analyse(load_pilot([tmp_path]), 0.05, 0.05, 0.8)}["preference_accuracy"]
+    row = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), 0.05, 0.05, 0.8)}["preference_accuracy"]
     assert row["design"] == "nested" and row["n_units"] == 40
 
 
 def test_a_pilot_without_repeated_seeds_is_refused(tmp_path: Path) -> None:
     _pilot(tmp_path, n_prompts=20, seeds=1, seed_sd=0.0, effects={"a": 0.0, "b": 0.0})
     with pytest.raises(BenchError, match="same 2 or more seeds"):
-        analyse(load_pilot([tmp_path]), 0.05, 0.05, 0.8)
+        analyse(load_runs([tmp_path], need_outputs=True), 0.05, 0.05, 0.8)
 
 
 def test_bench_power_prints_the_table_and_writes_json(tmp_path: Path) -> None:
@@ -130,7 +131,7 @@ def test_runs_evaluated_on_different_prompts_are_refused(tmp_path: Path) -> None
     _pilot(tmp_path / "old", n_prompts=48, seeds=3, seed_sd=0.0, effects={"a": 0.0})
     _pilot(tmp_path / "new", n_prompts=96, seeds=3, seed_sd=0.0, effects={"b": 0.0})
     with pytest.raises(BenchError, match=r"different held-out prompts \(48 and 96 prompts"):
-        analyse(load_pilot([tmp_path / "old", tmp_path / "new"]), effect=0.05, alpha=0.05, power=0.8)
+        analyse(load_runs([tmp_path / "old", tmp_path / "new"], need_outputs=True), effect=0.05, alpha=0.05, power=0.8)
 
 
 def test_duplicate_runs_of_one_setting_are_refused(tmp_path: Path) -> None:
@@ -138,14 +139,14 @@ def test_duplicate_runs_of_one_setting_are_refused(tmp_path: Path) -> None:
     _pilot(tmp_path / "first", n_prompts=20, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0})
     _pilot(tmp_path / "rerun", n_prompts=20, seeds=1, seed_sd=0.0, effects={"a": 0.0})
     with pytest.raises(BenchError, match=r"a-s0 and .*rerun/a-s0 are the same setting \(a, budget 12\) at the same seed 0"):
-        load_pilot([tmp_path / "first", tmp_path / "rerun"])
+        load_runs([tmp_path / "first", tmp_path / "rerun"], need_outputs=True)
 
 
 def test_settings_that_differ_are_analysed_apart(tmp_path: Path) -> None:
     """Two learning rates are two contexts: their runs are never pooled as extra seeds."""
     _pilot(tmp_path / "lo", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 1e-4}})
     _pilot(tmp_path / "hi", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 5e-4}})
-    rows = [r for r in analyse(load_pilot([tmp_path / "lo", tmp_path / "hi"]), 0.05, 0.05, 0.8) if r["metric"] == "prompt_strict_acc"]
+    rows = [r for r in analyse(load_runs([tmp_path / "lo", tmp_path / "hi"], need_outputs=True), 0.05, 0.05, 0.8) if r["metric"] == "prompt_strict_acc"]
     assert sorted(r["setting"] for r in rows) == ["learning rate 0.0001", "learning rate 0.0005"]
     assert all(r["cells"] == 2 and r["pilot_seeds"] == 2 for r in rows)
 
@@ -176,7 +177,7 @@ def test_held_out_prompts_are_analysed_by_base_task_within_type(tmp_path: Path) 
     """With base tasks and types recorded, the unit is the task: its interaction shows as sd task and ICC, the type
     (a fixed factor) leaves the unit spread, and every pair of settings gets its own MDE."""
     _clustered_pilot(tmp_path, seeds=4, task_sd=0.15, effects={"a": 0.0, "b": 0.0, "c": 0.05})
-    row = next(r for r in analyse(load_pilot([tmp_path]), effect=0.05, alpha=0.05, power=0.8) if r["metric"] == "prompt_strict_acc")
+    row = next(r for r in analyse(load_runs([tmp_path], need_outputs=True), effect=0.05, alpha=0.05, power=0.8) if r["metric"] == "prompt_strict_acc")
     assert row["n_units"] == 330 and row["n_clusters"] == 30 and row["strata"] == 11
     assert row["icc"] is not None and row["icc"] > 0.5  # the interaction was built per task
     assert row["var_c"] ** 0.5 > 0.1

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.analysis.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, load_runs, paired_tests
+from harness.analysis.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, paired_tests
+from harness.analysis.runs import load_runs
 from harness.core.config import BenchError, ConfigError
 from harness.core.stats import seed_test
 from harness.matrix.spec import load_matrix, parse_claim

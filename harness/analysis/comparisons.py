@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.grouping import phrase, setting
-from harness.analysis.power import PAIRED_METRICS, group_runs, matched_differences, run_outcomes, run_units, shared_units, unit_design
+from harness.analysis.grouping import phrase
+from harness.analysis.power import matched_differences, shared_units, unit_design
+from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, load_runs
 from harness.core.errors import BenchError
 from harness.core.io import read_json
 from harness.core.stats import holm, paired_ci, seed_test
@@ -52,7 +53,7 @@ class Primary:
            params: dict[str, dict[str, Any]] | None = None) -> "Primary":
         return cls(claim, metric, budget, tuple((k, tuple(sorted(v.items()))) for k, v in sorted((params or {}).items())))
 
-    def covers(self, budget: int, better: "RunSummary", worse: "RunSummary") -> bool:
+    def covers(self, budget: int, better: "RunRecord", worse: "RunRecord") -> bool:
         """Whether the test of `better`'s cell against `worse`'s at `budget` is this primary claim."""
         if (better.strategy, worse.strategy) != self.claim or (self.budget is not None and budget != self.budget):
             return False
@@ -67,74 +68,7 @@ class Primary:
         return " > ".join(sides) + (f" at {self.budget} pairs" if self.budget is not None else "")
 
 
-@dataclass
-class RunSummary:
-    path: Path
-    strategy: str
-    budget: int
-    seed: int
-    status: str
-    metrics: dict[str, dict[str, Any]]  # "suite/metric" -> record
-    breadth: float | None
-    mean_depth: float | None
-    outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
-    cost: dict[str, Any] = field(default_factory=dict)  # selection vs training seconds (manifest "cost", Run.record_cost)
-    setting: dict[str, Any] = field(default_factory=dict)  # the resolved config bar seed and name (harness.analysis.grouping)
-    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # held-out prompt id -> (base task, constraint types)
-    cell: str = ""
-    context: str = ""
-    label: str = ""  # the fields in which this run's setting differs from the others compared
-    context_label: str = ""
-    pool_judge: dict[str, Any] = field(default_factory=dict)  # the judge that labelled the pool's pairs (config pool.judge)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def load_run(run_dir: Path) -> RunSummary:
-    run_dir = Path(run_dir)
-    if not (run_dir / "manifest.json").is_file():
-        raise BenchError(f"{run_dir} has no manifest.json: pass folders written by `bench run`.")
-    manifest = read_json(run_dir / "manifest.json")
-    config = manifest.get("config", {})
-    selection = read_json(run_dir / "selection.json") if (run_dir / "selection.json").is_file() else {}
-    diag = selection.get("diagnostics", {})
-    metrics: dict[str, dict] = {}
-    if (run_dir / "metrics.json").is_file():
-        for suite, table in read_json(run_dir / "metrics.json").items():
-            for name, record in table.items():
-                metrics[f"{suite}/{name.removeprefix('tuned.')}" if name.startswith("tuned.") else f"{suite}/{name}"] = record
-    histogram = diag.get("depth_histogram") or {}
-    n_prompts = sum(histogram.values())
-    mean_depth = sum(int(d) * c for d, c in histogram.items()) / n_prompts if n_prompts else None
-    strategy = str(selection.get("strategy", config.get("select", {}).get("strategy", "?")))
-    budget = int(selection.get("budget", config.get("select", {}).get("budget", 0)))
-    return RunSummary(
-        path=run_dir,
-        strategy=strategy,
-        budget=budget,
-        seed=int(manifest.get("seed", config.get("seed", 0))),
-        status=str(manifest.get("status", "?")),
-        metrics=metrics,
-        breadth=diag.get("breadth"),
-        mean_depth=mean_depth,
-        outcomes=run_outcomes(run_dir),
-        cost=manifest.get("cost") or {},
-        setting=setting(config, strategy, budget),
-        units=run_units(run_dir),
-        pool_judge=config.get("pool", {}).get("judge") or {},
-    )
-
-
-def load_runs(run_dirs: list[Path]) -> list[RunSummary]:
-    """The runs of one comparison, grouped into cells (refusing duplicate cell and seed, or differing prompt sets)."""
-    runs = [load_run(Path(d)) for d in run_dirs]
-    group_runs(runs)
-    return runs
-
-
-def metric_rows(runs: list[RunSummary]) -> list[dict[str, Any]]:
+def metric_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
     """One row per run x suite x metric (the metrics.csv / metrics.json of a comparison)."""
     rows = []
     for run in runs:
@@ -156,15 +90,7 @@ def _t_quantile(df: int) -> float:
     return float(stats.t.ppf(0.975, df))
 
 
-def cells_of(runs: list[RunSummary]) -> list[list[RunSummary]]:
-    """Runs grouped by cell (every setting but the seed), in a stable order: budget, strategy, label."""
-    groups: dict[str, list[RunSummary]] = defaultdict(list)
-    for run in runs:
-        groups[run.cell].append(run)
-    return sorted(groups.values(), key=lambda g: (g[0].budget, g[0].strategy, g[0].label))
-
-
-def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, Any]]:
+def leaderboard(runs: list[RunRecord], metrics: list[str]) -> list[dict[str, Any]]:
     """Per cell (strategy, budget and any other setting that differs): mean over seeds and a 95% t-interval across seeds.
 
     With one seed there is no spread across seeds: that run's own CI is shown and marked as
@@ -181,7 +107,7 @@ def leaderboard(runs: list[RunSummary], metrics: list[str]) -> list[dict[str, An
     return rows
 
 
-def cell_estimate(members: list[RunSummary], key: str) -> dict[str, Any] | None:
+def cell_estimate(members: list[RunRecord], key: str) -> dict[str, Any] | None:
     """A cell's value of one metric: the mean over its seeds with a 95% t-interval across seeds,
     or, with one seed, that run's own CI (marked: it holds the run fixed). None when never computed."""
     having = [r for r in members if key in r.metrics and finite(r.metrics[key].get("value"))]
@@ -200,7 +126,7 @@ CONTROL = "control_shuffled"
 ONE_SEED = "one seed: no verdict"
 
 
-def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str, n_boot: int, seed: int) -> dict[str, Any]:
+def _paired(members: list[RunRecord], reference: list[RunRecord], metric: str, n_boot: int, seed: int) -> dict[str, Any]:
     """members − reference on the same held-out units: an interval for these runs, and the verdict over seeds.
 
     The run-fixed interval (per unit, each side averaged over its seeds; Newcombe's for one
@@ -239,12 +165,12 @@ def _paired(members: list[RunSummary], reference: list[RunSummary], metric: str,
     return result
 
 
-def _by_cell(runs: list[RunSummary], metric: str) -> list[list[RunSummary]]:
+def _by_cell(runs: list[RunRecord], metric: str) -> list[list[RunRecord]]:
     """Cells whose runs recorded per-unit outcomes of `metric`."""
     return [[r for r in members if r.outcomes.get(metric)] for members in cells_of(runs) if any(r.outcomes.get(metric) for r in members)]
 
 
-def _describe_cells(cells: list[list[RunSummary]]) -> str:
+def _describe_cells(cells: list[list[RunRecord]]) -> str:
     return "; ".join(f"{c[0].strategy} ({c[0].label or 'default'})" for c in cells)
 
 
@@ -259,7 +185,7 @@ def _holm_in_place(records: list[dict[str, Any]]) -> None:
         rec["p_holm"] = adjusted
 
 
-def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+def paired_tests(runs: list[RunRecord], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """Each cell vs the `baseline` strategy's cell in the same context (same budget, same everything but the strategy).
 
     Where a `control_shuffled` cell exists in that context, each cell is also tested against it
@@ -267,7 +193,7 @@ def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_st
     The verdict p-values of the table are Holm-adjusted together (`p_holm`).
     """
     cells = _by_cell(runs, metric)
-    by_context: dict[str, list[list[RunSummary]]] = defaultdict(list)
+    by_context: dict[str, list[list[RunRecord]]] = defaultdict(list)
     for members in cells:
         by_context[members[0].context].append(members)
     out = []
@@ -295,7 +221,7 @@ def paired_tests(runs: list[RunSummary], baseline: str, metric: str = "prompt_st
 
 
 def claim_tests(
-    runs: list[RunSummary], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
+    runs: list[RunRecord], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
     primary: Primary | None = None,
 ) -> list[dict[str, Any]]:
     """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
@@ -346,7 +272,7 @@ def count_tests(rows: list[dict[str, Any]]) -> int:
 class Comparison:
     """Everything a comparison report shows, computed once."""
 
-    runs: list[RunSummary]
+    runs: list[RunRecord]
     rows: list[dict[str, Any]]
     """one row per run and metric (metrics.csv)"""
     keys: list[str]
@@ -371,13 +297,13 @@ def same_judge(pool_judge: dict[str, Any], metric_judge: str | None) -> bool:
     return metric_judge == kind or metric_judge.startswith(f"{kind}:") or bool(model and str(model) in metric_judge)
 
 
-def judge_overlap(runs: list[RunSummary]) -> list[dict[str, str]]:
+def judge_overlap(runs: list[RunRecord]) -> list[dict[str, str]]:
     """Every suite whose judge also labelled some compared run's pool: its gains may be the judge's preferences learned."""
     found = {(key.split("/", 1)[0], str(rec.get("judge"))) for r in runs for key, rec in r.metrics.items() if same_judge(r.pool_judge, rec.get("judge"))}
     return [{"suite": suite, "judge": judge} for suite, judge in sorted(found)]
 
 
-def compute_spent(runs: list[RunSummary]) -> dict[str, Any]:
+def compute_spent(runs: list[RunRecord]) -> dict[str, Any]:
     """The machine time behind these runs: every stage once per cache key (a pool or base evaluation shared by many runs
     counts once, as it was computed once), in hours, with the machines the manifests record."""
     stages: dict[tuple[str, str], float] = {}

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.comparisons import RunSummary, cells_of, load_runs
+from harness.analysis.runs import RunRecord, cells_of, load_runs
 from harness.constraints.metrics import prompt_pass
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
@@ -36,7 +36,7 @@ WITHIN = 0.2
 """Two answers count as of a length when their word counts differ by at most this share of the longer."""
 
 
-def _rows(run: RunSummary) -> list[dict[str, Any]]:
+def _rows(run: RunRecord) -> list[dict[str, Any]]:
     rows = read_jsonl(run.path / "eval_outputs.jsonl")
     for row in rows:
         row["type"] = "+".join(sorted(row.get("instructions") or [])) or "(none)"
@@ -46,11 +46,11 @@ def _rows(run: RunSummary) -> list[dict[str, Any]]:
     return rows
 
 
-def _name(members: list[RunSummary]) -> str:
+def _name(members: list[RunRecord]) -> str:
     return members[0].strategy + (f" ({members[0].label})" if members[0].label else "")
 
 
-def by_type(cells: list[list[RunSummary]], rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def by_type(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per cell and constraint type: pass rates (tuned, base), effect, selected share; seeds pooled."""
     out = []
     for members in cells:
@@ -75,7 +75,7 @@ def by_type(cells: list[list[RunSummary]], rows: dict[Path, list[dict[str, Any]]
     return out
 
 
-def _first_pair(members: list[RunSummary]) -> dict[str, Any]:
+def _first_pair(members: list[RunRecord]) -> dict[str, Any]:
     for run in members:
         path = run.path / "selected_pairs.jsonl"
         if path.is_file():
@@ -102,7 +102,7 @@ def length_slopes(rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]
     return out
 
 
-def length_adjusted(a: list[RunSummary], b: list[RunSummary], rows: dict[Path, list[dict[str, Any]]]) -> dict[str, Any]:
+def length_adjusted(a: list[RunRecord], b: list[RunRecord], rows: dict[Path, list[dict[str, Any]]]) -> dict[str, Any]:
     """a − b in prompt pass: raw; on prompts whose two answers are of a length (matched seeds, the verdict test over
     seeds, units drawn per seed: nested); and the a coefficient of pass ~ cell + type + log words."""
     ours, theirs = ({r.seed: r for r in side} for side in (a, b))
@@ -132,7 +132,7 @@ def length_adjusted(a: list[RunSummary], b: list[RunSummary], rows: dict[Path, l
             "same_length_verdict": verdict, "regression_diff": float(coef[1]), "regression_per_log_word": float(coef[2])}
 
 
-def truncation(cells: list[list[RunSummary]], rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def truncation(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per cell: the share of tuned (and base) answers cut at max_new_tokens; None where runs did not record it."""
     out = []
     for members in cells:
@@ -149,14 +149,14 @@ def _passes(path: Path) -> dict[str, float]:
     return {r["prompt_id"]: v for r in read_jsonl(path) if (v := prompt_pass(r["strict"])) is not None}
 
 
-def held_out_gain(run: RunSummary, metric: str = "prompt_strict_acc") -> float | None:
+def held_out_gain(run: RunRecord, metric: str = "prompt_strict_acc") -> float | None:
     """tuned − base of a held-out metric, as the run recorded it (None where it did not)."""
     tuned = next((v for k, v in run.metrics.items() if k.endswith(f"/{metric}")), None)
     base = next((v for k, v in run.metrics.items() if k.endswith(f"/base.{metric}")), None)
     return tuned["value"] - base["value"] if tuned and base else None
 
 
-def out_of_distribution(cells: list[list[RunSummary]], root: Path) -> dict[str, Any]:
+def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, Any]:
     """Per cell with outputs under `root`: tuned − base prompt-level strict accuracy on the suite's prompts (run-fixed
     interval; a verdict over seeds where 2+ seeds were evaluated), next to the cell's held-out gain; and the
     correlation of the two across cells that did not train on flipped labels."""

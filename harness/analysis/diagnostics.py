@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.comparisons import RunSummary, cells_of, load_runs
+from harness.analysis.runs import RunRecord, cells_of, load_runs
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
 from harness.core.stats import correlation
@@ -107,7 +107,7 @@ class _Pool:
         }
 
 
-def _pools(runs: list[RunSummary]) -> dict[str, _Pool]:
+def _pools(runs: list[RunRecord]) -> dict[str, _Pool]:
     """Per pool hash, the pool with the features and embeddings any of its runs recorded (a uniform run has no
     gradient features of its own, but shares the pool of a bpo run that computed them)."""
     manifests = {r.path: read_json(r.path / "manifest.json") for r in runs}
@@ -122,7 +122,7 @@ def _pools(runs: list[RunSummary]) -> dict[str, _Pool]:
     return {h: _Pool(d["pool"], d["features"], d["embeddings"]) for h, d in dirs.items() if d["pool"] is not None}
 
 
-def run_properties(runs: list[RunSummary], metric: str) -> list[dict[str, Any]]:
+def run_properties(runs: list[RunRecord], metric: str) -> list[dict[str, Any]]:
     """One row per run: its cell, seed, gain (tuned − base `metric`), and every property (None where the cache lacks
     the stage it needs); runs with flipped labels are marked `control`."""
     pools = _pools(runs)
@@ -140,7 +140,7 @@ def run_properties(runs: list[RunSummary], metric: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _name(members: list[RunSummary]) -> str:
+def _name(members: list[RunRecord]) -> str:
     return members[0].strategy + (f" ({members[0].label})" if members[0].label else "")
 
 
@@ -148,7 +148,7 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(values)) if values and all(v is not None for v in values) else None
 
 
-def cell_properties(runs: list[RunSummary], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cell_properties(runs: list[RunRecord], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per cell: seeds averaged (gain and every property), the number of seeds, and whether it is a control."""
     by_run = {r["run"]: r for r in rows}
     out = []

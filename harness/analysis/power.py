@@ -45,93 +45,19 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
-from harness.constraints.metrics import unit_outcomes
+from harness.analysis.runs import METRICS, PREFERENCE, RunRecord
 from harness.core.errors import BenchError
-from harness.core.io import read_json, read_jsonl
 from harness.core.stats import cluster_scores, crossed_half_width, strata_df, two_way
 
-VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
-              "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose"}
-"""The verifiable metrics bench power analyses, and the eval_outputs.jsonl field of the tuned model's
-verdicts each is computed from (per prompt, by harness.constraints.metrics: one definition)."""
-SAMPLED = ("mean_verifiable_reward", "tuned_sampled_reward")
-METRICS = [*VERIFIABLE, SAMPLED[0]]
-
-
-PREFERENCE = "preference_accuracy"
-PAIRED_METRICS = {
-    "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output)",
-    "preference_accuracy": "preference_heldout/preference_accuracy: per held-out prompt, the share of its held-out pairs "
-    "the tuned model's implicit reward ranks right",
-    "mean_verifiable_reward": "ifeval_heldout/mean_verifiable_reward: per held-out prompt, the share of its constraints "
-    "a sampled output follows, averaged over evaluate.samples samples",
-}
-"""The per-prompt outcomes the paired tests compare, where runs recorded them."""
 DRAWS = 40000
 """Simulated tests per power evaluation of a crossed design (Monte-Carlo sd of a power near 0.8: 0.002)."""
 SEEDS_OPTIONS = (2, 3, 5, 10)
 """Seeds per cell for which `bench power` gives the units needed (one seed gives no verdict)."""
-
-
-@dataclass
-class PilotRun:
-    path: Path
-    strategy: str
-    budget: int
-    seed: int
-    outcomes: dict[str, dict[str, float]]  # metric -> unit id -> outcome
-    setting: dict[str, Any] = field(default_factory=dict)
-    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # held-out prompt id -> (base task, constraint types)
-    cell: str = ""
-    context: str = ""
-    label: str = ""
-    context_label: str = ""
-
-
-def _per_prompt(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
-    """One unit per prompt, its pairs averaged: pairs sharing a prompt (and responses) are not independent."""
-    groups: dict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        groups[row["prompt_id"]].append(float(row[key]))
-    return {prompt: float(np.mean(values)) for prompt, values in groups.items()}
-
-
-def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
-    """Per-unit outcomes of one run folder: metric -> held-out prompt id -> the tuned model's outcome.
-
-    The unit of every metric is a held-out prompt (for preference accuracy, the mean over that
-    prompt's held-out pairs); metrics a run did not record are absent, never zero.
-    """
-    outcomes: dict[str, dict[str, float]] = {}
-    rows = read_jsonl(run / "eval_outputs.jsonl") if (run / "eval_outputs.jsonl").is_file() else []
-    for name, key in VERIFIABLE.items():
-        if rows and rows[0].get(key) is not None:  # runs written before a field was kept lack it
-            outcomes[name] = unit_outcomes(name, {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None})
-    name, key = SAMPLED
-    if rows and rows[0].get(key) is not None:
-        outcomes[name] = {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}
-    if (run / "heldout_preferences.jsonl").is_file():
-        outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
-    return outcomes
-
-
-def run_units(run: Path) -> dict[str, tuple[str, str]]:
-    """Held-out prompt id -> (its base task, its constraint types): the cluster and the fixed stratum of
-    each greedy unit (empty for runs written before eval_outputs.jsonl kept the base task)."""
-    if not (run / "eval_outputs.jsonl").is_file():
-        return {}
-    rows = read_jsonl(run / "eval_outputs.jsonl")
-    if not rows or any(r.get("base_task") is None for r in rows):
-        return {}
-    return {r["prompt_id"]: (str(r["base_task"]), "+".join(sorted(r.get("instructions") or []))) for r in rows}
 
 
 def unit_design(runs: list[Any], metric: str, units: list[str] | None) -> tuple[list[str] | None, list[str] | None]:
@@ -143,55 +69,6 @@ def unit_design(runs: list[Any], metric: str, units: list[str] | None) -> tuple[
     first = runs[0].units
     strata = [first[u][1] for u in units]
     return [first[u][0] for u in units], (strata if len(set(strata)) > 1 else None)
-
-
-def group_runs(runs: list[Any]) -> None:
-    """Give each run (anything with path, strategy, budget, seed and a `setting`) its cell, context and label.
-
-    Refuses two folders of one cell and seed, and greedy metrics evaluated on different
-    held-out prompts within one context (they could not be paired).
-    """
-    settings = [r.setting for r in runs]
-    for run, label, shared in zip(runs, labels(settings), labels([without_strategy(s) for s in settings])):
-        run.cell, run.context, run.label, run.context_label = cell_key(run.setting), context_key(run.setting), label, shared
-    refuse_duplicates((r.cell, r.seed, r.path, describe(r)) for r in runs)
-    by_context: dict[str, list[Any]] = defaultdict(list)
-    for run in runs:
-        by_context[run.context].append(run)
-    for members in by_context.values():
-        for metric in METRICS:
-            having = [r for r in members if r.outcomes.get(metric)]
-            odd = next((r for r in having[1:] if r.outcomes[metric].keys() != having[0].outcomes[metric].keys()), None)
-            if odd is not None:
-                first = having[0]
-                raise BenchError(
-                    f"{metric}: {first.path} and {odd.path} were evaluated on different held-out prompts "
-                    f"({len(first.outcomes[metric])} and {len(odd.outcomes[metric])} prompts, "
-                    f"{len(first.outcomes[metric].keys() ^ odd.outcomes[metric].keys())} not shared) although nothing else "
-                    "tells them apart; pass runs of one evaluation configuration, e.g. the cells of one matrix run."
-                )
-
-
-def describe(run: Any) -> str:
-    return f"{run.strategy}, budget {run.budget}" + (f", {run.label}" if run.label else "")
-
-
-def load_pilot(paths: list[Path]) -> list[PilotRun]:
-    """Run folders (or folders holding run folders, such as runs/<matrix>) with held-out outputs."""
-    runs = []
-    for path in paths:
-        candidates = [path] if (path / "manifest.json").is_file() else sorted(p for p in path.iterdir() if (p / "manifest.json").is_file())
-        for run in candidates:
-            if not (run / "eval_outputs.jsonl").is_file():
-                continue
-            manifest, selection = read_json(run / "manifest.json"), read_json(run / "selection.json")
-            strategy, budget = selection["strategy"], int(selection["budget"])
-            runs.append(PilotRun(run, strategy, budget, int(manifest["seed"]), run_outcomes(run),
-                                 setting(manifest.get("config", {}), strategy, budget), run_units(run)))
-    if not runs:
-        raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(map(str, paths))}.")
-    group_runs(runs)
-    return runs
 
 
 def matched_differences(a: list[Any], b: list[Any], metric: str, units: list[str] | None) -> list[np.ndarray]:
@@ -271,11 +148,11 @@ def components_from_pairs(
     return {**comp, "pilot_seeds": seeds, "pairs": len(diffs), "cells": n_cells, "seed_dof": dof}
 
 
-def variance_components(runs: list[PilotRun], metric: str) -> dict[str, Any]:
+def variance_components(runs: list[RunRecord], metric: str) -> dict[str, Any]:
     """The components of `metric` over every pair of cells among `runs` (one context), and, under "by_pair", each
     pair's own (cells named by their strategy and setting label)."""
     having = [r for r in runs if r.outcomes.get(metric)]
-    cells: dict[str, list[PilotRun]] = defaultdict(list)
+    cells: dict[str, list[RunRecord]] = defaultdict(list)
     for run in having:
         cells[run.cell].append(run)
     units = shared_units(having, metric)
@@ -290,7 +167,7 @@ def variance_components(runs: list[PilotRun], metric: str) -> dict[str, Any]:
     return {"metric": metric, **components_from_pairs(list(diffs.values()), units is not None, len(cells), clusters, strata), "by_pair": by_pair}
 
 
-def seed_correlation(a: list[PilotRun], b: list[PilotRun], metric: str) -> float | None:
+def seed_correlation(a: list[RunRecord], b: list[RunRecord], metric: str) -> float | None:
     """Correlation over matched seeds of the two cells' per-seed means: how much of a seed's luck (its pool draw,
     its training order) the two share, which the paired difference cancels (common random numbers)."""
     ours, theirs = ({r.seed: float(np.mean(list(r.outcomes[metric].values()))) for r in side} for side in (a, b))
@@ -301,7 +178,7 @@ def seed_correlation(a: list[PilotRun], b: list[PilotRun], metric: str) -> float
     return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None
 
 
-def _name(run: PilotRun) -> str:
+def _name(run: RunRecord) -> str:
     return run.strategy + (f" ({run.label})" if run.label else "")
 
 
@@ -377,10 +254,10 @@ def units_needed(comp: dict[str, Any], effect: float, s: int, alpha: float, powe
     return max(hi, 2)
 
 
-def analyse(runs: list[PilotRun], effect: float, alpha: float, power: float, seeds_options: tuple[int, ...] = SEEDS_OPTIONS) -> list[dict[str, Any]]:
+def analyse(runs: list[RunRecord], effect: float, alpha: float, power: float, seeds_options: tuple[int, ...] = SEEDS_OPTIONS) -> list[dict[str, Any]]:
     """One row per (context, metric): the components, the MDE at the pilot's sizes (and at the run-shift upper bound), the sizes a target needs."""
     rows = []
-    by_context: dict[str, list[PilotRun]] = defaultdict(list)
+    by_context: dict[str, list[RunRecord]] = defaultdict(list)
     for run in runs:
         by_context[run.context].append(run)
     for members in sorted(by_context.values(), key=lambda m: (m[0].budget, m[0].label)):

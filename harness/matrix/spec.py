@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.analysis.power import PAIRED_METRICS
+from harness.analysis.runs import PAIRED_METRICS
 from harness.core.config import ConfigError, ExperimentConfig, format_validation_error, load_config
 from harness.core.io import content_hash, read_json
 
