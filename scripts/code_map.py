@@ -44,12 +44,20 @@ def modules() -> dict[str, Path]:
 
 
 def imports(path: Path) -> set[str]:
+    """Every runtime import (function-local ones too); an `if TYPE_CHECKING:` import names a type, not a dependency."""
     deps: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            return
         if isinstance(node, ast.Import):
             deps.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             deps.update(f"{node.module}.{a.name}" for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
     return deps
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from harness.core.records import CandidatePool
 from harness.core.registry import POOL_VIEWS
 from harness.models.resolve import trust_remote_code
 from harness.stages.views import PoolView, ViewResult
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 NAME = "embeddings"
 
@@ -79,7 +83,7 @@ def inputs(config: ExperimentConfig, pool_hash: str) -> dict:
     return {"pool": pool_hash, "embeddings": config.embeddings.model_dump()}
 
 
-def compute(run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
+def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
     cfg = run.config.embeddings
 
     def _compute(out: Path) -> dict:

@@ -12,7 +12,7 @@ the same settings, and the held-out pairs with their reference.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
 from harness.core.config import ExperimentConfig
@@ -23,6 +23,9 @@ from harness.evaluation import preference as preference_eval
 from harness.stages.preference_pool import Heldout
 from harness.stages.shared import builtin_set, generation_engine, model_key
 from harness.suites import EvalTarget, SuiteContext
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 BASE = "evaluate_base"
 TUNED = "evaluate"
@@ -39,12 +42,12 @@ def inputs(config: ExperimentConfig) -> dict[str, Any]:
     }
 
 
-def suite_context(run) -> SuiteContext:
+def suite_context(run: Run) -> SuiteContext:
     """What the run's suites read besides their config: the cache, and the run's held-out prompts."""
     return SuiteContext(run.cache, HeldoutSet.of(run.config.evaluate, run.config.prompts))
 
 
-def target(run, adapter: Path | None) -> EvalTarget:
+def target(run: Run, adapter: Path | None) -> EvalTarget:
     """The base model, or with `adapter` the tuned one, on the run's generation engine."""
     generation = run.config.generation
     return EvalTarget(run.model, adapter, "tuned" if adapter else "base", generation.backend, generation.dtype, generation.vllm_gpu_memory_utilization)
@@ -54,11 +57,11 @@ def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: Sta
     return {"heldout": heldout_key, "reference": reference.hash if reference else None, "preference": config.preference.key()}
 
 
-def run_base(run) -> StageResult:
+def run_base(run: Run) -> StageResult:
     return run.stage(BASE, inputs(run.config), lambda out: engine.evaluate_target(target(run, None), run.config.evaluate, suite_context(run), out))
 
 
-def run_reference(run, heldout: Heldout) -> StageResult | None:
+def run_reference(run: Run, heldout: Heldout) -> StageResult | None:
     """Shared by every strategy (and, for pairs shared by seeds, by every seed); None without held-out pairs."""
     if not heldout.pairs:
         return None
@@ -69,7 +72,7 @@ def run_reference(run, heldout: Heldout) -> StageResult | None:
     )
 
 
-def run_tuned(run, trained: StageResult, base: StageResult, heldout: Heldout, reference: StageResult | None) -> StageResult:
+def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: Heldout, reference: StageResult | None) -> StageResult:
     config = run.config
 
     def compute(out: Path) -> dict:

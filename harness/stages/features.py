@@ -8,6 +8,7 @@ through), the features section and the pool seed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.config import ExperimentConfig, TrainConfig
 from harness.core.io import read_json
@@ -17,6 +18,9 @@ from harness.stages.shared import model_key
 from harness.stages.views import PoolView, ViewResult
 from harness.training import gradients as engine
 
+if TYPE_CHECKING:
+    from harness.run_folder import Run
+
 NAME = "features"
 
 
@@ -25,7 +29,7 @@ def inputs(config: ExperimentConfig, pool_hash: str, train: TrainConfig) -> dict
     return {"pool": pool_hash, "model": model_key(config), "train": train.model_dump(), "features": config.features.model_dump(), "seed": config.pool_seed}
 
 
-def compute(run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
+def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
     config = run.config
 
     def _compute(out: Path) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.cache import StageResult
 from harness.core.io import read_jsonl, write_json, write_jsonl
@@ -14,8 +15,11 @@ from harness.core.records import CandidatePool, Pair, from_row
 from harness.evaluation import heldout as evaluate
 from harness.training.dpo import preference_rows
 
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
-def publish(run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool) -> None:
+
+def publish(run: Run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool) -> None:
     write_json(run.out / "metrics.json", metrics)
     write_eval_outputs(run.out, evaluate.read_outputs(base.path), evaluate.read_outputs(tuned.path))
     if (tuned.path / "heldout_preferences.jsonl").is_file():
@@ -23,7 +27,7 @@ def publish(run, metrics: dict, base: StageResult, tuned: StageResult, selected:
     write_pairs_preview(run.out, selected.path, candidate_pool)
 
 
-def report(run) -> None:
+def report(run: Run) -> None:
     """The manifest says "done" first: the report reads it."""
     from reports.run_report import write_report
 

@@ -7,13 +7,16 @@ the generation engine, with the pool seed: one pool serves every strategy of a m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
 from harness.core.config import BenchError, ExperimentConfig, JudgeConfig, PoolConfig
 from harness.core.records import CandidatePool, Prompt
 from harness.stages import candidates as engine
 from harness.stages.shared import generation_engine, model_key
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 NAME = "pool"
 PAIRS_PER_PROMPT = {"all": lambda k: k * (k - 1) // 2, "best_vs_rest": lambda k: k - 1, "best_worst": lambda k: 1}
@@ -59,7 +62,7 @@ def check_coverage(config: ExperimentConfig, prompts: list[Prompt], n_native: in
         )
 
 
-def run(run, prompts_stage: StageResult, prompts: list[Prompt], native: list[dict]) -> tuple[StageResult, CandidatePool]:
+def run(run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: list[dict]) -> tuple[StageResult, CandidatePool]:
     config = run.config
     check_coverage(config, prompts, len(native))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
 from harness.core.config import ExperimentConfig, PoolConfig
@@ -21,6 +21,9 @@ from harness.evaluation import preference as preference_eval
 from harness.stages import candidates as pool_engine
 from harness.stages.pool import pool_key
 from harness.stages.shared import generation_engine, model_key
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 NAME = "preference_pool"
 
@@ -54,7 +57,7 @@ def inputs(config: ExperimentConfig) -> dict[str, Any]:
     }
 
 
-def _sampled(run, config: ExperimentConfig) -> CandidatePool:
+def _sampled(run: Run, config: ExperimentConfig) -> CandidatePool:
     """The preference_pool stage through the cache."""
     ecfg = config.evaluate
     prompts = eval_prompts(ecfg, config.preference.prompts, config.prompts)
@@ -68,7 +71,7 @@ def _sampled(run, config: ExperimentConfig) -> CandidatePool:
     return pool_engine.read_pool(result.path, prompts)
 
 
-def heldout(run, candidate_pool: CandidatePool) -> Heldout:
+def heldout(run: Run, candidate_pool: CandidatePool) -> Heldout:
     pcfg, seed = run.config.preference, run.config.evaluate.prompt_seed
     if pcfg.source:
         texts, pairs = preference_eval.heldout_from_source(pcfg, seed, set(candidate_pool.prompts))

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.cache import StageResult
 from harness.core.config import BenchError, ExperimentConfig, PromptsConfig
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.records import Prompt, from_row, to_row
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 NAME = "prompts"
 
@@ -58,7 +62,7 @@ def read_prompts(path: Path) -> tuple[list[Prompt], list[dict]]:
     return prompts, read_jsonl(path / "native_pairs.jsonl")
 
 
-def run(run) -> tuple[StageResult, list[Prompt], list[dict]]:
+def run(run: Run) -> tuple[StageResult, list[Prompt], list[dict]]:
     """The stage through the cache: its result, the prompts and the native pairs."""
     config = run.config
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from harness.training import dpo as trainer
 from strategies import BudgetError, get_strategy
 from strategies.depth import gini
 
+if TYPE_CHECKING:
+    from harness.run_folder import Run
+
 NAME = "select"
 
 
@@ -29,7 +32,7 @@ def inputs(config: ExperimentConfig, pool_hash: str, view_hashes: dict[str, str]
     return {"pool": pool_hash, "views": view_hashes, "select": config.select.model_dump(), "seed": config.seed, "heldout": heldout_key}
 
 
-def run(run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str, dict[str, Any]], heldout_key: str) -> StageResult:
+def run(run: Run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str, dict[str, Any]], heldout_key: str) -> StageResult:
     config = run.config
 
     def compute(out: Path) -> dict:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.config import SuiteConfig
 from harness.core.io import read_json, write_json
 from harness.core.stats import METHOD as INTERVALS
 from harness.stages.evaluate import suite_context, target
 from harness.suites import EvalTarget, SuiteContext, get_suite
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 
 def suite_keys(suites: list[SuiteConfig]) -> list[str]:
@@ -29,7 +33,7 @@ def inputs(suite_cfg: SuiteConfig, model: EvalTarget, ctx: SuiteContext) -> dict
     return {"suite": suite_cfg.model_dump(), "target": model.cache_key(), "intervals": INTERVALS, **({"heldout": ctx.heldout.key()} if asks else {})}
 
 
-def run(run, adapter: Path) -> dict[str, dict]:
+def run(run: Run, adapter: Path) -> dict[str, dict]:
     """Metrics as `{suite: {"tuned.<metric>": ..., "base.<metric>": ...}}`."""
     config = run.config
     ctx = suite_context(run)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
 from harness.core.config import ExperimentConfig, TrainConfig
@@ -18,6 +18,9 @@ from harness.core.io import read_jsonl
 from harness.stages.shared import model_key
 from harness.training import dpo as trainer
 from harness.training.reference_logps import with_reference_logps
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 NAME = "train"
 
@@ -27,7 +30,7 @@ def inputs(config: ExperimentConfig, select_hash: str, train: TrainConfig) -> di
     return {"select": select_hash, "model": model_key(config), "train": train.model_dump(), "seed": config.seed}
 
 
-def run(run, selected: StageResult) -> StageResult:
+def run(run: Run, selected: StageResult) -> StageResult:
     def compute(out: Path) -> dict:
         rows = read_jsonl(selected.path / "train.jsonl")
         reuse: dict[str, int] = {}

@@ -12,12 +12,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.config import ExperimentConfig
 from harness.core.errors import BenchError
 from harness.core.records import CandidatePool, Features
 from harness.core.registry import POOL_VIEWS, UnknownName
+
+if TYPE_CHECKING:
+    from harness.run_folder import Run
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def preflight(config: ExperimentConfig) -> None:
             view.preflight(config)
 
 
-def attach(run, candidate_pool: CandidatePool, pool_hash: str) -> tuple[CandidatePool, dict[str, dict[str, Any]]]:
+def attach(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> tuple[CandidatePool, dict[str, dict[str, Any]]]:
     """The pool with every declared view filled in, and {"hashes": view -> stage hash, "stages": view -> stage
     name, "seconds": part -> s}."""
     views: dict[str, dict[str, Any]] = {"hashes": {}, "stages": {}, "seconds": {}}
