@@ -266,10 +266,7 @@ def _suite_config(config_path: str | None, flags: dict, tasks: list[str], judge_
     if any(v is not None for v in judge_flags.values()):
         j = dict(data.get("judge") or {})
         j.update({k: v for k, v in judge_flags.items() if v is not None})
-        if judge_flags["base_url"] and "backend" not in j:
-            j["backend"] = "openai"
-        j.setdefault("type", "llm" if judge_flags["base_url"] or judge_flags["judge_prompts"] else "verifiable")
-        data["judge"] = j
+        data["judge"] = j  # a missing type and backend are the config's to default (SuiteConfig, JudgeConfig)
     data = apply_overrides(data, overrides)
     if "name" not in data:
         raise ConfigError("bench eval: name a suite with --suite (or `name:` in --config).")

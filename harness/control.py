@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import ExperimentConfig
+from harness.core.config import ExperimentConfig, SelectConfig
 from harness.core.io import read_json, write_json
+from harness.core.records import CONTROL
 
-CONTROL = "control_shuffled"
 HEADLINE = ("ifeval_heldout", "paired_diff.prompt_strict_acc")
 """The headline metric: held-out prompt-level strict accuracy, tuned − base on the same prompts."""
 
@@ -24,8 +24,8 @@ def control_config(config: ExperimentConfig) -> ExperimentConfig | None:
     """The control cell of `config`, or None when it asks for none or is a control itself."""
     if not config.evaluate.control or config.select.strategy == CONTROL:
         return None
-    select = config.select.model_copy(
-        update={"strategy": CONTROL, "params": {"reference": config.select.strategy, "reference_params": dict(config.select.params)}}
+    select = SelectConfig.model_validate(  # validated anew: the control's own parameters, checked once
+        {**config.select.model_dump(), "strategy": CONTROL, "params": {"reference": config.select.strategy, "reference_params": dict(config.select.params)}}
     )
     evaluate = config.evaluate.model_copy(update={"control": False})
     return config.model_copy(update={"select": select, "evaluate": evaluate})

@@ -18,7 +18,7 @@ import numpy as np
 from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, cell_estimate, claim_verdict, compare, count_tests, finite
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of
 from harness.core.io import write_json, write_text
-from reports.templates import format_p
+from reports.render import format_p
 
 PLOTTED = ("prompt_strict_acc", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
 """Metrics plotted against budget when a suite reports them."""
@@ -236,7 +236,7 @@ def render_comparison(
     """
     import os
 
-    from reports.templates import render
+    from reports.render import render
 
     c = compare(run_dirs, baseline, claims, primary)
     runs, out_file = c.runs, Path(out_file)

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from harness.control import headline
 from harness.core.io import read_json, read_jsonl, write_text
 from reports.figures import depth_histogram, pool_distributions, prompt_map, suite_radar, training_curves
-from reports.templates import render
+from reports.render import render
 
 _PER_PROMPT_DIAGNOSTICS = {"depth", "weights", "mean_response_words"}
 """Keyed by prompt id: too long for the summary table (they stay in selection.json)."""

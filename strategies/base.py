@@ -44,7 +44,8 @@ class Strategy:
 
 
 def sample_without_replacement(items: list, count: int, rng: np.random.Generator) -> list:
-    """`count` items in a seeded random order; the one sampler every strategy uses."""
+    """`count` items in a seeded random order (the sampler of original, uniform and random_pairs; the other strategies
+    draw from `rng` inside their own allocation)."""
     if count > len(items):
         raise BudgetError(f"asked for {count} items, only {len(items)} available")
     order = rng.permutation(len(items))[:count]

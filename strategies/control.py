@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.core.records import Selection
+from harness.core.records import CONTROL, Selection
 from strategies.base import CandidatePool, Strategy
 from strategies.registry import UnknownStrategy, get_strategy, register
 
@@ -28,7 +28,7 @@ class ControlParams(BaseModel):
     @field_validator("reference")
     @classmethod
     def _not_itself(cls, value: str) -> str:
-        if value == "control_shuffled":
+        if value == CONTROL:
             raise ValueError("the reference must be another strategy")
         try:
             get_strategy(value)
@@ -39,7 +39,7 @@ class ControlParams(BaseModel):
 
 @register
 class ControlShuffled(Strategy):
-    name = "control_shuffled"
+    name = CONTROL
     description = "negative control: a reference strategy's pairs (default uniform), labels swapped at random"
     Params = ControlParams
 

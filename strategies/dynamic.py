@@ -1,4 +1,5 @@
-"""`bpo` and its depth ablations: breadth compression, then a per-prompt depth.
+"""The dynamic-depth family: breadth compression, then a per-prompt depth; `bpo` (strategies/bpo.py) and
+its depth ablations here.
 
 All four share one pipeline and differ only in the depth measure (docs/design.md §3):
 `bpo` clusters prompts by the DPO gradient they induce, `embedding_depth` by response
@@ -49,7 +50,7 @@ def reserve_validation(pool: CandidatePool, fraction: float, rng: np.random.Gene
     return sorted(set(ids) - set(val)), val
 
 
-class _DynamicDepth(Strategy):
+class DynamicDepth(Strategy):
     Params = DynamicParams
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
 
@@ -89,7 +90,7 @@ def _by_margin(pool: CandidatePool, prompt_id: str) -> list[str]:
 
 
 @register
-class RandomDepth(_DynamicDepth):
+class RandomDepth(DynamicDepth):
     name = "random_depth"
     description = "ablation: bpo's breadth, random depth per prompt (Dirichlet weights), random pairs"
 
@@ -100,7 +101,7 @@ class RandomDepth(_DynamicDepth):
 
 
 @register
-class LengthDepth(_DynamicDepth):
+class LengthDepth(DynamicDepth):
     name = "length_depth"
     description = "ablation (paper's length-based): bpo's breadth, depth proportional to mean response length"
 
@@ -113,7 +114,7 @@ class LengthDepth(_DynamicDepth):
         return weights, {p: _by_margin(pool, p) for p in prompts}, {"mean_response_words": dict(zip(prompts, lengths))}
 
 
-class _ClusteredDepth(_DynamicDepth):
+class ClusteredDepth(DynamicDepth):
     """Cluster prompt features; central prompts of useful clusters get more depth."""
 
     feature_label: ClassVar[str]
@@ -150,7 +151,7 @@ class _ClusteredDepth(_DynamicDepth):
 
 
 @register
-class EmbeddingDepth(_ClusteredDepth):
+class EmbeddingDepth(ClusteredDepth):
     name = "embedding_depth"
     description = "ablation: bpo with response-embedding differences instead of gradients as features"
     feature_label = "response embedding difference"
@@ -158,14 +159,3 @@ class EmbeddingDepth(_ClusteredDepth):
     def pair_features(self, pool: CandidatePool) -> Features:
         emb = pool.response_embeddings
         return Features({p.id: unit(emb[p.chosen_id] - emb[p.rejected_id]) for p in pool.pairs})
-
-
-@register
-class BPO(_ClusteredDepth):
-    name = "bpo"
-    description = "Balanced Preference Optimization: k-means breadth, dynamic depth from DPO-gradient clusters"
-    requires = frozenset({"embeddings", "gradients"})
-    feature_label = "projected DPO gradient (LoRA)"
-
-    def pair_features(self, pool: CandidatePool) -> Features:
-        return pool.pair_gradients

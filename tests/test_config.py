@@ -181,3 +181,37 @@ def test_control_config_is_the_shuffled_reference_of_the_cell() -> None:
     assert not control.evaluate.control and control_config(control) is None
     assert control_config(ExperimentConfig()) is None
     assert evaluate_inputs(cell) == evaluate_inputs(ExperimentConfig(select=cell.select))  # the control re-keys no evaluation
+
+
+def test_an_unknown_strategy_is_listed_with_every_other_problem() -> None:
+    """The strategy name and its parameters are validated with the rest of the schema, through the registry: one list."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["select.strategy=unifrom", "train.lr=1", "pool.k=0", "evaluate.n_prompts=-1"])
+    message = str(err.value)
+    assert "4 problem(s)" in message and "Did you mean uniform" in message
+    assert all(f in message for f in ("train.lr", "pool.k", "evaluate.n_prompts"))
+    config = load_config(None, ["select.params.depth=3"])
+    assert config.select.typed_params().depth == 3  # validated once, read by the stages
+
+
+def test_a_matrix_key_that_names_no_field_is_reported_against_the_matrix_file(tmp_path: Path) -> None:
+    from harness.matrix.spec import expand, load_matrix
+
+    (tmp_path / "base.yaml").write_text("name: b\n")
+    spec_file = tmp_path / "m.yaml"
+    spec_file.write_text("name: m\nbase: base.yaml\nset: {train.lerning_rate: 1.0e-4}\naxes: {seed: [0], select.parms: [{depth: 1}]}\n")
+    with pytest.raises(ConfigError) as err:
+        expand(load_matrix(spec_file), spec_file)
+    message = str(err.value)
+    assert message.startswith(f"{spec_file}: 2 problem(s) in the matrix")
+    assert "set.train.lerning_rate" in message and "did you mean train.learning_rate" in message and "did you mean select.params" in message
+
+
+@pytest.mark.parametrize("suite,judge,expected", [("mt_bench", {"model": "m"}, "llm"), ("ifeval", {}, "verifiable"),
+                                                  ("ifeval", {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "llm")])
+def test_a_judge_without_a_type_takes_the_suites_default(suite: str, judge: dict, expected: str) -> None:
+    from harness.core.config import SuiteConfig
+
+    cfg = SuiteConfig.model_validate({"name": suite, "judge": judge})
+    assert cfg.judge is not None and cfg.judge.type == expected
+    assert cfg.judge.backend == ("openai" if "base_url" in judge else "transformers")

@@ -22,6 +22,7 @@ from harness.analysis.power import matched_differences, shared_units, unit_desig
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, load_runs
 from harness.core.errors import BenchError
 from harness.core.io import read_json
+from harness.core.records import CONTROL
 from harness.core.stats import holm, paired_ci, seed_test
 
 
@@ -122,7 +123,6 @@ def cell_estimate(members: list[RunRecord], key: str) -> dict[str, Any] | None:
     return {"mean": mean, "low": mean - half, "high": mean + half, "n_seeds": len(values), "kind": "across seeds"}
 
 
-CONTROL = "control_shuffled"
 ONE_SEED = "one seed: no verdict"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from harness.core.errors import BenchError, ConfigError, StageFailure, format_validation_error  # noqa: F401  (re-exported)
 
@@ -126,6 +126,14 @@ class JudgeConfig(_Strict):
 
         return JUDGES.validate(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint_means_openai(cls, data: Any) -> Any:
+        """A judge given an endpoint (base_url) and no backend talks to it: backend openai."""
+        if isinstance(data, dict) and data.get("base_url") and "backend" not in data:
+            return {**data, "backend": "openai"}
+        return data
+
     @model_validator(mode="after")
     def _fields_fit_type(self) -> "JudgeConfig":
         """The judge type says which fields it reads and checks them (harness/judges/base.py)."""
@@ -220,34 +228,33 @@ class FeaturesConfig(_Strict):
     dim: int = Field(
         1024,
         ge=1,
-        description="Projection dimension D. LESS uses 8192 on GPU; on CPU 1024 keeps cosine error "
-        "near 0.03-0.09 (measured, docs/design.md §3) while k-means on 2,000 x 1,024 stays under 1 s.",
+        description="Projection dimension D (LESS uses 8192 on a GPU); the CPU default trades cosine error against "
+        "k-means time (measured in docs/design.md §3).",
     )
     projection: Literal["countsketch", "gaussian"] = Field(
         "countsketch",
-        description="CountSketch (sparse JL) projected 256 gradients in 0.45 s with the same cosine "
-        "error as a chunked Gaussian, which took 9-77 s (docs/design.md §3); Gaussian is kept for comparison.",
+        description="countsketch (sparse JL): the same cosine error as a chunked Gaussian at a fraction of its time "
+        "(docs/design.md §3); gaussian is kept for comparison.",
     )
     lora_init: Literal["zero_b", "warmup"] = Field(
         "zero_b",
         description="zero_b: gradients at the start policy, where the DPO gradient is exact without a "
         "reference pass and B's gradient already sketches the full-weight gradient; warmup: train the "
-        "adapter briefly first, as LESS does, and use A and B gradients (costs a short DPO run). "
-        "Measured (benchmarks/lora_init.py, SmolLM2-135M, 16 pool pairs): pairwise cosines of zero_b "
-        "features vs exact full-weight (26.5M-dim) DPO gradients r = 0.999 (r = 0.983 after CountSketch "
-        "to 1024), the same as warmup (0.999 / 0.987) at 32 s instead of 113 s: hence zero_b.",
+        "adapter briefly first, as LESS does, and use A and B gradients (costs a short DPO run). zero_b matches "
+        "warmup's agreement with exact full-weight gradients at a third of its cost (benchmarks/lora_init.py; "
+        "docs/design.md §3).",
     )
     warmup_pairs: int = Field(
         16,
         ge=1,
         description="Pool pairs (seeded random) for the warm-up DPO run: a few optimiser steps at the "
-        "trainer's batch size move B off zero (so A's gradient carries signal) for about a minute on CPU.",
+        "trainer's batch size move B off zero (so A's gradient carries signal).",
     )
     batch_size: int = Field(
         4,
         ge=1,
-        description="Responses per forward/backward: 4 is the fastest on a 2-core CPU (benchmarks/throughput.py); "
-        "on a GPU raise it (8-16)",
+        description="Responses per forward/backward (benchmarks/throughput.py measures the fastest on a machine; "
+        "raise it on a GPU)",
     )
     projection_seed: int = Field(
         0,
@@ -257,9 +264,35 @@ class FeaturesConfig(_Strict):
 
 
 class SelectConfig(_Strict):
-    strategy: str = "uniform"
+    strategy: str = Field("uniform", description="a registered strategy (`bench strategies` lists them)")
     budget: int = Field(32, ge=1, description="number of preference pairs every strategy gets")
     params: dict[str, Any] = Field(default_factory=dict, description="strategy-specific parameters")
+    _typed: Any = PrivateAttr(None)
+
+    @field_validator("strategy")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from harness.core.registry import STRATEGIES
+
+        return STRATEGIES.validate(value)
+
+    @model_validator(mode="after")
+    def _params_fit_strategy(self) -> "SelectConfig":
+        """The strategy's own parameter model validates `params` once, with the rest of the config (every problem in
+        one list); stages read the result through `typed_params`."""
+        from harness.core.registry import STRATEGIES
+
+        try:
+            self._typed = STRATEGIES.get(self.strategy).Params.model_validate(self.params)
+        except ValidationError as err:
+            problems = "; ".join(f"select.params.{'.'.join(map(str, e['loc']))}: "
+                                 + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"]) for e in err.errors())
+            raise ValueError(f"{problems} (strategy {self.strategy})") from None
+        return self
+
+    def typed_params(self) -> Any:
+        """The strategy's validated parameter model (validated once, when the config loaded)."""
+        return self._typed
 
 
 class TrainConfig(_Strict):
@@ -368,6 +401,27 @@ class SuiteConfig(_Strict):
         from harness.core.registry import SUITES
 
         return SUITES.validate(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _judge_type_from_suite(cls, data: Any) -> Any:
+        """A judge given without a type: an llm where it names an endpoint or FastChat judge prompts (fields only an
+        llm reads), else the suite's own default type (harness/suites/: verifiable for ifeval, llm for mt_bench)."""
+        if not (isinstance(data, dict) and isinstance(data.get("judge"), dict) and "type" not in data["judge"]):
+            return data
+        judge = dict(data["judge"])
+        if judge.get("base_url") or judge.get("judge_prompts"):
+            judge["type"] = "llm"
+        else:
+            from harness.core.registry import SUITES, UnknownName
+
+            try:
+                default = SUITES.get(str(data.get("name"))).default_judge
+            except UnknownName:
+                default = None  # the name's own validator reports it
+            if default:
+                judge["type"] = default
+        return {**data, "judge": judge}
 
     @model_validator(mode="after")
     def _fields_fit_suite(self) -> "SuiteConfig":
@@ -595,7 +649,4 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         config = ExperimentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, origin)) from None
-    from strategies import validate_strategy_config  # strategies import no config: no circle
-
-    validate_strategy_config(config.select.strategy, config.select.params, origin)
     return config

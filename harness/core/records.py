@@ -63,6 +63,10 @@ class Pair:
     native: bool = False
 
 
+CONTROL = "control_shuffled"
+"""The shuffled-label control strategy's name, spelled once: the runner, the reports and the strategy read it."""
+
+
 @dataclass
 class Selection:
     strategy: str

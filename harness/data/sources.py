@@ -2,7 +2,7 @@
 
 A source is a local file (.json, .jsonl, .json.gz, .jsonl.gz, .parquet) or a Hugging Face hub
 id; it is normalised into `Prompt` records plus the native chosen/rejected pairs the source
-carries. Three row formats are understood (auto-detected from the first row):
+carries. Four row formats are understood (`FORMATS`; auto-detected from the first row, or named):
 
 - `hh_rlhf`: `{"chosen": str, "rejected": str}`, each a whole "\\n\\nHuman: ...\\n\\nAssistant: ..."
   dialogue; the prompt is the shared prefix up to the last Assistant turn.

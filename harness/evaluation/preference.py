@@ -2,8 +2,8 @@
 
 DPO's implicit reward of a response is r(y) = β·(log π_θ(y|x) − log π_ref(y|x)), the reference
 being the base model. On pairs the training never saw, the share with r(chosen) > r(rejected)
-measures what the preferences taught, with no generation and no judge in the loop, so it is
-far less noisy than greedy accuracy on a few dozen prompts (docs/design.md §6). The base model's
+measures what the preferences taught, with no generation and no judge in the loop (docs/design.md §6);
+its unit is a held-out prompt, its pairs averaged. The base model's
 implicit reward is 0 for every response, so its accuracy is 0.5 by construction (all ties).
 
 The held-out pairs come from one of two places. With `preference.k` > 0 they are

@@ -150,8 +150,42 @@ def cell_name(values: dict[str, Any], labelled: frozenset[str] = frozenset()) ->
     return "-".join(parts)
 
 
+def _field_problem(path: str) -> str | None:
+    """Why a dotted config path names no field of the experiment schema (None when it does; below a free-form mapping
+    such as select.params anything goes: the strategy's own parameters are validated with the config)."""
+    import difflib
+
+    from pydantic import BaseModel
+
+    model: Any = ExperimentConfig
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            close = difflib.get_close_matches(part, list(fields), n=1)
+            where = ".".join(parts[:i])
+            hint = f"; did you mean {'.'.join([*parts[:i], close[0]])}?" if close else ""
+            return f"no config field {part!r}" + (f" under {where}" if where else "") + hint
+        annotation = fields[part].annotation
+        inner = next((a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else inner
+        if model is None:
+            return None  # a plain value or a mapping: the rest of the path is its content
+    return None
+
+
+def check_keys(spec: MatrixSpec, matrix_file: Path) -> None:
+    """Every field the matrix sets or varies exists, reported against the matrix file that names it (before any
+    cell's config is assembled from the base file)."""
+    problems = [f"  - {section}.{key}: {why}" for section, keys in (("set", spec.set), ("axes", spec.axes)) for key in keys
+                if key != LABEL and (why := _field_problem(SHORTHANDS.get(key, key)))]
+    if problems:
+        raise ConfigError(f"{matrix_file}: {len(problems)} problem(s) in the matrix:\n" + "\n".join(problems))
+
+
 def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), overrides: list[str] | None = None) -> list[Cell]:
     """Every cell of the matrix, in a stable order, each with its validated config."""
+    check_keys(spec, matrix_file)
     zipped = {a for group in spec.zip for a in group}
     blocks: list[list[dict[str, Any]]] = [
         [dict(zip(group, combo)) for combo in zip(*(spec.axes[a] for a in group))] for group in spec.zip

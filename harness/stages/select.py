@@ -58,7 +58,7 @@ def check_budget(selectable: CandidatePool, config: ExperimentConfig) -> None:
 def check_strategy_budget(pool: CandidatePool, cfg: SelectConfig) -> None:
     """Refuse a budget larger than the strategy can draw from `pool`."""
     strategy = get_strategy(cfg.strategy)
-    params = strategy.Params.model_validate(cfg.params)
+    params = cfg.typed_params()
     most = strategy.max_budget(pool, params)
     if cfg.budget > most:
         raise BenchError(
@@ -70,7 +70,7 @@ def check_strategy_budget(pool: CandidatePool, cfg: SelectConfig) -> None:
 
 def run_strategy(pool: CandidatePool, cfg: SelectConfig, seed: int) -> Selection:
     strategy = get_strategy(cfg.strategy)
-    params = strategy.Params.model_validate(cfg.params)
+    params = cfg.typed_params()
     check_strategy_budget(pool, cfg)
     try:
         selection = strategy.select(pool, cfg.budget, np.random.default_rng(seed), params)

@@ -47,7 +47,7 @@ def needed(config: ExperimentConfig) -> list[str]:
     from strategies import get_strategy
 
     strategy = get_strategy(config.select.strategy)
-    return sorted(strategy.needs(strategy.Params.model_validate(config.select.params)))
+    return sorted(strategy.needs(config.select.typed_params()))
 
 
 def get_view(name: str, strategy: str) -> PoolView:

@@ -12,6 +12,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from harness.core.records import CONTROL
+
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
@@ -44,7 +46,7 @@ def format_p(p: float | None, floor: float = 0.0) -> str:
 
 
 _ENV = Environment(
-    loader=FileSystemLoader(Path(__file__).parent),
+    loader=FileSystemLoader(Path(__file__).with_name("templates")),
     autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -56,6 +58,7 @@ _ENV.filters["pval"] = format_p
 
 def render(template: str, **context: Any) -> str:
     context.setdefault("css", Markup(CSS))
+    context.setdefault("control", CONTROL)
     context["figures"] = [Markup(f) for f in context.get("figures", [])]
     if context.get("surface"):
         context["surface"] = Markup(context["surface"])

@@ -1,0 +1,21 @@
+"""`bpo`: Balanced Preference Optimization (Wang et al., NAACL 2025; our reconstruction, docs/design.md):
+k-means breadth over prompt embeddings, then each selected prompt's depth from the clusters of its pairs'
+projected DPO gradients. The dynamic-depth family it belongs to, and its baselines, are in dynamic.py.
+"""
+
+from __future__ import annotations
+
+from strategies.base import CandidatePool, Features
+from strategies.dynamic import ClusteredDepth
+from strategies.registry import register
+
+
+@register
+class BPO(ClusteredDepth):
+    name = "bpo"
+    description = "Balanced Preference Optimization: k-means breadth, dynamic depth from DPO-gradient clusters"
+    requires = frozenset({"embeddings", "gradients"})
+    feature_label = "projected DPO gradient (LoRA)"
+
+    def pair_features(self, pool: CandidatePool) -> Features:
+        return pool.pair_gradients
