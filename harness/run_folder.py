@@ -19,7 +19,7 @@ from harness.core.cache import StageResult, run_stage
 from harness.core.config import ExperimentConfig
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, atomic_path, write_json, write_text
-from harness.models.resolve import engine_key, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
+from harness.models.resolved import resolve
 from harness.provenance import git_dirty, git_sha, machine, versions
 
 
@@ -42,13 +42,10 @@ class Run:
         self.opened = False
         self.machine = machine()
         self.git_sha, self.git_dirty = git_sha(), git_dirty()
-        # what the stages load: the model with its configured chat template, and the LoRA targets
-        # of `target_modules: auto` found on this architecture
-        self.model = with_chat_template(config.model, config.chat_template)
-        self.train = config.train.model_copy(
-            update={"target_modules": resolve_target_modules(self.model, config.train.target_modules), "precision": resolve_dtype(config.train.precision),
-                    "attention": resolve_attention(config.train.attention)}
-        )
+        # the machine-dependent choices, resolved once: what the stages load and their keys record
+        self.resolved = resolve(config)
+        self.model = self.resolved.model
+        self.train = self.resolved.train
 
     def open(self) -> None:
         """Create the run folder once the inputs are known to be usable.
@@ -110,7 +107,7 @@ class Run:
                 "git_dirty": self.git_dirty,
                 "argv": sys.argv,
                 "machine": self.machine,
-                "generation": engine_key(self.config.generation.backend, self.config.generation.dtype),
+                "generation": self.resolved.engine,
                 "resolved": {"model": self.model, "target_modules": self.train.target_modules, "train_precision": self.train.precision},
                 "started": self.started,
                 "stages": self.stages,

@@ -16,6 +16,7 @@ from harness.core.config import ExperimentConfig
 from harness.core.console import run_log
 from harness.core.io import content_hash, read_json
 from harness.core.records import CandidatePool
+from harness.models.resolved import resolve
 from harness.run_folder import Run
 from harness.stages import evaluate, outputs, pool, preference_pool, prompts, select, suite_runs, train, views
 
@@ -69,10 +70,11 @@ def selectable_key(pool_hash: str, selectable: CandidatePool) -> str:
 
 def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
     """Hashes of the stages a config shares with others (known before running), for matrix planning."""
+    resolved = resolve(config)
     s_prompts = stage_hash(prompts.NAME, prompts.inputs(config))
     return {
         "prompts": s_prompts,
-        "pool": stage_hash(pool.NAME, pool.inputs(config, s_prompts)),
-        evaluate.BASE: stage_hash(evaluate.BASE, evaluate.inputs(config)),
-        **({"preference_pool": stage_hash(preference_pool.NAME, preference_pool.inputs(config))} if config.preference.k else {}),
+        "pool": stage_hash(pool.NAME, pool.inputs(resolved, s_prompts)),
+        evaluate.BASE: stage_hash(evaluate.BASE, evaluate.inputs(resolved)),
+        **({preference_pool.NAME: stage_hash(preference_pool.NAME, preference_pool.inputs(resolved))} if config.preference.k else {}),
     }

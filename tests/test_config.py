@@ -163,9 +163,11 @@ def test_builtin_set_enters_the_prompt_and_evaluation_keys_only_when_chosen() ->
     base = ExperimentConfig()
     short = ExperimentConfig(prompts={"tasks": "short"})
     typed = ExperimentConfig(prompts={"constraint_types": ["detectable_format:title", "punctuation:no_comma"]})
-    for inputs in (prompts_inputs, evaluate_inputs, preference_pool_inputs):
+    from harness.models.resolved import resolve
+
+    for inputs in (prompts_inputs, lambda c: evaluate_inputs(resolve(c)), lambda c: preference_pool_inputs(resolve(c))):
         assert len({str(inputs(c)) for c in (base, short, typed)}) == 3
-    assert "builtin_set" not in evaluate_inputs(base)
+    assert "builtin_set" not in evaluate_inputs(resolve(base))
     with pytest.raises(ValidationError, match="close matches"):
         ExperimentConfig(prompts={"constraint_types": ["detectable_format:titel"]})
 
@@ -180,7 +182,9 @@ def test_control_config_is_the_shuffled_reference_of_the_cell() -> None:
     assert control.select.params == {"reference": "margin", "reference_params": {"order": "low"}}
     assert not control.evaluate.control and control_config(control) is None
     assert control_config(ExperimentConfig()) is None
-    assert evaluate_inputs(cell) == evaluate_inputs(ExperimentConfig(select=cell.select))  # the control re-keys no evaluation
+    from harness.models.resolved import resolve
+
+    assert evaluate_inputs(resolve(cell)) == evaluate_inputs(resolve(ExperimentConfig(select=cell.select)))  # the control re-keys no evaluation
 
 
 def test_an_unknown_strategy_is_listed_with_every_other_problem() -> None:

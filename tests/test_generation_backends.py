@@ -66,7 +66,9 @@ def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> N
     assert resolve_dtype("float32") == "float32" and resolve_dtype("auto") in ("float32", "bfloat16")
     assert engine_key("transformers", "float32") != engine_key("transformers", "bfloat16")
     configs = [ExperimentConfig.model_validate({"generation": {"dtype": d}}) for d in ("float32", "bfloat16")]
-    for inputs in (lambda c: pool.inputs(c, "p"), evaluate.inputs, preference_pool.inputs):
-        fp32, bf16 = (inputs(c) for c in configs)
+    from harness.models.resolved import resolve
+
+    for inputs in (lambda r: pool.inputs(r, "p"), evaluate.inputs, preference_pool.inputs):
+        fp32, bf16 = (inputs(resolve(c)) for c in configs)
         assert fp32["dtype"] == "float32" and bf16["dtype"] == "bfloat16" and fp32 != bf16
     assert EvalTarget("m", dtype="float32").cache_key() != EvalTarget("m", dtype="bfloat16").cache_key()

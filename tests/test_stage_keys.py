@@ -12,6 +12,7 @@ import pytest
 from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
 from harness.data.heldout import HeldoutSet
+from harness.models.resolved import resolve
 from harness.runner import shared_stage_hashes
 from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suite_runs, train
 from harness.suites import EvalTarget, SuiteContext
@@ -45,19 +46,19 @@ def test_prompts_key() -> None:
 
 
 def test_pool_key() -> None:
-    check(lambda c: pool.inputs(c, "prompts-hash"), ["pool.k=3", "pool.judge.type=llm", "seed=1", "generation.dtype=float32", "chat_template=README.md"],
+    check(lambda c: pool.inputs(resolve(c), "prompts-hash"), ["pool.k=3", "pool.judge.type=llm", "seed=1", "generation.dtype=float32", "chat_template=README.md"],
           ["pool.judge.timeout_s=5", "pool.judge.batch_size=2", "select.budget=7", "evaluate.n_prompts=5", "train.epochs=2", "embeddings.batch_size=8"])
-    assert pool.inputs(config(), "a") != pool.inputs(config(), "b")  # the upstream prompts
+    assert pool.inputs(resolve(config()), "a") != pool.inputs(resolve(config()), "b")  # the upstream prompts
 
 
 def test_preference_pool_key() -> None:
-    check(preference_pool.inputs, ["preference.k=4", "preference.prompts=8", "evaluate.prompt_seed=2", "pool.max_new_tokens=32"],
+    check(lambda c: preference_pool.inputs(resolve(c)), ["preference.k=4", "preference.prompts=8", "evaluate.prompt_seed=2", "pool.max_new_tokens=32"],
           ["seed=1", "pool.seed=3", "select.budget=7", "evaluate.n_prompts=5", "evaluate.bootstrap=200", "preference.pairs=8"])
 
 
 def test_views_keys() -> None:
     check(lambda c: embeddings.inputs(c, "pool-hash"), ["embeddings.batch_size=8"], ["seed=1", "select.budget=7", "train.learning_rate=1e-3"])
-    check(lambda c: features.inputs(c, "pool-hash", c.train), ["features.dim=64", "train.lora_r=4", "pool.seed=3"], ["select.budget=7", "evaluate.n_prompts=5"])
+    check(lambda c: features.inputs(resolve(c), "pool-hash"), ["features.dim=64", "train.lora_r=4", "pool.seed=3"], ["select.budget=7", "evaluate.n_prompts=5"])
 
 
 def test_select_key() -> None:
@@ -67,11 +68,11 @@ def test_select_key() -> None:
 
 
 def test_train_key() -> None:
-    check(lambda c: train.inputs(c, "select-hash", c.train), ["train.learning_rate=1e-3", "seed=1"], ["select.budget=7", "pool.k=3", "evaluate.n_prompts=5"])
+    check(lambda c: train.inputs(resolve(c), "select-hash"), ["train.learning_rate=1e-3", "seed=1"], ["select.budget=7", "pool.k=3", "evaluate.n_prompts=5"])
 
 
 def test_evaluate_keys() -> None:
-    check(evaluate.inputs, ["evaluate.n_prompts=5", "evaluate.max_new_tokens=64", "evaluate.samples=2", "prompts.tasks=short", "generation.dtype=float32"],
+    check(lambda c: evaluate.inputs(resolve(c)), ["evaluate.n_prompts=5", "evaluate.max_new_tokens=64", "evaluate.samples=2", "prompts.tasks=short", "generation.dtype=float32"],
           ["seed=1", "select.budget=7", "train.learning_rate=1e-3", "evaluate.control=true", "evaluate.suites=[{name: ifeval}]",
            "preference.pairs=8", "preference.k=4", "report.n_examples=2"])
     check(lambda c: evaluate.preference_inputs(c, "heldout", None), ["preference.pairs=8", "preference.k=4"],

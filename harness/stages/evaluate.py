@@ -21,24 +21,27 @@ from harness.data.heldout import HeldoutSet
 from harness.evaluation import heldout as engine
 from harness.evaluation import preference as preference_eval
 from harness.stages.preference_pool import Heldout
-from harness.stages.shared import builtin_set, generation_engine, model_key
+from harness.stages.shared import builtin_set
 from harness.suites import EvalTarget, SuiteContext
 
 if TYPE_CHECKING:
+    from harness.models.resolved import Resolved
     from harness.run_folder import Run
 
 BASE = "evaluate_base"
+REFERENCE = "preference_reference"
 TUNED = "evaluate"
 
 
-def inputs(config: ExperimentConfig) -> dict[str, Any]:
+def inputs(resolved: Resolved) -> dict[str, Any]:
     """The key of `evaluate_base`, and the common part of `evaluate`'s."""
+    config = resolved.config
     return {
-        "model": model_key(config),
+        "model": resolved.model_key,
         "evaluate": config.evaluate.key(),
         "suite": engine.HELDOUT_SUITE,
         **builtin_set(config),
-        **generation_engine(config),
+        **resolved.engine,
     }
 
 
@@ -49,8 +52,13 @@ def suite_context(run: Run) -> SuiteContext:
 
 def target(run: Run, adapter: Path | None) -> EvalTarget:
     """The base model, or with `adapter` the tuned one, on the run's generation engine."""
-    generation = run.config.generation
+    generation = run.resolved.generation
     return EvalTarget(run.model, adapter, "tuned" if adapter else "base", generation.backend, generation.dtype, generation.vllm_gpu_memory_utilization)
+
+
+def reference_inputs(resolved: Resolved, heldout_key: str) -> dict[str, Any]:
+    """The key of `preference_reference`: the base model's log-probs of the held-out pairs."""
+    return {"model": resolved.model_key, "heldout": heldout_key, "max_length": resolved.train.max_length}
 
 
 def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: StageResult | None) -> dict[str, Any]:
@@ -58,7 +66,7 @@ def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: Sta
 
 
 def run_base(run: Run) -> StageResult:
-    return run.stage(BASE, inputs(run.config), lambda out: engine.evaluate_target(target(run, None), run.config.evaluate, suite_context(run), out))
+    return run.stage(BASE, inputs(run.resolved), lambda out: engine.evaluate_target(target(run, None), run.config.evaluate, suite_context(run), out))
 
 
 def run_reference(run: Run, heldout: Heldout) -> StageResult | None:
@@ -66,8 +74,7 @@ def run_reference(run: Run, heldout: Heldout) -> StageResult | None:
     if not heldout.pairs:
         return None
     return run.stage(
-        "preference_reference",
-        {"model": model_key(run.config), "heldout": heldout.key, "max_length": run.train.max_length},
+        REFERENCE, reference_inputs(run.resolved, heldout.key),
         lambda out: preference_eval.reference_logps(run.model, heldout.pairs, heldout.texts, run.train, out),
     )
 
@@ -83,7 +90,7 @@ def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: Heldou
             preference_eval.preference_accuracy(run.model, adapter, heldout.pairs, heldout.texts, logps, run.train, out, config.evaluate.bootstrap)
         return stats
 
-    key = {"train": trained.hash, "base": base.hash, **inputs(config), **preference_inputs(config, heldout.key, reference)}
+    key = {"train": trained.hash, "base": base.hash, **inputs(run.resolved), **preference_inputs(config, heldout.key, reference)}
     return run.stage(TUNED, key, compute)
 
 

@@ -10,23 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.core.config import ExperimentConfig, TrainConfig
 from harness.core.io import read_json
 from harness.core.records import CandidatePool, Features
 from harness.core.registry import POOL_VIEWS
-from harness.stages.shared import model_key
 from harness.stages.views import PoolView, ViewResult
 from harness.training import gradients as engine
 
 if TYPE_CHECKING:
+    from harness.models.resolved import Resolved
     from harness.run_folder import Run
 
 NAME = "features"
 
 
-def inputs(config: ExperimentConfig, pool_hash: str, train: TrainConfig) -> dict:
-    """`train` is the resolved train section (`Run.train`: target modules and precision as found here)."""
-    return {"pool": pool_hash, "model": model_key(config), "train": train.model_dump(), "features": config.features.model_dump(), "seed": config.pool_seed}
+def inputs(resolved: Resolved, pool_hash: str) -> dict:
+    """The resolved train section: target modules and precision as found here."""
+    config = resolved.config
+    return {"pool": pool_hash, "model": resolved.model_key, "train": resolved.train.model_dump(), "features": config.features.model_dump(),
+            "seed": config.pool_seed}
 
 
 def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
@@ -38,7 +39,7 @@ def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResu
             run.train, config.features, config.pool_seed, out,
         )
 
-    result = run.stage(NAME, inputs(config, pool_hash, run.train), _compute)
+    result = run.stage(NAME, inputs(run.resolved, pool_hash), _compute)
     grads = engine.load_gradient_features(result.path)
     fields = {
         "pair_gradients": Features(dict(zip(grads.pair_ids, grads.pair_features))),

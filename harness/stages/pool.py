@@ -13,9 +13,9 @@ from harness.core.cache import StageResult
 from harness.core.config import BenchError, ExperimentConfig, JudgeConfig, PoolConfig
 from harness.core.records import CandidatePool, Prompt
 from harness.stages import candidates as engine
-from harness.stages.shared import generation_engine, model_key
 
 if TYPE_CHECKING:
+    from harness.models.resolved import Resolved
     from harness.run_folder import Run
 
 NAME = "pool"
@@ -33,12 +33,13 @@ def pool_key(cfg: PoolConfig) -> dict[str, Any]:
     return cfg.model_dump(exclude=exclude)
 
 
-def inputs(config: ExperimentConfig, prompts_hash: str) -> dict[str, Any]:
+def inputs(resolved: Resolved, prompts_hash: str) -> dict[str, Any]:
+    config = resolved.config
     return {
         "prompts": prompts_hash,
-        "model": model_key(config),
+        "model": resolved.model_key,
         "pool": pool_key(config.pool),
-        **generation_engine(config),
+        **resolved.engine,
         "seed": config.pool_seed,
     }
 
@@ -67,7 +68,7 @@ def run(run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: lis
     check_coverage(config, prompts, len(native))
 
     def compute(out: Path) -> dict:
-        return engine.build_pool(run.model, prompts, native, config.pool, config.pool_seed, out, generation=config.generation, cache_dir=run.cache)
+        return engine.build_pool(run.model, prompts, native, config.pool, config.pool_seed, out, generation=run.resolved.generation, cache_dir=run.cache)
 
-    result = run.stage(NAME, inputs(config, prompts_stage.hash), compute)
+    result = run.stage(NAME, inputs(run.resolved, prompts_stage.hash), compute)
     return result, engine.read_pool(result.path, prompts)

@@ -20,9 +20,9 @@ from harness.data.heldout import eval_prompts
 from harness.evaluation import preference as preference_eval
 from harness.stages import candidates as pool_engine
 from harness.stages.pool import pool_key
-from harness.stages.shared import generation_engine, model_key
 
 if TYPE_CHECKING:
+    from harness.models.resolved import Resolved
     from harness.run_folder import Run
 
 NAME = "preference_pool"
@@ -44,15 +44,16 @@ def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
     return config.pool.model_copy(update={"k": config.preference.k})
 
 
-def inputs(config: ExperimentConfig) -> dict[str, Any]:
+def inputs(resolved: Resolved) -> dict[str, Any]:
     """Keyed by the evaluation prompts and prompt_seed, never the run seed: one pool serves a whole matrix."""
+    config = resolved.config
     ecfg = config.evaluate
     prompts = {"n": config.preference.prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
     return {
         "prompts": prompts,
-        "model": model_key(config),
+        "model": resolved.model_key,
         "pool": pool_key(preference_pool_config(config)),
-        **generation_engine(config),
+        **resolved.engine,
         "seed": ecfg.prompt_seed,
     }
 
@@ -64,10 +65,10 @@ def _sampled(run: Run, config: ExperimentConfig) -> CandidatePool:
 
     def compute(out: Path) -> dict:
         return pool_engine.build_pool(
-            run.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=config.generation, cache_dir=run.cache
+            run.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=run.resolved.generation, cache_dir=run.cache
         )
 
-    result: StageResult = run.stage(NAME, inputs(config), compute)
+    result: StageResult = run.stage(NAME, inputs(run.resolved), compute)
     return pool_engine.read_pool(result.path, prompts)
 
 

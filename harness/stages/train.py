@@ -13,21 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
-from harness.core.config import ExperimentConfig, TrainConfig
 from harness.core.io import read_jsonl
-from harness.stages.shared import model_key
 from harness.training import dpo as trainer
 from harness.training.reference_logps import with_reference_logps
 
 if TYPE_CHECKING:
+    from harness.models.resolved import Resolved
     from harness.run_folder import Run
 
 NAME = "train"
 
 
-def inputs(config: ExperimentConfig, select_hash: str, train: TrainConfig) -> dict[str, Any]:
-    """`train` is the resolved train section (`Run.train`)."""
-    return {"select": select_hash, "model": model_key(config), "train": train.model_dump(), "seed": config.seed}
+def inputs(resolved: Resolved, select_hash: str) -> dict[str, Any]:
+    """With the resolved train section (target modules, precision, attention as found here)."""
+    return {"select": select_hash, "model": resolved.model_key, "train": resolved.train.model_dump(), "seed": resolved.config.seed}
 
 
 def run(run: Run, selected: StageResult) -> StageResult:
@@ -35,10 +34,10 @@ def run(run: Run, selected: StageResult) -> StageResult:
         rows = read_jsonl(selected.path / "train.jsonl")
         reuse: dict[str, int] = {}
         if run.train.reference_logps == "cached":
-            rows, reuse = with_reference_logps(rows, run.model, model_key(run.config), run.train, run.cache)
+            rows, reuse = with_reference_logps(rows, run.model, run.resolved.model_key, run.train, run.cache)
         return {**trainer.train_dpo(run.model, rows, run.train, run.config.seed, out), **({"reference_logps": reuse} if reuse else {})}
 
-    result = run.stage(NAME, inputs(run.config, selected.hash, run.train), compute)
+    result = run.stage(NAME, inputs(run.resolved, selected.hash), compute)
     with run.publish_dir("train") as tmp:
         shutil.copytree(result.path / "adapter", tmp / "adapter")
         shutil.copyfile(result.path / "log.jsonl", tmp / "log.jsonl")

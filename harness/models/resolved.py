@@ -1,0 +1,47 @@
+"""A config's machine-dependent choices, resolved once per run: what the stages load and what their keys record.
+
+`auto` means different things on different machines (bf16 where the CPU or GPU multiplies in it,
+vLLM where it can run, the LoRA targets of the architecture found), and a cache key must name
+what actually ran. `resolve` decides all of it once; `Run` holds the result, every stage reads
+it, and `runner.shared_stage_hashes` plans a matrix with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.core.config import ExperimentConfig, GenerationConfig, TrainConfig
+from harness.core.io import content_hash
+from harness.models.resolve import engine_key, model_fingerprint, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
+
+
+@dataclass(frozen=True)
+class Resolved:
+    config: ExperimentConfig
+    model: str
+    """what the stages load: the model with its configured chat template"""
+    model_key: str
+    """the policy model in every cache key: its weights' fingerprint, and the configured chat template's text when
+    there is one (it changes every prompt the model sees)"""
+    engine: dict[str, str]
+    """the generation engine in every generating key: back end, dtype (and the transformers decoder's version)"""
+    generation: GenerationConfig
+    """the generation section with its back end and dtype as resolved"""
+    train: TrainConfig
+    """the train section with `target_modules: auto`, precision and attention as resolved on this machine"""
+
+
+def resolve(config: ExperimentConfig) -> Resolved:
+    model = with_chat_template(config.model, config.chat_template)
+    key = model_fingerprint(config.model)
+    if config.chat_template:
+        key += "+chat_template:" + content_hash(Path(config.chat_template).expanduser().read_text(encoding="utf-8"), 16)
+    engine = engine_key(config.generation.backend, config.generation.dtype)
+    train = config.train.model_copy(update={
+        "target_modules": resolve_target_modules(model, config.train.target_modules),
+        "precision": resolve_dtype(config.train.precision),
+        "attention": resolve_attention(config.train.attention),
+    })
+    generation = config.generation.model_copy(update={"backend": engine["backend"], "dtype": engine["dtype"]})
+    return Resolved(config, model, key, engine, generation, train)
