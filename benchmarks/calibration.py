@@ -4,7 +4,7 @@ Prints, for the default testbed's sizes (12-48 held-out prompts per run, 96 in t
 matrix, 3-4 seeds), each quantity for the method the reports use now next to the simpler
 method they used before (the percentile bootstrap over prompts holding the runs fixed; the
 oracle z-test MDE), so the difference is measured, not asserted. The seeded, faster subset of
-these checks is tests/test_calibration.py.
+these checks is tests/analysis/test_calibration.py.
 
     python3 benchmarks/calibration.py [--reps 2000] [--out runs/benchmarks/calibration.json]
 """

@@ -135,7 +135,7 @@ def gguf_metadata(path: Path, key: str) -> Any:
 def has_chat_template(name: str) -> bool:
     """Whether the model's tokenizer ships a chat template, without loading weights."""
     if name == EMBEDDED_MODEL:
-        return True  # SmolLM2-Instruct's GGUF carries its template (tests/test_models.py checks it)
+        return True  # SmolLM2-Instruct's GGUF carries its template (tests/models/test_models.py checks it)
     if is_gguf_file(name):
         return bool(gguf_metadata(Path(name).expanduser(), "tokenizer.chat_template"))
     from transformers import AutoTokenizer

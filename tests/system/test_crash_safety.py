@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from fault_judge import FaultJudge
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEY_ENV = "BENCH_FAKE_JUDGE_KEY"
 SECRET = "sk-fake-SECRET-7f3a9c"
 # (what is killed, the stderr text that says it is under way, extra wait before the kill)

@@ -18,7 +18,7 @@ from harness.judges.llm import params_from_name, parse_rating, parse_verdict
 from harness.suites import EvalTarget
 from harness.suites.alpaca_eval import length_controlled_win_rate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 ALPACA = SHARED / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
 MT_BENCH = SHARED / "mt_bench" / "question.jsonl"

@@ -29,7 +29,7 @@ from harness.judges.base import Judgment
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import LLMJudge
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MT_BENCH = REPO.parent / "shared" / "data" / "mt_bench" / "question.jsonl"
 KEY_ENV = "BENCH_TEST_KEY"
 FAKE_KEY = "sk-test-123"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fault_judge import FaultJudge
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OUR_CODE = [p for d in ("harness", "strategies", "reports", "benchmarks") for p in (REPO / d).rglob("*.py")]
 
 

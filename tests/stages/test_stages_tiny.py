@@ -88,7 +88,7 @@ def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: 
     rows = _rows(8)
     common = dict(learning_rate=1e-2, max_length=64, precision="float32")  # fp32: bf16 sums differ with the batch split
     single = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=4, **common), seed=0, out_dir=tmp_path / "one")
-    config = Path(__file__).resolve().parents[1] / "experiments" / "accelerate" / "ddp_cpu.yaml"
+    config = Path(__file__).resolve().parents[2] / "experiments" / "accelerate" / "ddp_cpu.yaml"
     dist = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=2, accelerate_config=str(config), **common), seed=0, out_dir=tmp_path / "two")
     assert dist["processes"] == 2 and single["processes"] == 1
     assert dist["steps"] == single["steps"] == 2
@@ -105,7 +105,7 @@ def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: 
 def test_accelerate_launch_failure_is_one_clear_error(tiny_model: Path, tmp_path: Path) -> None:
     from harness.core.config import BenchError
 
-    config = Path(__file__).resolve().parents[1] / "experiments" / "accelerate" / "ddp_cpu.yaml"
+    config = Path(__file__).resolve().parents[2] / "experiments" / "accelerate" / "ddp_cpu.yaml"
     cfg = TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1)
     with pytest.raises(BenchError, match="accelerate launch.*failed.*exit code"):
         train_dpo(str(tmp_path / "no-such-model"), _rows(2), cfg, seed=0, out_dir=tmp_path / "out")
@@ -239,13 +239,13 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
     assert len(read_jsonl(tmp_path / "heldout_preferences.jsonl")) == 5
 
 
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present")
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present")
 def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> None:
     from harness.core.config import PreferenceConfig, PromptsConfig
     from harness.evaluation.preference import heldout_from_source
     from harness.stages.prompts import load_training_prompts
 
-    source = str(Path(__file__).resolve().parents[2] / "shared/data/hh_rlhf/harmless-base-test.jsonl.gz")
+    source = str(Path(__file__).resolve().parents[3] / "shared/data/hh_rlhf/harmless-base-test.jsonl.gz")
     train, native, _ = load_training_prompts(PromptsConfig(source=source, n_train=40), seed=0)
     cfg = PreferenceConfig(source=source, pairs=300)
     pool, pairs = heldout_from_source(cfg, 3, {p.id for p in train})

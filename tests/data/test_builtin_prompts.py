@@ -26,7 +26,7 @@ from harness.constraints.checkers import check
 from harness.core.io import canonical_json
 from harness.data.builtin import build_builtin_prompts, load_builtin_tasks, split_builtin_tasks
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CATEGORIES = {
     "explanation", "short_essay", "list", "email", "advice", "summary", "rewrite", "story",
     "description", "comparison", "how_to", "letter", "product_description", "dialogue", "poem",
@@ -112,7 +112,7 @@ def test_held_out_set_is_every_task_times_type_once_and_grows_by_prefix() -> Non
     from harness.core.config import load_config
     from harness.data.heldout import HeldoutSet
 
-    config = load_config(Path(__file__).resolve().parents[1] / "experiments" / "default.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "experiments" / "default.yaml")
     testbed = HeldoutSet.of(config.evaluate, config.prompts)
     for n in (495, 990):
         assert set(Counter(p.meta["instruction_id_list"][0] for p in testbed.prompts(n)).values()) == {n // 11}

@@ -18,7 +18,7 @@ import pytest
 
 from harness.data.sources import LoadedSource, SourceError, load_source
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HH = DATA / "hh_rlhf" / "harmless-base-test.jsonl.gz"
 ALPACA = DATA / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
 

@@ -26,7 +26,7 @@ except ModuleNotFoundError:  # Python 3.10
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ("harness", "strategies", "reports")
 FIRST_PARTY = set(SHIPPED)
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}

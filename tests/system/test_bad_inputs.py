@@ -3,7 +3,7 @@
 Each case runs the real CLI (in process, through click's runner, so that 30 cases take
 seconds) and must: exit with code 2 (a user error), print one message that names the file
 or field and the fix, print no traceback, leave no run folder, and leave the stage cache with
-complete stages only. Files live in tests/data/bad_inputs/; the 10 MB line is written here.
+complete stages only. Files live in tests/fixtures/bad_inputs/; the 10 MB line is written here.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from harness.cli import main
 from harness.core.io import read_json
 
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO / "tests" / "data" / "bad_inputs"
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "tests" / "fixtures" / "bad_inputs"
 SMOKE = str(REPO / "experiments" / "smoke.yaml")
 
 

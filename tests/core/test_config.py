@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from harness.core.config import ConfigError, ExperimentConfig, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "paper").glob("*.yaml")])
 ACCELERATE_CONFIGS = sorted((REPO / "experiments" / "accelerate").glob("*.yaml"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INSTALL_AND_RUN = "bash scripts/install.sh && bench run --strategy bpo"
 INSTALL_AND_TEST = "bash scripts/install.sh && python3 -m pytest"
 

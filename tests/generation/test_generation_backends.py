@@ -14,7 +14,7 @@ from harness.core.config import BenchError
 from harness.generation.generate import generate, generate_with, to_generation
 from harness.models.resolve import load_model, load_tokenizer, resolve_backend
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VLLM_USABLE = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
 
 

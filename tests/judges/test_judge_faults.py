@@ -19,7 +19,7 @@ from harness.core.records import Prompt
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import LLMJudge
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MT_BENCH = REPO.parent / "shared" / "data" / "mt_bench"
 
 

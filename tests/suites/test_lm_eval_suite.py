@@ -1,4 +1,4 @@
-"""The lm_eval suite on a tiny real Llama and a local task folder (tests/data/lm_eval_task)."""
+"""The lm_eval suite on a tiny real Llama and a local task folder (tests/fixtures/lm_eval_task)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from harness.suites import SuiteContext
 from harness.suites.base import EvalTarget, get_suite
 from harness.suites.lm_eval_suite import STAGE, evaluate_lm_eval
 
-TASK_DIR = Path(__file__).parent / "data" / "lm_eval_task"
+TASK_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "lm_eval_task"
 N_DOCS = len(read_jsonl(TASK_DIR / "bench_tiny_mc.jsonl"))
 
 
