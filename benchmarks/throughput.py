@@ -345,7 +345,7 @@ def features_section(args, n_params: int, pool, precision: str, work: Path) -> l
 @contextlib.contextmanager
 def strided_head_inputs():
     """Today's features: the LM head fed the strided slice `logits_to_keep` makes (no contiguous-input hook)."""
-    from harness import models
+    from harness.models import resolve as models
 
     original = models.contiguous_head_inputs
     models.contiguous_head_inputs = lambda model: None
