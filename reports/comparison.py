@@ -80,7 +80,9 @@ def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: Primary | Non
     if not claims:
         return []
     metric = primary.metric if primary and primary.metric in claims else next(iter(claims))
-    rows = sorted(claims[metric], key=lambda t: not t.get("primary"))
+    tested = {t["claim"] for t in claims[metric] if "diff" in t}
+    # a context that never ran one side of a claim (another learning rate, say) is no answer; a claim run nowhere is
+    rows = sorted((t for t in claims[metric] if "diff" in t or t["claim"] not in tested), key=lambda t: not t.get("primary"))
     lines = []
     for t in rows:
         head = ("Primary claim: " if t.get("primary") else "") + claim_text(t)
