@@ -80,7 +80,9 @@ def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: Primary | Non
     if not claims:
         return []
     metric = primary.metric if primary and primary.metric in claims else next(iter(claims))
-    rows = sorted(claims[metric], key=lambda t: not t.get("primary"))
+    tested = {t["claim"] for t in claims[metric] if "diff" in t}
+    # a context that never ran one side of a claim (another learning rate, say) is no answer; a claim run nowhere is
+    rows = sorted((t for t in claims[metric] if "diff" in t or t["claim"] not in tested), key=lambda t: not t.get("primary"))
     lines = []
     for t in rows:
         head = ("Primary claim: " if t.get("primary") else "") + claim_text(t)
@@ -196,12 +198,16 @@ def _surface(runs: list[RunRecord], key: str, save_to: Path | None = None) -> st
         ax.set_xlabel("mean depth (pairs per selected prompt)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(key.split("/", 1)[1] if "/" in key else key)
+    means = [p[3]["mean"] for pts in panels.values() for p in pts]
+    low, high = min(means) - 0.12, max(means) + 0.12  # a two-seed t-interval can span the whole scale: clip it, say so
+    clipped = any(finite(p[3].get("low")) and (p[3]["low"] < low or p[3]["high"] > high) for pts in panels.values() for p in pts)
+    axes[0][0].set_ylim(low, high)
     ordered = sorted(handles)
     rows = (len(ordered) + 3) // 4
     fig.legend([handles[n] for n in ordered], [handles[n].get_label() for n in ordered], loc="lower center", ncol=4, fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(f"{key} against depth at each budget (bars: 95% interval over seeds; one seed: its run CI; cells of one depth "
-                 "drawn slightly apart)", fontsize=10)
+                 "drawn slightly apart" + ("; bars cut at the axes" if clipped else "") + ")", fontsize=10)
     fig.tight_layout(rect=(0, 0.045 * rows + 0.01, 1, 1))
     return to_img_tag(fig, f"{key} against mean depth, one panel per budget", save_to)
 
