@@ -163,8 +163,8 @@ def test_length_grouped_batches_pad_less_and_keep_every_pair(tiny_model: Path) -
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig
 
-    from harness.training import dpo as trainer
     from harness.models.resolve import load_tokenizer
+    from harness.training import dpo as trainer
 
     rows = [{**r, "chosen": [{"role": "assistant", "content": "yes " * (1 + (7 * i) % 23)}]} for i, r in enumerate(preference_rows(24))]
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=_torch.float32)
