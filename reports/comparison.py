@@ -74,29 +74,63 @@ def claim_text(t: dict[str, Any]) -> str:
     return f"{_side(t['better'], t['better_setting'])} > {_side(t['worse'], t['worse_setting'])} at {t['budget']} pairs"
 
 
+def _sentence(t: dict[str, Any], metric: str) -> str:
+    """One claim row as a sentence: its verdict, interval, seeds and Holm p (or why there is none)."""
+    head = ("Primary claim: " if t.get("primary") else "") + claim_text(t)
+    if "diff" not in t:
+        return f"{head}: undecided, not run ({t['missing']})."
+    seeds = t.get("seeds_ci")
+    if not seeds:
+        return f"{head}: undecided, one seed gives no verdict (difference {t['diff']:+.3f} on these runs)."
+    verdict = {"holds": "holds", "reversed": "does not hold: reversed"}.get(claim_verdict(t), "undecided: the verdict interval contains 0")
+    return (f"{head}: {verdict}{_unadjusted(t)}. Difference {seeds['diff']:+.3f}, 95% verdict interval {_ci(seeds['low'], seeds['high'])} "
+            f"over {seeds['n_seeds']} matched seeds, p {format_p(seeds['p'])} (Holm {format_p(seeds.get('p_holm'))}); {metric}.")
+
+
+def _unadjusted(t: dict[str, Any]) -> str:
+    """A verdict decided by its own interval that Holm's adjustment for the table's other tests does not keep."""
+    holm = (t.get("seeds_ci") or {}).get("p_holm")
+    return " before adjustment, not after Holm's" if claim_verdict(t) in ("holds", "reversed") and holm is not None and holm > 0.05 else ""
+
+
+def _summary(claim: str, rows: list[dict[str, Any]]) -> str:
+    """An exploratory claim tested in several settings, in one sentence: how many hold, are reversed, undecided or
+    have one seed, the range of differences, and each decided setting with its interval and Holm p."""
+    decided = [t for t in rows if t.get("seeds_ci")]
+    words = [claim_verdict(t) for t in decided]
+    counts = [(words.count("holds"), "holds"), (words.count("reversed"), "reversed"),
+              (len(decided) - words.count("holds") - words.count("reversed"), "undecided"),
+              (sum(1 for t in rows if "diff" in t and not t.get("seeds_ci")), "one seed, no verdict"),
+              (sum(1 for t in rows if "diff" not in t), "not run")]
+    diffs = [t["seeds_ci"]["diff"] if t.get("seeds_ci") else t["diff"] for t in rows if "diff" in t]
+    text = f"{claim}, exploratory, in {len(rows)} settings: " + ", ".join(f"{label} in {n}" for n, label in counts if n)
+    if diffs:
+        text += f"; differences {min(diffs):+.3f} to {max(diffs):+.3f}"
+    for t in decided:
+        if claim_verdict(t) in ("holds", "reversed"):
+            s = t["seeds_ci"]
+            text += (f". {'Holds' if claim_verdict(t) == 'holds' else 'Reversed'}{_unadjusted(t)}: {claim_text(t)}, {s['diff']:+.3f} "
+                     f"{_ci(s['low'], s['high'])}, Holm p {format_p(s.get('p_holm'))}")
+    return text + "."
+
+
 def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: Primary | None) -> list[str]:
-    """One sentence per claim, the primary one first, on the primary metric (else the first paired metric): the
-    answer a reader needs before any table. Undecided claims say why (interval contains 0, one seed, not run)."""
+    """The answer a reader needs before any table, on the primary metric (else the first paired metric): one sentence
+    per primary test, then one per exploratory claim (tested in several settings: summarised, the settings where it
+    is decided named). Undecided claims say why (interval contains 0, one seed, not run)."""
     if not claims:
         return []
     metric = primary.metric if primary and primary.metric in claims else next(iter(claims))
     tested = {t["claim"] for t in claims[metric] if "diff" in t}
     # a context that never ran one side of a claim (another learning rate, say) is no answer; a claim run nowhere is
-    rows = sorted((t for t in claims[metric] if "diff" in t or t["claim"] not in tested), key=lambda t: not t.get("primary"))
-    lines = []
+    rows = [t for t in claims[metric] if "diff" in t or t["claim"] not in tested]
+    lines = [_sentence(t, metric) for t in rows if t.get("primary")]
+    by_claim: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in rows:
-        head = ("Primary claim: " if t.get("primary") else "") + claim_text(t)
-        if "diff" not in t:
-            lines.append(f"{head}: undecided, not run ({t['missing']}).")
-            continue
-        seeds = t.get("seeds_ci")
-        if not seeds:
-            lines.append(f"{head}: undecided, one seed gives no verdict (difference {t['diff']:+.3f} on these runs).")
-            continue
-        word = claim_verdict(t)
-        verdict = {"holds": "holds", "reversed": "does not hold: reversed"}.get(word, "undecided: the verdict interval contains 0")
-        lines.append(f"{head}: {verdict}. Difference {seeds['diff']:+.3f}, 95% verdict interval {_ci(seeds['low'], seeds['high'])} "
-                     f"over {seeds['n_seeds']} matched seeds, p {format_p(seeds['p'])} (Holm {format_p(seeds.get('p_holm'))}); {metric}.")
+        if not t.get("primary"):
+            by_claim[t["claim"]].append(t)
+    for claim, members in by_claim.items():
+        lines.append(_sentence(members[0], metric) if len(members) == 1 else _summary(claim, members))
     return lines
 
 

@@ -127,6 +127,10 @@ def test_settings_that_differ_are_compared_apart_and_duplicates_refused(tmp_path
     summary = (tmp_path / "cmp2" / "summary.md").read_text()
     assert summary.startswith("## The answer\n\n- Primary claim: bpo > uniform (4 pairs per prompt) at 8 pairs: ")
     assert "\n- bpo > uniform (1 pair per prompt) at 8 pairs: " in summary
+    # without a primary, a claim tested in two settings is one sentence: counts, the range, decided settings named
+    render_comparison(paths + bpo, tmp_path / "cmp3" / "index.html", baseline="original", claims=[("bpo", "uniform")])
+    line = (tmp_path / "cmp3" / "summary.md").read_text().split("\n")[2]
+    assert line.startswith("- bpo > uniform, exploratory, in 2 settings: ") and "differences " in line
 
     again = _run(tmp_path / "rerun", "original", 0, 0.3, [1] * 10 + [0] * 30)
     with pytest.raises(BenchError, match="same setting .*at the same seed 0"):
