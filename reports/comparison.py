@@ -197,14 +197,17 @@ def _surface(runs: list[RunRecord], key: str, save_to: Path | None = None) -> st
             depths = [r.mean_depth for r in members if r.mean_depth is not None]
             est = cell_estimate(members, key)
             if depths and est is not None:
-                points.append((members[0].strategy, _series(members[0]), float(np.mean(depths)), est))
+                # a line joins one strategy's cells that differ only in its own parameters (uniform's depths), never
+                # across another setting such as the learning rate
+                line = members[0].strategy + (f", {members[0].context_label}" if members[0].context_label else "")
+                points.append((line, _series(members[0]), float(np.mean(depths)), est))
         if len(points) >= 3:
             panels[budget] = points
     if not panels:
         return None
     lines = {(b, s) for b, pts in panels.items() for s in {p[0] for p in pts} if sum(p[0] == s for p in pts) >= 3}
     names = sorted({(p[0] if (b, p[0]) in lines else p[1]) for b, pts in panels.items() for p in pts})
-    colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    colour = {name: plt.get_cmap("tab20")(i % 20) for i, name in enumerate(names)}  # 20: a curve has 13 cells
     markers = "osD^vP*Xhp<>"
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 4.2), sharey=True, squeeze=False)
     handles: dict[str, Any] = {}
