@@ -187,7 +187,7 @@ def test_comparison_report_agrees_with_the_runs_metrics(three_runs, tmp_path: Pa
     proc = bench("report", *map(str, three_runs), "-o", str(index), "--baseline", "original")
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = index.read_text()
-    for section in ("Judges", "Leaderboard", "Paired tests against original", "Plots", "Runs"):
+    for section in ("Judges", "Leaderboard", "Paired tests against original", "More plots", "Runs"):
         assert f">{section}<" in html or f"<h2>{section}" in html
     rows = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
     csv_lines = (tmp_path / "cmp" / "metrics.csv").read_text().splitlines()
