@@ -10,6 +10,11 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import sys
+from pathlib import Path
+
+# Python put this script's folder (tests/) first on sys.path; its package folders (tests/strategies, tests/reports)
+# would shadow the project's packages of the same names as namespace packages
+sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() != Path(__file__).resolve().parent]
 
 
 class _Missing(importlib.abc.MetaPathFinder):
