@@ -436,7 +436,7 @@ def power(runs, effect, alpha, power_, out_file) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--pair", "pairs", multiple=True, metavar="'A > B'", help="Also adjust A − B for answer length, e.g. --pair 'bpo > uniform' (quote it). Repeatable.")
 @click.option("--ood", "ood", type=click.Path(exists=True, file_okay=False),
-              help="A folder of `bench eval` outputs on another suite, one per run (DIR/<run name>/) and the base model's (DIR/base/): "
+              help="A folder of `bench eval` outputs on another suite, one per run (DIR/<matrix folder>/<run folder>/) and the base model's (DIR/base/): "
                    "each cell's out-of-distribution gain, e.g. IFBench.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write every table as JSON.")
 def confounds_cmd(runs, pairs, ood, out_file) -> None:
@@ -450,7 +450,7 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
     are within ±20% in words, with a verdict over matched seeds; and a regression of pass on the
     cells, the types and log words); the truncation rate per cell; with --ood, each cell's gain
     on another suite's prompts (out of distribution) and its correlation with the held-out gain:
-      for r in runs/testbed-curve/*-s0-*; do bench eval --model $r --suite ifbench --out runs/ifbench/$(basename $r); done
+      for r in runs/testbed-curve/*-s0-*; do bench eval --model $r --suite ifbench --out runs/ifbench/testbed-curve/$(basename $r); done
       bench eval --suite ifbench --out runs/ifbench/base
       bench confounds runs/testbed-curve --ood runs/ifbench
     Model: harness/analysis/confounds.py.

@@ -156,6 +156,12 @@ def held_out_gain(run: RunRecord, metric: str = "prompt_strict_acc") -> float | 
     return tuned["value"] - base["value"] if tuned and base else None
 
 
+def ood_folder(root: Path, run: RunRecord) -> Path:
+    """Where `bench eval --out` puts a run's outputs on the other suite: ROOT/<matrix folder>/<run folder>, since run
+    folder names repeat across matrices (runs/testbed-primary/bpo-s0-bpo and runs/testbed-lr/bpo-s0-bpo)."""
+    return root / run.path.parent.name / run.name
+
+
 def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, Any]:
     """Per cell with outputs under `root`: tuned − base prompt-level strict accuracy on the suite's prompts (run-fixed
     interval; a verdict over seeds where 2+ seeds were evaluated), next to the cell's held-out gain; and the
@@ -166,10 +172,10 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
     base = _passes(base_file)
     rows = []
     for members in cells:
-        runs = [m for m in members if (root / m.name / "outputs.jsonl").is_file()]
+        runs = [m for m in members if (ood_folder(root, m) / "outputs.jsonl").is_file()]
         if not runs:
             continue
-        passes = [_passes(root / m.name / "outputs.jsonl") for m in runs]
+        passes = [_passes(ood_folder(root, m) / "outputs.jsonl") for m in runs]
         shared = sorted(set(base).intersection(*passes))
         tuned = np.array([np.mean([p[u] for p in passes]) for u in shared])
         fixed = paired_ci(tuned, np.array([base[u] for u in shared]), n_boot=2000, seed=0)

@@ -227,7 +227,7 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
 
     # out of distribution: bench eval outputs per run and for the base model; long gains on the other suite, short does not
     ood = tmp_path / "ood"
-    for name, rate in [("base", 0.2)] + [(f"{s}-s{seed}", 0.5 if s == "long" else 0.2) for s in ("long", "short") for seed in range(3)]:
+    for name, rate in [("base", 0.2)] + [(f"{tmp_path.name}/{s}-s{seed}", 0.5 if s == "long" else 0.2) for s in ("long", "short") for seed in range(3)]:
         (ood / name).mkdir(parents=True)
         rows = [{"prompt_id": f"q{i}", "strict": [bool(rng.random() < rate)] if i % 50 else [None]} for i in range(300)]
         (ood / name / "outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
