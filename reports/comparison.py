@@ -288,7 +288,7 @@ def render_comparison(
     html = render(
         "comparison.html.j2",
         runs=runs,
-        run_links={r.name: os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
+        run_links={str(r.path): os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
         suites={s: [k for k in c.keys if k.split("/", 1)[0] == s] for s in suites},
         board=c.board,
         any_setting=any(r.label for r in runs),

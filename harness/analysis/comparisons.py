@@ -316,7 +316,7 @@ def compute_spent(runs: list[RunRecord]) -> dict[str, Any]:
         for name, record in (manifest.get("stages") or {}).items():
             seconds = (record or {}).get("compute_seconds") or ((record or {}).get("seconds") if (record or {}).get("status") == "computed" else None)
             if record and seconds:
-                key = (name, record.get("hash") or run.name)
+                key = (name, record.get("hash") or str(run.path))
                 stages[key] = max(stages.get(key, 0.0), float(seconds))
     return {"hours": sum(stages.values()) / 3600, "stages": len(stages), "machines": sorted(machines)}
 

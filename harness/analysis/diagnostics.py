@@ -135,7 +135,7 @@ def run_properties(runs: list[RunRecord], metric: str) -> list[dict[str, Any]]:
         base = next((v for k, v in run.metrics.items() if k.endswith(f"/base.{metric}")), None)
         props: dict[str, float | None] = pool.properties(selection["pair_ids"]) if pool else dict.fromkeys(list(PROPERTIES)[:6])
         props.update(breadth=run.breadth, mean_depth=run.mean_depth)
-        rows.append({"run": run.name, "cell": run.cell, "budget": run.budget, "seed": run.seed, "control": bool(selection.get("flipped")),
+        rows.append({"run": run.name, "path": str(run.path), "cell": run.cell, "budget": run.budget, "seed": run.seed, "control": bool(selection.get("flipped")),
                      "gain": tuned["value"] - base["value"] if tuned and base else None, **props})
     return rows
 
@@ -150,10 +150,10 @@ def _mean(values: list[float | None]) -> float | None:
 
 def cell_properties(runs: list[RunRecord], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per cell: seeds averaged (gain and every property), the number of seeds, and whether it is a control."""
-    by_run = {r["run"]: r for r in rows}
+    by_run = {r["path"]: r for r in rows}  # by folder: run names repeat across matrices
     out = []
     for members in cells_of(runs):
-        items = [by_run[m.name] for m in members]
+        items = [by_run[str(m.path)] for m in members]
         mean = {k: _mean([i[k] for i in items]) for k in ["gain", *PROPERTIES]}
         out.append({"cell": _name(members), "budget": members[0].budget, "seeds": len(items), "control": any(i["control"] for i in items), **mean})
     return out

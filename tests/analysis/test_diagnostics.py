@@ -106,3 +106,17 @@ def test_gradient_diversity_is_measured_and_correlated_with_gain(tmp_path: Path)
     assert corr["g_vendi"]["r"] > 0.9 and corr["g_vendi"]["low"] > 0
     assert corr["chosen_score"]["r"] is None  # every chosen answer scores 1: nothing to correlate
     assert "G-Vendi" in out.output and "control" in out.output
+
+
+def test_runs_with_one_folder_name_in_two_matrices_keep_their_own_gains(tmp_path: Path) -> None:
+    """runs/testbed-primary/bpo-s0-bpo and runs/testbed-lr/bpo-s0-bpo are two runs: each cell reads its own."""
+    cache = tmp_path / "cache"
+    pairs = _pool(cache)
+    for matrix, strategy, gain in (("primary", "wide", 0.20), ("lr", "deep", 0.05)):
+        (tmp_path / matrix).mkdir()
+        _run(tmp_path / matrix, cache, "same-s0", strategy, 0, [x["id"] for x in pairs[:8]], gain)
+    out_file = tmp_path / "diagnostics.json"
+    out = CliRunner().invoke(main, ["diagnostics", str(tmp_path / "primary"), str(tmp_path / "lr"), "--out", str(out_file)])
+    assert out.exit_code == 0, out.output
+    cells = {c["cell"]: c for c in json.loads(out_file.read_text())["cells"]}
+    assert abs(cells["wide"]["gain"] - 0.20) < 1e-9 and abs(cells["deep"]["gain"] - 0.05) < 1e-9
