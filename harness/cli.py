@@ -466,10 +466,10 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--pair") from None
     result = confounds(folders, parsed, Path(ood) if ood else None)
-    click.echo(f"{'cell':<28} {'type':<44} {'n':>5} {'tuned':>6} {'base':>6} {'effect':>7} {'selected':>8} {'words':>6}")
+    click.echo(f"{'cell':<28} {'budget':>6} {'type':<44} {'n':>5} {'tuned':>6} {'base':>6} {'effect':>7} {'selected':>8} {'words':>6}")
     for r in result["by_type"]:
         share = "—" if r["selected_share"] is None else f"{r['selected_share']:.1%}"
-        click.echo(f"{r['cell']:<28} {r['type']:<44} {r['n']:>5} {r['tuned']:>6.3f} {r['base']:>6.3f} {r['effect']:>+7.3f} {share:>8} {r['words']:>6.1f}")
+        click.echo(f"{r['cell']:<28} {r['budget']:>6} {r['type']:<44} {r['n']:>5} {r['tuned']:>6.3f} {r['base']:>6.3f} {r['effect']:>+7.3f} {share:>8} {r['words']:>6.1f}")
     click.echo("pass rate against length, per type (least squares on log words; points per doubling of words):")
     for r in result["length_slopes"]:
         click.echo(f"  {r['type']:<44} n {r['n']:>5}  pass {r['pass']:.3f}  {r['per_doubling']:+.3f} per doubling  r {r['r']:+.2f}")
@@ -477,13 +477,13 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
         verdict = r["same_length_verdict"]
         interval = f" [{verdict['low']:+.3f}, {verdict['high']:+.3f}] over {verdict['n_seeds']} seeds" if verdict else " (no verdict)"
         same = "—" if r["same_length_diff"] is None else f"{r['same_length_diff']:+.3f}{interval}"
-        click.echo(f"{r['a']} − {r['b']}: raw {r['raw']:+.3f} ({r['seeds']} seeds; {r['words_a']:.1f} vs {r['words_b']:.1f} words); "
+        click.echo(f"{r['budget']} pairs: {r['a']} − {r['b']}: raw {r['raw']:+.3f} ({r['seeds']} seeds; {r['words_a']:.1f} vs {r['words_b']:.1f} words); "
                    f"answers within ±20% words ({r['same_length_share']:.0%} of prompts): {same}; "
                    f"regression on cell + type + log words: {r['regression_diff']:+.3f}")
     click.echo("truncated at max_new_tokens (tuned / base):")
     for r in result["truncation"]:
         rate = "not recorded" if r["tuned"] is None else f"{r['tuned']:.1%} / {r['base']:.1%}"
-        click.echo(f"  {r['cell']:<28} {rate}  ({r['n']} answers, {r['words']:.1f} words on average)")
+        click.echo(f"  {r['cell']:<28} {r['budget']:>4} pairs  {rate}  ({r['n']} answers, {r['words']:.1f} words on average)")
     if ood:
         table = result["out_of_distribution"]
         click.echo(f"out of distribution ({ood}): tuned − base prompt-level strict accuracy, next to the held-out gain")
@@ -491,7 +491,7 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
             verdict = r["verdict"]
             over = f"; over {len(r['seeds'])} seeds [{verdict['low']:+.3f}, {verdict['high']:+.3f}]" if verdict else ""
             held = "—" if r["held_out_gain"] is None else f"{r['held_out_gain']:+.3f}"
-            click.echo(f"  {r['cell']:<28} {r['effect']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({r['tuned']:.3f} vs {r['base']:.3f}, "
+            click.echo(f"  {r['cell']:<28} {r['budget']:>4} pairs  {r['effect']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] ({r['tuned']:.3f} vs {r['base']:.3f}, "
                        f"n {r['n']}, seeds {', '.join(map(str, r['seeds']))}{over})  held-out {held}" + ("  (control)" if r["control"] else ""))
         c = table["correlation"]
         click.echo("  held-out gain vs out-of-distribution gain across cells: "
