@@ -186,6 +186,10 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
                      "verdict": seed_test(per_seed, crossed=True) if len(per_seed) >= 2 else None,
                      "held_out_gain": float(np.mean(gains)) if gains else None,
                      "control": any((m.path / "selection.json").is_file() and read_json(m.path / "selection.json").get("flipped") for m in runs)})
+    if not rows:
+        example = ood_folder(root, cells[0][0])
+        raise BenchError(f"{root}: no run's outputs found; each run's are read from {root}/<matrix folder>/<run folder>/outputs.jsonl, "
+                         f"e.g. {example / 'outputs.jsonl'} (`bench eval --model {cells[0][0].path} --suite ifbench --out {example}`).")
     usable = [r for r in rows if not r["control"] and r["held_out_gain"] is not None]
     return {"suite_dir": str(root), "cells": rows,
             "correlation": {"n_cells": len(usable), **correlation([r["held_out_gain"] for r in usable], [r["effect"] for r in usable])}}

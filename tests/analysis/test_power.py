@@ -237,5 +237,13 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
     assert table["long"]["n"] == 294 and table["long"]["seeds"] == [0, 1, 2]  # unscorable prompts left out
     assert table["long"]["verdict"]["low"] > 0.15 and table["short"]["verdict"]["low"] < 0 < table["short"]["verdict"]["high"]
     assert "out of distribution" in out.output
+    assert {r["budget"] for key in ("by_type", "truncation", "length_adjusted") for r in result[key]} == {4}
+    flat = tmp_path / "flat"  # outputs per run name without the matrix folder: refused, naming the layout it reads
+    (flat / "base").mkdir(parents=True)
+    (flat / "base" / "outputs.jsonl").write_text((ood / "base" / "outputs.jsonl").read_text())
+    (flat / "long-s0").mkdir()
+    (flat / "long-s0" / "outputs.jsonl").write_text((ood / "base" / "outputs.jsonl").read_text())
+    wrong = CliRunner().invoke(main, ["confounds", str(tmp_path), "--ood", str(flat)])
+    assert wrong.exit_code != 0 and "<matrix folder>/<run folder>/outputs.jsonl" in wrong.output and "Traceback" not in wrong.output
     missing = CliRunner().invoke(main, ["confounds", str(tmp_path), "--ood", str(tmp_path)])
     assert missing.exit_code != 0 and "base" in missing.output and "Traceback" not in missing.output

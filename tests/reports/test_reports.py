@@ -346,3 +346,11 @@ def test_machine_time_counts_a_shared_stage_once(tmp_path: Path) -> None:
     spent = compute_spent(load_runs(runs))
     assert spent["hours"] == pytest.approx(2.0) and spent["stages"] == 3 and spent["machines"] == ["AMD EPYC, 2 cores"]
     assert "Machine time behind these runs: 2.0 h" in render_comparison(runs, tmp_path / "cmp" / "index.html").read_text()
+
+
+def test_runs_of_one_name_in_two_matrices_link_to_their_own_reports(tmp_path: Path) -> None:
+    """runs/testbed-primary/bpo-s0-bpo and runs/testbed-lr/bpo-s0-bpo are two rows, each linking to its own folder."""
+    first = _run(tmp_path / "primary", "bpo", 0, 0.5, [1, 0, 1], name="bpo-s0", config={"train": {"learning_rate": 5e-4}})
+    second = _run(tmp_path / "lr", "bpo", 0, 0.4, [1, 0, 0], name="bpo-s0", config={"train": {"learning_rate": 2.5e-4}})
+    html = render_comparison([first, second], tmp_path / "cmp" / "index.html", baseline="bpo").read_text()
+    assert 'href="../primary/bpo-s0/report.html"' in html and 'href="../lr/bpo-s0/report.html"' in html
