@@ -19,7 +19,7 @@ from harness.core.cache import StageResult, run_stage
 from harness.core.config import ExperimentConfig
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, atomic_path, write_json, write_text
-from harness.models.resolved import resolve
+from harness.models.resolved import Resolved
 from harness.provenance import git_dirty, git_sha, machine, versions
 
 
@@ -32,7 +32,7 @@ class Run:
     """Bookkeeping for one run folder, and what every stage reads: the config, the cache, and the
     model and LoRA targets as resolved on this machine (the keys record the resolved values)."""
 
-    def __init__(self, config: ExperimentConfig, out_dir: Path):
+    def __init__(self, config: ExperimentConfig, out_dir: Path, resolved: Resolved):
         self.config = config
         self.out = Path(out_dir)
         self.cache = Path(config.cache_dir)
@@ -42,8 +42,8 @@ class Run:
         self.opened = False
         self.machine = machine()
         self.git_sha, self.git_dirty = git_sha(), git_dirty()
-        # the machine-dependent choices, resolved once: what the stages load and their keys record
-        self.resolved = resolve(config)
+        # the machine-dependent choices, resolved once (runner.resolve_run): what the stages load and their keys record
+        self.resolved = resolved
         self.model = self.resolved.model
         self.train = self.resolved.train
 
@@ -108,6 +108,7 @@ class Run:
                 "argv": sys.argv,
                 "machine": self.machine,
                 "generation": self.resolved.engine,
+                **({"sampled_by": self.resolved.bundled} if self.resolved.bundled else {}),
                 "resolved": {"model": self.model, "target_modules": self.train.target_modules, "train_precision": self.train.precision},
                 "started": self.started,
                 "stages": self.stages,

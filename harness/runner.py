@@ -8,15 +8,18 @@ got and the same command resumes from there.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig
 from harness.core.console import run_log
+from harness.core.errors import BenchError
 from harness.core.io import content_hash, read_json
 from harness.core.records import CandidatePool
-from harness.models.resolved import resolve
+from harness.models.resolve import ENGINE_FIELDS
+from harness.models.resolved import Resolved, resolve
 from harness.run_folder import Run
 from harness.stages import evaluate, outputs, pool, preference_pool, prompts, select, suite_runs, train, views
 
@@ -26,11 +29,12 @@ def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
     from harness.preflight import check_experiment
 
     check_experiment(config)
+    resolved = resolve_run(config)
     if config.bundle:
-        from harness.core.bundle import restore_for
+        from harness.core.bundle import import_bundle
 
-        restore_for(Path(config.bundle), Path(config.cache_dir), shared_stage_hashes(config)["pool"])
-    run = Run(config, out_dir)
+        import_bundle(Path(config.bundle), Path(config.cache_dir))
+    run = Run(config, out_dir, resolved)
     with run_log(run.out):  # third-party warnings and log records: <run>/run.log, off the console
         try:
             return _pipeline(run)
@@ -68,9 +72,30 @@ def selectable_key(pool_hash: str, selectable: CandidatePool) -> str:
     return content_hash([pool_hash, sorted(p.id for p in selectable.pairs)], 16)
 
 
+def resolve_run(config: ExperimentConfig) -> Resolved:
+    """The config resolved on this machine, with the sampling stages a configured bundle supplies keyed by the
+    engine that drew them: a pool is data, so one sampled in bf16 serves a machine that resolves fp32 (and the
+    other way round), while every later stage is computed and keyed here. A bundle whose pool differs in
+    anything else (prompts, pool settings, model, seed, bpo-bench version) is refused, naming what differs."""
+    resolved = resolve(config)
+    if not config.bundle:
+        return resolved
+    from harness.core.bundle import sampled_by, why_not
+
+    bundle = Path(config.bundle)
+    s_prompts = stage_hash(prompts.NAME, prompts.inputs(config))
+    local = {pool.NAME: pool.inputs(resolved, s_prompts)}
+    if config.preference.k:
+        local[preference_pool.NAME] = preference_pool.inputs(resolved)
+    found = {name: sampled_by(bundle, name, inputs, ENGINE_FIELDS) for name, inputs in local.items()}
+    if found[pool.NAME] is None:
+        raise BenchError(why_not(bundle, pool.NAME, local[pool.NAME], ENGINE_FIELDS, upstream={"prompts": prompts.inputs(config)}))
+    return dataclasses.replace(resolved, bundled={name: engine for name, engine in found.items() if engine is not None})
+
+
 def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
     """Hashes of the stages a config shares with others (known before running), for matrix planning."""
-    resolved = resolve(config)
+    resolved = resolve_run(config)
     s_prompts = stage_hash(prompts.NAME, prompts.inputs(config))
     return {
         "prompts": s_prompts,

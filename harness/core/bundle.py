@@ -7,10 +7,15 @@ pool too. A bundle carries the committed stage folders byte for byte (with their
 and file fingerprints), so a restored cache gives the same stage keys, the same pool and the
 same selections. Importing never overwrites a stage that differs: two pools under one key is
 exactly the confusion a bundle exists to prevent.
+
+A sampled stage is data wherever it was drawn: a pool sampled in bf16 serves a machine that
+resolves fp32 (`sampled_by`), keyed by the engine that drew it, while every stage computed on
+the new machine is keyed by that machine's own choices.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import tarfile
@@ -19,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.cache import fingerprints, intact
+from harness import __version__
+from harness.core.cache import SCHEMA_VERSION, fingerprints, intact, stage_hash
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, atomic_path, read_json
 
@@ -33,6 +39,8 @@ class BundledStage:
     name: str
     hash: str
     files: dict[str, list]
+    inputs: dict[str, Any] | None = None
+    """the stage's cache-key inputs (its `stage.json`): what a run compares its own with"""
 
 
 def stages_of_runs(run_dirs: list[Path], names: tuple[str, ...] = SHARED_STAGES) -> list[tuple[str, str, Path]]:
@@ -63,9 +71,11 @@ def export_bundle(stages: list[tuple[str, str, Path]], out: Path, machine: dict[
     for name, key, folder in stages:
         if not intact(name, folder):
             raise BenchError(f"{folder}: the cached {name} stage is damaged; recompute it before exporting.")
-        bundled.append(BundledStage(name, key, read_json(folder / "stage.json")["files"]))
-    index = {"format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine or {},
-             "stages": [{"name": b.name, "hash": b.hash, "files": b.files} for b in bundled]}
+        record = read_json(folder / "stage.json")
+        bundled.append(BundledStage(name, key, record["files"], record.get("inputs")))
+    index = {"format": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine or {},
+             "version": __version__, "schema": SCHEMA_VERSION,
+             "stages": [{"name": b.name, "hash": b.hash, "files": b.files, "inputs": b.inputs} for b in bundled]}
     with atomic_path(Path(out)) as tmp:
         _write_tar(tmp, index, stages)
         tmp.chmod(0o644)  # a file to share: readable like any other in the repository
@@ -142,14 +152,86 @@ def import_bundle(bundle: Path, cache_dir: Path) -> list[tuple[BundledStage, str
     return out
 
 
-def restore_for(bundle: Path, cache_dir: Path, pool_hash: str) -> None:
-    """Restore `bundle` for a run whose pool key is `pool_hash`; refuse a bundle that holds another pool (made
-    from another config or bpo-bench version), since the run would then sample a pool of its own."""
-    held = [s["hash"] for s in read_index(bundle)["stages"] if s["name"] == "pool"]
-    if pool_hash not in held:
-        raise BenchError(
-            f"bundle = {bundle} holds pool {', '.join(held) or '(none)'}, but this experiment's pool is {pool_hash} "
-            "(its prompts, pool settings, model or bpo-bench version differ from the bundle's). Run the configuration "
-            "the bundle was exported from, export a new bundle, or set bundle: null to sample a pool here."
-        )
-    import_bundle(bundle, cache_dir)
+def bundled_stages(bundle: Path) -> list[BundledStage]:
+    """The stages a bundle holds, with their key inputs (read from the index, or from each stage's
+    `stage.json` in bundles written before the index carried them)."""
+    return _bundled_stages(str(Path(bundle).resolve()), Path(bundle).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _bundled_stages(path: str, mtime_ns: int) -> list[BundledStage]:
+    stages = [BundledStage(s["name"], s["hash"], s["files"], s.get("inputs")) for s in read_index(Path(path))["stages"]]
+    if all(s.inputs is not None for s in stages):
+        return stages
+    wanted = {f"{s.name}/{s.hash}/stage.json": s for s in stages}
+    found: dict[str, dict[str, Any]] = {}
+    with tarfile.open(path, "r:gz") as tar:
+        for member in tar:
+            if member.name in wanted:
+                handle = tar.extractfile(member)
+                found[member.name] = json.loads(handle.read()).get("inputs") if handle else None
+    return [BundledStage(s.name, s.hash, s.files, s.inputs if s.inputs is not None else found.get(f"{s.name}/{s.hash}/stage.json"))
+            for s in stages]
+
+
+def sampled_by(bundle: Path, stage: str, local: dict[str, Any], machine_fields: tuple[str, ...]) -> dict[str, Any] | None:
+    """The machine fields (back end, dtype, decoder) of the copy of `stage` that `bundle` holds with inputs
+    otherwise equal to `local`, or None if it holds none.
+
+    The copy matches only if its key is what this bpo-bench version computes from those inputs, so a pool
+    made by another version, or from other prompts, settings, model or seed, is never taken for this one.
+    """
+    kept = {k: v for k, v in local.items() if k not in machine_fields}
+    for held in bundled_stages(bundle):
+        if held.name != stage or held.inputs is None:
+            continue
+        theirs = {k: held.inputs[k] for k in machine_fields if k in held.inputs}
+        if stage_hash(stage, {**kept, **theirs}) == held.hash:
+            return theirs
+    return None
+
+
+def why_not(bundle: Path, stage: str, local: dict[str, Any], machine_fields: tuple[str, ...],
+            upstream: dict[str, dict[str, Any]] | None = None) -> str:
+    """Why `bundle` holds no copy of `stage` for a run whose inputs are `local`: the inputs that differ, field
+    by field (the machine's own choices are not among them), or the bpo-bench version when none does.
+    `upstream` gives this run's inputs of the stages whose hashes `local` holds (e.g. "prompts"): a differing
+    upstream hash is explained by that stage's own inputs where the bundle carries it."""
+    stages = bundled_stages(bundle)
+    held = [s for s in stages if s.name == stage]
+    if not held:
+        return f"bundle = {bundle} holds no {stage} stage; export one from a run that sampled it."
+    differing: list[str] = []
+    for copy in held:
+        for path in _differences(local, copy.inputs or {}, ""):
+            field = path.split(" ")[0]
+            if field in machine_fields:
+                continue
+            theirs = next((s for s in stages if s.name == field and copy.inputs and s.hash == copy.inputs.get(field)), None)
+            if upstream and field in upstream and theirs is not None and theirs.inputs is not None:
+                differing += [f"{field} stage: {d}" for d in _differences(upstream[field], theirs.inputs, "")]
+            else:
+                differing.append(path)
+    index = read_index(bundle)
+    if differing:
+        what = "; ".join(dict.fromkeys(differing))
+    else:
+        what = (f"its bpo-bench version ({index.get('version', 'older than 0.1.0')} there, {__version__} here) or stage "
+                f"schema ({index.get('schema', '?')} there, {SCHEMA_VERSION} here)")
+    return (f"bundle = {bundle} holds {stage} {', '.join(s.hash for s in held)}, which is not this experiment's: {what}. "
+            "Run the configuration the bundle was exported from, export a new bundle, or set bundle: null to sample here.")
+
+
+_UNSET = object()
+
+
+def _differences(ours: Any, theirs: Any, path: str) -> list[str]:
+    """Dotted paths at which two key-input records differ, each with both values."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return [d for k in sorted(set(ours) | set(theirs))
+                for d in _differences(ours.get(k, _UNSET), theirs.get(k, _UNSET), f"{path}.{k}" if path else k)]
+    if ours == theirs:
+        return []
+    def shown(value: Any) -> str:
+        return "unset" if value is _UNSET else json.dumps(value)[:80]
+    return [f"{path} = {shown(theirs)} there, {shown(ours)} here"]

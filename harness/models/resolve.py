@@ -308,6 +308,10 @@ TRANSFORMERS_DECODER = "continuous-2"
 random draws are seeded change the tokens a seed gives, so it is part of every generating key."""
 
 
+ENGINE_FIELDS = ("backend", "dtype", "decoder")
+"""The fields `engine_key` may give: the machine's part of a generating stage's key."""
+
+
 def engine_key(backend: str, dtype: str) -> dict[str, str]:
     """What generates, as every generating stage's cache key and the manifest record it: the resolved back
     end and dtype (bf16 and fp32 samples differ; so do two engines'), and the transformers decoder's version."""

@@ -8,10 +8,11 @@ it, and `runner.shared_stage_hashes` plans a matrix with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.config import ExperimentConfig, GenerationConfig, TrainConfig
+from harness.core.errors import BenchError
 from harness.core.io import content_hash
 from harness.models.resolve import engine_key, model_fingerprint, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
 
@@ -30,6 +31,24 @@ class Resolved:
     """the generation section with its back end and dtype as resolved"""
     train: TrainConfig
     """the train section with `target_modules: auto`, precision and attention as resolved on this machine"""
+    bundled: dict[str, dict[str, str]] = field(default_factory=dict)
+    """sampling stage -> the engine that drew the copy a configured bundle supplies (`runner.resolve_run`): a pool
+    sampled in bf16 elsewhere is data here too, keyed by what drew it"""
+
+    def sampler(self, stage: str) -> dict[str, str]:
+        """The engine in a sampling stage's key: the bundle's where it supplies that stage, else this machine's."""
+        return self.bundled.get(stage, self.engine)
+
+    def sampling(self, stage: str) -> GenerationConfig:
+        """The generation settings that sample `stage` here; refused where its key names another machine's engine,
+        since samples drawn here would be filed under it."""
+        if self.sampler(stage) != self.engine:
+            raise BenchError(
+                f"the {stage} stage is keyed by the bundle's engine ({self.sampler(stage)}), but it is missing from the cache "
+                f"and this machine samples with {self.engine}. Restore the bundle again (bench cache import "
+                f"{self.config.bundle} --cache-dir {self.config.cache_dir}), or set bundle: null to sample a pool here."
+            )
+        return self.generation
 
 
 def resolve(config: ExperimentConfig) -> Resolved:

@@ -1,7 +1,8 @@
 """The `pool` stage: K samples per training prompt, judged, paired (engine: harness/stages/candidates.py).
 
 Keyed by the prompts stage, the model, the pool section (not the judge's transport settings) and
-the generation engine, with the pool seed: one pool serves every strategy of a matrix.
+the generation engine that sampled it (this machine's, or a bundle's: `Resolved.sampler`), with the
+pool seed: one pool serves every strategy of a matrix.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def inputs(resolved: Resolved, prompts_hash: str) -> dict[str, Any]:
         "prompts": prompts_hash,
         "model": resolved.model_key,
         "pool": pool_key(config.pool),
-        **resolved.engine,
+        **resolved.sampler(NAME),
         "seed": config.pool_seed,
     }
 
@@ -68,7 +69,7 @@ def run(run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: lis
     check_coverage(config, prompts, len(native))
 
     def compute(out: Path) -> dict:
-        return engine.build_pool(run.model, prompts, native, config.pool, config.pool_seed, out, generation=run.resolved.generation, cache_dir=run.cache)
+        return engine.build_pool(run.model, prompts, native, config.pool, config.pool_seed, out, generation=run.resolved.sampling(NAME), cache_dir=run.cache)
 
     result = run.stage(NAME, inputs(run.resolved, prompts_stage.hash), compute)
     return result, engine.read_pool(result.path, prompts)

@@ -53,7 +53,7 @@ def inputs(resolved: Resolved) -> dict[str, Any]:
         "prompts": prompts,
         "model": resolved.model_key,
         "pool": pool_key(preference_pool_config(config)),
-        **resolved.engine,
+        **resolved.sampler(NAME),
         "seed": ecfg.prompt_seed,
     }
 
@@ -65,7 +65,7 @@ def _sampled(run: Run, config: ExperimentConfig) -> CandidatePool:
 
     def compute(out: Path) -> dict:
         return pool_engine.build_pool(
-            run.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=run.resolved.generation, cache_dir=run.cache
+            run.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=run.resolved.sampling(NAME), cache_dir=run.cache
         )
 
     result: StageResult = run.stage(NAME, inputs(run.resolved), compute)

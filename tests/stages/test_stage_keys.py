@@ -12,6 +12,7 @@ import pytest
 from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
 from harness.data.heldout import HeldoutSet
+from harness.models.resolve import resolve_dtype
 from harness.models.resolved import resolve
 from harness.runner import shared_stage_hashes
 from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suite_runs, train
@@ -24,6 +25,10 @@ def config(*overrides: str) -> ExperimentConfig:
     return ExperimentConfig.model_validate(apply_overrides({}, list(overrides)))
 
 
+OTHER_DTYPE = "float32" if resolve_dtype("auto") == "bfloat16" else "bfloat16"
+"""The generation dtype `auto` does not resolve to on this machine: setting it must re-key what generates."""
+
+
 def check(key: Key, changes: list[str], keeps: list[str]) -> None:
     base = key(config())
     for item in changes:
@@ -32,13 +37,23 @@ def check(key: Key, changes: list[str], keeps: list[str]) -> None:
         assert key(config(item)) == base, f"{item} should not re-key the stage"
 
 
-def test_pinned_default_keys() -> None:
-    """The default config's shared stage hashes: prompts as before harness/stages/ existed; pool and
-    evaluate_base re-keyed when the transformers decoder started batching continuously (its version is part
-    of every generating key; the default batch sizes went from 64 and 48 to 192, measured), evaluate_base also when the evaluate stages became the ifeval suite on
-    the run's prompts (one evaluation path) and, before that, when report.n_examples left the evaluate
-    section (config schema 2)."""
-    assert shared_stage_hashes(ExperimentConfig()) == {"prompts": "2878d36ca5370c45", "pool": "70077c784ba521e6", "evaluate_base": "4d168be462d88fa6"}
+PINNED = {
+    "bfloat16": {"prompts": "2878d36ca5370c45", "pool": "70077c784ba521e6", "evaluate_base": "4d168be462d88fa6"},
+    "float32": {"prompts": "2878d36ca5370c45", "pool": "0733c2d0b811a81d", "evaluate_base": "fcc7c32bbf152291"},
+}
+"""The default config's shared stage hashes per generation dtype (the dtype is part of every generating key):
+prompts as before harness/stages/ existed; pool and evaluate_base re-keyed when the transformers decoder started
+batching continuously (its version is part of every generating key; the default batch sizes went from 64 and 48
+to 192, measured), evaluate_base also when the evaluate stages became the ifeval suite on the run's prompts (one
+evaluation path) and, before that, when report.n_examples left the evaluate section (config schema 2)."""
+
+
+@pytest.mark.parametrize("dtype", sorted(PINNED))
+def test_pinned_default_keys(dtype: str) -> None:
+    """Pinned with the dtype set, so both pins are checked on every machine; `auto` keys as its resolved dtype does."""
+    assert shared_stage_hashes(config(f"generation.dtype={dtype}")) == PINNED[dtype]
+    if resolve_dtype("auto") == dtype:
+        assert shared_stage_hashes(ExperimentConfig()) == PINNED[dtype]
 
 
 def test_prompts_key() -> None:
@@ -46,7 +61,7 @@ def test_prompts_key() -> None:
 
 
 def test_pool_key() -> None:
-    check(lambda c: pool.inputs(resolve(c), "prompts-hash"), ["pool.k=3", "pool.judge.type=llm", "seed=1", "generation.dtype=float32", "chat_template=README.md"],
+    check(lambda c: pool.inputs(resolve(c), "prompts-hash"), ["pool.k=3", "pool.judge.type=llm", "seed=1", f"generation.dtype={OTHER_DTYPE}", "chat_template=README.md"],
           ["pool.judge.timeout_s=5", "pool.judge.batch_size=2", "select.budget=7", "evaluate.n_prompts=5", "train.epochs=2", "embeddings.batch_size=8"])
     assert pool.inputs(resolve(config()), "a") != pool.inputs(resolve(config()), "b")  # the upstream prompts
 
@@ -72,7 +87,7 @@ def test_train_key() -> None:
 
 
 def test_evaluate_keys() -> None:
-    check(lambda c: evaluate.inputs(resolve(c)), ["evaluate.n_prompts=5", "evaluate.max_new_tokens=64", "evaluate.samples=2", "prompts.tasks=short", "generation.dtype=float32"],
+    check(lambda c: evaluate.inputs(resolve(c)), ["evaluate.n_prompts=5", "evaluate.max_new_tokens=64", "evaluate.samples=2", "prompts.tasks=short", f"generation.dtype={OTHER_DTYPE}"],
           ["seed=1", "select.budget=7", "train.learning_rate=1e-3", "evaluate.control=true", "evaluate.suites=[{name: ifeval}]",
            "preference.pairs=8", "preference.k=4", "report.n_examples=2"])
     check(lambda c: evaluate.preference_inputs(c, "heldout", None), ["preference.pairs=8", "preference.k=4"],

@@ -435,3 +435,24 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     assert json.loads(stage_json.read_text())["files"]["pairs.jsonl"] == record["files"]["pairs.jsonl"]
     again = bench("cache", "import", str(bundle), "--cache-dir", str(empty))
     assert again.returncode == 0 and again.stdout.count("present") == 4 and pairs.is_file()
+    # a machine that resolves the other dtype: the pool is the bundle's (keyed by the engine that sampled it, so
+    # its views and the selection are too), and what generates here is computed and keyed by this machine's dtype
+    from harness.models.resolve import resolve_dtype
+
+    here = resolve_dtype("auto")
+    there = "float32" if here == "bfloat16" else "bfloat16"
+    third = tmp_path / "third"
+    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(third),
+                 "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}", "--set", f"generation.dtype={there}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((third / "manifest.json").read_text())
+    c = manifest["stages"]
+    for stage in ("prompts", "pool", "embeddings", "features", "select"):
+        assert c[stage]["hash"] == a[stage]["hash"] and c[stage]["status"] == "cached", stage
+    assert manifest["generation"]["dtype"] == there and manifest["sampled_by"]["pool"]["dtype"] == here
+    assert c["evaluate_base"]["status"] == "computed" and c["evaluate_base"]["hash"] != b["evaluate_base"]["hash"]
+    # a pool that really differs is refused before anything runs, naming the difference
+    refused = bench("run", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "fourth"),
+                    "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}", "--set", "pool.k=3")
+    assert refused.returncode == 2 and "pool.k = 4 there, 3 here" in refused.stderr, refused.stderr[-2000:]
+    assert not (tmp_path / "fourth").exists()
