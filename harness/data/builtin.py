@@ -22,6 +22,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from harness.constraints.catalogue import CONSTRAINT_TYPES, DEFAULT_CONSTRAINT_TYPES, Kwargs, check_constraint_types, conflicts
 from harness.core.config import TASK_SETS
@@ -57,6 +58,45 @@ def load_builtin_tasks(task_set: str = "everyday") -> tuple[BuiltinTask, ...]:
         if repeated:
             raise ValueError(f"{path}: duplicate {attr}: {repeated[:3]}")
     return tuple(tasks)
+
+
+TASK_KEYS = Path(__file__).parent / "task_keys.jsonl"
+"""Per built-in task, written once: a short reference answer and the topic terms a real answer uses (the task check)."""
+
+
+@lru_cache(maxsize=None)
+def _tasks_by_id() -> dict[str, tuple[str, BuiltinTask]]:
+    return {t.task_id: (name, t) for name in TASK_SETS for t in load_builtin_tasks(name)}
+
+
+def builtin_task(task_id: str) -> BuiltinTask | None:
+    """The built-in base task with this id, in either set (ids are unique across them), or None."""
+    found = _tasks_by_id().get(task_id)
+    return found[1] if found else None
+
+
+def task_set_of(task_id: str) -> str:
+    return _tasks_by_id()[task_id][0]
+
+
+@lru_cache(maxsize=None)
+def _task_keys() -> dict[str, dict]:
+    keys = {}
+    with open(TASK_KEYS, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            row = json.loads(line)
+            if set(row) != {"task_id", "reference", "terms"}:
+                raise ValueError(f"{TASK_KEYS}:{line_no}: expected task_id, reference, terms")
+            keys[row["task_id"]] = row
+    missing = sorted(set(_tasks_by_id()) - set(keys))
+    if missing:
+        raise ValueError(f"{TASK_KEYS}: no topic terms for base tasks {missing[:5]}; every built-in task needs a line")
+    return keys
+
+
+def task_terms(task_id: str) -> tuple[str, ...]:
+    """The topic terms of a built-in task (word prefixes, lowercase)."""
+    return tuple(_task_keys()[task_id]["terms"])
 
 
 def _split_rank(task_id: str) -> str:

