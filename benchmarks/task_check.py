@@ -26,8 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from harness.constraints.metrics import DEGENERATE_KINDS  # noqa: E402
 from harness.core.records import Prompt  # noqa: E402
-from harness.judges.task_check import DEGENERATE_KINDS, TaskCheck  # noqa: E402
+from harness.judges.task_check import TaskCheck  # noqa: E402
 
 
 def read_rows(path: Path) -> list[dict]:

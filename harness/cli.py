@@ -156,7 +156,7 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
 
 def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
     """Seconds per stage (the control's stages prefixed), the metrics, and the headline last."""
-    from harness.control import headline
+    from harness.control import CONSTRAINT_ONLY, graded_by_task, headline
     from harness.core.console import RUN_LOG
     from harness.core.io import read_json
 
@@ -175,10 +175,14 @@ def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
     effect = headline(metrics)
     if effect:
         control = read_json(out_dir / "control.json") if (out_dir / "control.json").is_file() else None
-        line = f"\nheadline: held-out prompt accuracy, tuned - base {_effect(effect)}"
+        line = f"\nheadline: held-out accuracy (constraint followed and task done), tuned - base {_effect(effect)}"
         if control and control.get("effect"):
             line += f"; shuffled-label control {_effect(control['effect'])}"
         click.echo(line + " (95% CI over held-out prompts, this seed)")
+        graded = graded_by_task(metrics)
+        constraint_only, degenerate = headline(metrics, CONSTRAINT_ONLY), graded.get("degenerate_share", {})
+        click.echo(f"constraint only (IFEval strict): tuned - base {_effect(constraint_only)}; answers that do not do their task: "
+                   + ", ".join(f"{side} {record['value']:.1%}" for side, record in degenerate.items()))
     click.echo(f"\nreport: {out_dir / 'report.html'}")
 
 
@@ -586,6 +590,39 @@ def cache_import(bundle, cache_dir) -> None:
         click.echo(f"  {stage.name:<16} {stage.hash}  {state}")
     cpu = (index.get("machine") or {}).get("cpu")
     click.echo(f"restored {bundle} into {cache_dir}" + (f" (exported on {cpu})" if cpu else ""))
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def regrade(run_dirs) -> None:
+    """Grade finished runs' held-out outputs again with the task check, in place: no generation, no training.
+
+    \b
+    Each eval_outputs.jsonl row gains base_task_check and tuned_task_check ({done, kind}); metrics.json gains
+    task_done_rate, prompt_strict_task_acc (constraint followed AND task done: the headline) and the degenerate
+    share by kind, for the base and the tuned model; report.html is rendered again where the run has one.
+    RUN_DIRS are run folders or folders of them (runs/<matrix>), e.g.
+      bench regrade docs/results/testbed-primary/runs docs/results/testbed-pilot/runs
+    then `bench report ... -o` compares them on the new metric (--primary-metric prompt_strict_task_acc).
+    """
+    from tqdm.auto import tqdm
+
+    from harness.analysis.runs import run_folders
+    from harness.constraints.metrics import PRIMARY_METRIC
+    from harness.evaluation.regrade import Regrader
+    from reports.run_report import write_report
+
+    folders = [f for f in run_folders([Path(d) for d in run_dirs]) if (f / "eval_outputs.jsonl").is_file()]
+    if not folders:
+        raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(run_dirs)}.")
+    regrader = Regrader()
+    for folder in tqdm(folders, desc="regrade", unit="run"):
+        metrics = regrader.regrade(folder)
+        if (folder / "report.html").is_file():
+            write_report(folder)
+        old, new = metrics.get("paired_diff.prompt_strict_acc"), metrics.get(f"paired_diff.{PRIMARY_METRIC}")
+        tqdm.write(f"{folder}: tuned - base, constraint only {_effect(old)}; constraint and task {_effect(new)}; "
+                   f"degenerate answers {metrics['base.degenerate_share']['value']:.1%} -> {metrics['tuned.degenerate_share']['value']:.1%}")
 
 
 @main.command()

@@ -12,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
 from harness.core.config import ExperimentConfig, SelectConfig
 from harness.core.io import read_json, write_json
 from harness.core.records import CONTROL
 
-HEADLINE = ("ifeval_heldout", "paired_diff.prompt_strict_acc")
-"""The headline metric: held-out prompt-level strict accuracy, tuned − base on the same prompts."""
+HEADLINE = ("ifeval_heldout", f"paired_diff.{PRIMARY_METRIC}")
+"""The headline metric: held-out prompt-level strict accuracy with the task done, tuned − base on the same prompts."""
+CONSTRAINT_ONLY = ("ifeval_heldout", "paired_diff.prompt_strict_acc")
+"""The constraint-only headline of runs graded before the task check, and quoted beside the headline."""
 
 
 def control_config(config: ExperimentConfig) -> ExperimentConfig | None:
@@ -35,10 +38,19 @@ def control_dir(out_dir: Path) -> Path:
     return out_dir.with_name(out_dir.name + "-control")
 
 
-def headline(metrics: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def headline(metrics: dict[str, dict[str, Any]], which: tuple[str, str] = HEADLINE) -> dict[str, Any] | None:
     """The headline record of a run's metrics.json (value, ci_low, ci_high, n), or None if never computed."""
-    suite, name = HEADLINE
+    suite, name = which
     return metrics.get(suite, {}).get(name)
+
+
+def graded_by_task(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The four things a reader needs beside any accuracy, for the base and the tuned model (where measured):
+    constraint-only accuracy, task-done rate, both together (the primary metric), the degenerate share and its
+    kinds. {metric name: {"base": record, "tuned": record}}."""
+    suite = metrics.get(HEADLINE[0], {})
+    names = ["prompt_strict_acc", "task_done_rate", PRIMARY_METRIC, "degenerate_share", *(f"degenerate_share_{k}" for k in DEGENERATE_KINDS)]
+    return {n: {side: suite[f"{side}.{n}"] for side in ("base", "tuned") if f"{side}.{n}" in suite} for n in names if f"tuned.{n}" in suite}
 
 
 def record_control(out_dir: Path, control_out: Path) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, cell_estimate, claim_verdict, compare, count_tests, finite
-from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of
+from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, sample_answers
+from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.io import write_json, write_text
 from reports.render import format_p
 
-PLOTTED = ("prompt_strict_acc", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
-"""Metrics plotted against budget when a suite reports them."""
+PLOTTED = (PRIMARY_METRIC, "prompt_strict_acc", "task_done_rate", "degenerate_share", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
+"""Metrics plotted against budget when a suite reports them (the first one a report has is the answer's figure)."""
+ANSWERS_PER_SETTING = 3
+"""Held-out answers shown for each compared setting."""
 
 
 def _ci(low: Any, high: Any) -> str:
@@ -307,6 +310,8 @@ def render_comparison(
         figures=[f for f in [_metric_vs_budget(runs, k) for k in plotted] + [_breadth_vs_depth(runs)] if f],
         judge_overlap=c.judge_overlap,
         compute=c.compute,
+        answers=[(_series(members[0]) + f", {members[0].budget} pairs", sample_answers(members[0].path, ANSWERS_PER_SETTING, members[0].seed))
+                 for members in cells_of(runs)],
     )
     write_text(out_file, html)
     _write_tables(c, out_file.parent)

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from markupsafe import Markup
 
-from harness.control import headline
+from harness.control import CONSTRAINT_ONLY, graded_by_task, headline
 from harness.core.io import read_json, read_jsonl, write_text
 from reports.figures import depth_histogram, pool_distributions, prompt_map, suite_radar, training_curves
 from reports.render import render
@@ -60,10 +60,14 @@ def _selected_prompt_ids(selection: dict, pool_dir: Path | None) -> set[str]:
 
 
 def _examples(rows: list[dict] | None, n: int) -> list[dict]:
+    """Prompts where the tuned model's verdict changed first (they are what training did); where the task check
+    graded the outputs, half of them are tuned answers it rejects, so that a reader sees what a gain is made of."""
     if not rows:
         return []
-    # prompts where the tuned model's verdict changed come first: they are what training did
-    return sorted(rows, key=lambda r: (r["base_strict"] == r["tuned_strict"], r["base_output"] == r["tuned_output"]))[:n]
+    changed = sorted(rows, key=lambda r: (r["base_strict"] == r["tuned_strict"], r["base_output"] == r["tuned_output"]))
+    rejected = [r for r in changed if r.get("tuned_task_check") and not r["tuned_task_check"]["done"]]
+    shown = rejected[: n // 2]
+    return shown + [r for r in changed if r not in shown][: n - len(shown)]
 
 
 def _diag_value(value: Any) -> str:
@@ -131,6 +135,8 @@ def render_run_report(run_dir: Path) -> str:
         selection_seconds=meta.get("select", {}).get("seconds_by_part") or {},
         fig=figures,
         headline=headline(metrics),
+        constraint_only=headline(metrics, CONSTRAINT_ONLY),
+        graded=graded_by_task(metrics),
         control=control,
         control_link=os.path.relpath(Path(control["run"]) / "report.html", run_dir) if control else None,
     )

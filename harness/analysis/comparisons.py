@@ -20,6 +20,7 @@ import numpy as np
 from harness.analysis.grouping import phrase
 from harness.analysis.power import matched_differences, shared_units, unit_design
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, load_runs
+from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
 from harness.core.errors import BenchError
 from harness.core.io import read_json
 from harness.core.records import CONTROL
@@ -104,8 +105,23 @@ def leaderboard(runs: list[RunRecord], metrics: list[str]) -> list[dict[str, Any
                                "seeds": sorted(r.seed for r in members), "cells": {}}
         for key in metrics:
             row["cells"][key] = cell_estimate(members, key)
+        row["made_of"] = made_of(members)
         rows.append(row)
     return rows
+
+
+def made_of(members: list[RunRecord]) -> dict[str, Any]:
+    """What a cell's accuracy is made of, side by side (means over its seeds; empty where the outputs were never given
+    the task check): constraint-only accuracy, task-done rate, both together, and the degenerate share by kind, the
+    base model's beside the tuned one's; `flag` when the tuned degenerate share exceeds the base model's."""
+    suite = "ifeval_heldout"
+    names = ["prompt_strict_acc", "task_done_rate", PRIMARY_METRIC, "degenerate_share", *(f"degenerate_share_{k}" for k in DEGENERATE_KINDS)]
+    out = {name: est["mean"] for name in names if (est := cell_estimate(members, f"{suite}/{name}"))}
+    base = cell_estimate(members, f"{suite}/base.degenerate_share")
+    if "degenerate_share" in out and base:
+        out["base.degenerate_share"] = base["mean"]
+        out["flag"] = out["degenerate_share"] > base["mean"]
+    return out
 
 
 def cell_estimate(members: list[RunRecord], key: str) -> dict[str, Any] | None:

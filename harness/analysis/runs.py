@@ -17,21 +17,27 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
-from harness.constraints.metrics import unit_outcomes
+from harness.constraints.metrics import PRIMARY_METRIC, TASK_METRICS, unit_outcomes
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
 
 VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
-              "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose"}
+              "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose",
+              **{name: "tuned_strict" for name in TASK_METRICS}}
 """The verifiable metrics bench power analyses, and the eval_outputs.jsonl field of the tuned model's
-verdicts each is computed from (per prompt, by harness.constraints.metrics: one definition)."""
+verdicts each is computed from (per prompt, by harness.constraints.metrics: one definition); the task
+metrics also read the task check's verdicts (`TASK_FIELD`)."""
+TASK_FIELD = "tuned_task_check"
 SAMPLED = ("mean_verifiable_reward", "tuned_sampled_reward")
 METRICS = [*VERIFIABLE, SAMPLED[0]]
 
 
 PREFERENCE = "preference_accuracy"
 PAIRED_METRICS = {
-    "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output)",
+    PRIMARY_METRIC: f"ifeval_heldout/{PRIMARY_METRIC}: {TASK_METRICS[PRIMARY_METRIC]} (greedy output)",
+    "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output; "
+    "constraint only: the checker's loopholes pass it)",
+    "task_done_rate": f"ifeval_heldout/task_done_rate: {TASK_METRICS['task_done_rate']} (greedy output)",
     "preference_accuracy": "preference_heldout/preference_accuracy: per held-out prompt, the share of its held-out pairs "
     "the tuned model's implicit reward ranks right",
     "mean_verifiable_reward": "ifeval_heldout/mean_verifiable_reward: per held-out prompt, the share of its constraints "
@@ -144,15 +150,30 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
     """
     outcomes: dict[str, dict[str, float]] = {}
     rows = read_jsonl(run / "eval_outputs.jsonl") if (run / "eval_outputs.jsonl").is_file() else []
+    tasks = {r["prompt_id"]: r[TASK_FIELD] for r in rows if r.get(TASK_FIELD) is not None}
     for name, key in VERIFIABLE.items():
+        if name in TASK_METRICS and not tasks:
+            continue  # graded before the task check (`bench regrade` adds it)
         if rows and rows[0].get(key) is not None:  # runs written before a field was kept lack it
-            outcomes[name] = unit_outcomes(name, {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None})
+            outcomes[name] = unit_outcomes(name, {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}, tasks)
     name, key = SAMPLED
     if rows and rows[0].get(key) is not None:
         outcomes[name] = {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}
     if (run / "heldout_preferences.jsonl").is_file():
         outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
     return outcomes
+
+
+def sample_answers(run: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`n` held-out answers of a run's tuned model drawn at random (seeded), with their prompt and verdicts: what a
+    reader should see beside the run's numbers (a metric can rise because answers found the judge's blind spot)."""
+    import random
+
+    if not (run / "eval_outputs.jsonl").is_file():
+        return []
+    rows = read_jsonl(run / "eval_outputs.jsonl")
+    keep = ("prompt", "tuned_output", "tuned_strict", "tuned_task_check")
+    return [{k: r.get(k) for k in keep} for r in random.Random(seed).sample(rows, min(n, len(rows)))]
 
 
 def run_units(run: Path) -> dict[str, tuple[str, str]]:

@@ -9,6 +9,15 @@ constraint's checker cannot run here. An unscorable verdict is left out, never f
 - `instruction_strict_acc` (and `_loose`): IFEval's pooled ratio, constraints followed over
   constraints checked, across all prompts;
 - `mean_words`: the greedy output's length in words.
+
+The verifiable judge sees only the constraint, so a model can pass it without doing the task (`P.S.` alone
+passes "end with a postscript"). Next to it, where the rows carry the task check's verdict (`task`:
+harness/judges/task_check.py), four more, which every report shows beside the constraint accuracy:
+
+- `task_done_rate`: the share of answers that do their base task;
+- `prompt_strict_task_acc`: every constraint followed (strict) AND the task done, the primary metric;
+- `degenerate_share`, and `degenerate_share_<kind>` for each of DEGENERATE_KINDS: the share the task check
+  rejects, by what it found.
 """
 
 from __future__ import annotations
@@ -20,6 +29,18 @@ from harness.core.stats import mean_ci, metric, ratio_ci
 
 Verdicts = Sequence[bool | None]
 MODES = ("strict", "loose")
+
+DEGENERATE_KINDS = ("marker_only", "loop", "echo", "refusal", "off_topic")
+"""What the task check calls an answer that does not do its task."""
+PRIMARY_METRIC = "prompt_strict_task_acc"
+"""The headline: constraint followed AND task done (a constraint-only metric rewards the checker's loopholes)."""
+TASK_METRICS = {
+    "prompt_strict_task_acc": "per held-out prompt, every constraint followed (strict) and the task done (the task check)",
+    "task_done_rate": "per held-out prompt, the answer does its base task (the task check)",
+    "degenerate_share": "per held-out prompt, the task check rejects the answer (marker-only, loop, echo, refusal, off-topic)",
+}
+"""The metrics that need the task check's verdict, and what one unit of each is."""
+TASK_JUDGE = "task check (harness/judges/task_check.py)"
 
 
 def prompt_pass(verdicts: Verdicts) -> float | None:
@@ -41,14 +62,31 @@ def instruction_share(verdicts: Verdicts) -> float | None:
     return followed / checked if checked else None
 
 
-def unit_outcomes(name: str, verdicts_by_prompt: dict[str, Verdicts]) -> dict[str, float]:
+def task_unit(name: str, verdicts: Verdicts, task: dict | None) -> float | None:
+    """One prompt's outcome on a TASK_METRICS metric (None where its verdicts or the task check are missing)."""
+    if task is None:
+        return None
+    done = float(task["done"])
+    if name == "task_done_rate":
+        return done
+    if name == "degenerate_share":
+        return 1.0 - done
+    passed = prompt_pass(verdicts)
+    return None if passed is None else passed * done
+
+
+def unit_outcomes(name: str, verdicts_by_prompt: dict[str, Verdicts], tasks: dict[str, dict] | None = None) -> dict[str, float]:
     """Per-prompt outcomes whose plain mean is the metric `name` over these prompts.
 
     Paired and variance analyses (`bench power`, paired tests) work on per-prompt units; for the
     prompt-level metrics a unit is the prompt's pass, for the pooled instruction-level ratio it
     is the prompt's followed count scaled by n / (constraints checked), so that the mean of the
-    units is exactly the pooled ratio.
+    units is exactly the pooled ratio; for TASK_METRICS (which need `tasks`, prompt id -> the task check's
+    verdict) it is `task_unit`.
     """
+    if name in TASK_METRICS:
+        units = {pid: task_unit(name, v, (tasks or {}).get(pid)) for pid, v in verdicts_by_prompt.items()}
+        return {pid: u for pid, u in units.items() if u is not None}
     if name.startswith("prompt_"):
         passes = {pid: prompt_pass(v) for pid, v in verdicts_by_prompt.items()}
         return {pid: p for pid, p in passes.items() if p is not None}
@@ -69,4 +107,19 @@ def accuracies(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: boo
         out[f"instruction_{mode}_acc"] = metric(ratio_ci(followed, total, n_boot=bootstrap, seed=seed), int(sum(total)), judge, weak)
     words = [float(len(r["output"].split())) for r in rows]
     out["mean_words"] = metric(mean_ci(words, n_boot=bootstrap, seed=seed), len(rows), "none (length)")
+    if rows and all(r.get("task") for r in rows):
+        out.update(task_accuracies(rows, bootstrap, judge, seed))
+    return out
+
+
+def task_accuracies(rows: list[dict[str, Any]], bootstrap: int, judge: str, seed: int = 0) -> dict[str, dict]:
+    """The task-check metrics of rows that carry `task` ({done, kind}), with intervals."""
+    out = {}
+    for name in TASK_METRICS:
+        units = [u for u in (task_unit(name, r["strict"], r["task"]) for r in rows) if u is not None]
+        who = f"{judge} AND {TASK_JUDGE}" if name == PRIMARY_METRIC else TASK_JUDGE
+        out[name] = metric(mean_ci(units, n_boot=bootstrap, seed=seed), len(units), who)
+    for kind in DEGENERATE_KINDS:
+        units = [float(r["task"]["kind"] == kind) for r in rows]
+        out[f"degenerate_share_{kind}"] = metric(mean_ci(units, n_boot=bootstrap, seed=seed), len(units), TASK_JUDGE)
     return out

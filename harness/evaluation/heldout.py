@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.constraints.metrics import accuracies, instruction_share, prompt_pass
+from harness.constraints.metrics import PRIMARY_METRIC, TASK_JUDGE, TASK_METRICS, accuracies, instruction_share, prompt_pass, task_unit
 from harness.core.config import EvaluateConfig, SuiteConfig
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.stats import mean_ci, metric, newcombe_paired
@@ -69,13 +69,16 @@ def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: Evaluate
     for name, rows in (("tuned", tuned_rows), ("base", base_rows)):
         for key, value in accuracies(rows, cfg.bootstrap, judge.name, judge.weak, seed).items():
             metrics[f"{name}.{key}"] = value
-    passes = [(prompt_pass(t["strict"]), prompt_pass(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
-    paired = [(t, b) for t, b in passes if t is not None and b is not None]  # prompts scorable on both sides
-    tuned_pass, base_pass = [t for t, _ in paired], [b for _, b in paired]
-    metrics["paired_diff.prompt_strict_acc"] = metric(
-        newcombe_paired(np.array(tuned_pass), np.array(base_pass)), len(tuned_pass), judge.name,
-        interval="Newcombe paired binary; holds this run fixed (one seed: no verdict on the training)",
-    )
+    graded = all(r.get("task") for r in tuned_rows + base_rows)
+    for name in ("prompt_strict_acc", *([PRIMARY_METRIC] if graded else [])):
+        units = [(task_unit(name, t["strict"], t["task"]), task_unit(name, b["strict"], b["task"])) if name in TASK_METRICS
+                 else (prompt_pass(t["strict"]), prompt_pass(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
+        paired = [(t, b) for t, b in units if t is not None and b is not None]  # prompts scorable on both sides
+        metrics[f"paired_diff.{name}"] = metric(
+            newcombe_paired(np.array([t for t, _ in paired]), np.array([b for _, b in paired])), len(paired),
+            f"{judge.name} AND {TASK_JUDGE}" if name in TASK_METRICS else judge.name,
+            interval="Newcombe paired binary; holds this run fixed (one seed: no verdict on the training)",
+        )
     wins = []
     for t, b in zip(tuned_rows, base_rows):
         st, sb = instruction_share(t["strict"]), instruction_share(b["strict"])

@@ -33,8 +33,6 @@ from harness.core.records import Prompt
 VERSION = 1
 """Changes whenever a verdict can change: part of the key of every judgment and evaluation that uses it."""
 
-DEGENERATE_KINDS = ("marker_only", "loop", "echo", "refusal", "off_topic")
-"""What a failed task check is, most specific first; "ok" when the task is done."""
 
 TOPIC_RANK = 3
 """An answer is on its task's topic if the task is among the TOPIC_RANK tasks of its set closest to it."""
@@ -142,7 +140,7 @@ class TaskContext:
 class TaskVerdict:
     done: bool
     kind: str
-    """"ok", or one of DEGENERATE_KINDS"""
+    """"ok", or one of DEGENERATE_KINDS (harness/constraints/metrics.py)"""
     details: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from harness.evaluation import heldout as engine
 from harness.evaluation import preference as preference_eval
 from harness.stages.preference_pool import Heldout
 from harness.stages.shared import builtin_set
-from harness.suites import EvalTarget, SuiteContext
+from harness.suites import EvalTarget, SuiteContext, get_suite
 
 if TYPE_CHECKING:
     from harness.models.resolved import Resolved
@@ -40,6 +40,7 @@ def inputs(resolved: Resolved) -> dict[str, Any]:
         "model": resolved.model_key,
         "evaluate": config.evaluate.key(),
         "suite": engine.HELDOUT_SUITE,
+        "grader": get_suite(engine.HELDOUT_SUITE).grader,
         **builtin_set(config),
         **resolved.engine,
     }

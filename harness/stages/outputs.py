@@ -54,6 +54,7 @@ def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
             "tuned_loose": t["loose"],
             "base_truncated": b.get("truncated"),
             "tuned_truncated": t.get("truncated"),
+            **({"base_task_check": b["task"], "tuned_task_check": t["task"]} if "task" in t and "task" in b else {}),
             **({"base_sampled_reward": evaluate.sampled_reward(b), "tuned_sampled_reward": evaluate.sampled_reward(t)} if "sampled_strict" in t else {}),
         }
         for b, t in zip(base, tuned)

@@ -83,6 +83,8 @@ class Suite:
     asks_heldout: Callable[["SuiteConfig"], bool] = lambda cfg: False
     """(config) -> whether this configuration asks the run's held-out prompts (`SuiteContext.heldout`),
     which then belong to its stages' keys"""
+    grader: str = ""
+    """the version of whatever grades its outputs besides its judge (e.g. the task check): part of its stages' keys"""
 
     def check_config(self, cfg: "SuiteConfig", name: str) -> None:
         """Refuse the fields this suite does not read, then run its own check."""

@@ -1,6 +1,7 @@
 """`ifeval` and `ifbench`: greedy answers to prompts with verifiable constraints, scored by the checkers.
 
-`ifeval` reads any IFEval-format JSONL ({key, prompt, instruction_id_list, kwargs}); without a
+Every answer is also given the task check (harness/judges/task_check.py: does it do the base task, with
+substance?), so that the metrics show what a constraint-only accuracy is made of. `ifeval` reads any IFEval-format JSONL ({key, prompt, instruction_id_list, kwargs}); without a
 path it asks the held-out prompts of the run it evaluates for (`SuiteContext.heldout`: its task
 set, its constraint types, `evaluate.n_prompts` of them unless `limit` says), which is exactly what
 the run's own evaluate stages run through this suite. `ifbench` reads IFBench_test.jsonl as shipped by
@@ -22,6 +23,8 @@ from harness.core.io import write_jsonl
 from harness.core.records import Prompt
 from harness.data.heldout import HeldoutSet
 from harness.judges import Judge, Judgment
+from harness.judges.task_check import VERSION as TASK_CHECK_VERSION
+from harness.judges.task_check import TaskCheck, TaskVerdict
 from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
 from harness.suites.common import cached_judge, check_supported, generate_cached
 
@@ -107,12 +110,14 @@ def judged_outputs(
     check_supported(judge, prompts)
     gens = generate_cached(cfg, target, ctx.cache_dir, [p.messages for p in prompts], what, sampling)
     judgments = cached.score_many([(p, g["text"]) for p, g in zip(prompts, gens)])
-    rows = [judged_row(p, g, j) for p, g, j in zip(prompts, gens, judgments)]
+    tasks = TaskCheck().check_many([(p, g["text"]) for p, g in zip(prompts, gens)])
+    rows = [judged_row(p, g, j, t) for p, g, j, t in zip(prompts, gens, judgments, tasks)]
     return rows, judge
 
 
-def judged_row(prompt: Prompt, generation: dict[str, Any], judgment: Judgment) -> dict[str, Any]:
-    """One row of outputs.jsonl: which prompt, its output and the checkers' verdicts (None: could not run)."""
+def judged_row(prompt: Prompt, generation: dict[str, Any], judgment: Judgment, task: TaskVerdict) -> dict[str, Any]:
+    """One row of outputs.jsonl: which prompt, its output, the checkers' verdicts (None: could not run) and the
+    task check's verdict."""
     return {
         "prompt_id": prompt.id,
         "key": prompt.meta.get("key"),
@@ -125,6 +130,7 @@ def judged_row(prompt: Prompt, generation: dict[str, Any], judgment: Judgment) -
         "strict": judgment.details.get("strict"),
         "loose": judgment.details.get("loose"),
         "error": judgment.error,
+        "task": {"done": task.done, "kind": task.kind},
     }
 
 
@@ -147,5 +153,6 @@ def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
     ifbench_registry()
 
 
-register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg), asks_heldout=lambda cfg: not cfg.path))
-register_suite("ifbench", Suite(_evaluate, preflight=_preflight_ifbench))
+GRADER = f"task_check-{TASK_CHECK_VERSION}"
+register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg), asks_heldout=lambda cfg: not cfg.path, grader=GRADER))
+register_suite("ifbench", Suite(_evaluate, preflight=_preflight_ifbench, grader=GRADER))

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from harness.analysis.runs import run_outcomes
-from harness.constraints.metrics import instruction_share, prompt_pass, unit_outcomes
+from harness.constraints.metrics import TASK_METRICS, instruction_share, prompt_pass, unit_outcomes
 from harness.core.config import EvaluateConfig
 from harness.data.builtin import build_builtin_prompts
 from harness.evaluation.heldout import compute_metrics
 from harness.judges import get_judge
+from harness.judges.task_check import TaskCheck
 from harness.stages.outputs import write_eval_outputs
 from harness.suites.instruction_following import judged_row, suite_metrics
 
@@ -29,11 +30,12 @@ def _rows(side: int) -> list[dict]:
     one = build_builtin_prompts(seed=3, n_train=None, n_eval=8, constraints_per_prompt=1)[1]
     two = build_builtin_prompts(seed=3, n_train=None, n_eval=8, constraints_per_prompt=2)[1]
     judge = get_judge("verifiable")
+    texts = [TEXTS[(n + side) % len(TEXTS)] if n % 3 else p.messages[-1]["content"] for n, p in enumerate(one + two)]
+    tasks = TaskCheck().check_many(list(zip(one + two, texts)))
     rows = []
-    for n, prompt in enumerate(one + two):
-        text = TEXTS[(n + side) % len(TEXTS)] if n % 3 else prompt.messages[-1]["content"]
+    for prompt, text, task in zip(one + two, texts, tasks):
         verdict = judge.score(prompt, text)
-        rows.append(judged_row(prompt, {"text": text, "truncated": False, "n_tokens": 1}, verdict))
+        rows.append(judged_row(prompt, {"text": text, "truncated": False, "n_tokens": 1}, verdict, task))
         rows[-1]["strict"], rows[-1]["loose"] = list(rows[-1]["strict"]), list(rows[-1]["loose"])
     rows[-1]["strict"][0] = None  # a two-constraint prompt whose first checker could not run
     return rows
@@ -47,7 +49,7 @@ def test_evaluate_stage_ifeval_suite_and_power_agree(tmp_path: Path) -> None:
     suite = suite_metrics(tuned, 200, judge.label, judge.weak)
     write_eval_outputs(tmp_path, base, tuned)
     power = run_outcomes(tmp_path)
-    for name in ("prompt_strict_acc", "instruction_strict_acc", "prompt_loose_acc", "instruction_loose_acc"):
+    for name in ("prompt_strict_acc", "instruction_strict_acc", "prompt_loose_acc", "instruction_loose_acc", *TASK_METRICS):
         value = stage[f"tuned.{name}"]["value"]
         assert suite[name]["value"] == pytest.approx(value) and suite[name]["n"] == stage[f"tuned.{name}"]["n"]
         assert float(np.mean(list(power[name].values()))) == pytest.approx(value), name
