@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.config import BenchError, SuiteConfig, load_config
 
 if TYPE_CHECKING:
@@ -506,7 +507,7 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
 
 @main.command(name="diagnostics")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--metric", default="prompt_strict_acc", show_default=True, help="The held-out metric whose gain (tuned − base) the properties should predict.")
+@click.option("--metric", default=PRIMARY_METRIC, show_default=True, help="The held-out metric whose gain (tuned − base) the properties should predict.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write every table (per run, per cell, correlations) as JSON.")
 def diagnostics_cmd(runs, metric, out_file) -> None:
     """What could explain the curve: does a property of the selected set predict held-out gain?
@@ -560,7 +561,7 @@ def cache() -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The bundle to write (.tar.gz).")
 @click.option("--stage", "stages", multiple=True, metavar="NAME",
-              help="Stages to carry (repeatable); default: prompts, pool, preference_pool, embeddings, features.")
+              help="Stages to carry (repeatable); default: prompts, samples, pool, preference_samples, preference_pool, embeddings, features.")
 def cache_export(run_dirs, out_file, stages) -> None:
     """Write the shared stages the RUN_DIRS used (from their cache) into one bundle.
 
@@ -640,7 +641,7 @@ def strategies() -> None:
 @click.option("--baseline", default="original", show_default=True, help="Strategy every other setting is tested against, on the same prompts and matched seeds (verdicts need 2+ seeds).")
 @click.option("--claim", "claims", multiple=True, metavar="'BETTER > WORSE'", help="Also test two strategies head to head, e.g. --claim 'bpo > uniform' (quote it: > is a shell redirect). Repeatable.")
 @click.option("--primary", metavar="'BETTER > WORSE'", help="The one claim the runs were made to test: marked in the report and kept out of the other claims' Holm adjustment.")
-@click.option("--primary-metric", default="prompt_strict_acc", show_default=True, help="The paired metric --primary is judged on.")
+@click.option("--primary-metric", default=PRIMARY_METRIC, show_default=True, help="The paired metric --primary is judged on (prompt_strict_acc: constraint only, as IFEval).")
 @click.option("--primary-budget", type=click.IntRange(min=1), help="--primary only at this budget (default: at every budget).")
 @click.option("--primary-param", "primary_params", multiple=True, metavar="STRATEGY.PARAM=VALUE",
               help="--primary only for the cells with this strategy parameter, e.g. --primary-param uniform.depth=2, or setting "

@@ -21,7 +21,7 @@ from harness.core.records import CandidatePool
 from harness.models.resolve import ENGINE_FIELDS
 from harness.models.resolved import Resolved, resolve
 from harness.run_folder import Run
-from harness.stages import evaluate, outputs, pool, preference_pool, prompts, select, suite_runs, train, views
+from harness.stages import evaluate, outputs, pool, preference_pool, prompts, samples, select, suite_runs, train, views
 
 
 def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
@@ -73,33 +73,41 @@ def selectable_key(pool_hash: str, selectable: CandidatePool) -> str:
 
 
 def resolve_run(config: ExperimentConfig) -> Resolved:
-    """The config resolved on this machine, with the sampling stages a configured bundle supplies keyed by the
-    engine that drew them: a pool is data, so one sampled in bf16 serves a machine that resolves fp32 (and the
-    other way round), while every later stage is computed and keyed here. A bundle whose pool differs in
-    anything else (prompts, pool settings, model, seed, bpo-bench version) is refused, naming what differs."""
+    """The config resolved on this machine, with the samples a configured bundle supplies keyed by the engine that
+    drew them: samples are data, so those drawn in bf16 serve a machine that resolves fp32 (and the other way
+    round), while every later stage (the pool's labels included, where its judge or pairing differs) is computed
+    and keyed here. A bundle whose samples differ in anything else (prompts, sampling settings, model, seed,
+    bpo-bench version) is refused, naming what differs."""
     resolved = resolve(config)
     if not config.bundle:
         return resolved
     from harness.core.bundle import sampled_by, why_not
 
     bundle = Path(config.bundle)
-    s_prompts = stage_hash(prompts.NAME, prompts.inputs(config))
-    local = {pool.NAME: pool.inputs(resolved, s_prompts)}
-    if config.preference.k:
-        local[preference_pool.NAME] = preference_pool.inputs(resolved)
+    local = _sampling_inputs(config, resolved)
     found = {name: sampled_by(bundle, name, inputs, ENGINE_FIELDS) for name, inputs in local.items()}
-    if found[pool.NAME] is None:
-        raise BenchError(why_not(bundle, pool.NAME, local[pool.NAME], ENGINE_FIELDS, upstream={"prompts": prompts.inputs(config)}))
+    if found[samples.NAME] is None:
+        raise BenchError(why_not(bundle, samples.NAME, local[samples.NAME], ENGINE_FIELDS, upstream={"prompts": prompts.inputs(config)}))
     return dataclasses.replace(resolved, bundled={name: engine for name, engine in found.items() if engine is not None})
+
+
+def _sampling_inputs(config: ExperimentConfig, resolved: Resolved) -> dict[str, dict[str, Any]]:
+    """The keys of the stages that sample: the training pool's samples, and the held-out pool's where configured."""
+    local = {samples.NAME: samples.inputs(resolved, samples.NAME, stage_hash(prompts.NAME, prompts.inputs(config)), config.pool, config.pool_seed)}
+    if config.preference.k:
+        local[samples.PREFERENCE] = preference_pool.samples_inputs(resolved)
+    return local
 
 
 def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
     """Hashes of the stages a config shares with others (known before running), for matrix planning."""
     resolved = resolve_run(config)
-    s_prompts = stage_hash(prompts.NAME, prompts.inputs(config))
-    return {
-        "prompts": s_prompts,
-        "pool": stage_hash(pool.NAME, pool.inputs(resolved, s_prompts)),
-        evaluate.BASE: stage_hash(evaluate.BASE, evaluate.inputs(resolved)),
-        **({preference_pool.NAME: stage_hash(preference_pool.NAME, preference_pool.inputs(resolved))} if config.preference.k else {}),
-    }
+    hashes = {"prompts": stage_hash(prompts.NAME, prompts.inputs(config))}
+    for name, inputs in _sampling_inputs(config, resolved).items():
+        hashes[name] = stage_hash(name, inputs)
+    hashes[pool.NAME] = stage_hash(pool.NAME, pool.inputs(resolved, hashes[samples.NAME]))
+    hashes[evaluate.BASE] = stage_hash(evaluate.BASE, evaluate.inputs(resolved))
+    if config.preference.k:
+        cfg = preference_pool.preference_pool_config(config)
+        hashes[preference_pool.NAME] = stage_hash(preference_pool.NAME, pool.inputs(resolved, hashes[samples.PREFERENCE], cfg))
+    return hashes

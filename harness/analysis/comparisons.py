@@ -45,13 +45,13 @@ class Primary:
     Its rows are marked and Holm-adjusted only among themselves; every other row is exploratory."""
 
     claim: tuple[str, str]
-    metric: str = "prompt_strict_acc"
+    metric: str = PRIMARY_METRIC
     budget: int | None = None
     params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     """(strategy, ((param, value), ...)) pairs: hashable, built by `Primary.of`."""
 
     @classmethod
-    def of(cls, claim: tuple[str, str], metric: str = "prompt_strict_acc", budget: int | None = None,
+    def of(cls, claim: tuple[str, str], metric: str = PRIMARY_METRIC, budget: int | None = None,
            params: dict[str, dict[str, Any]] | None = None) -> "Primary":
         return cls(claim, metric, budget, tuple((k, tuple(sorted(v.items()))) for k, v in sorted((params or {}).items())))
 
@@ -201,7 +201,7 @@ def _holm_in_place(records: list[dict[str, Any]]) -> None:
         rec["p_holm"] = adjusted
 
 
-def paired_tests(runs: list[RunRecord], baseline: str, metric: str = "prompt_strict_acc", n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+def paired_tests(runs: list[RunRecord], baseline: str, metric: str = PRIMARY_METRIC, n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
     """Each cell vs the `baseline` strategy's cell in the same context (same budget, same everything but the strategy).
 
     Where a `control_shuffled` cell exists in that context, each cell is also tested against it

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.runs import RunRecord, cells_of, load_runs
-from harness.constraints.metrics import prompt_pass
+from harness.constraints.metrics import PRIMARY_METRIC, prompt_pass
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
 from harness.core.stats import correlation, paired_ci, seed_test
@@ -149,7 +149,7 @@ def _passes(path: Path) -> dict[str, float]:
     return {r["prompt_id"]: v for r in read_jsonl(path) if (v := prompt_pass(r["strict"])) is not None}
 
 
-def held_out_gain(run: RunRecord, metric: str = "prompt_strict_acc") -> float | None:
+def held_out_gain(run: RunRecord, metric: str = PRIMARY_METRIC) -> float | None:
     """tuned − base of a held-out metric, as the run recorded it (None where it did not)."""
     tuned = next((v for k, v in run.metrics.items() if k.endswith(f"/{metric}")), None)
     base = next((v for k, v in run.metrics.items() if k.endswith(f"/base.{metric}")), None)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.runs import RunRecord, cells_of, load_runs
+from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
 from harness.core.stats import correlation
@@ -182,7 +183,7 @@ def correlations(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def diagnostics(run_dirs: list[Path], metric: str = "prompt_strict_acc") -> dict[str, Any]:
+def diagnostics(run_dirs: list[Path], metric: str = PRIMARY_METRIC) -> dict[str, Any]:
     """Per run and per cell the properties of the selected set, and their correlations with held-out gain."""
     runs = [r for r in load_runs(run_dirs) if (r.path / "selection.json").is_file() and (r.path / "metrics.json").is_file()]
     if not runs:

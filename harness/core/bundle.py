@@ -29,7 +29,7 @@ from harness.core.cache import SCHEMA_VERSION, fingerprints, intact, stage_hash
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, atomic_path, read_json
 
-SHARED_STAGES = ("prompts", "pool", "preference_pool", "embeddings", "features")
+SHARED_STAGES = ("prompts", "samples", "pool", "preference_samples", "preference_pool", "embeddings", "features")
 """The stages a pool's users share (every strategy and seed on it): what a bundle carries by default."""
 INDEX = "bundle.json"
 

@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.analysis.runs import PAIRED_METRICS
+from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.config import ConfigError, ExperimentConfig, format_validation_error, load_config
 from harness.core.io import content_hash, read_json
 
@@ -45,7 +46,8 @@ class PrimaryClaim(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     claim: str = Field(description="'BETTER > WORSE', the matrix's pre-stated hypothesis")
-    metric: str = Field("prompt_strict_acc", description="the paired metric it is judged on: prompt_strict_acc, preference_accuracy or mean_verifiable_reward")
+    metric: str = Field(PRIMARY_METRIC, description="the paired metric it is judged on: prompt_strict_task_acc (constraint followed and task done), "
+                        "prompt_strict_acc (constraint only), task_done_rate, preference_accuracy or mean_verifiable_reward")
     budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
     params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per strategy of the claim, the select.params its primary cell has, e.g. {uniform: {depth: 2}}; a dotted "

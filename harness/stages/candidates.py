@@ -1,4 +1,4 @@
-"""The `pool` stage: K sampled responses per prompt, judged, turned into candidate pairs."""
+"""The engine of the sampling and pool stages: K sampled responses per prompt, judged, turned into candidate pairs."""
 
 from __future__ import annotations
 
@@ -15,10 +15,22 @@ from harness.judges import get_judge
 from harness.judges.cache import CachedJudge
 
 
+def draw_samples(model_name: str, prompts: list[Prompt], cfg: PoolConfig, seed: int, out: Path, generation: GenerationConfig) -> dict:
+    """K samples of every prompt into `out/responses.jsonl` (the `samples` stages)."""
+    responses, tokens = _sample(model_name, prompts, cfg.k, 0, cfg, seed, generation)
+    write_jsonl(out / "responses.jsonl", (to_row(r) for r in responses))
+    return {"n_responses": len(responses), "n_truncated": sum(r.truncated for r in responses), "tokens_generated": tokens}
+
+
+def read_samples(samples_dir: Path) -> list[Response]:
+    return [from_row(Response, r) for r in read_jsonl(samples_dir / "responses.jsonl")]
+
+
 def build_pool(
     model_name: str,
     prompts: list[Prompt],
     native: list[dict],
+    sampled: list[Response],
     cfg: PoolConfig,
     seed: int,
     out: Path,
@@ -26,13 +38,13 @@ def build_pool(
     generation: GenerationConfig,
     cache_dir: Path,
 ) -> dict:
-    """Sample, judge (through the judgment cache, so an interrupted pool re-asks nothing), pair.
+    """Judge the samples (through the judgment cache, so an interrupted pool re-asks nothing) and pair them.
 
     With `k_max`, prompts whose samples form no pair (all tied, or all cut off) are sampled again,
     k more per round, until they pair or reach k_max: extra samples go where they can still help.
     """
     judge = CachedJudge(get_judge(cfg.judge), cache_dir)  # its `.judge` is the judge itself
-    responses, tokens = _sample(model_name, prompts, cfg.k, 0, cfg, seed, generation)
+    responses, tokens = list(sampled), 0
     scores = _judge(judge, prompts, responses, cfg)
     pairs = _pairs(responses, scores, cfg)
     counts = {p.id: cfg.k for p in prompts}
@@ -65,7 +77,17 @@ def build_pool(
         "tokens_generated": tokens,
         "n_judge_failures": sum(value is None for value, _ in scores.values()),
         "mean_score": _mean([value for value, _ in scores.values() if value is not None]),
+        **degenerate_shares(scores, pairs),
     }
+
+
+def degenerate_shares(scores: dict[str, tuple[float | None, dict]], pairs: list[Pair]) -> dict[str, float | None]:
+    """Where the judge ran the task check: the share of chosen and of rejected answers it rejects, over the pairs."""
+    def share(ids: list[str]) -> float | None:
+        tasks = [scores[i][1].get("task") for i in ids if i in scores]
+        return _mean([float(not t["done"]) for t in tasks if t]) if tasks and all(tasks) else None
+
+    return {"chosen_degenerate_share": share([p.chosen_id for p in pairs]), "rejected_degenerate_share": share([p.rejected_id for p in pairs])}
 
 
 def _sample(

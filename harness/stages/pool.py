@@ -1,8 +1,9 @@
-"""The `pool` stage: K samples per training prompt, judged, paired (engine: harness/stages/candidates.py).
+"""The `pool` stage: the `samples` stage's responses judged and paired (engine: harness/stages/candidates.py).
 
-Keyed by the prompts stage, the model, the pool section (not the judge's transport settings) and
-the generation engine that sampled it (this machine's, or a bundle's: `Resolved.sampler`), with the
-pool seed: one pool serves every strategy of a matrix.
+Keyed by the samples stage and the rest of the pool section (the judge, not its transport settings, and the
+pairing), with the pool seed: one pool serves every strategy of a matrix, and another judge labels the same
+samples without sampling them again. With `k_max` the stage samples more itself, so this machine's engine and
+the model enter its key too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from harness.core.cache import StageResult
 from harness.core.config import BenchError, ExperimentConfig, JudgeConfig, PoolConfig
 from harness.core.records import CandidatePool, Prompt
 from harness.stages import candidates as engine
+from harness.stages import samples
 
 if TYPE_CHECKING:
     from harness.models.resolved import Resolved
@@ -25,24 +27,18 @@ PAIRS_PER_PROMPT = {"all": lambda k: k * (k - 1) // 2, "best_vs_rest": lambda k:
 
 
 def pool_key(cfg: PoolConfig) -> dict[str, Any]:
-    """The pool settings that change its contents: not the judge's transport settings, and `k_max`
-    only when set, so that pools made before it existed stay cached. `seed` enters the pool's
-    inputs resolved (`ExperimentConfig.pool_seed`), not here."""
-    exclude: dict[str, Any] = {"judge": set(JudgeConfig.TRANSPORT_FIELDS), "seed": True}
+    """The pool settings that change its pairs but not its samples: not the judge's transport settings, and
+    `k_max` only when set. `seed` enters the pool's inputs resolved (`ExperimentConfig.pool_seed`), not here."""
+    exclude: dict[str, Any] = {"judge": set(JudgeConfig.TRANSPORT_FIELDS), "seed": True, **{f: True for f in samples.SAMPLING}}
     if cfg.k_max is None:
         exclude["k_max"] = True
     return cfg.model_dump(exclude=exclude)
 
 
-def inputs(resolved: Resolved, prompts_hash: str) -> dict[str, Any]:
-    config = resolved.config
-    return {
-        "prompts": prompts_hash,
-        "model": resolved.model_key,
-        "pool": pool_key(config.pool),
-        **resolved.sampler(NAME),
-        "seed": config.pool_seed,
-    }
+def inputs(resolved: Resolved, samples_hash: str, cfg: PoolConfig | None = None) -> dict[str, Any]:
+    cfg = cfg or resolved.config.pool
+    tops_up = {"model": resolved.model_key, **resolved.engine} if cfg.k_max else {}
+    return {"samples": samples_hash, "pool": pool_key(cfg), **tops_up}
 
 
 def check_coverage(config: ExperimentConfig, prompts: list[Prompt], n_native: int) -> None:
@@ -67,9 +63,16 @@ def check_coverage(config: ExperimentConfig, prompts: list[Prompt], n_native: in
 def run(run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: list[dict]) -> tuple[StageResult, CandidatePool]:
     config = run.config
     check_coverage(config, prompts, len(native))
+    drawn = samples.run(run, samples.NAME, prompts_stage.hash, prompts, config.pool, config.pool_seed)
+    result = judged(run, NAME, drawn, prompts, native, config.pool, config.pool_seed)
+    return result, engine.read_pool(result.path, prompts)
+
+
+def judged(run: Run, stage: str, drawn: StageResult, prompts: list[Prompt], native: list[dict], cfg: PoolConfig, seed: int) -> StageResult:
+    """A pool stage over a samples stage: its samples judged and paired (the training pool's and the held-out one's)."""
 
     def compute(out: Path) -> dict:
-        return engine.build_pool(run.model, prompts, native, config.pool, config.pool_seed, out, generation=run.resolved.sampling(NAME), cache_dir=run.cache)
+        return engine.build_pool(run.model, prompts, native, engine.read_samples(drawn.path), cfg, seed, out,
+                                 generation=run.resolved.generation, cache_dir=run.cache)
 
-    result = run.stage(NAME, inputs(run.resolved, prompts_stage.hash), compute)
-    return result, engine.read_pool(result.path, prompts)
+    return run.stage(stage, inputs(run.resolved, drawn.hash, cfg), compute)

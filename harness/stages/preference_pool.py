@@ -1,15 +1,15 @@
-"""The held-out preference pairs, and the `preference_pool` stage that samples them when asked.
+"""The held-out preference pairs, and the `preference_samples` and `preference_pool` stages that make them when asked.
 
 Three sources, by the preference section: a preference data set's own pairs (`source`),
-base-model samples on evaluation prompts (`k` > 0: the `preference_pool` stage, keyed
-by the evaluation prompts and prompt_seed, never the run seed, so one pool serves a whole
-matrix), or else pairs reserved from the training pool before any strategy sees it.
+base-model samples on evaluation prompts (`k` > 0: sampled by the `preference_samples` stage, judged and
+paired like the training pool by the `preference_pool` stage, keyed by the evaluation prompts and prompt_seed,
+never the run seed, so one pool serves a whole matrix), or else pairs reserved from the training pool before
+any strategy sees it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
@@ -19,7 +19,8 @@ from harness.core.records import CandidatePool, Pair
 from harness.data.heldout import eval_prompts
 from harness.evaluation import preference as preference_eval
 from harness.stages import candidates as pool_engine
-from harness.stages.pool import pool_key
+from harness.stages import samples
+from harness.stages.pool import judged
 
 if TYPE_CHECKING:
     from harness.models.resolved import Resolved
@@ -44,31 +45,25 @@ def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
     return config.pool.model_copy(update={"k": config.preference.k})
 
 
-def inputs(resolved: Resolved) -> dict[str, Any]:
-    """Keyed by the evaluation prompts and prompt_seed, never the run seed: one pool serves a whole matrix."""
-    config = resolved.config
+def prompts_spec(config: ExperimentConfig) -> dict[str, Any]:
+    """The evaluation prompts the held-out pool samples: the evaluation's own, by prompt_seed, never the run seed."""
     ecfg = config.evaluate
-    prompts = {"n": config.preference.prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
-    return {
-        "prompts": prompts,
-        "model": resolved.model_key,
-        "pool": pool_key(preference_pool_config(config)),
-        **resolved.sampler(NAME),
-        "seed": ecfg.prompt_seed,
-    }
+    return {"n": config.preference.prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
+
+
+def samples_inputs(resolved: Resolved) -> dict[str, Any]:
+    """The key of `preference_samples`: one held-out pool serves a whole matrix."""
+    config = resolved.config
+    return samples.inputs(resolved, samples.PREFERENCE, prompts_spec(config), preference_pool_config(config), config.evaluate.prompt_seed)
 
 
 def _sampled(run: Run, config: ExperimentConfig) -> CandidatePool:
-    """The preference_pool stage through the cache."""
+    """The preference_samples and preference_pool stages through the cache."""
     ecfg = config.evaluate
     prompts = eval_prompts(ecfg, config.preference.prompts, config.prompts)
-
-    def compute(out: Path) -> dict:
-        return pool_engine.build_pool(
-            run.model, prompts, [], preference_pool_config(config), ecfg.prompt_seed, out, generation=run.resolved.sampling(NAME), cache_dir=run.cache
-        )
-
-    result: StageResult = run.stage(NAME, inputs(run.resolved), compute)
+    cfg = preference_pool_config(config)
+    drawn = samples.run(run, samples.PREFERENCE, prompts_spec(config), prompts, cfg, ecfg.prompt_seed)
+    result: StageResult = judged(run, NAME, drawn, prompts, [], cfg, ecfg.prompt_seed)
     return pool_engine.read_pool(result.path, prompts)
 
 

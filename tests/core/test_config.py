@@ -159,7 +159,7 @@ def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
 
 def test_builtin_set_enters_the_prompt_and_evaluation_keys_only_when_chosen() -> None:
     from harness.stages.evaluate import inputs as evaluate_inputs
-    from harness.stages.preference_pool import inputs as preference_pool_inputs
+    from harness.stages.preference_pool import samples_inputs as preference_pool_inputs
     from harness.stages.prompts import inputs as prompts_inputs
 
     base = ExperimentConfig()

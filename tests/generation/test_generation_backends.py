@@ -60,7 +60,7 @@ def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> N
     """bf16 and fp32 samples differ, so a pool, an evaluation or a suite generated in one is never served for the other."""
     from harness.core.config import ExperimentConfig
     from harness.models.resolve import engine_key, resolve_dtype
-    from harness.stages import evaluate, pool, preference_pool
+    from harness.stages import evaluate, preference_pool, samples
     from harness.suites.base import EvalTarget
 
     assert resolve_dtype("float32") == "float32" and resolve_dtype("auto") in ("float32", "bfloat16")
@@ -68,7 +68,7 @@ def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> N
     configs = [ExperimentConfig.model_validate({"generation": {"dtype": d}}) for d in ("float32", "bfloat16")]
     from harness.models.resolved import resolve
 
-    for inputs in (lambda r: pool.inputs(r, "p"), evaluate.inputs, preference_pool.inputs):
+    for inputs in (lambda r: samples.inputs(r, samples.NAME, "p", r.config.pool, 0), evaluate.inputs, preference_pool.samples_inputs):
         fp32, bf16 = (inputs(resolve(c)) for c in configs)
         assert fp32["dtype"] == "float32" and bf16["dtype"] == "bfloat16" and fp32 != bf16
     assert EvalTarget("m", dtype="float32").cache_key() != EvalTarget("m", dtype="bfloat16").cache_key()

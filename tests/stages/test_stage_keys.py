@@ -15,7 +15,7 @@ from harness.data.heldout import HeldoutSet
 from harness.models.resolve import resolve_dtype
 from harness.models.resolved import resolve
 from harness.runner import shared_stage_hashes
-from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, select, suite_runs, train
+from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, samples, select, suite_runs, train
 from harness.suites import EvalTarget, SuiteContext
 
 Key = Callable[[ExperimentConfig], Any]
@@ -38,14 +38,15 @@ def check(key: Key, changes: list[str], keeps: list[str]) -> None:
 
 
 PINNED = {
-    "bfloat16": {"prompts": "2878d36ca5370c45", "pool": "70077c784ba521e6", "evaluate_base": "4d168be462d88fa6"},
-    "float32": {"prompts": "2878d36ca5370c45", "pool": "0733c2d0b811a81d", "evaluate_base": "fcc7c32bbf152291"},
+    "bfloat16": {"prompts": "2878d36ca5370c45", "samples": "feba997516091ab7", "pool": "91061f0623a02ae5", "evaluate_base": "f9d882c0a513f707"},
+    "float32": {"prompts": "2878d36ca5370c45", "samples": "5ad0f008a55c7296", "pool": "ec68be21156a981e", "evaluate_base": "026b619e60519077"},
 }
 """The default config's shared stage hashes per generation dtype (the dtype is part of every generating key):
-prompts as before harness/stages/ existed; pool and evaluate_base re-keyed when the transformers decoder started
-batching continuously (its version is part of every generating key; the default batch sizes went from 64 and 48
-to 192, measured), evaluate_base also when the evaluate stages became the ifeval suite on the run's prompts (one
-evaluation path) and, before that, when report.n_examples left the evaluate section (config schema 2)."""
+prompts as before harness/stages/ existed; samples since sampling became a stage apart from the pool that judges
+them (so another judge labels the same samples); evaluate_base since the evaluation grades its answers with the
+task check too (its version is part of the key), before that when the transformers decoder started batching
+continuously, when the evaluate stages became the ifeval suite on the run's prompts, and when report.n_examples
+left the evaluate section."""
 
 
 @pytest.mark.parametrize("dtype", sorted(PINNED))
@@ -60,15 +61,27 @@ def test_prompts_key() -> None:
     check(prompts.inputs, ["prompts.n_train=12", "seed=1", "pool.seed=5", "prompts.tasks=short"], ["pool.k=3", "select.budget=7", "train.learning_rate=1e-3", "evaluate.n_prompts=5"])
 
 
+def test_samples_keys() -> None:
+    """What draws the samples keys them; the judge and the pairing do not (another judge labels the same samples)."""
+    check(lambda c: samples.inputs(resolve(c), samples.NAME, "prompts-hash", c.pool, c.pool_seed),
+          ["pool.k=3", "pool.max_new_tokens=32", "pool.temperature=0.5", "pool.batch_size=8", "seed=1", f"generation.dtype={OTHER_DTYPE}", "chat_template=README.md"],
+          ["pool.judge.type=verifiable_task", "pool.pairing=best_worst", "pool.min_margin=0.5", "pool.judge.timeout_s=5", "select.budget=7",
+           "evaluate.n_prompts=5", "train.epochs=2", "embeddings.batch_size=8"])
+    r = resolve(config())
+    assert samples.inputs(r, samples.NAME, "a", r.config.pool, 0) != samples.inputs(r, samples.NAME, "b", r.config.pool, 0)  # the upstream prompts
+    check(lambda c: preference_pool.samples_inputs(resolve(c)), ["preference.k=4", "preference.prompts=8", "evaluate.prompt_seed=2", "pool.max_new_tokens=32"],
+          ["seed=1", "pool.seed=3", "select.budget=7", "evaluate.n_prompts=5", "evaluate.bootstrap=200", "preference.pairs=8", "pool.judge.type=verifiable_task"])
+
+
 def test_pool_key() -> None:
-    check(lambda c: pool.inputs(resolve(c), "prompts-hash"), ["pool.k=3", "pool.judge.type=llm", "seed=1", f"generation.dtype={OTHER_DTYPE}", "chat_template=README.md"],
-          ["pool.judge.timeout_s=5", "pool.judge.batch_size=2", "select.budget=7", "evaluate.n_prompts=5", "train.epochs=2", "embeddings.batch_size=8"])
-    assert pool.inputs(resolve(config()), "a") != pool.inputs(resolve(config()), "b")  # the upstream prompts
-
-
-def test_preference_pool_key() -> None:
-    check(lambda c: preference_pool.inputs(resolve(c)), ["preference.k=4", "preference.prompts=8", "evaluate.prompt_seed=2", "pool.max_new_tokens=32"],
-          ["seed=1", "pool.seed=3", "select.budget=7", "evaluate.n_prompts=5", "evaluate.bootstrap=200", "preference.pairs=8"])
+    """The pool judges and pairs its samples: keyed by them, the judge and the pairing; by this machine's engine only
+    where `k_max` samples more."""
+    check(lambda c: pool.inputs(resolve(c), "samples-hash"), ["pool.judge.type=verifiable_task", "pool.judge.type=llm", "pool.pairing=best_worst",
+          "pool.min_margin=0.5", "pool.k_max=16"],
+          ["pool.judge.timeout_s=5", "pool.judge.batch_size=2", "select.budget=7", "evaluate.n_prompts=5", "train.epochs=2", "embeddings.batch_size=8",
+           f"generation.dtype={OTHER_DTYPE}"])
+    assert pool.inputs(resolve(config()), "a") != pool.inputs(resolve(config()), "b")  # the upstream samples
+    assert pool.inputs(resolve(config("pool.k_max=16")), "a") != pool.inputs(resolve(config("pool.k_max=16", f"generation.dtype={OTHER_DTYPE}")), "a")
 
 
 def test_views_keys() -> None:
