@@ -88,9 +88,9 @@ def test_a_bundle_whose_index_predates_key_inputs_is_read_from_its_stage_files(b
     assert sampled_by(old, "pool", pool_inputs(FP32, prompts=bundled_stages(old)[0].hash), ENGINE_FIELDS) == BF16
 
 
-def test_the_committed_testbed_pool_is_this_experiments_pool_on_any_cpu() -> None:
-    """The answer's pool was sampled in bf16; a machine that resolves fp32 keys its pool as the bundle's, and every
-    stage computed here (the base model's evaluation) by its own dtype."""
+def test_the_committed_testbed_samples_are_this_experiments_samples_on_any_cpu() -> None:
+    """The answer's samples were drawn in bf16; a machine that resolves fp32 keys its samples as the bundle's, and
+    every stage computed here (the base model's evaluation) by its own dtype."""
     from harness.core.config import load_config
     from harness.models.resolve import resolve_dtype
     from harness.runner import resolve_run, shared_stage_hashes
@@ -98,5 +98,6 @@ def test_the_committed_testbed_pool_is_this_experiments_pool_on_any_cpu() -> Non
     for dtype in ("auto", "float32", "bfloat16"):
         config = load_config(REPO / "experiments" / "testbed.yaml", [f"generation.dtype={dtype}"])
         resolved = resolve_run(config)
-        assert shared_stage_hashes(config)["pool"] == "fb08deb1dc8db5fc"
-        assert resolved.sampler("pool")["dtype"] == "bfloat16" and resolved.engine["dtype"] == resolve_dtype(dtype)
+        hashes = shared_stage_hashes(config)
+        assert (hashes["samples"], hashes["preference_samples"]) == ("21f8759b9ae18d67", "b64d7eca8bfa56f9")
+        assert resolved.sampler("samples")["dtype"] == "bfloat16" and resolved.engine["dtype"] == resolve_dtype(dtype)

@@ -44,7 +44,7 @@ def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
     out, proc = smoke_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "done" and manifest["seed"] == 0 and manifest["versions"]["torch"]
-    assert set(manifest["stages"]) == {"prompts", "pool", "embeddings", "select", "train", "evaluate_base", "preference_reference", "evaluate", "report"}
+    assert set(manifest["stages"]) == {"prompts", "samples", "pool", "embeddings", "select", "train", "evaluate_base", "preference_reference", "evaluate", "report"}
     assert all(s["status"] == "computed" for s in manifest["stages"].values())
     selection = json.loads((out / "selection.json").read_text())
     budget = manifest["config"]["select"]["budget"]
@@ -300,7 +300,7 @@ def local_matrix(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 @pytest.mark.slow
 def test_smoke_matrix_computes_the_pool_once_and_resumes(local_matrix) -> None:
     root, dry = local_matrix
-    assert dry.stdout.count("reuse (original-b4-s0)") == 6  # prompts, pool and base evaluation of the later cells
+    assert dry.stdout.count("reuse (original-b4-s0)") == 8  # prompts, samples, pool and base evaluation of the later cells
     cells = ["original-b4-s0", "uniform-b4-s0", "bpo-b4-s0"]
     pools = [json.loads((root / "smoke-matrix" / c / "manifest.json").read_text())["stages"]["pool"] for c in cells]
     assert [p["status"] for p in pools] == ["computed", "cached", "cached"] and len({p["hash"] for p in pools}) == 1
@@ -312,14 +312,19 @@ def test_smoke_matrix_computes_the_pool_once_and_resumes(local_matrix) -> None:
 
 @pytest.mark.slow
 def test_ray_executor_gives_the_local_executors_results(local_matrix, tmp_path: Path) -> None:
-    """The smoke matrix on a local Ray instance, from an empty cache, equals the local executor's run."""
+    """The smoke matrix on a local Ray instance equals the local executor's run. The workers start from the local
+    run's shared stages (prompts, samples, pool, views, the base evaluation: what a bundle restores) and compute
+    every cell's own (selection, training, tuned evaluation) themselves."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("Ray is not installed (pip install 'ray>=2.40'; part of the dev extras)")
+    shutil.copytree(local_matrix[0] / "cache", tmp_path / "cache", ignore=shutil.ignore_patterns(".locks"))
+    for own in ("select", "train", "evaluate", "preference_reference"):
+        shutil.rmtree(tmp_path / "cache" / own, ignore_errors=True)
     # relative runs root and cache, from another working folder: workers must agree with the driver on both
     args = ["matrix", str(REPO / "experiments" / "smoke-matrix.yaml"), "--runs-root", "runs", "--set", "cache_dir=cache", "--executor", "ray"]
     proc = bench(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list((tmp_path / "cache" / "pool").iterdir())) == 1
+    assert len(list((tmp_path / "cache" / "pool").iterdir())) == 1 and len(list((tmp_path / "cache" / "train").iterdir())) == 3
     ray_results = matrix_results(tmp_path / "runs")
     assert len(ray_results) == 3 and ray_results == matrix_results(local_matrix[0])
     assert (tmp_path / "runs" / "smoke-matrix" / "comparison" / "index.html").is_file()
@@ -400,6 +405,55 @@ def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_an
 
 
 @pytest.mark.slow
+def test_regrade_gives_an_old_run_the_task_check_the_evaluate_stage_gives(smoke_run, tmp_path: Path) -> None:
+    """A finished run graded before the task check (its task fields and metrics removed) regrades, with no
+    generation, to the verdicts and task metrics the evaluate stage computed."""
+    out, _ = smoke_run
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    rows = [json.loads(line) for line in (old / "eval_outputs.jsonl").read_text().splitlines()]
+    graded = [(r.pop("base_task_check"), r.pop("tuned_task_check")) for r in rows]
+    (old / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = json.loads((old / "metrics.json").read_text())
+    task_keys = [k for k in metrics["ifeval_heldout"] if "task" in k or "degenerate" in k]
+    assert task_keys and "paired_diff.prompt_strict_task_acc" in task_keys
+    metrics["ifeval_heldout"] = {k: v for k, v in metrics["ifeval_heldout"].items() if k not in task_keys}
+    (old / "metrics.json").write_text(json.dumps(metrics))
+    proc = bench("regrade", str(old))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = [json.loads(line) for line in (old / "eval_outputs.jsonl").read_text().splitlines()]
+    assert [(r["base_task_check"], r["tuned_task_check"]) for r in again] == graded
+    fresh, first = (json.loads((run / "metrics.json").read_text())["ifeval_heldout"] for run in (old, out))
+    assert {k: fresh[k]["value"] for k in task_keys} == {k: first[k]["value"] for k in task_keys}
+    assert json.loads((old / "manifest.json").read_text())["task_check_version"]["version"] >= 1
+
+
+@pytest.mark.slow
+def test_another_judge_labels_the_same_samples_without_sampling_again(smoke_run, tmp_path: Path) -> None:
+    """The samples are a stage apart from the pool that judges them: the verifiable_task judge relabels the smoke
+    run's samples (cached) into a pool of its own, whose pairs record what the task check found."""
+    from harness.core.config import load_config
+    from harness.core.io import read_jsonl
+    from harness.run_folder import Run
+    from harness.runner import resolve_run
+    from harness.stages import pool, prompts
+
+    out, _ = smoke_run
+    first = json.loads((out / "manifest.json").read_text())
+    config = load_config(REPO / "experiments" / "smoke.yaml", [f"cache_dir={first['config']['cache_dir']}", "pool.judge.type=verifiable_task"])
+    run = Run(config, tmp_path / "never-opened", resolve_run(config))
+    s_prompts, training, native = prompts.run(run)
+    result, relabelled = pool.run(run, s_prompts, training, native)
+    assert run.stages["samples"] == {**run.stages["samples"], "status": "cached", "hash": first["stages"]["samples"]["hash"]}
+    assert run.stages["pool"]["status"] == "computed" and result.hash != first["stages"]["pool"]["hash"]
+    before = {r["id"] for r in read_jsonl(Path(first["stages"]["pool"]["path"]) / "responses.jsonl")}
+    assert set(relabelled.responses) == before
+    stats = json.loads((result.path / "stage.json").read_text())
+    assert stats["chosen_degenerate_share"] is not None and stats["rejected_degenerate_share"] is not None
+    assert not (tmp_path / "never-opened").exists()
+
+
+@pytest.mark.slow
 def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(smoke_run, tmp_path: Path) -> None:
     """bench cache export from a bpo run, then a run naming the bundle on an empty cache: the pool, its
     embeddings and gradient features come from the bundle (cached, same keys) and bpo selects the same pairs."""
@@ -416,7 +470,7 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
                  "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = (json.loads((run / "manifest.json").read_text())["stages"] for run in (first, second))
-    for stage in ("prompts", "pool", "embeddings", "features"):
+    for stage in ("prompts", "samples", "pool", "embeddings", "features"):
         assert b[stage]["hash"] == a[stage]["hash"] and b[stage]["status"] == "cached", stage
     assert b["select"]["hash"] == a["select"]["hash"]
     assert (second / "selection.json").read_text() == (first / "selection.json").read_text()
@@ -434,7 +488,7 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     assert refused.returncode == 2 and "different pool under the same key" in refused.stderr
     assert json.loads(stage_json.read_text())["files"]["pairs.jsonl"] == record["files"]["pairs.jsonl"]
     again = bench("cache", "import", str(bundle), "--cache-dir", str(empty))
-    assert again.returncode == 0 and again.stdout.count("present") == 4 and pairs.is_file()
+    assert again.returncode == 0 and again.stdout.count("present") == 5 and pairs.is_file()
     # a machine that resolves the other dtype: the pool is the bundle's (keyed by the engine that sampled it, so
     # its views and the selection are too), and what generates here is computed and keyed by this machine's dtype
     from harness.models.resolve import resolve_dtype
@@ -447,12 +501,12 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((third / "manifest.json").read_text())
     c = manifest["stages"]
-    for stage in ("prompts", "pool", "embeddings", "features", "select"):
+    for stage in ("prompts", "samples", "pool", "embeddings", "features", "select"):
         assert c[stage]["hash"] == a[stage]["hash"] and c[stage]["status"] == "cached", stage
-    assert manifest["generation"]["dtype"] == there and manifest["sampled_by"]["pool"]["dtype"] == here
+    assert manifest["generation"]["dtype"] == there and manifest["sampled_by"]["samples"]["dtype"] == here
     assert c["evaluate_base"]["status"] == "computed" and c["evaluate_base"]["hash"] != b["evaluate_base"]["hash"]
     # a pool that really differs is refused before anything runs, naming the difference
     refused = bench("run", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "fourth"),
                     "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}", "--set", "pool.k=3")
-    assert refused.returncode == 2 and "pool.k = 4 there, 3 here" in refused.stderr, refused.stderr[-2000:]
+    assert refused.returncode == 2 and "sampling.k = 4 there, 3 here" in refused.stderr, refused.stderr[-2000:]
     assert not (tmp_path / "fourth").exists()
