@@ -33,7 +33,7 @@ from harness.core.io import write_json
 from harness.core.records import CandidatePool, Pair, Prompt
 from harness.data.builtin import build_builtin_prompts
 from harness.provenance import versions
-from harness.stages.candidates import build_pool, read_pool
+from harness.stages.candidates import build_pool, draw_samples, read_pool, read_samples
 from harness.stages.prompts import read_prompts, write_prompts
 from harness.training.dpo import preference_rows, train_dpo
 from harness.training.gradients import (
@@ -75,7 +75,10 @@ def load_or_build_pool(args: argparse.Namespace) -> tuple[CandidatePool, dict[st
     if not stats["reused"]:
         cfg = PoolConfig(k=args.k, max_new_tokens=args.max_new_tokens, drop_truncated=False)
         start = time.perf_counter()
-        stats.update(build_pool(args.model, prompts, [], cfg, args.seed, pool_dir, generation=GenerationConfig(), cache_dir=pool_dir / "cache"))
+        pool_dir.mkdir(parents=True, exist_ok=True)
+        drawn = draw_samples(args.model, prompts, cfg, args.seed, pool_dir, GenerationConfig())
+        stats.update(build_pool(args.model, prompts, [], read_samples(pool_dir), cfg, args.seed, pool_dir, generation=GenerationConfig(),
+                                cache_dir=pool_dir / "cache"), tokens_generated=drawn["tokens_generated"])
         stats["seconds"] = time.perf_counter() - start
         write_prompts(pool_dir, prompts, [], {"skipped": {}, "merged": {}})
     pool = read_pool(pool_dir, prompts)
