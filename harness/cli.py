@@ -336,11 +336,12 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
 
 def _check_matrix(cells: list[Cell], needs: tuple[str, str] | None, needed_for: str) -> None:
     """The executor's package, then every cell's inputs, before the first cell runs for an hour."""
-    from harness.matrix.spec import is_done
+    from harness.matrix.spec import check_seed_machines, is_done
     from harness.preflight import check_experiment, require
 
     if needs:
         require(*needs, needed_for)
+    check_seed_machines(cells)
     for config in {c.config.model_dump_json(): c.config for c in cells if not is_done(c)}.values():
         check_experiment(config)
 

@@ -36,10 +36,30 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.removesuffix("."): data} if prefix else {}
 
 
-def setting(config: dict[str, Any], strategy: str, budget: int) -> dict[str, Any]:
-    """The fields of a resolved config that decide what a run measures (strategy and budget as selected)."""
+MACHINE = "machine"
+"""The setting field of the kind of machine a run ran on (`machine_kind`)."""
+
+
+def machine_kind(machine: dict[str, Any] | None, dtype: str | None) -> str:
+    """What a run's numbers depend on besides its config and seed, in words: the GPU, or the CPU model with its
+    native bf16 instructions, and the dtype it generated in. Runs of one seed on two kinds differ in more than
+    their seed (bf16 and fp32 kernels, AMX and AVX512-BF16 ones), so comparisons group runs by it and a matrix
+    keeps each seed on one kind."""
+    m = machine or {}
+    hardware = m.get("gpu") or f"{m.get('cpu') or 'unknown CPU'} ({', '.join(m.get('cpu_bf16') or []) or 'no native bf16'})"
+    return f"{hardware}, {dtype or 'unknown dtype'}"
+
+
+def run_kind(manifest: dict[str, Any]) -> str:
+    """`machine_kind` of a run folder's manifest (its `machine` record, harness/provenance.py, and generation dtype)."""
+    return machine_kind(manifest.get("machine"), (manifest.get("generation") or {}).get("dtype"))
+
+
+def setting(config: dict[str, Any], strategy: str, budget: int, machine: str | None = None) -> dict[str, Any]:
+    """The fields of a resolved config that decide what a run measures (strategy and budget as selected), and the
+    kind of machine it ran on: runs on two kinds are two settings, never one cell's seeds, never paired."""
     flat = {k: v for k, v in flatten(config).items() if k.split(".", 1)[0] not in NOT_A_SETTING}
-    return {**flat, STRATEGY: strategy, BUDGET: budget}
+    return {**flat, STRATEGY: strategy, BUDGET: budget, **({MACHINE: machine} if machine else {})}
 
 
 def _is_strategy_field(key: str) -> bool:
@@ -72,6 +92,7 @@ WORDS: dict[str, Callable[[Any], str]] = {
     "train.learning_rate": lambda v: f"learning rate {_show(v)}",
     "train.epochs": lambda v: _count(v, "epoch", "epochs"),
     "pool.k": lambda v: _count(v, "sample per prompt", "samples per prompt"),
+    MACHINE: lambda v: f"on {_show(v)}",
 }
 """How a setting's field reads in a report, where a phrase is clearer than the config path (others: 'path value')."""
 

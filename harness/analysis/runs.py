@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, setting, without_strategy
+from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, run_kind, setting, without_strategy
 from harness.constraints.metrics import PRIMARY_METRIC, TASK_METRICS, unit_outcomes
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
@@ -101,7 +101,7 @@ def load_run(run_dir: Path) -> RunRecord:
         mean_depth=mean_depth,
         outcomes=run_outcomes(run_dir),
         cost=manifest.get("cost") or {},
-        setting=setting(config, strategy, budget),
+        setting=setting(config, strategy, budget, run_kind(manifest)),
         units=run_units(run_dir),
         pool_judge=config.get("pool", {}).get("judge") or {},
     )

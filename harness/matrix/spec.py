@@ -238,6 +238,39 @@ def is_done(cell: Cell) -> bool:
     return data.get("status") == "done" and content_hash(data.get("config")) == config_digest(cell.config)
 
 
+def check_seed_machines(cells: list[Cell]) -> None:
+    """Refuse to run a cell on this machine where another cell of its seed already ran on another kind of machine.
+
+    A seed's cells are compared with each other (matched seeds: seed s of every strategy shares its pool and its
+    pairing in the paired tests); cells computed in bf16 on one CPU and in fp32 on another differ in more than
+    their strategy. A seed begun here or on a machine of this kind goes on."""
+    from harness.analysis.grouping import machine_kind, run_kind
+    from harness.models.resolve import resolve_dtype
+    from harness.provenance import machine
+
+    here = machine()
+    began: dict[int, tuple[str, Path]] = {}
+    for cell in cells:
+        manifest = cell.out / "manifest.json"
+        if manifest.is_file():
+            began.setdefault(cell.config.seed, (run_kind(read_json(manifest)), cell.out))
+    clashes = []
+    for cell in cells:
+        kind = machine_kind(here, resolve_dtype(cell.config.generation.dtype))
+        if cell.config.seed in began and began[cell.config.seed][0] != kind and not is_done(cell):
+            clashes.append((cell, kind, *began[cell.config.seed]))
+    if clashes:
+        cell, kind, theirs, where = clashes[0]
+        seeds = sorted({c.config.seed for c, *_ in clashes})
+        raise ConfigError(
+            f"seed {cell.config.seed} of this matrix was begun on {theirs} ({where}); this machine is {kind}. A seed's cells "
+            f"are compared with each other, so they run on one kind of machine ({len(clashes)} cell(s) of seed(s) "
+            f"{', '.join(map(str, seeds))} would not). Resume on a machine of that kind (the same command picks up where it "
+            f"stopped), run other seeds here (a seed axis of new seeds, or --runs-root elsewhere), or move that seed's run "
+            f"folders out of {where.parent} to start it afresh here."
+        )
+
+
 def plan(cells: list[Cell]) -> list[dict[str, Any]]:
     """For each cell: done already, or which shared stages it computes, finds cached, or reuses from an earlier cell."""
     from harness.runner import shared_stage_hashes
