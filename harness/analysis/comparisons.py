@@ -116,6 +116,8 @@ def made_of(members: list[RunRecord]) -> dict[str, Any]:
     base model's beside the tuned one's; `flag` when the tuned degenerate share exceeds the base model's."""
     suite = "ifeval_heldout"
     names = ["prompt_strict_acc", "task_done_rate", PRIMARY_METRIC, "degenerate_share", *(f"degenerate_share_{k}" for k in DEGENERATE_KINDS)]
+    if cell_estimate(members, f"{suite}/task_done_rate") is None:
+        return {}
     out = {name: est["mean"] for name in names if (est := cell_estimate(members, f"{suite}/{name}"))}
     base = cell_estimate(members, f"{suite}/base.degenerate_share")
     if "degenerate_share" in out and base:

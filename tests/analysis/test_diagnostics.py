@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from harness.analysis.diagnostics import vendi
 from harness.cli import main
+from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.stats import correlation
 
 
@@ -73,8 +74,8 @@ def _run(root: Path, cache: Path, name: str, strategy: str, seed: int, pair_ids:
                                                     "diagnostics": {"breadth": len(depth), "depth_histogram": histogram},
                                                     "flipped": pair_ids[:2] if flipped else []}))
     (run / "metrics.json").write_text(json.dumps({"ifeval_heldout": {
-        "tuned.prompt_strict_acc": {"value": 0.4 + gain, "n": 100, "judge": "verifiable", "weak_judge": False},
-        "base.prompt_strict_acc": {"value": 0.4, "n": 100, "judge": "verifiable", "weak_judge": False}}}))
+        f"tuned.{PRIMARY_METRIC}": {"value": 0.4 + gain, "n": 100, "judge": "verifiable", "weak_judge": False},
+        f"base.{PRIMARY_METRIC}": {"value": 0.4, "n": 100, "judge": "verifiable", "weak_judge": False}}}))
 
 
 def test_gradient_diversity_is_measured_and_correlated_with_gain(tmp_path: Path) -> None:

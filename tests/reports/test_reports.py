@@ -13,6 +13,7 @@ from scipy import stats
 
 from harness.analysis.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, paired_tests
 from harness.analysis.runs import load_runs
+from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.config import BenchError, ConfigError
 from harness.core.stats import seed_test
 from harness.matrix.spec import load_matrix, parse_claim
@@ -51,7 +52,7 @@ def test_leaderboard_interval_across_seeds_and_missing_metrics(tmp_path: Path) -
     assert cell["kind"] == "across seeds" and board["original"]["cells"]["ifeval_heldout/prompt_strict_acc"]["kind"] == "run CI"
     assert board["original"]["cells"]["mt_bench/score"] is None
 
-    (test,) = paired_tests(runs, "original")
+    (test,) = paired_tests(runs, "original", "prompt_strict_acc")
     # per prompt: bpo averages its seeds ([1, 1, .5, 0]) minus original ([1, 0, 0, 0])
     assert test["diff"] == pytest.approx(np.mean([0, 1, 0.5, 0])) and test["n_prompts"] == 4
     assert "seeds_ci" not in test  # original ran seed 0 only: no matched seeds to spread over
@@ -75,7 +76,7 @@ def test_effects_are_tested_against_the_shuffled_label_control(tmp_path: Path) -
             _run(tmp_path, "original", seed, 0.3, [1] * (12 - seed) + [0] * (28 + seed)),
             _run(tmp_path, "control_shuffled", seed, 0.5, [1] * (20 + (seed + 1) % 3) + [0] * (20 - (seed + 1) % 3)),
         ]
-    tests = {t["strategy"]: t for t in paired_tests(load_runs(paths), "original")}
+    tests = {t["strategy"]: t for t in paired_tests(load_runs(paths), "original", "prompt_strict_acc")}
     assert tests["bpo"]["significant"] and tests["bpo"]["vs_control"]["beats"]
     assert tests["uniform"]["significant"] and not tests["uniform"]["vs_control"]["beats"]  # beats original, not the control
     assert tests["uniform"]["vs_control"]["diff"] == pytest.approx(0.0)
@@ -92,7 +93,7 @@ def test_one_seed_gives_no_verdict_only_a_run_fixed_interval(tmp_path: Path) -> 
     """A single seed per strategy: the prompts say these runs differ; nothing says another seed would."""
     paths = [_run(tmp_path, "bpo", 0, 0.75, [1] * 30 + [0] * 10), _run(tmp_path, "original", 0, 0.3, [1] * 12 + [0] * 28),
              _run(tmp_path, "control_shuffled", 0, 0.3, [1] * 12 + [0] * 28)]
-    (test,) = [t for t in paired_tests(load_runs(paths), "original") if t["strategy"] == "bpo"]
+    (test,) = [t for t in paired_tests(load_runs(paths), "original", "prompt_strict_acc") if t["strategy"] == "bpo"]
     assert test["significant"] is None and test["vs_control"]["beats"] is None
     assert test["low"] > 0 and test["method"].startswith("Newcombe")  # these runs do differ
     html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
@@ -111,17 +112,17 @@ def test_settings_that_differ_are_compared_apart_and_duplicates_refused(tmp_path
     runs = load_runs(paths)
     board = {r["setting"]: r for r in leaderboard(runs, ["ifeval_heldout/prompt_strict_acc"]) if r["strategy"] == "uniform"}
     assert set(board) == {"1 pair per prompt", "4 pairs per prompt"} and all(r["seeds"] == [0, 1] for r in board.values())
-    tests = {t["setting"]: t for t in paired_tests(runs, "original")}
+    tests = {t["setting"]: t for t in paired_tests(runs, "original", "prompt_strict_acc")}
     assert tests["4 pairs per prompt"]["diff"] == pytest.approx(0.25 + 0.0125) and tests["1 pair per prompt"]["diff"] == pytest.approx(0.0125)
     html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
     assert "<th>setting</th>" in html and "4 pairs per prompt" in html
     # a primary claim narrowed to one setting marks only that row; the answer names each side's setting in words
     bpo = [_run(tmp_path / "b", "bpo", seed, 0.6, [1] * (20 + seed) + [0] * (20 - seed)) for seed in range(2)]
-    primary = Primary.of(("bpo", "uniform"), budget=8, params={"uniform": {"depth": 4}})
+    primary = Primary.of(("bpo", "uniform"), "prompt_strict_acc", budget=8, params={"uniform": {"depth": 4}})
     rows = claim_tests(load_runs(paths + bpo), [("bpo", "uniform")], "prompt_strict_acc", primary=primary)
     assert [(r["worse_setting"], r["primary"]) for r in rows] == [("1 pair per prompt", False), ("4 pairs per prompt", True)]
     assert primary.describe() == "bpo > uniform (4 pairs per prompt) at 8 pairs"
-    other_rate = Primary.of(("bpo", "uniform"), params={"uniform": {"depth": 4, "train.learning_rate": 1e-3}})
+    other_rate = Primary.of(("bpo", "uniform"), "prompt_strict_acc", params={"uniform": {"depth": 4, "train.learning_rate": 1e-3}})
     assert not any(r["primary"] for r in claim_tests(load_runs(paths + bpo), [("bpo", "uniform")], "prompt_strict_acc", primary=other_rate))
     render_comparison(paths + bpo, tmp_path / "cmp2" / "index.html", baseline="original", primary=primary)
     summary = (tmp_path / "cmp2" / "summary.md").read_text()
@@ -153,7 +154,7 @@ def test_seed_matched_interval_counts_run_to_run_variation(tmp_path: Path) -> No
         rows = [{"pair_id": f"q{i}-{j}", "prompt_id": f"p{i}", "correct": float((i + j) % 2)} for i in range(10) for j in range(2)]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     loaded = load_runs(runs)
-    (test,) = paired_tests(loaded, "original")
+    (test,) = paired_tests(loaded, "original", "prompt_strict_acc")
     diffs = []
     for s in range(3):
         ours, theirs = loaded[2 * s + 1].outcomes["prompt_strict_acc"], loaded[2 * s].outcomes["prompt_strict_acc"]
@@ -252,11 +253,16 @@ def test_run_report_opens_with_the_effect_and_the_controls(tmp_path: Path) -> No
 
     cell = _run(tmp_path, "bpo", 0, 0.5, [1, 0, 1, 1])
     control = _run(tmp_path, "control_shuffled", 0, 0.4, [1, 0, 0, 1], name="bpo-s0-control")
+    old = json.loads((cell / "metrics.json").read_text())
+    old["ifeval_heldout"]["paired_diff.prompt_strict_acc"] = {"value": 0.2, "ci_low": 0.1, "ci_high": 0.3, "n": 96}
+    (cell / "metrics.json").write_text(json.dumps(old))
+    (cell / "eval_outputs.jsonl").unlink()  # the comparison's outcome rows, not a run's side-by-side examples
+    graded_before = render_run_report(cell)  # a run graded before the task check: constraint only, and said so
+    assert "constraint only (graded before the task check" in graded_before and "+0.200</b> [+0.100, +0.300]" in graded_before
     for run, diff in ((cell, 0.125), (control, 0.01)):
         metrics = json.loads((run / "metrics.json").read_text())
-        metrics["ifeval_heldout"]["paired_diff.prompt_strict_acc"] = {"value": diff, "ci_low": diff - 0.08, "ci_high": diff + 0.08, "n": 96}
+        metrics["ifeval_heldout"][f"paired_diff.{PRIMARY_METRIC}"] = {"value": diff, "ci_low": diff - 0.08, "ci_high": diff + 0.08, "n": 96}
         (run / "metrics.json").write_text(json.dumps(metrics))
-    (cell / "eval_outputs.jsonl").unlink()  # the comparison's outcome rows, not a run's side-by-side examples
     without = render_run_report(cell)
     assert "+0.125</b> [+0.045, +0.205]" in without and "above 0" in without and "may come from training alone" in without
     (cell / "control.json").write_text(json.dumps({"run": str(control), "effect": {"value": 0.01, "ci_low": -0.07, "ci_high": 0.09, "n": 96}}))
