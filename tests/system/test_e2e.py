@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.constraints.metrics import PRIMARY_METRIC
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -98,7 +100,7 @@ def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Pat
     control = json.loads((control_dir / "selection.json").read_text())
     assert control["strategy"] == "control_shuffled" and set(control["pair_ids"]) == set(selection["pair_ids"])
     record = json.loads((tmp_path / "o" / "control.json").read_text())
-    effect = json.loads((control_dir / "metrics.json").read_text())["ifeval_heldout"]["paired_diff.prompt_strict_acc"]
+    effect = json.loads((control_dir / "metrics.json").read_text())["ifeval_heldout"][f"paired_diff.{PRIMARY_METRIC}"]
     assert record["effect"] == effect
     assert f"shuffled-label control {effect['value']:+.3f}" in proc.stdout and "control: train" in proc.stdout
     assert "shuffled-label control" in (tmp_path / "o" / "report.html").read_text()

@@ -101,7 +101,7 @@ def test_an_unexpected_crash_is_one_paragraph_with_the_stage_and_a_traceback_fil
     proc = bench(*args, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    assert "failed in stage `pool`" in proc.stderr and "--debug" in proc.stderr
+    assert "failed in stage `samples`" in proc.stderr and "--debug" in proc.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     log = tmp_path / "run" / "error.log"
     assert manifest["status"] == "failed" and manifest["error_log"] == str(log) and str(log) in proc.stderr

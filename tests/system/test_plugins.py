@@ -144,7 +144,7 @@ def test_a_judge_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
     from harness.core.io import read_jsonl
     from harness.data.builtin import build_builtin_prompts
     from harness.preflight import check_judge
-    from harness.stages.candidates import build_pool, read_pool
+    from harness.stages.candidates import build_pool, draw_samples, read_pool, read_samples
 
     add_plugin(JUDGES, "length", JUDGE)
     cfg = JudgeConfig(type="length")
@@ -157,7 +157,9 @@ def test_a_judge_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
         JudgeConfig(type="lenght")
     prompts, _ = build_builtin_prompts(seed=0, n_train=3)
     pool_cfg = PoolConfig(k=3, max_new_tokens=8, batch_size=9, drop_truncated=False, judge=cfg)
-    build_pool(str(tiny_model), prompts, [], pool_cfg, seed=0, out=tmp_path, generation=GenerationConfig(), cache_dir=tmp_path / "cache")
+    draw_samples(str(tiny_model), prompts, pool_cfg, 0, tmp_path, GenerationConfig())
+    build_pool(str(tiny_model), prompts, [], read_samples(tmp_path), pool_cfg, seed=0, out=tmp_path, generation=GenerationConfig(),
+               cache_dir=tmp_path / "cache")
     pool = read_pool(tmp_path, prompts)
     assert {s["response_id"]: s["value"] for s in read_jsonl(tmp_path / "scores.jsonl")} == {
         r.id: float(len(r.text)) for r in pool.responses.values()
