@@ -237,15 +237,19 @@ class TaskCheck:
     def check_many(self, items: Sequence[tuple[Prompt, str]]) -> list[TaskVerdict]:
         contexts = [context_of(p) for p, _ in items]
         measured = [substance(c, a) for c, (_, a) in zip(contexts, items)]
-        ranks = self._topic_ranks(contexts, [m["remainder"] for m in measured])
+        # only an answer that passes everything else and names none of its task's terms needs its topic ranked (the
+        # embedder is loaded for those alone)
+        asks = [bool(c.task_id and c.terms and not m["terms"] and m["remainder"].strip()) and verdict(c, m, None).done
+                for c, m in zip(contexts, measured)]
+        ranks = self._topic_ranks(contexts, [m["remainder"] for m in measured], asks)
         return [verdict(c, m, r) for c, m, r in zip(contexts, measured, ranks)]
 
-    def _topic_ranks(self, contexts: list[TaskContext], remainders: list[str]) -> list[int | None]:
-        """Where each answer's own task ranks among its task set's tasks by embedding similarity (0 = closest)."""
+    def _topic_ranks(self, contexts: list[TaskContext], remainders: list[str], asks: list[bool]) -> list[int | None]:
+        """Where each asked answer's own task ranks among its task set's tasks by embedding similarity (0 = closest)."""
         from harness.data.builtin import task_set_of
         from harness.models.embedder import embed_texts
 
-        ranked = [i for i, c in enumerate(contexts) if c.task_id and remainders[i].strip()]
+        ranked = [i for i, ask in enumerate(asks) if ask]
         out: list[int | None] = [None] * len(contexts)
         if not ranked:
             return out
