@@ -498,8 +498,9 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     here = resolve_dtype("auto")
     there = "float32" if here == "bfloat16" else "bfloat16"
     third = tmp_path / "third"
-    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(third),
-                 "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}", "--set", f"generation.dtype={there}")
+    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(third),  # a short evaluation: bf16
+                 "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}", "--set", f"generation.dtype={there}",  # may be emulated
+                 "--set", "evaluate.n_prompts=4", "--set", "evaluate.max_new_tokens=16")
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((third / "manifest.json").read_text())
     c = manifest["stages"]
