@@ -68,7 +68,7 @@ from harness.training.dpo import train_dpo
 from harness.training.gradients import compute_gradient_features
 
 prompts, _ = build_builtin_prompts(seed=0, n_train=256)
-texts = []
+texts: list[str] = []
 def gen():
     t = time.time()
     g = generate_with("auto", name, None, [p.messages for p in prompts], max_new_tokens=128, batch_size=64,

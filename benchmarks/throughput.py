@@ -57,16 +57,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import decoding, trainer  # noqa: E402
 from harness.core.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
 from harness.core.io import read_json, read_jsonl, write_json  # noqa: E402
 from harness.data.heldout import HeldoutSet  # noqa: E402
 from harness.evaluation.preference import reserve_heldout  # noqa: E402
+from harness.generation import engine as decoding  # noqa: E402
+from harness.generation.engine import bf16_packing_supported  # noqa: E402
 from harness.generation.generate import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
 from harness.models.resolve import cpu_bf16_flags, load_model, resolve_attention, resolve_dtype, resolve_target_modules  # noqa: E402
+from harness.provenance import cpu_model  # noqa: E402
 from harness.stages.candidates import read_pool  # noqa: E402
 from harness.stages.prompts import read_prompts  # noqa: E402
+from harness.training import dpo as trainer  # noqa: E402
 from harness.training.gradients import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
 from harness.training.reference_logps import with_reference_logps  # noqa: E402
 
@@ -81,10 +84,18 @@ def timed(fn):
     return value, time.perf_counter() - start
 
 
-def row(section: str, path: str, units: float, unit: str, seconds: float, flops: float, **extra: Any) -> dict[str, Any]:
+PEAK: dict[str, float] = {}
+"""This machine's measured matmul peak per dtype (`matmul_peak`), set once in main: what a path's GFLOPS are read against."""
+
+
+def row(section: str, path: str, units: float, unit: str, seconds: float, flops: float, dtype: str, **extra: Any) -> dict[str, Any]:
+    """One measured path: its rate and achieved GFLOPS, as a share of the peak of the dtype the path computed in."""
+    gflops = flops / seconds / 1e9
+    share = gflops / PEAK[dtype] if PEAK.get(dtype) else None
     r = {"section": section, "path": path, unit: units, "seconds": round(seconds, 2), f"{unit}_per_s": round(units / seconds, 3),
-         "gflops": round(flops / seconds / 1e9, 1), **extra}
-    print(f"  {path:<62} {units:>7.0f} {unit:<9} {seconds:>7.1f} s {units / seconds:>8.2f} {unit}/s {r['gflops']:>7.1f} GFLOPS", flush=True)
+         "gflops": round(gflops, 1), "dtype": dtype, "peak_share": round(share, 3) if share is not None else None, **extra}
+    against = f" ({share:.0%} of the {dtype} peak)" if share is not None else ""
+    print(f"  {path:<62} {units:>7.0f} {unit:<9} {seconds:>7.1f} s {units / seconds:>8.2f} {unit}/s {gflops:>7.1f} GFLOPS{against}", flush=True)
     return r
 
 
@@ -154,16 +165,16 @@ def greedy_section(args, n_params: int, dtype: str, adapter: Path) -> list[dict]
     today, s_today = timed(lambda: generate_today(model, conversations, batch_size=TODAY_EVAL_BATCH, **settings))
     outputs["today"] = today
     rows.append(row("greedy", f"today: batch-at-a-time {dtype}, batch {TODAY_EVAL_BATCH}", sum(g.n_tokens for g in today), "tokens",
-                    s_today, 2 * n_params * sum(g.n_tokens for g in today)))
+                    s_today, 2 * n_params * sum(g.n_tokens for g in today), dtype))
     for batch in args.greedy_batches:
         new, seconds = timed(lambda b=batch: generate(model, conversations, batch_size=b, desc=f"greedy (new, batch {b})", **settings))
         outputs[batch] = new
         label = f"new: continuous {dtype}, batch {batch}" + (" (the default)" if batch == ev.batch_size else "")
-        rows.append(row("greedy", label, sum(g.n_tokens for g in new), "tokens", seconds, 2 * n_params * sum(g.n_tokens for g in new), batch_size=batch))
+        rows.append(row("greedy", label, sum(g.n_tokens for g in new), "tokens", seconds, 2 * n_params * sum(g.n_tokens for g in new), dtype, batch_size=batch))
     fp32 = load_model(args.model, adapter=adapter, dtype="float32")
     reference, s_ref = timed(lambda: generate(fp32, conversations, batch_size=ev.batch_size, desc="greedy (fp32)", **settings))
     rows.append(row("greedy", f"fidelity reference: continuous fp32, batch {ev.batch_size}", sum(g.n_tokens for g in reference), "tokens",
-                    s_ref, 2 * n_params * sum(g.n_tokens for g in reference)))
+                    s_ref, 2 * n_params * sum(g.n_tokens for g in reference), "float32"))
     accuracy_fp32 = strict_accuracy(prompts, reference)
     for r, key in zip(rows, ["today", *args.greedy_batches]):
         r["identical_to_fp32"] = round(float(np.mean([a.text == b.text for a, b in zip(outputs[key], reference)])), 3)
@@ -191,7 +202,7 @@ def sampling_section(args, n_params: int, dtype: str) -> list[dict]:
                                  (f"new: continuous {dtype}, batch {pool.batch_size}", new, s_new)):
         tokens = sum(g.n_tokens for g in gens)
         scores = [judge.score(prompts[i // pool.k], g.text).value for i, g in enumerate(gens)]
-        rows.append(row("sampling", label, tokens, "tokens", seconds, 2 * n_params * tokens, judge_mean=round(float(np.mean(scores)), 3),
+        rows.append(row("sampling", label, tokens, "tokens", seconds, 2 * n_params * tokens, dtype, judge_mean=round(float(np.mean(scores)), 3),
                         truncated_share=round(float(np.mean([g.truncated for g in gens])), 3)))
     print(f"  fidelity: the verifiable judge's mean score, today {rows[0]['judge_mean']} vs new {rows[1]['judge_mean']} "
           f"(two draws of the same distribution: which rows decode together changes a seed's samples)")
@@ -262,7 +273,7 @@ def dpo_section(args, n_params: int, pool, precision: str, work: Path) -> tuple[
         (f"new, warm: {attention}, reference log-probs from the store, length-grouped", precision, "cached", "length_grouped", attention, False),
         (f"fidelity reference: fp32, {attention}, reference every step, length-grouped", "float32", "per_step", "length_grouped", attention, False),
     ]
-    results = []
+    results: list[tuple[Any, ...]] = []
     for label, prec, reference, batching, kernels, cold in paths:
         cfg = base.model_copy(update={"precision": prec, "reference_logps": reference, "batching": batching, "attention": kernels})
         out = work / f"dpo-{len(results)}"
@@ -275,11 +286,11 @@ def dpo_section(args, n_params: int, pool, precision: str, work: Path) -> tuple[
         seconds = time.perf_counter() - start if cold else train["seconds"]
         losses = [r["loss"] for r in read_jsonl(out / "log.jsonl") if "loss" in r]
         flops = (4 if reference == "cached" else 6) * n_params * tokens_pairs * base.epochs + (2 * n_params * tokens_responses if cold else 0)
-        results.append((label, seconds, flops, losses, weight_update(out / "adapter"), out / "adapter"))
+        results.append((label, seconds, flops, losses, weight_update(out / "adapter"), out / "adapter", prec))
     rows = []
     fp32_losses, fp32_update = results[-1][3], results[-1][4]
-    for label, seconds, flops, losses, update, _ in results:
-        rows.append(row("dpo", label, len(pairs) * base.epochs, "pairs", seconds, flops, first_loss=round(losses[0], 4),
+    for label, seconds, flops, losses, update, _, prec in results:
+        rows.append(row("dpo", label, len(pairs) * base.epochs, "pairs", seconds, flops, prec, first_loss=round(losses[0], 4),
                         final_loss=round(float(np.mean(losses[-4:])), 4), losses=[round(x, 4) for x in losses],
                         max_loss_diff_vs_fp32=round(max(abs(a - b) for a, b in zip(losses, fp32_losses)), 4),
                         update_cosine_vs_fp32=round(cosine(update, fp32_update), 4)))
@@ -307,7 +318,8 @@ def features_section(args, n_params: int, pool, precision: str, work: Path) -> l
     paths = [("today: SDPA, batch 8, strided LM-head input", sdpa, today_cfg, True),
              (f"new: {resolve_attention(base.attention)} attention, batch {args.config.features.batch_size}", base, args.config.features, False),
              ("fidelity reference: fp32, SDPA, batch 8", sdpa.model_copy(update={"precision": "float32"}), today_cfg, False)]
-    rows, feats = [], []
+    rows: list[dict[str, Any]] = []
+    feats: list[np.ndarray] = []
     for label, train_cfg, cfg, today in paths:
         seconds = []
         for repeat in range(args.repeats if not label.startswith("fidelity") else 1):
@@ -318,7 +330,7 @@ def features_section(args, n_params: int, pool, precision: str, work: Path) -> l
             seconds.append(stats["seconds_gradients"])
         feats.append(load_gradient_features(out).pair_features)
         rows.append(row("features", label, len(responses), "responses", statistics.median(seconds), 4 * n_params * tokens,
-                        runs_seconds=[round(s, 2) for s in seconds]))
+                        resolve_dtype(train_cfg.precision), runs_seconds=[round(s, 2) for s in seconds]))
     few = pairs[:12]
     items = [tokenize_response(tokenizer, r, pool.prompts[pool.responses[r].prompt_id].messages, pool.responses[r].text, base.max_length)
              for r in dict.fromkeys(x for p in few for x in (p.chosen_id, p.rejected_id))]
@@ -404,8 +416,10 @@ def main() -> None:
     flags = cpu_bf16_flags()
     dtype, precision = resolve_dtype(args.config.generation.dtype), resolve_dtype(args.config.train.precision)
     peak = matmul_peak()
-    print(f"threads {torch.get_num_threads()}; CPU bf16 flags: {', '.join(flags) or 'none'}; generation dtype {dtype}, "
-          f"train precision {precision}; 2048^3 matmul peak: fp32 {peak['float32']} GFLOPS, bf16 {peak['bfloat16']} GFLOPS")
+    PEAK.update(peak)
+    print(f"CPU {cpu_model()}; threads {torch.get_num_threads()}; CPU bf16 flags: {', '.join(flags) or 'none'} (oneDNN bf16 kernels: "
+          f"{'yes' if bf16_packing_supported() else 'no, bf16 is emulated'}); generation dtype {dtype}, train precision {precision}; "
+          f"2048^3 matmul peak: fp32 {peak['float32']} GFLOPS, bf16 {peak['bfloat16']} GFLOPS")
     needs_pool = "dpo" in sections or "features" in sections
     pool, pool_dir = find_pool(args) if needs_pool else (None, None)  # before any measuring: a missing pool fails in a second
     n_params = sum(p.numel() for p in load_model(args.model).model.parameters())
@@ -443,7 +457,7 @@ def main() -> None:
         cold = next(r for r in rows if r["path"].startswith("new, cold"))
         summary["dpo_cold"] = round(cold["pairs_per_s"] / rows[0]["pairs_per_s"], 2)
         print(f"  dpo, cold store (reference log-probs computed in the run) {summary['dpo_cold']:.2f}x")
-    write_json(args.out, {"rows": rows, "ratios": summary, "targets": TARGETS, "matmul_peak_gflops": peak, "cpu_bf16_flags": flags,
+    write_json(args.out, {"rows": rows, "ratios": summary, "targets": TARGETS, "matmul_peak_gflops": peak, "cpu": cpu_model(), "cpu_bf16_flags": flags,
                           "generation_dtype": dtype, "train_precision": precision, "threads": torch.get_num_threads(), "pool_dir": str(pool_dir)})
     print(f"wrote {args.out}")
 
