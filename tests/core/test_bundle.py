@@ -90,7 +90,8 @@ def test_a_bundle_whose_index_predates_key_inputs_is_read_from_its_stage_files(b
 
 def test_the_committed_testbed_samples_are_this_experiments_samples_on_any_cpu() -> None:
     """The answer's samples were drawn in bf16; a machine that resolves fp32 keys its samples as the bundle's, and
-    every stage computed here (the base model's evaluation) by its own dtype."""
+    every stage computed here (the base model's evaluation) by its own dtype. The bundle also carries the pools
+    those samples give under the testbed's judge, so no CPU relabels or resamples them."""
     from harness.core.config import load_config
     from harness.models.resolve import resolve_dtype
     from harness.runner import resolve_run, shared_stage_hashes
@@ -100,4 +101,8 @@ def test_the_committed_testbed_samples_are_this_experiments_samples_on_any_cpu()
         resolved = resolve_run(config)
         hashes = shared_stage_hashes(config)
         assert (hashes["samples"], hashes["preference_samples"]) == ("21f8759b9ae18d67", "b64d7eca8bfa56f9")
+        held = {s.name: s.hash for s in bundled_stages(REPO / "experiments" / "pools" / "testbed.tar.gz")}
+        assert {name: held[name] for name in ("samples", "pool", "preference_samples", "preference_pool")} == {
+            name: hashes[name] for name in ("samples", "pool", "preference_samples", "preference_pool")
+        }
         assert resolved.sampler("samples")["dtype"] == "bfloat16" and resolved.engine["dtype"] == resolve_dtype(dtype)
