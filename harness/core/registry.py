@@ -3,7 +3,9 @@
 Modelled on lm-eval's `Registry`, with our manners: a name registered twice is refused (naming
 the module that has it), an unknown name is answered with close matches and the known names.
 Each registry finds its plugins by importing every module of its package the first time it is
-asked, so adding a plugin is adding one file; nothing else lists them.
+asked, so adding a plugin is adding one file; nothing else lists them. A module that fails to import
+stops only the commands that ask for a name it may hold: the others run, with a warning naming the
+file (one user's broken plugin must not stop `bench run --strategy original`).
 
 This module imports only harness/core/errors.py, so the config can validate plugin names and any
 module can register one without an import circle.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -34,6 +37,14 @@ class UnknownName(KeyError):
         return self.message
 
 
+class DuplicateName(ValueError):
+    """A plugin registered a name another plugin already has."""
+
+    def __init__(self, message: str, name: str):
+        self.name = name
+        super().__init__(message)
+
+
 class Registry(Generic[T]):
     """Name -> plugin for one kind of plugin, filled by the modules of `package`."""
 
@@ -43,11 +54,16 @@ class Registry(Generic[T]):
         self.see = see
         self._items: dict[str, T] = {}
         self._discovered = False
+        self._broken: dict[str, str] = {}
+        """plugin file -> why it could not be imported, as of the last discovery"""
+        self._clashes: dict[str, str] = {}
+        """name -> the module that registered it a second time"""
+        self._warned: set[str] = set()
 
     def register(self, name: str, item: T) -> T:
         if name in self._items:
             where = getattr(self._items[name], "__module__", "another module")
-            raise ValueError(f"{self.kind} {name!r} is already registered by {where}")
+            raise DuplicateName(f"{self.kind} {name!r} is already registered by {where}", name)
         self._items[name] = item
         return item
 
@@ -58,34 +74,60 @@ class Registry(Generic[T]):
     def discover(self) -> None:
         """Import every module of the package once (registration is their import side effect).
 
-        A module that fails to import (a plugin with a bug, a name registered twice) is a BenchError
-        naming its file, and the next lookup tries again rather than seeing half the plugins.
+        A module that fails to import (a plugin with a bug, a name registered twice) is remembered with
+        its file and error, not raised: lookups of the names that did register work, with a warning, and
+        a lookup that may need the broken file says which file to fix. Discovery is tried again on the
+        next lookup while any file is broken, so a mended file is found without a restart.
         """
         if self._discovered:
             return
+        self._broken, self._clashes = {}, {}
         package = importlib.import_module(self.package)
         for module in pkgutil.iter_modules(package.__path__):
             if module.name.startswith("_"):
                 continue
             try:
                 importlib.import_module(f"{self.package}.{module.name}")
-            except Exception as exc:
-                where = Path(getattr(module.module_finder, "path", "")) / f"{module.name}.py"
-                raise BenchError(
-                    f"the {self.kind} plugin {where} could not be imported ({type(exc).__name__}: {exc}); fix or remove that file."
-                ) from exc
-        self._discovered = True
+            except Exception as exc:  # any bug in a user's file; it is reported, never swallowed
+                sys.modules.pop(f"{self.package}.{module.name}", None)
+                where = str(Path(getattr(module.module_finder, "path", "")) / f"{module.name}.py")
+                self._broken[where] = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, DuplicateName):
+                    self._clashes[exc.name] = f"{self.package}.{module.name}"
+        self._discovered = not self._broken
+
+    def broken(self) -> str:
+        """The plugin files that could not be imported, as one sentence ('' when none)."""
+        files = [f"the {self.kind} plugin {where} could not be imported ({why})" for where, why in self._broken.items()]
+        return "; ".join(files) + ("; fix or remove that file." if len(files) == 1 else "; fix or remove those files.") if files else ""
+
+    def _warn_broken(self) -> None:
+        """Say once per process and file that some plugins are missing, when the command goes on without them."""
+        fresh = [where for where in self._broken if where not in self._warned]
+        if fresh:
+            self._warned.update(fresh)
+            print(f"[bench] warning: {self.broken()} Commands that do not use it still run.", file=sys.stderr, flush=True)
 
     def get(self, name: str) -> T:
         self.discover()
+        if name in self._clashes:
+            raise BenchError(
+                f"{self.kind} {name!r} is registered twice, by {getattr(self._items.get(name), '__module__', '?')} and "
+                f"{self._clashes[name]}; rename one of them."
+            )
         if name not in self._items:
+            if self._broken:
+                raise BenchError(f"{self.unknown(name)} It may be registered by a file that is broken: {self.broken()}")
             raise UnknownName(self.unknown(name))
+        self._warn_broken()
         return self._items[name]
 
     def validate(self, name: str) -> str:
         """`name` if registered, else ValueError with close matches (a pydantic validator adds the field path)."""
-        if name not in self:
-            raise ValueError(self.unknown(name))
+        try:
+            self.get(name)
+        except (UnknownName, BenchError) as exc:  # unknown, in a broken file, or registered twice
+            raise ValueError(str(exc)) from None
         return name
 
     def unknown(self, name: str) -> str:
@@ -105,6 +147,7 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         self.discover()
+        self._warn_broken()
         return sorted(self._items)
 
     def __contains__(self, name: str) -> bool:
