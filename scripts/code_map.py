@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from pathlib import Path
+
+import networkx
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = [
@@ -36,10 +37,12 @@ RESOLVERS = ("resolve_backend", "resolve_dtype", "engine_key", "model_fingerprin
 ALLOWED_RESOLVER_CALLERS = ("harness/run_folder.py", "harness/preflight.py")
 
 
-def modules() -> dict[str, Path]:
+def modules(packages: tuple[str, ...] = ("harness",)) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of `packages` (a package is named by its folder)."""
     found = {}
-    for path in (REPO / "harness").rglob("*.py"):
-        found[".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")] = path
+    for package in packages:
+        for path in (REPO / package).rglob("*.py"):
+            found[".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")] = path
     return found
 
 
@@ -52,7 +55,9 @@ def imports(path: Path) -> set[str]:
             return
         if isinstance(node, ast.Import):
             deps.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                raise ValueError(f"{path}:{node.lineno}: relative import; the import graph reads absolute ones only")
             deps.update(f"{node.module}.{a.name}" for a in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child)
@@ -61,8 +66,9 @@ def imports(path: Path) -> set[str]:
     return deps
 
 
-def graph() -> dict[str, set[str]]:
-    mods = modules()
+def graph(packages: tuple[str, ...] = ("harness",)) -> dict[str, set[str]]:
+    """Module -> the modules of `packages` it imports at run time."""
+    mods = modules(packages)
 
     def owner(name: str) -> str | None:
         while name and name not in mods:
@@ -83,35 +89,9 @@ def layer(module: str) -> int:
 
 
 def circles(g: dict[str, set[str]]) -> list[list[str]]:
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def strong(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in g.get(v, ()):
-            if w not in index:
-                strong(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = []
-            while True:
-                w = stack.pop()
-                group.append(w)
-                if w == v:
-                    break
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    sys.setrecursionlimit(10000)
-    for v in g:
-        if v not in index:
-            strong(v)
-    return found
+    """The import circles: strongly connected groups of more than one module, each sorted."""
+    components = networkx.strongly_connected_components(networkx.DiGraph([(m, d) for m, deps in g.items() for d in deps]))
+    return sorted(sorted(c) for c in components if len(c) > 1)
 
 
 def resolver_calls() -> list[str]:

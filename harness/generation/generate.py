@@ -84,17 +84,6 @@ def length_sorted(tokenizer, conversations: list[list[dict[str, str]]]) -> tuple
     return order, [ids[i] for i in order]
 
 
-def length_sorted_batches(tokenizer, conversations: list[list[dict[str, str]]], batch_size: int):
-    """(batch index, conversation indices, left-padded encoding) per batch, conversations sorted by
-    templated length so that each batch pads little (the batch-at-a-time baseline of benchmarks/throughput.py)."""
-    tokenizer.padding_side = "left"
-    order, _ = length_sorted(tokenizer, conversations)
-    texts = chat_texts(tokenizer, conversations)
-    for batch_index, start in enumerate(range(0, len(order), batch_size)):
-        idx = order[start : start + batch_size]
-        yield batch_index, idx, tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-
-
 def _picker(generator: torch.Generator, temperature: float, top_p: float) -> Picker:
     return lambda logits: sample_top_p(logits, temperature, top_p, generator)
 

@@ -13,85 +13,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "strategies", "reports")
-
-
-def _modules() -> dict[str, Path]:
-    found = {}
-    for package in PACKAGES:
-        for path in (REPO / package).rglob("*.py"):
-            name = ".".join(path.relative_to(REPO).with_suffix("").parts)
-            found[name.removesuffix(".__init__")] = path
-    return found
-
-
-def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement, function-local ones included, except under `if TYPE_CHECKING:`."""
-    out: list[ast.Import | ast.ImportFrom] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            return
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            out.append(node)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return out
+sys.path.insert(0, str(REPO / "scripts"))
+from code_map import circles, graph  # noqa: E402  (the import graph has one owner: scripts/code_map.py)
 
 
 def import_graph() -> dict[str, set[str]]:
-    modules = _modules()
-
-    def owner(name: str) -> str | None:
-        while name and name not in modules:
-            name = name.rpartition(".")[0]
-        return name or None
-
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        deps: set[str] = set()
-        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            else:
-                assert not node.level, f"{path}: relative import"
-                targets = [f"{node.module}.{a.name}" for a in node.names]
-            deps.update(d for d in map(owner, targets) if d and d != name)
-        graph[name] = deps
-    return graph
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected groups of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def strong(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        for w in graph[v]:
-            if w not in index:
-                strong(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = []
-            while True:
-                w = stack.pop()
-                group.append(w)
-                if w == v:
-                    break
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for v in graph:
-        if v not in index:
-            strong(v)
-    return found
+    return graph(PACKAGES)
 
 
 def functions(package: str) -> list[tuple[int, str]]:
@@ -108,7 +35,8 @@ def test_the_import_graph_has_no_circles() -> None:
     graph = import_graph()
     # the graph sees function-local imports (the config reaches the registry only inside its validators)
     assert "harness.runner" in graph and "harness.core.registry" in graph["harness.core.config"]
-    assert cycles(graph) == []
+    assert circles(graph) == []
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the finder sees one
 
 
 def test_only_the_select_stage_and_front_ends_import_strategies() -> None:
