@@ -189,7 +189,7 @@ def _by_cell(runs: list[RunRecord], metric: str) -> list[list[RunRecord]]:
 
 
 def _describe_cells(cells: list[list[RunRecord]]) -> str:
-    return "; ".join(f"{c[0].strategy} ({c[0].label or 'default'})" for c in cells)
+    return "; ".join(c[0].title for c in cells)
 
 
 def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

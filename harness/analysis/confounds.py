@@ -46,10 +46,6 @@ def _rows(run: RunRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def _name(members: list[RunRecord]) -> str:
-    return members[0].strategy + (f" ({members[0].label})" if members[0].label else "")
-
-
 def by_type(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per cell and constraint type: pass rates (tuned, base), effect, selected share; seeds pooled."""
     out = []
@@ -68,7 +64,7 @@ def by_type(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]
         for kind, items in sorted(groups.items()):
             tuned = [r["pass"] for r in items if r["pass"] is not None]
             base = [r["base_pass"] for r in items if r["base_pass"] is not None]
-            out.append({"cell": _name(members), "budget": members[0].budget, "type": kind, "n": len(tuned), "tuned": float(np.mean(tuned)),
+            out.append({"cell": members[0].title, "budget": members[0].budget, "type": kind, "n": len(tuned), "tuned": float(np.mean(tuned)),
                         "base": float(np.mean(base)), "effect": float(np.mean(tuned) - np.mean(base)),
                         "selected_share": (selected[kind] / total) if total and "instructions" in _first_pair(members) else None,
                         "words": float(np.mean([r["words"] for r in items]))})
@@ -119,12 +115,12 @@ def length_adjusted(a: list[RunRecord], b: list[RunRecord], rows: dict[Path, lis
         for side, table in ((1.0, x), (0.0, y)):
             design += [(side, table[p]["type"], math.log(max(table[p]["words"], 1)), float(table[p]["pass"])) for p in shared]
     if not raw:
-        raise BenchError(f"{_name(a)} and {_name(b)} share no seed: a length-adjusted difference needs matched seeds.")
+        raise BenchError(f"{a[0].title} and {b[0].title} share no seed: a length-adjusted difference needs matched seeds.")
     types = sorted({t for _, t, _, _ in design})
     matrix = np.array([[1.0, side, words] + [float(t == kind) for kind in types[1:]] for side, t, words, _ in design])
     coef = np.linalg.lstsq(matrix, np.array([d[3] for d in design]), rcond=None)[0]
     verdict = seed_test([m for m in matched if m.size], crossed=False) if sum(m.size > 1 for m in matched) >= 2 else None
-    return {"a": _name(a), "b": _name(b), "budget": a[0].budget, "seeds": len(raw), "raw": float(np.mean([r.mean() for r in raw])),
+    return {"a": a[0].title, "b": b[0].title, "budget": a[0].budget, "seeds": len(raw), "raw": float(np.mean([r.mean() for r in raw])),
             "words_a": float(np.mean([x["words"] for r in a for x in rows[r.path]])),
             "words_b": float(np.mean([x["words"] for r in b for x in rows[r.path]])),
             "same_length_share": float(np.mean(shares)),
@@ -138,7 +134,7 @@ def truncation(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any
     for members in cells:
         items = [r for run in members for r in rows[run.path]]
         known = [r for r in items if r.get("tuned_truncated") is not None]
-        out.append({"cell": _name(members), "budget": members[0].budget, "n": len(items), "tuned": float(np.mean([r["tuned_truncated"] for r in known])) if known else None,
+        out.append({"cell": members[0].title, "budget": members[0].budget, "n": len(items), "tuned": float(np.mean([r["tuned_truncated"] for r in known])) if known else None,
                     "base": float(np.mean([r["base_truncated"] for r in known])) if known else None,
                     "words": float(np.mean([r["words"] for r in items]))})
     return out
@@ -181,7 +177,7 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
         fixed = paired_ci(tuned, np.array([base[u] for u in shared]), n_boot=2000, seed=0)
         per_seed = [np.array([p[u] - base[u] for u in shared]) for p in passes]
         gains = [g for m in runs if (g := held_out_gain(m)) is not None]
-        rows.append({"cell": _name(members), "budget": members[0].budget, "seeds": [m.seed for m in runs], "n": len(shared), "tuned": float(tuned.mean()),
+        rows.append({"cell": members[0].title, "budget": members[0].budget, "seeds": [m.seed for m in runs], "n": len(shared), "tuned": float(tuned.mean()),
                      "base": float(np.mean([base[u] for u in shared])), "effect": fixed["diff"], "low": fixed["low"], "high": fixed["high"],
                      "verdict": seed_test(per_seed, crossed=True) if len(per_seed) >= 2 else None,
                      "held_out_gain": float(np.mean(gains)) if gains else None,

@@ -141,10 +141,6 @@ def run_properties(runs: list[RunRecord], metric: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _name(members: list[RunRecord]) -> str:
-    return members[0].strategy + (f" ({members[0].label})" if members[0].label else "")
-
-
 def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(values)) if values and all(v is not None for v in values) else None
 
@@ -156,7 +152,7 @@ def cell_properties(runs: list[RunRecord], rows: list[dict[str, Any]]) -> list[d
     for members in cells_of(runs):
         items = [by_run[str(m.path)] for m in members]
         mean = {k: _mean([i[k] for i in items]) for k in ["gain", *PROPERTIES]}
-        out.append({"cell": _name(members), "budget": members[0].budget, "seeds": len(items), "control": any(i["control"] for i in items), **mean})
+        out.append({"cell": members[0].title, "budget": members[0].budget, "seeds": len(items), "control": any(i["control"] for i in items), **mean})
     return out
 
 

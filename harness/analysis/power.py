@@ -162,7 +162,7 @@ def variance_components(runs: list[RunRecord], metric: str) -> dict[str, Any]:
     by_pair = []
     for (a, b), d in diffs.items():
         if len(d) >= 2:
-            by_pair.append({"a": _name(cells[a][0]), "b": _name(cells[b][0]), "seed_correlation": seed_correlation(cells[a], cells[b], metric),
+            by_pair.append({"a": cells[a][0].title, "b": cells[b][0].title, "seed_correlation": seed_correlation(cells[a], cells[b], metric),
                           **components_from_pairs([d], units is not None, 2, clusters, strata)})
     return {"metric": metric, **components_from_pairs(list(diffs.values()), units is not None, len(cells), clusters, strata), "by_pair": by_pair}
 
@@ -178,8 +178,6 @@ def seed_correlation(a: list[RunRecord], b: list[RunRecord], metric: str) -> flo
     return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None
 
 
-def _name(run: RunRecord) -> str:
-    return run.strategy + (f" ({run.label})" if run.label else "")
 
 
 def design_terms(comp: dict[str, Any], n: int) -> tuple[int, float, float, float]:
@@ -278,4 +276,3 @@ def analyse(runs: list[RunRecord], effect: float, alpha: float, power: float, se
             row["detects_effect_at_pilot"] = row["mde_at_pilot"] <= effect
             rows.append(row)
     return rows
-

@@ -71,6 +71,12 @@ class RunRecord:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def title(self) -> str:
+        """The cell in words: its strategy, and the settings in which it differs from the runs compared with it
+        ("uniform (2 pairs per prompt)"); every table, plot and message names a cell this way."""
+        return self.strategy + (f" ({self.label})" if self.label else "")
+
 
 def load_run(run_dir: Path) -> RunRecord:
     run_dir = Path(run_dir)
