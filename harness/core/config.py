@@ -8,12 +8,19 @@ reported at once, each with the field path and what to do.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from harness.core.errors import BenchError, ConfigError, StageFailure, format_validation_error  # noqa: F401  (re-exported)
+from harness.core.registry import JUDGES, STRATEGIES, SUITES, UnknownName
+
+# A plugin name is checked against its registry when the config is read (close matches in the message); the registry
+# imports its plugins only then, so reading this module imports no plugin.
+JudgeName = Annotated[str, AfterValidator(JUDGES.validate)]
+StrategyName = Annotated[str, AfterValidator(STRATEGIES.validate)]
+SuiteName = Annotated[str, AfterValidator(SUITES.validate)]
 
 # The base-task sets: `everyday` (explanations, letters, stories, poems; answers of 100+ words,
 # about half cut off at 160 tokens) and `short` (questions, tips, captions, replies answered in
@@ -86,7 +93,7 @@ class JudgeConfig(_Strict):
     TRANSPORT_FIELDS: ClassVar[frozenset[str]] = frozenset({"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"})
     """How verdicts are fetched, not what they are: left out of every key (judge ids, pools)."""
 
-    type: str = Field("verifiable", description="a registered judge: verifiable, reward_model, llm, or one of your own")
+    type: JudgeName = Field("verifiable", description="a registered judge: verifiable, reward_model, llm, or one of your own")
     model: str | None = Field(
         None,
         description="reward_model: a sequence-classification model (hub id or folder); llm: the judge model "
@@ -119,13 +126,6 @@ class JudgeConfig(_Strict):
         "for MT-Bench numbers comparable with published ones; default: our own prompts",
     )
 
-    @field_validator("type")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        from harness.core.registry import JUDGES
-
-        return JUDGES.validate(value)
-
     @model_validator(mode="before")
     @classmethod
     def _endpoint_means_openai(cls, data: Any) -> Any:
@@ -137,8 +137,6 @@ class JudgeConfig(_Strict):
     @model_validator(mode="after")
     def _fields_fit_type(self) -> "JudgeConfig":
         """The judge type says which fields it reads and checks them (harness/judges/base.py)."""
-        from harness.core.registry import JUDGES
-
         JUDGES.get(self.type).check_config(self)
         return self
 
@@ -264,24 +262,15 @@ class FeaturesConfig(_Strict):
 
 
 class SelectConfig(_Strict):
-    strategy: str = Field("uniform", description="a registered strategy (`bench strategies` lists them)")
+    strategy: StrategyName = Field("uniform", description="a registered strategy (`bench strategies` lists them)")
     budget: int = Field(32, ge=1, description="number of preference pairs every strategy gets")
     params: dict[str, Any] = Field(default_factory=dict, description="strategy-specific parameters")
     _typed: Any = PrivateAttr(None)
-
-    @field_validator("strategy")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        from harness.core.registry import STRATEGIES
-
-        return STRATEGIES.validate(value)
 
     @model_validator(mode="after")
     def _params_fit_strategy(self) -> "SelectConfig":
         """The strategy's own parameter model validates `params` once, with the rest of the config (every problem in
         one list); stages read the result through `typed_params`."""
-        from harness.core.registry import STRATEGIES
-
         try:
             self._typed = STRATEGIES.get(self.strategy).Params.model_validate(self.params)
         except ValidationError as err:
@@ -372,7 +361,7 @@ class TrainConfig(_Strict):
 class SuiteConfig(_Strict):
     """One evaluation suite. Which fields apply depends on `name` (see docs/evaluation.md)."""
 
-    name: str = Field(description="a registered suite: ifeval, ifbench, alpaca_eval, mt_bench, lm_eval, or one of your own")
+    name: SuiteName = Field(description="a registered suite: ifeval, ifbench, alpaca_eval, mt_bench, lm_eval, or one of your own")
     path: str | None = Field(
         None,
         description="ifeval: an IFEval-format JSONL (default: the built-in held-out prompts); ifbench: default "
@@ -395,13 +384,6 @@ class SuiteConfig(_Strict):
     num_fewshot: int | None = Field(None, ge=0, description="lm_eval")
     bootstrap: int = Field(1000, ge=100)
 
-    @field_validator("name")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        from harness.core.registry import SUITES
-
-        return SUITES.validate(value)
-
     @model_validator(mode="before")
     @classmethod
     def _judge_type_from_suite(cls, data: Any) -> Any:
@@ -413,12 +395,10 @@ class SuiteConfig(_Strict):
         if judge.get("base_url") or judge.get("judge_prompts"):
             judge["type"] = "llm"
         else:
-            from harness.core.registry import SUITES, UnknownName
-
             try:
                 default = SUITES.get(str(data.get("name"))).default_judge
-            except UnknownName:
-                default = None  # the name's own validator reports it
+            except (UnknownName, BenchError):
+                default = None  # the name's own validator reports it (unknown, or in a broken plugin file)
             if default:
                 judge["type"] = default
         return {**data, "judge": judge}
@@ -430,8 +410,6 @@ class SuiteConfig(_Strict):
         return self
 
     def _suite(self) -> Any:
-        from harness.core.registry import SUITES
-
         return SUITES.get(self.name)
 
     def judge_config(self) -> JudgeConfig | None:
