@@ -57,7 +57,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.core.config import EMBEDDED_MODEL, BenchError, load_config  # noqa: E402
+from harness.core.config import EMBEDDED_MODEL, load_config  # noqa: E402
+from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl, write_json  # noqa: E402
 from harness.data.heldout import HeldoutSet  # noqa: E402
 from harness.evaluation.preference import reserve_heldout  # noqa: E402

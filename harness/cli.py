@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import click
 
 from harness.constraints.metrics import PRIMARY_METRIC
-from harness.core.config import BenchError, SuiteConfig, load_config
+from harness.core.config import SuiteConfig, load_config
+from harness.core.errors import BenchError
 
 if TYPE_CHECKING:
     from harness.matrix.spec import Cell, MatrixSpec
@@ -73,7 +74,7 @@ def _debug(ctx: click.Context) -> bool:
 def _failure_paragraph(ctx: click.Context, exc: Exception) -> str:
     """One paragraph for an unexpected failure; the traceback goes to a file (the run folder's
     error.log when a run folder exists, else a log under the user cache)."""
-    from harness.core.config import StageFailure
+    from harness.core.errors import StageFailure
     from harness.run_folder import write_error_log
 
     command = ctx.invoked_subcommand or "bench"
@@ -258,7 +259,8 @@ def _suite_config(config_path: str | None, flags: dict, tasks: list[str], judge_
     import yaml
     from pydantic import ValidationError
 
-    from harness.core.config import ConfigError, apply_overrides, format_validation_error
+    from harness.core.config import apply_overrides
+    from harness.core.errors import ConfigError, format_validation_error
 
     data: dict = {}
     if config_path:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.config import BenchError, EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, PromptsConfig, SuiteConfig
-from harness.core.errors import require
+from harness.core.config import EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, PromptsConfig, SuiteConfig
+from harness.core.errors import BenchError, require
 from harness.core.registry import JUDGES
 from harness.models.checks import check_chat_template, check_model
 from harness.models.resolve import resolve_backend

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from harness.core.errors import BenchError, ConfigError, StageFailure, format_validation_error  # noqa: F401  (re-exported)
+from harness.core.errors import BenchError, ConfigError, format_validation_error
 from harness.core.registry import JUDGES, STRATEGIES, SUITES, UnknownName
 
 # A plugin name is checked against its registry when the config is read (close matches in the message); the registry

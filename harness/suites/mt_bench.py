@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.config import BenchError, SuiteConfig
+from harness.core.config import SuiteConfig
+from harness.core.errors import BenchError
 from harness.core.io import content_hash, safe_filename, write_jsonl
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric, ratio_ci

@@ -47,7 +47,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.core.config import BenchError, FeaturesConfig, TrainConfig
+from harness.core.config import FeaturesConfig, TrainConfig
+from harness.core.errors import BenchError
 from harness.core.io import atomic_path
 from harness.core.records import Pair, Prompt, Response
 from harness.models.resolve import load_model, resolve_attention, resolve_dtype

@@ -12,7 +12,7 @@ from harness.analysis.comparisons import paired_tests
 from harness.analysis.grouping import machine_kind
 from harness.analysis.power import analyse
 from harness.analysis.runs import load_runs
-from harness.core.config import BenchError
+from harness.core.errors import BenchError
 from harness.models.resolve import resolve_dtype
 from harness.provenance import machine
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from harness.analysis.power import analyse, mde, units_needed
 from harness.analysis.runs import load_runs
 from harness.cli import main
-from harness.core.config import BenchError
+from harness.core.errors import BenchError
 
 
 def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict[str, float], rng_seed: int = 0,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.core.config import ConfigError, ExperimentConfig, load_config
+from harness.core.config import ExperimentConfig, load_config
+from harness.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "paper").glob("*.yaml")])
@@ -49,7 +50,7 @@ def test_every_shipped_experiment_validates(path: Path) -> None:
 
 
 def test_matrix_zip_and_exclude(tmp_path: Path) -> None:
-    from harness.core.config import ConfigError
+    from harness.core.errors import ConfigError
     from harness.matrix.spec import expand, load_matrix
 
     spec = tmp_path / "m.yaml"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.core.cache import run_stage
-from harness.core.config import StageFailure
+from harness.core.errors import StageFailure
 from harness.core.io import atomic_path, read_json
 from harness.core.stats import mean_ci, ratio_ci
 

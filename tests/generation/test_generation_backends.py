@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.config import BenchError
+from harness.core.errors import BenchError
 from harness.generation.generate import generate, generate_with, to_generation
 from harness.models.resolve import load_model, load_tokenizer, resolve_backend
 

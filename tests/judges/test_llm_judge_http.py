@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 import pytest
 
-from harness.core.config import EMBEDDED_MODEL, BenchError, JudgeConfig
+from harness.core.config import EMBEDDED_MODEL, JudgeConfig
+from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.judges.base import Judgment
 from harness.judges.cache import CachedJudge

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.config import EMBEDDED_MODEL, BenchError, load_config
+from harness.core.config import EMBEDDED_MODEL, load_config
+from harness.core.errors import BenchError
 from harness.models.checks import check_model
 from harness.models.resolve import (
     attention_projections,

@@ -14,7 +14,7 @@ from scipy import stats
 from harness.analysis.comparisons import ONE_SEED, Primary, claim_tests, leaderboard, paired_tests
 from harness.analysis.runs import load_runs
 from harness.constraints.metrics import PRIMARY_METRIC
-from harness.core.config import BenchError, ConfigError
+from harness.core.errors import BenchError, ConfigError
 from harness.core.stats import seed_test
 from harness.matrix.spec import load_matrix, parse_claim
 from reports.comparison import render_comparison

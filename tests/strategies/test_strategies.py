@@ -8,7 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from harness.core.config import BenchError, SelectConfig
+from harness.core.config import SelectConfig
+from harness.core.errors import BenchError
 from harness.core.records import Prompt, Response, response_id
 from harness.data.pairs import build_pairs
 from harness.stages.select import run_strategy, shared_diagnostics

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.core.config import BenchError, JudgeConfig, SuiteConfig
+from harness.core.config import JudgeConfig, SuiteConfig
+from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.eval_runner import run_suite
 from harness.judges import get_judge

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.config import BenchError, SuiteConfig
+from harness.core.config import SuiteConfig
+from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
 from harness.data.heldout import HeldoutSet
 from harness.suites import SuiteContext

@@ -340,7 +340,7 @@ def test_matrix_executors_record_a_failed_cell_by_one_policy(tmp_path: Path, cap
     worker runs the same `run_cell`, so a Ray matrix records the failure with the same fields."""
     import dataclasses
 
-    from harness.core.config import BenchError
+    from harness.core.errors import BenchError
     from harness.core.io import write_json
     from harness.matrix.executors import CellResult, failed, report, run_cell, run_local
     from harness.matrix.spec import expand, is_done, load_matrix

@@ -112,7 +112,8 @@ def test_an_unexpected_crash_is_one_paragraph_with_the_stage_and_a_traceback_fil
 
 def test_preflight_reads_each_suite_s_data_and_imports_its_back_end(tmp_path: Path) -> None:
     """An alpaca_eval file with a broken row fails in preflight, not after training (and mt_bench's questions too)."""
-    from harness.core.config import BenchError, SuiteConfig
+    from harness.core.config import SuiteConfig
+    from harness.core.errors import BenchError
     from harness.preflight import check_suite
 
     broken = tmp_path / "instructions.jsonl"

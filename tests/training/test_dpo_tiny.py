@@ -58,7 +58,7 @@ def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: 
 
 
 def test_accelerate_launch_failure_is_one_clear_error(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.core.config import BenchError
+    from harness.core.errors import BenchError
 
     config = Path(__file__).resolve().parents[2] / "experiments" / "accelerate" / "ddp_cpu.yaml"
     cfg = TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1)
@@ -81,7 +81,7 @@ def nan_model(tiny_model: Path, tmp_path_factory) -> Path:
 
 
 def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, tmp_path: Path) -> None:
-    from harness.core.config import BenchError
+    from harness.core.errors import BenchError
 
     cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
     with pytest.raises(BenchError, match=r"train: NaN or infinite gradient at step 1 .*no adapter saved.*nonfinite=skip_step"):
@@ -95,7 +95,8 @@ def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, t
 
 
 def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model: Path, tmp_path: Path) -> None:
-    from harness.core.config import BenchError, FeaturesConfig
+    from harness.core.config import FeaturesConfig
+    from harness.core.errors import BenchError
     from harness.core.records import Pair, Response, pair_id, response_id
     from harness.training.gradients import compute_gradient_features
 
