@@ -1,8 +1,13 @@
-"""What a strategy sees and returns.
+"""What a strategy sees and returns: everything a strategy file imports comes from here.
 
 A strategy is pure: it gets the candidate pool, the budget, a seeded generator and its own
 validated parameters, and returns a `Selection`. It does no I/O and touches no global state;
 the harness computes the diagnostics every strategy shares (breadth, depth, lengths).
+
+    from strategies.base import CandidatePool, Selection, Strategy, register
+
+This module is the strategies' stable surface: when the harness moves a record, it moves behind
+these names, so a plugin written against them keeps working.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from harness.core.errors import BudgetError
-from harness.core.records import CandidatePool, Features, Selection
+from harness.core.records import CandidatePool, Features, Pair, Selection
+from harness.core.registry import STRATEGIES
 
-__all__ = ["BudgetError", "CandidatePool", "Features", "NoParams", "Strategy", "sample_without_replacement"]
+__all__ = ["BudgetError", "CandidatePool", "Features", "NoParams", "Pair", "Selection", "Strategy", "register", "sample_without_replacement"]
 
 
 class NoParams(BaseModel):
@@ -50,3 +56,8 @@ def sample_without_replacement(items: list, count: int, rng: np.random.Generator
         raise BudgetError(f"asked for {count} items, only {len(items)} available")
     order = rng.permutation(len(items))[:count]
     return [items[i] for i in order]
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: the strategy becomes available under `cls.name` (a name registered twice is refused)."""
+    return STRATEGIES.register(cls.name, cls)

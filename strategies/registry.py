@@ -7,14 +7,12 @@ every module here the first time a name is asked for, so nothing else lists them
 from __future__ import annotations
 
 from harness.core.registry import STRATEGIES, UnknownName
-from strategies.base import Strategy
+from strategies.base import Strategy, register
+
+__all__ = ["UnknownStrategy", "get_strategy", "register", "strategy_names"]
 
 UnknownStrategy = UnknownName
 """What an unknown strategy name raises (a KeyError whose message lists close matches)."""
-
-
-def register(cls: type[Strategy]) -> type[Strategy]:
-    return STRATEGIES.register(cls.name, cls)
 
 
 def get_strategy(name: str) -> Strategy:

@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,16 +19,19 @@ from harness.constraints.metrics import PRIMARY_METRIC
 REPO = Path(__file__).resolve().parents[2]
 
 
-def bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900
-    )
+def bench(*args: str, cwd: Path = REPO, plugins: Path | None = None) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess; `plugins`: a folder whose modules join the strategies package (as files
+    dropped into strategies/ do)."""
+    entry = ["-m", "harness.cli"]
+    if plugins:
+        entry = ["-c", f"import strategies; strategies.__path__.append({str(plugins)!r}); from harness.cli import main; main()"]
+    return subprocess.run([sys.executable, *entry, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-def bench_on_smoke_cache(smoke_out: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+def bench_on_smoke_cache(smoke_out: Path, out: Path, *args: str, plugins: Path | None = None) -> subprocess.CompletedProcess:
     """The smoke config again, with the first run's stage cache, so shared stages are reused."""
     cache = json.loads((smoke_out / "manifest.json").read_text())["config"]["cache_dir"]
-    proc = bench("run", *args, "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={cache}")
+    proc = bench("run", *args, "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={cache}", plugins=plugins)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -88,9 +92,15 @@ def test_second_identical_run_is_fully_cached_and_identical(smoke_run) -> None:
 @pytest.mark.slow
 def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Path) -> None:
     """...and, with evaluate.control, trains the shuffled control of the same pairs next to it,
-    whose effect the cell's report and the printed headline quote."""
+    whose effect the cell's report and the printed headline quote. A user's broken strategy file beside the
+    others does not stop it: the run warns, naming the file."""
     out, _ = smoke_run
-    proc = bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original", "--set", "evaluate.control=true")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "my_strategy.py").write_text("from harness.no_such_module import Selection\n", encoding="utf-8")
+    proc = bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original", "--set", "evaluate.control=true", plugins=plugins)
+    warning = r"warning: the strategy plugin .*my_strategy\.py could not be imported \(ModuleNotFoundError: No module named 'harness.no_such_module'"
+    assert re.search(warning, proc.stderr), proc.stderr[-3000:]
     stages = json.loads((tmp_path / "o" / "manifest.json").read_text())["stages"]
     assert stages["pool"]["status"] == stages["evaluate_base"]["status"] == "cached"
     assert stages["select"]["status"] == stages["train"]["status"] == "computed"

@@ -47,9 +47,7 @@ def add_plugin(tmp_path: Path, monkeypatch):
 
 
 STRATEGY = '''
-    from harness.core.records import Selection
-    from strategies.base import Strategy
-    from strategies.registry import register
+    from strategies.base import Selection, Strategy, register
 
 
     @register
@@ -79,9 +77,15 @@ def test_a_strategy_is_one_new_file(add_plugin) -> None:
         load_config(None, ["select.strategy=first_pairs"])
 
 
+def test_a_plugin_written_against_an_old_import_path_runs_with_a_warning(add_plugin, capsys) -> None:
+    old = STRATEGY.replace("from strategies.base import Selection, Strategy, register", "from harness.records import Selection\n    from strategies.base import Strategy\n    from strategies.registry import register")
+    add_plugin(STRATEGIES, "old_pairs", old.replace("first_pairs", "old_pairs"))
+    assert load_config(None, ["select.strategy=old_pairs"]).select.strategy == "old_pairs"
+    assert re.search(r"warning: .*old_pairs\.py imports harness\.records, which moved to harness\.core\.records", capsys.readouterr().err)
+
+
 def test_a_broken_plugin_file_stops_only_the_commands_that_may_need_it(add_plugin, tmp_path: Path, capsys) -> None:
-    # a user's strategy written against an import path that has since moved
-    add_plugin(STRATEGIES, "mended", STRATEGY.replace("harness.core.records", "harness.records").replace("first_pairs", "mended"))
+    add_plugin(STRATEGIES, "mended", STRATEGY.replace("first_pairs", "mended").replace("from strategies.base", "from harness.no_such_module"))
     assert load_config(None, ["select.strategy=uniform"]).select.strategy == "uniform"  # other strategies still run
     assert re.search(r"warning: the strategy plugin .*mended\.py could not be imported \(ModuleNotFoundError", capsys.readouterr().err)
     for _ in range(2):  # a name that may live in the broken file names that file, on every lookup
@@ -173,3 +177,14 @@ def test_a_judge_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
     assert pool.pairs
     for pair in pool.pairs:  # pairs follow the plugin's verdicts
         assert len(pool.responses[pair.chosen_id].text) > len(pool.responses[pair.rejected_id].text)
+
+
+def test_the_readmes_plugin_imports_import() -> None:
+    """The README shows one import line per plugin kind; each must work as printed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Strategies and plugins") :]
+    lines = [line.split("#")[0].strip() for line in section[section.index("```python") :].split("```")[1].splitlines()]
+    imports = [line for line in lines if line.startswith("from ")]
+    assert len(imports) == 4
+    for line in imports:
+        exec(line, {})  # noqa: S102  (the README's own import lines)

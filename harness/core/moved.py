@@ -1,0 +1,69 @@
+"""Old import paths of modules that moved, kept working for one release with a warning.
+
+A user's plugin is one file that imports from the harness; when a module moves, that file should keep
+running and say what to change, not stop every command with "No module named ...". This table is the
+one place that knows the old paths: `harness/__init__.py` installs the finder once, and an import of an
+old path returns the module at its new one (the same object, so its registries and classes are shared)
+after one line on stderr naming the importing file. Remove an entry one release after its move.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from types import ModuleType
+
+MOVED: dict[str, str] = {
+    "harness.records": "harness.core.records",
+    "harness.registry": "harness.core.registry",
+    "harness.errors": "harness.core.errors",
+    "harness.config": "harness.core.config",
+    "harness.io": "harness.core.io",
+    "harness.cache": "harness.core.cache",
+    "harness.stats": "harness.core.stats",
+    "harness.pairs": "harness.data.pairs",
+    "harness.metrics": "harness.constraints.metrics",
+}
+"""old module path -> where it lives now (moved in the domain packages' refactor, bpo-bench 0.1)"""
+
+REMOVED_IN = "0.2"
+
+
+def _importer() -> str:
+    """The file whose import statement asked for the old path (the first frame outside the import machinery)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith("<frozen") and name != __file__ and "importlib" not in name:
+            return name
+        frame = frame.f_back  # type: ignore[assignment]
+    return "a module"
+
+
+class MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers imports of MOVED's old paths with the module at its new path."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        return importlib.util.spec_from_loader(fullname, self) if fullname in MOVED else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        new = MOVED[spec.name]
+        print(
+            f"[bench] warning: {_importer()} imports {spec.name}, which moved to {new}; import it from there "
+            f"(the old path stops working in bpo-bench {REMOVED_IN}).",
+            file=sys.stderr,
+            flush=True,
+        )
+        return importlib.import_module(new)
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Nothing to run: the module returned by `create_module` is already imported."""
+
+
+def install() -> None:
+    """Put the finder on the import path once (idempotent, so re-importing harness adds no second one)."""
+    if not any(isinstance(finder, MovedFinder) for finder in sys.meta_path):
+        sys.meta_path.append(MovedFinder())
