@@ -15,6 +15,7 @@ import click
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.config import SuiteConfig, load_config
 from harness.core.errors import BenchError
+from harness.core.run_files import RunFolder
 
 if TYPE_CHECKING:
     from harness.matrix.spec import Cell, MatrixSpec
@@ -160,7 +161,6 @@ def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
     """Seconds per stage (the control's stages prefixed), the metrics, and the headline last."""
     from harness.control import CONSTRAINT_ONLY, graded_by_task, headline
     from harness.core.console import RUN_LOG
-    from harness.core.io import read_json
 
     click.echo("\nstage                    status     seconds")
     total = 0.0
@@ -171,12 +171,12 @@ def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
     click.echo(f"{'total':<35} {total:>8.1f}")
     if (out_dir / RUN_LOG).is_file():
         click.echo(f"third-party warnings and messages: {out_dir / RUN_LOG} (bench run --verbose shows them)")
-    metrics = read_json(out_dir / "metrics.json")
+    metrics = RunFolder(out_dir).metrics()
     click.echo("")
     _print_metrics(metrics)
     effect = headline(metrics)
     if effect:
-        control = read_json(out_dir / "control.json") if (out_dir / "control.json").is_file() else None
+        control = RunFolder(out_dir).control()
         line = f"\nheadline: held-out accuracy (constraint followed and task done), tuned - base {_effect(effect)}"
         if control and control.get("effect"):
             line += f"; shuffled-label control {_effect(control['effect'])}"
@@ -185,7 +185,7 @@ def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
         constraint_only, degenerate = headline(metrics, CONSTRAINT_ONLY), graded.get("degenerate_share", {})
         click.echo(f"constraint only (IFEval strict): tuned - base {_effect(constraint_only)}; answers that do not do their task: "
                    + ", ".join(f"{side} {record['value']:.1%}" for side, record in degenerate.items()))
-    click.echo(f"\nreport: {out_dir / 'report.html'}")
+    click.echo(f"\nreport: {RunFolder(out_dir) / RunFolder.REPORT}")
 
 
 def _effect(record: dict) -> str:
@@ -251,7 +251,7 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     start = time.perf_counter()
     metrics = run_suite(cfg, target, out_dir, Path(cache_dir), run_heldout(model or EMBEDDED_MODEL))
     _print_metrics({cfg.name: metrics})
-    click.echo(f"\n{time.perf_counter() - start:.1f} s; metrics: {out_dir / 'metrics.json'}")
+    click.echo(f"\n{time.perf_counter() - start:.1f} s; metrics: {RunFolder(out_dir) / RunFolder.METRICS}")
 
 
 def _suite_config(config_path: str | None, flags: dict, tasks: list[str], judge_flags: dict, overrides: list[str]) -> SuiteConfig:
@@ -616,13 +616,13 @@ def regrade(run_dirs) -> None:
     from harness.evaluation.regrade import Regrader
     from reports.run_report import write_report
 
-    folders = [f for f in run_folders([Path(d) for d in run_dirs]) if (f / "eval_outputs.jsonl").is_file()]
+    folders = [f for f in run_folders([Path(d) for d in run_dirs]) if RunFolder(f).has(RunFolder.EVAL_OUTPUTS)]
     if not folders:
-        raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(run_dirs)}.")
+        raise BenchError(f"no finished runs with held-out outputs ({RunFolder.EVAL_OUTPUTS}) under {', '.join(run_dirs)}.")
     regrader = Regrader()
     for folder in tqdm(folders, desc="regrade", unit="run"):
         metrics = regrader.regrade(folder)
-        if (folder / "report.html").is_file():
+        if RunFolder(folder).has(RunFolder.REPORT):
             write_report(folder)
         old, new = metrics.get("paired_diff.prompt_strict_acc"), metrics.get(f"paired_diff.{PRIMARY_METRIC}")
         tqdm.write(f"{folder}: tuned - base, constraint only {_effect(old)}; constraint and task {_effect(new)}; "
@@ -694,8 +694,8 @@ def report(run_dirs, out_file, baseline, claims, primary, primary_metric, primar
         raise click.UsageError("--primary-budget and --primary-param narrow --primary: give --primary 'BETTER > WORSE' too.")
     primary_claim = Primary.of(primary_claim, primary_metric, primary_budget, params) if primary_claim else None
     for run_dir in run_dirs:
-        if not (Path(run_dir) / "manifest.json").is_file():
-            raise BenchError(f"{run_dir} has no manifest.json: pass a folder written by `bench run`.")
+        if not RunFolder(run_dir).is_run():
+            raise BenchError(f"{run_dir} has no {RunFolder.MANIFEST}: pass a folder written by `bench run`.")
         click.echo(write_report(Path(run_dir)))
     if out_file:
         click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline, claims=parsed, primary=primary_claim))

@@ -14,8 +14,9 @@ from typing import Any
 
 from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
 from harness.core.config import ExperimentConfig, SelectConfig
-from harness.core.io import read_json, write_json
+from harness.core.io import write_json
 from harness.core.records import CONTROL
+from harness.core.run_files import RunFolder
 
 HEADLINE = ("ifeval_heldout", f"paired_diff.{PRIMARY_METRIC}")
 """The headline metric: held-out prompt-level strict accuracy with the task done, tuned − base on the same prompts."""
@@ -54,8 +55,9 @@ def graded_by_task(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
 
 
 def record_control(out_dir: Path, control_out: Path) -> dict[str, Any]:
-    """Write `control.json` into the cell's folder: where the control ran and its headline effect."""
-    metrics = read_json(control_out / "metrics.json")
+    """Write the control's record (`RunFolder.CONTROL`) into the cell's folder: where the control ran and its headline
+    effect."""
+    metrics = RunFolder(control_out).metrics()
     record = {"run": str(control_out), "strategy": CONTROL, "metric": "/".join(HEADLINE), "effect": headline(metrics)}
-    write_json(out_dir / "control.json", record)
+    write_json(out_dir / RunFolder.CONTROL, record)
     return record

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.core.config import SuiteConfig
 from harness.core.io import atomic_dir, write_json
+from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
 from harness.suites import EvalTarget, SuiteContext, get_suite
 
@@ -33,9 +34,9 @@ def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path, 
     with atomic_dir(out) as tmp:
         metrics = suite.evaluate(cfg, target, tmp, SuiteContext(Path(cache_dir), heldout or HeldoutSet()))
         seconds = time.perf_counter() - start
-        write_json(tmp / "metrics.json", {cfg.name: metrics})
+        write_json(tmp / RunFolder.METRICS, {cfg.name: metrics})
         write_json(
-            tmp / "manifest.json",
+            tmp / RunFolder.MANIFEST,
             {
                 "status": "complete",
                 "kind": "eval",

@@ -19,6 +19,7 @@ from harness.core.cache import StageResult, run_stage
 from harness.core.config import ExperimentConfig
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, atomic_path, write_json, write_text
+from harness.core.run_files import RunFolder
 from harness.models.resolved import Resolved
 from harness.provenance import git_dirty, git_sha, machine, versions
 
@@ -96,7 +97,7 @@ class Run:
 
     def write_manifest(self, status: str, error: str | None = None, error_log: str | None = None) -> None:
         write_json(
-            self.out / "manifest.json",
+            self.out / RunFolder.MANIFEST,
             {
                 "status": status,
                 "config": self.config.model_dump(mode="json"),
@@ -124,7 +125,7 @@ class Run:
         if unexpected and not self.opened:
             self.open()
         if self.opened:
-            log = write_error_log(self.out / "error.log", exc) if unexpected else None  # a user error needs no traceback
+            log = write_error_log(self.out / RunFolder.ERROR_LOG, exc) if unexpected else None  # a user error needs no traceback
             self.write_manifest("failed", error=f"{type(exc).__name__}: {exc}", error_log=log)
 
 

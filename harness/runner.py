@@ -16,8 +16,9 @@ from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig
 from harness.core.console import run_log
 from harness.core.errors import BenchError
-from harness.core.io import content_hash, read_json
+from harness.core.io import content_hash
 from harness.core.records import CandidatePool
+from harness.core.run_files import RunFolder
 from harness.models.resolve import ENGINE_FIELDS
 from harness.models.resolved import Resolved, resolve
 from harness.run_folder import Run
@@ -64,7 +65,7 @@ def _pipeline(run: Run) -> dict[str, Any]:
 
     outputs.publish(run, metrics, s_base, s_eval, s_select, candidate_pool)
     outputs.report(run)
-    return read_json(run.out / "manifest.json")
+    return RunFolder(run.out).manifest()
 
 
 def selectable_key(pool_hash: str, selectable: CandidatePool) -> str:

@@ -19,6 +19,7 @@ from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, cell_est
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, sample_answers
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.io import write_json, write_text
+from harness.core.run_files import RunFolder
 from reports.render import format_p
 
 PLOTTED = (PRIMARY_METRIC, "prompt_strict_acc", "task_done_rate", "degenerate_share", "instruction_strict_acc", "win_rate", "score", "lc_win_rate")
@@ -291,7 +292,7 @@ def render_comparison(
     html = render(
         "comparison.html.j2",
         runs=runs,
-        run_links={str(r.path): os.path.relpath(r.path / "report.html", out_file.parent) for r in runs},
+        run_links={str(r.path): os.path.relpath(r.folder / RunFolder.REPORT, out_file.parent) for r in runs},
         suites={s: [k for k in c.keys if k.split("/", 1)[0] == s] for s in suites},
         board=c.board,
         any_setting=any(r.label for r in runs),

@@ -12,17 +12,12 @@ from markupsafe import Markup
 
 from harness.control import CONSTRAINT_ONLY, graded_by_task, headline
 from harness.core.io import read_json, read_jsonl, write_text
+from harness.core.run_files import RunFolder
 from reports.figures import depth_histogram, pool_distributions, prompt_map, suite_radar, training_curves
 from reports.render import render
 
 _PER_PROMPT_DIAGNOSTICS = {"depth", "weights", "mean_response_words"}
 """Keyed by prompt id: too long for the summary table (they stay in selection.json)."""
-
-
-def _load(path: Path) -> Any:
-    if not path.exists():
-        return None
-    return read_jsonl(path) if path.suffix == ".jsonl" else read_json(path)
 
 
 def _stage_meta(manifest: dict) -> dict[str, dict]:
@@ -93,14 +88,15 @@ def _data_use_rows(meta: dict[str, dict]) -> list[tuple[str, Any]]:
 
 def render_run_report(run_dir: Path) -> str:
     run_dir = Path(run_dir)
-    manifest = _load(run_dir / "manifest.json") or {}
+    folder = RunFolder(run_dir)
+    manifest = folder.manifest()
     config = manifest.get("config", {})
-    selection = _load(run_dir / "selection.json") or {}
+    selection = folder.selection()
     diag = selection.get("diagnostics", {})
-    log = _load(run_dir / "train" / "log.jsonl") or []
-    metrics = _load(run_dir / "metrics.json") or {}
+    log = read_jsonl(run_dir / "train" / "log.jsonl") if (run_dir / "train" / "log.jsonl").is_file() else []
+    metrics = folder.metrics()
     meta = _stage_meta(manifest)
-    control = _load(run_dir / "control.json")
+    control = folder.control()
     stage_path = {k: Path(v["path"]) for k, v in manifest.get("stages", {}).items() if v.get("path")}
     pool_dir = stage_path.get("pool") if stage_path.get("pool", Path("-")).is_dir() else None
     emb_file = stage_path.get("embeddings", Path("-")) / "embeddings.npz"
@@ -128,8 +124,8 @@ def render_run_report(run_dir: Path) -> str:
         metrics=metrics,
         reward_accuracy=sum(acc) / len(acc) if acc else None,
         train_summary=train_summary[-1] if train_summary else {},
-        examples=_examples(_load(run_dir / "eval_outputs.jsonl"), config.get("report", {}).get("n_examples", config.get("evaluate", {}).get("n_examples", 6))),
-        pairs=[_pair_preview(row) for row in (_load(run_dir / "selected_pairs.jsonl") or [])[:5]],
+        examples=_examples(folder.eval_outputs(), config.get("report", {}).get("n_examples", config.get("evaluate", {}).get("n_examples", 6))),
+        pairs=[_pair_preview(row) for row in folder.selected_pairs()[:5]],
         cost=_cost_rows(manifest, meta),
         selection_cost=manifest.get("cost") or {},
         selection_seconds=meta.get("select", {}).get("seconds_by_part") or {},
@@ -138,7 +134,7 @@ def render_run_report(run_dir: Path) -> str:
         constraint_only=headline(metrics, CONSTRAINT_ONLY),
         graded=graded_by_task(metrics),
         control=control,
-        control_link=os.path.relpath(Path(control["run"]) / "report.html", run_dir) if control else None,
+        control_link=os.path.relpath(RunFolder(control["run"]) / RunFolder.REPORT, run_dir) if control else None,
     )
 
 
@@ -155,6 +151,6 @@ def _pair_preview(row: dict) -> dict:
 
 
 def write_report(run_dir: Path) -> Path:
-    path = Path(run_dir) / "report.html"
+    path = RunFolder(run_dir) / RunFolder.REPORT
     write_text(path, render_run_report(run_dir))
     return path

@@ -6,13 +6,15 @@ Prints: top-level modules of harness/; modules that share a basename with a stag
 import circles; imports that point up a layer (LAYERS, lowest first); calls of the
 machine-dependent resolvers outside the models package (other than by `Run` and the preflight);
 stage functions whose `run` parameter has no type; the records of a finished run in the
-analysis code; README lines and its Quick start's.
+analysis code; modules that spell a run-folder file name; imports inside functions; lines over 120
+characters; README lines and its Quick start's.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
 import networkx
@@ -129,6 +131,37 @@ def run_records() -> list[str]:
     return out
 
 
+def run_file_literals() -> list[str]:
+    """Modules outside harness/core/run_files.py that spell a run-folder file's name instead of asking RunFolder."""
+    sys.path.insert(0, str(REPO))
+    from harness.core.run_files import RunFolder
+
+    names = {v for k, v in vars(RunFolder).items() if k.isupper() and isinstance(v, str)}
+    out = []
+    for path in sorted([*(REPO / "harness").rglob("*.py"), *(REPO / "reports").rglob("*.py")]):
+        if path.name == "run_files.py":
+            continue
+        found = sorted({n.value for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.Constant) and n.value in names})
+        if found:
+            out.append(f"{path.relative_to(REPO)}: {', '.join(found)}")
+    return out
+
+
+def function_imports() -> list[str]:
+    """Import statements inside functions in harness/ (each one a dependency hidden from a reader of the module's head)."""
+    out = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out += [f"{path.relative_to(REPO)}:{n.lineno}" for n in fn.body for n in ast.walk(n) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return sorted(set(out))
+
+
+def long_lines() -> list[str]:
+    return [f"{p.relative_to(REPO)}:{i}" for p in sorted((REPO / "harness").rglob("*.py"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 120]
+
+
 def main() -> None:
     mods = modules()
     top = sorted(m for m in mods if m.count(".") == 1 and not (REPO / m.replace(".", "/")).is_dir())
@@ -147,6 +180,9 @@ def main() -> None:
         ("machine resolvers called outside models/, Run and preflight", resolver_calls()),
         ("untyped `run` parameters in stages", untyped_run_parameters()),
         ("run records in the analysis code", run_records()),
+        ("modules spelling a run-folder file name (not through RunFolder)", run_file_literals()),
+        ("imports inside functions in harness/", function_imports()),
+        ("lines over 120 characters in harness/", long_lines()),
     ]
     for title, items in rows:
         print(f"{len(items):>4}  {title}")

@@ -22,7 +22,6 @@ from harness.analysis.power import matched_differences, shared_units, unit_desig
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, load_runs
 from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
 from harness.core.errors import BenchError
-from harness.core.io import read_json
 from harness.core.records import CONTROL
 from harness.core.stats import holm, paired_ci, seed_test
 
@@ -327,7 +326,7 @@ def compute_spent(runs: list[RunRecord]) -> dict[str, Any]:
     stages: dict[tuple[str, str], float] = {}
     machines: set[str] = set()
     for run in runs:
-        manifest = read_json(run.path / "manifest.json")
+        manifest = run.folder.manifest()
         machine = manifest.get("machine") or {}
         if machine:
             machines.add(f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores" + (f", {machine['gpu']}" if machine.get("gpu") else ""))

@@ -29,7 +29,8 @@ import numpy as np
 from harness.analysis.runs import RunRecord, cells_of, load_runs
 from harness.constraints.metrics import PRIMARY_METRIC, prompt_pass
 from harness.core.errors import BenchError
-from harness.core.io import read_json, read_jsonl
+from harness.core.io import read_jsonl
+from harness.core.run_files import RunFolder
 from harness.core.stats import correlation, paired_ci, seed_test
 
 WITHIN = 0.2
@@ -37,7 +38,7 @@ WITHIN = 0.2
 
 
 def _rows(run: RunRecord) -> list[dict[str, Any]]:
-    rows = read_jsonl(run.path / "eval_outputs.jsonl")
+    rows = run.folder.eval_outputs()
     for row in rows:
         row["type"] = "+".join(sorted(row.get("instructions") or [])) or "(none)"
         row["words"] = len(row["tuned_output"].split())
@@ -53,8 +54,7 @@ def by_type(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]
         selected: dict[str, int] = defaultdict(int)
         total = 0
         for run in members:
-            path = run.path / "selected_pairs.jsonl"
-            for pair in read_jsonl(path) if path.is_file() else []:
+            for pair in run.folder.selected_pairs():
                 selected["+".join(sorted(pair.get("instructions") or [])) or "(none)"] += 1
                 total += 1
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -73,11 +73,9 @@ def by_type(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]
 
 def _first_pair(members: list[RunRecord]) -> dict[str, Any]:
     for run in members:
-        path = run.path / "selected_pairs.jsonl"
-        if path.is_file():
-            rows = read_jsonl(path)
-            if rows:
-                return rows[0]
+        rows = run.folder.selected_pairs()
+        if rows:
+            return rows[0]
     return {}
 
 
@@ -181,7 +179,7 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
                      "base": float(np.mean([base[u] for u in shared])), "effect": fixed["diff"], "low": fixed["low"], "high": fixed["high"],
                      "verdict": seed_test(per_seed, crossed=True) if len(per_seed) >= 2 else None,
                      "held_out_gain": float(np.mean(gains)) if gains else None,
-                     "control": any((m.path / "selection.json").is_file() and read_json(m.path / "selection.json").get("flipped") for m in runs)})
+                     "control": any(m.folder.selection().get("flipped") for m in runs)})
     if not rows:
         example = ood_folder(root, cells[0][0])
         raise BenchError(f"{root}: no run's outputs found; each run's are read from {root}/<matrix folder>/<run folder>/outputs.jsonl, "
@@ -194,7 +192,7 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
 def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]], ood: Path | None = None) -> dict[str, Any]:
     """Every check above over these runs; `pairs` are (a, b) strategy names to adjust for length; `ood` a folder of
     `bench eval` outputs per run (and base) on another suite."""
-    runs = [r for r in load_runs(run_dirs) if (r.path / "eval_outputs.jsonl").is_file()]
+    runs = [r for r in load_runs(run_dirs) if r.folder.has(RunFolder.EVAL_OUTPUTS)]
     if not runs:
         raise BenchError(f"no finished runs with held-out outputs under {', '.join(map(str, run_dirs))}.")
     rows = {r.path: _rows(r) for r in runs}

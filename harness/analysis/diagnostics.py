@@ -30,7 +30,8 @@ import numpy as np
 from harness.analysis.runs import RunRecord, cells_of, load_runs
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.errors import BenchError
-from harness.core.io import read_json, read_jsonl
+from harness.core.io import read_jsonl
+from harness.core.run_files import RunFolder
 from harness.core.stats import correlation
 
 PROPERTIES = {
@@ -111,7 +112,7 @@ class _Pool:
 def _pools(runs: list[RunRecord]) -> dict[str, _Pool]:
     """Per pool hash, the pool with the features and embeddings any of its runs recorded (a uniform run has no
     gradient features of its own, but shares the pool of a bpo run that computed them)."""
-    manifests = {r.path: read_json(r.path / "manifest.json") for r in runs}
+    manifests = {r.path: r.folder.manifest() for r in runs}
     dirs: dict[str, dict[str, Path | None]] = {}
     for manifest in manifests.values():
         pool = (manifest.get("stages") or {}).get("pool", {}).get("hash")
@@ -129,8 +130,7 @@ def run_properties(runs: list[RunRecord], metric: str) -> list[dict[str, Any]]:
     pools = _pools(runs)
     rows = []
     for run in runs:
-        manifest = read_json(run.path / "manifest.json")
-        selection = read_json(run.path / "selection.json")
+        manifest, selection = run.folder.manifest(), run.folder.selection()
         pool = pools.get((manifest.get("stages") or {}).get("pool", {}).get("hash"))
         tuned = next((v for k, v in run.metrics.items() if k.endswith(f"/{metric}") and not k.split("/", 1)[1].startswith("base.")), None)
         base = next((v for k, v in run.metrics.items() if k.endswith(f"/base.{metric}")), None)
@@ -181,7 +181,7 @@ def correlations(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def diagnostics(run_dirs: list[Path], metric: str = PRIMARY_METRIC) -> dict[str, Any]:
     """Per run and per cell the properties of the selected set, and their correlations with held-out gain."""
-    runs = [r for r in load_runs(run_dirs) if (r.path / "selection.json").is_file() and (r.path / "metrics.json").is_file()]
+    runs = [r for r in load_runs(run_dirs) if r.folder.has(RunFolder.SELECTION) and r.folder.has(RunFolder.METRICS)]
     if not runs:
         raise BenchError(f"no finished runs with a selection under {', '.join(map(str, run_dirs))}.")
     rows = run_properties(runs, metric)

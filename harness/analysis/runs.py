@@ -19,7 +19,7 @@ import numpy as np
 from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, run_kind, setting, without_strategy
 from harness.constraints.metrics import PRIMARY_METRIC, TASK_METRICS, unit_outcomes
 from harness.core.errors import BenchError
-from harness.core.io import read_json, read_jsonl
+from harness.core.run_files import RunFolder
 
 VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
               "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose",
@@ -72,6 +72,11 @@ class RunRecord:
         return self.path.name
 
     @property
+    def folder(self) -> RunFolder:
+        """The run's folder, read through its one owner."""
+        return RunFolder(self.path)
+
+    @property
     def title(self) -> str:
         """The cell in words: its strategy, and the settings in which it differs from the runs compared with it
         ("uniform (2 pairs per prompt)"); every table, plot and message names a cell this way."""
@@ -80,17 +85,17 @@ class RunRecord:
 
 def load_run(run_dir: Path) -> RunRecord:
     run_dir = Path(run_dir)
-    if not (run_dir / "manifest.json").is_file():
-        raise BenchError(f"{run_dir} has no manifest.json: pass folders written by `bench run`.")
-    manifest = read_json(run_dir / "manifest.json")
+    folder = RunFolder(run_dir)
+    if not folder.is_run():
+        raise BenchError(f"{run_dir} has no {RunFolder.MANIFEST}: pass folders written by `bench run`.")
+    manifest = folder.manifest()
     config = manifest.get("config", {})
-    selection = read_json(run_dir / "selection.json") if (run_dir / "selection.json").is_file() else {}
+    selection = folder.selection()
     diag = selection.get("diagnostics", {})
     metrics: dict[str, dict] = {}
-    if (run_dir / "metrics.json").is_file():
-        for suite, table in read_json(run_dir / "metrics.json").items():
-            for name, record in table.items():
-                metrics[f"{suite}/{name.removeprefix('tuned.')}" if name.startswith("tuned.") else f"{suite}/{name}"] = record
+    for suite, table in folder.metrics().items():
+        for name, record in table.items():
+            metrics[f"{suite}/{name.removeprefix('tuned.')}" if name.startswith("tuned.") else f"{suite}/{name}"] = record
     histogram = diag.get("depth_histogram") or {}
     n_prompts = sum(histogram.values())
     mean_depth = sum(int(d) * c for d, c in histogram.items()) / n_prompts if n_prompts else None
@@ -115,8 +120,8 @@ def load_run(run_dir: Path) -> RunRecord:
 
 def run_folders(paths: list[Path]) -> list[Path]:
     """Run folders, each given itself or as a folder of them (runs/<matrix>)."""
-    return [p for path in map(Path, paths) for p in ([path] if (path / "manifest.json").is_file()
-            else sorted(q for q in path.iterdir() if (q / "manifest.json").is_file()))]
+    return [p for path in map(Path, paths) for p in ([path] if RunFolder(path).is_run()
+            else sorted(q for q in path.iterdir() if RunFolder(q).is_run()))]
 
 
 def load_runs(paths: list[Path], need_outputs: bool = False) -> list[RunRecord]:
@@ -124,9 +129,9 @@ def load_runs(paths: list[Path], need_outputs: bool = False) -> list[RunRecord]:
     or differing prompt sets). `need_outputs` keeps only runs with held-out outputs, and refuses none."""
     folders = run_folders(paths)
     if need_outputs:
-        folders = [f for f in folders if (f / "eval_outputs.jsonl").is_file()]
+        folders = [f for f in folders if RunFolder(f).has(RunFolder.EVAL_OUTPUTS)]
         if not folders:
-            raise BenchError(f"no finished runs with held-out outputs (eval_outputs.jsonl) under {', '.join(map(str, paths))}.")
+            raise BenchError(f"no finished runs with held-out outputs ({RunFolder.EVAL_OUTPUTS}) under {', '.join(map(str, paths))}.")
     runs = [load_run(f) for f in folders]
     group_runs(runs)
     return runs
@@ -155,7 +160,7 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
     prompt's held-out pairs); metrics a run did not record are absent, never zero.
     """
     outcomes: dict[str, dict[str, float]] = {}
-    rows = read_jsonl(run / "eval_outputs.jsonl") if (run / "eval_outputs.jsonl").is_file() else []
+    rows = RunFolder(run).eval_outputs()
     tasks = {r["prompt_id"]: r[TASK_FIELD] for r in rows if r.get(TASK_FIELD) is not None}
     for name, key in VERIFIABLE.items():
         if name in TASK_METRICS and not tasks:
@@ -165,8 +170,9 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
     name, key = SAMPLED
     if rows and rows[0].get(key) is not None:
         outcomes[name] = {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}
-    if (run / "heldout_preferences.jsonl").is_file():
-        outcomes[PREFERENCE] = _per_prompt(read_jsonl(run / "heldout_preferences.jsonl"), "correct")
+    preferences = RunFolder(run).heldout_preferences()
+    if preferences:
+        outcomes[PREFERENCE] = _per_prompt(preferences, "correct")
     return outcomes
 
 
@@ -175,9 +181,7 @@ def sample_answers(run: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
     reader should see beside the run's numbers (a metric can rise because answers found the judge's blind spot)."""
     import random
 
-    if not (run / "eval_outputs.jsonl").is_file():
-        return []
-    rows = read_jsonl(run / "eval_outputs.jsonl")
+    rows = RunFolder(run).eval_outputs()
     keep = ("prompt", "tuned_output", "tuned_strict", "tuned_task_check")
     return [{k: r.get(k) for k in keep} for r in random.Random(seed).sample(rows, min(n, len(rows)))]
 
@@ -185,9 +189,7 @@ def sample_answers(run: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
 def run_units(run: Path) -> dict[str, tuple[str, str]]:
     """Held-out prompt id -> (its base task, its constraint types): the cluster and the fixed stratum of
     each greedy unit (empty for runs written before eval_outputs.jsonl kept the base task)."""
-    if not (run / "eval_outputs.jsonl").is_file():
-        return {}
-    rows = read_jsonl(run / "eval_outputs.jsonl")
+    rows = RunFolder(run).eval_outputs()
     if not rows or any(r.get("base_task") is None for r in rows):
         return {}
     return {r["prompt_id"]: (str(r["base_task"]), "+".join(sorted(r.get("instructions") or []))) for r in rows}

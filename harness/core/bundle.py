@@ -28,6 +28,7 @@ from harness import __version__
 from harness.core.cache import SCHEMA_VERSION, fingerprints, intact, stage_hash
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, atomic_path, read_json
+from harness.core.run_files import RunFolder
 
 SHARED_STAGES = ("prompts", "samples", "pool", "preference_samples", "preference_pool", "embeddings", "features")
 """The stages a pool's users share (every strategy and seed on it): what a bundle carries by default."""
@@ -47,10 +48,10 @@ def stages_of_runs(run_dirs: list[Path], names: tuple[str, ...] = SHARED_STAGES)
     """(stage, hash, cached folder) of the `names` stages the runs used, once each, in pipeline order."""
     found: dict[tuple[str, str], Path] = {}
     for run in run_dirs:
-        manifest_path = Path(run) / "manifest.json"
-        if not manifest_path.is_file():
-            raise BenchError(f"{run} has no manifest.json: pass run folders written by `bench run` or `bench matrix`.")
-        manifest = read_json(manifest_path)
+        folder = RunFolder(run)
+        if not folder.is_run():
+            raise BenchError(f"{run} has no {RunFolder.MANIFEST}: pass run folders written by `bench run` or `bench matrix`.")
+        manifest = folder.manifest()
         cache = Path(manifest.get("config", {}).get("cache_dir", "runs/cache"))
         for name, record in (manifest.get("stages") or {}).items():
             if name in names:

@@ -29,6 +29,7 @@ from harness.core.config import PreferenceConfig, TrainConfig
 from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool
+from harness.core.run_files import RunFolder
 from harness.core.stats import metric, ratio_ci
 from harness.models.resolve import load_model
 from harness.training.gradients import response_logps, tokenize_response
@@ -132,7 +133,7 @@ def preference_accuracy(
     for p in pairs:
         m = reward[p.chosen_id] - reward[p.rejected_id]
         rows.append({"pair_id": p.id, "prompt_id": p.prompt_id, "margin": float(m), "correct": float(m > 0) + 0.5 * float(m == 0)})
-    write_jsonl(out / "heldout_preferences.jsonl", rows)
+    write_jsonl(out / RunFolder.HELDOUT_PREFERENCES, rows)
     return preference_metrics(rows, n_boot)
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from harness.core.config import EvaluateConfig
 from harness.core.errors import BenchError
-from harness.core.io import read_json, read_jsonl, write_json, write_jsonl
+from harness.core.io import write_json, write_jsonl
 from harness.core.records import Prompt
+from harness.core.run_files import RunFolder
 from harness.evaluation.heldout import SUITE, compute_metrics
 from harness.judges.task_check import VERSION, TaskCheck, TaskVerdict
 
@@ -41,23 +42,23 @@ class Regrader:
 
     def regrade(self, run: Path) -> dict[str, Any]:
         """Grade one run folder in place; returns its new held-out metrics."""
-        outputs, metrics_file = run / "eval_outputs.jsonl", run / "metrics.json"
-        if not outputs.is_file() or not metrics_file.is_file():
-            raise BenchError(f"{run}: no eval_outputs.jsonl or metrics.json; regrade needs a finished run's folder.")
-        rows = read_jsonl(outputs)
+        folder = RunFolder(run)
+        if not folder.has(RunFolder.EVAL_OUTPUTS) or not folder.has(RunFolder.METRICS):
+            raise BenchError(f"{run}: no {RunFolder.EVAL_OUTPUTS} or {RunFolder.METRICS}; regrade needs a finished run's folder.")
+        rows = folder.eval_outputs()
         for side in ("base", "tuned"):
             for row, verdict in zip(rows, self.verdicts([(r, r[f"{side}_output"]) for r in rows])):
                 row[f"{side}_task_check"] = {"done": verdict.done, "kind": verdict.kind}
-        manifest = read_json(run / "manifest.json") if (run / "manifest.json").is_file() else {}
+        manifest = folder.manifest()
         bootstrap = (manifest.get("config") or {}).get("evaluate", {}).get("bootstrap", EvaluateConfig().bootstrap)
         suite_rows = {side: [{"prompt_id": r["prompt_id"], "strict": r[f"{side}_strict"], "loose": r[f"{side}_loose"],
                               "output": r[f"{side}_output"], "task": r[f"{side}_task_check"]} for r in rows] for side in ("base", "tuned")}
         fresh = compute_metrics(suite_rows["base"], suite_rows["tuned"], EvaluateConfig(bootstrap=bootstrap))[SUITE]
-        metrics = read_json(metrics_file)
+        metrics = folder.metrics()
         metrics[SUITE] = {**metrics.get(SUITE, {}), **fresh}
-        write_jsonl(outputs, rows)
-        write_json(metrics_file, metrics)
+        write_jsonl(folder / RunFolder.EVAL_OUTPUTS, rows)
+        write_json(folder / RunFolder.METRICS, metrics)
         if manifest:
             manifest[GRADED] = {"version": VERSION, "regraded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            write_json(run / "manifest.json", manifest)
+            write_json(folder / RunFolder.MANIFEST, manifest)
         return metrics[SUITE]

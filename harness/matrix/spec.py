@@ -38,7 +38,8 @@ from harness.analysis.runs import PAIRED_METRICS
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.config import ExperimentConfig, load_config
 from harness.core.errors import ConfigError, format_validation_error
-from harness.core.io import content_hash, read_json
+from harness.core.io import content_hash
+from harness.core.run_files import RunFolder
 
 SHORTHANDS = {"strategy": "select.strategy", "budget": "select.budget", "seed": "seed"}
 
@@ -232,10 +233,9 @@ def config_digest(config: ExperimentConfig) -> str:
 
 
 def is_done(cell: Cell) -> bool:
-    manifest = cell.out / "manifest.json"
-    if not manifest.is_file():
+    data = RunFolder(cell.out).manifest()
+    if not data:
         return False
-    data = read_json(manifest)
     return data.get("status") == "done" and content_hash(data.get("config")) == config_digest(cell.config)
 
 
@@ -252,9 +252,8 @@ def check_seed_machines(cells: list[Cell]) -> None:
     here = machine()
     began: dict[int, tuple[str, Path]] = {}
     for cell in cells:
-        manifest = cell.out / "manifest.json"
-        if manifest.is_file():
-            began.setdefault(cell.config.seed, (run_kind(read_json(manifest)), cell.out))
+        if RunFolder(cell.out).is_run():
+            began.setdefault(cell.config.seed, (run_kind(RunFolder(cell.out).manifest()), cell.out))
     clashes = []
     for cell in cells:
         kind = machine_kind(here, resolve_dtype(cell.config.generation.dtype))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.cache import StageResult
 from harness.core.config import ExperimentConfig
 from harness.core.io import read_json, read_jsonl
+from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
 from harness.evaluation import heldout as engine
 from harness.evaluation import preference as preference_eval
@@ -98,7 +99,7 @@ def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: Heldou
 def metrics(config: ExperimentConfig, base: StageResult, tuned: StageResult) -> dict[str, dict]:
     """A cheap, pure function of the cached outputs, so better intervals never need a re-run."""
     out = engine.compute_metrics(engine.read_outputs(base.path), engine.read_outputs(tuned.path), config.evaluate)
-    if (tuned.path / "heldout_preferences.jsonl").is_file():
-        rows = read_jsonl(tuned.path / "heldout_preferences.jsonl")
+    if (tuned.path / RunFolder.HELDOUT_PREFERENCES).is_file():
+        rows = read_jsonl(tuned.path / RunFolder.HELDOUT_PREFERENCES)
         out[preference_eval.SUITE] = preference_eval.preference_metrics(rows, config.evaluate.bootstrap)
     return out

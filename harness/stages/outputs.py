@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from harness.core.cache import StageResult
 from harness.core.io import read_jsonl, write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, from_row
+from harness.core.run_files import RunFolder
 from harness.evaluation import heldout as evaluate
 from harness.training.dpo import preference_rows
 
@@ -20,10 +21,10 @@ if TYPE_CHECKING:
 
 
 def publish(run: Run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool) -> None:
-    write_json(run.out / "metrics.json", metrics)
+    write_json(run.out / RunFolder.METRICS, metrics)
     write_eval_outputs(run.out, evaluate.read_outputs(base.path), evaluate.read_outputs(tuned.path))
-    if (tuned.path / "heldout_preferences.jsonl").is_file():
-        run.publish_file(tuned.path / "heldout_preferences.jsonl", "heldout_preferences.jsonl")
+    if (tuned.path / RunFolder.HELDOUT_PREFERENCES).is_file():
+        run.publish_file(tuned.path / RunFolder.HELDOUT_PREFERENCES, RunFolder.HELDOUT_PREFERENCES)
     write_pairs_preview(run.out, selected.path, candidate_pool)
 
 
@@ -59,7 +60,7 @@ def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
         }
         for b, t in zip(base, tuned)
     ]
-    write_jsonl(out / "eval_outputs.jsonl", rows)
+    write_jsonl(out / RunFolder.EVAL_OUTPUTS, rows)
 
 
 def write_pairs_preview(out: Path, select_dir: Path, candidate_pool: CandidatePool) -> None:
@@ -82,4 +83,4 @@ def write_pairs_preview(out: Path, select_dir: Path, candidate_pool: CandidatePo
                 "instructions": candidate_pool.prompts[pair.prompt_id].meta.get("instruction_id_list") or [],
             }
         )
-    write_jsonl(out / "selected_pairs.jsonl", rows)
+    write_jsonl(out / RunFolder.SELECTED_PAIRS, rows)

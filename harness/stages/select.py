@@ -19,6 +19,7 @@ from harness.core.config import ExperimentConfig, SelectConfig
 from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, Selection, to_row
+from harness.core.run_files import RunFolder
 from harness.training import dpo as trainer
 from strategies import BudgetError, get_strategy
 from strategies.depth import gini
@@ -40,14 +41,14 @@ def run(run: Run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str
         chosen = run_strategy(candidate_pool, config.select, config.seed)
         # timings go to the stage summary, not selection.json: a selection must be byte-identical across reruns
         seconds = {**views["seconds"], "clustering": chosen.diagnostics.pop("seconds_clustering", None)}
-        write_json(out / "selection.json", to_row(chosen))
+        write_json(out / RunFolder.SELECTION, to_row(chosen))
         pairs = training_pairs(chosen, candidate_pool)
         write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs))
         write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
         return {"breadth": chosen.diagnostics["breadth"], "seconds_by_part": seconds}
 
     result = run.stage(NAME, inputs(config, pool_hash, views["hashes"], heldout_key), compute)
-    run.publish_file(result.path / "selection.json", "selection.json")
+    run.publish_file(result.path / RunFolder.SELECTION, RunFolder.SELECTION)
     return result
 
 

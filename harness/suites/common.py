@@ -11,6 +11,7 @@ from harness.core.config import JudgeConfig, SuiteConfig
 from harness.core.errors import BenchError
 from harness.core.io import content_hash, read_json, read_jsonl, write_jsonl
 from harness.core.records import Prompt
+from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
 from harness.judges import Judge, Judgment, get_judge
 from harness.judges.cache import CachedJudge
@@ -20,11 +21,12 @@ from harness.suites.base import EvalTarget
 def resolve_target(spec: str) -> EvalTarget:
     """A run folder (its base model + trained adapter), an adapter folder, or a model (embedded, hub id, folder)."""
     path = Path(spec).expanduser()
-    if (path / "manifest.json").is_file():
-        manifest = read_json(path / "manifest.json")
-        adapter = path / "train" / "adapter"
+    folder = RunFolder(path)
+    if folder.is_run():
+        manifest = folder.manifest()
+        adapter = folder / RunFolder.ADAPTER
         if not (adapter / "adapter_config.json").is_file():
-            raise BenchError(f"{path} is a run folder without a trained adapter (train/adapter); was the run completed?")
+            raise BenchError(f"{path} is a run folder without a trained adapter ({RunFolder.ADAPTER}); was the run completed?")
         from harness.models.resolve import with_chat_template
 
         config = manifest["config"]
@@ -40,18 +42,18 @@ def resolve_target(spec: str) -> EvalTarget:
 def run_heldout(spec: str) -> HeldoutSet:
     """The held-out prompts of the run folder `spec` (what a pathless `ifeval` asks for it), else the defaults."""
     path = Path(spec).expanduser()
-    if not (path / "manifest.json").is_file():
+    if not RunFolder(path).is_run():
         return HeldoutSet()
     from pydantic import ValidationError
 
     from harness.core.config import EvaluateConfig, PromptsConfig
 
-    config = read_json(path / "manifest.json").get("config", {})
+    config = RunFolder(path).manifest().get("config", {})
     try:
         return HeldoutSet.of(EvaluateConfig.model_validate(config.get("evaluate", {})), PromptsConfig.model_validate(config.get("prompts", {})))
     except ValidationError as err:
         raise BenchError(
-            f"{path}/manifest.json: its evaluate or prompts section no longer validates ({err.errors()[0]['msg']}), so its "
+            f"{path / RunFolder.MANIFEST}: its evaluate or prompts section no longer validates ({err.errors()[0]['msg']}), so its "
             "held-out prompts are unknown; pass the prompts with --path (an IFEval-format JSONL)."
         ) from None
 
