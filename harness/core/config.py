@@ -287,7 +287,7 @@ class SelectConfig(_Strict):
 class TrainConfig(_Strict):
     """The shared DPO + LoRA trainer; identical for every strategy in a comparison."""
 
-    learning_rate: float = Field(5e-4, gt=0, description="LoRA DPO; 5e-4 from the pilot in docs/testbed.md")
+    learning_rate: float = Field(5e-4, gt=0, description="LoRA DPO; 5e-4 from the pilot in docs/testbed-history.md")
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
