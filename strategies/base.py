@@ -50,7 +50,7 @@ class Strategy:
 
 
 def sample_without_replacement(items: list, count: int, rng: np.random.Generator) -> list:
-    """`count` items in a seeded random order (the sampler of original, uniform and random_pairs; the other strategies
+    """`count` items in a seeded random order (the sampler of original, uniform and random; the other strategies
     draw from `rng` inside their own allocation)."""
     if count > len(items):
         raise BudgetError(f"asked for {count} items, only {len(items)} available")

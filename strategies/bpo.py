@@ -1,12 +1,12 @@
 """`bpo`: Balanced Preference Optimization (Wang et al., NAACL 2025; our reconstruction, docs/design.md):
 k-means breadth over prompt embeddings, then each selected prompt's depth from the clusters of its pairs'
-projected DPO gradients. The dynamic-depth family it belongs to, and its baselines, are in dynamic.py.
+projected DPO gradients. The dynamic-depth family it belongs to is in _dynamic.py; its ablations are files of their own.
 """
 
 from __future__ import annotations
 
+from strategies._dynamic import ClusteredDepth
 from strategies.base import CandidatePool, Features
-from strategies.dynamic import ClusteredDepth
 from strategies.registry import register
 
 

@@ -13,8 +13,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.records import Selection
+from strategies._dynamic import reserve_validation, unit
 from strategies.base import BudgetError, CandidatePool, Strategy
-from strategies.dynamic import reserve_validation, unit
 from strategies.registry import register
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.records import Selection
+from strategies._breadth import compress_breadth
 from strategies.base import CandidatePool, Strategy, sample_without_replacement
-from strategies.breadth import compress_breadth
 from strategies.registry import register
 
 

@@ -26,8 +26,14 @@ MOVED: dict[str, str] = {
     "harness.stats": "harness.core.stats",
     "harness.pairs": "harness.data.pairs",
     "harness.metrics": "harness.constraints.metrics",
+    "strategies.dynamic": "strategies._dynamic",
+    "strategies.breadth": "strategies._breadth",
+    "strategies.depth": "strategies._depth",
+    "strategies.control": "strategies.control_shuffled",
+    "strategies.random_pairs": "strategies.random",
 }
-"""old module path -> where it lives now (moved in the domain packages' refactor, bpo-bench 0.1)"""
+"""old module path -> where it lives now (harness/: the domain packages' refactor; strategies/: one file per
+registered name, helpers with a leading underscore; both bpo-bench 0.1)"""
 
 REMOVED_IN = "0.2"
 

@@ -22,7 +22,7 @@ from harness.core.records import CandidatePool, Pair, Selection, to_row
 from harness.core.run_files import RunFolder
 from harness.training import dpo as trainer
 from strategies import BudgetError, get_strategy
-from strategies.depth import gini
+from strategies._depth import gini
 
 if TYPE_CHECKING:
     from harness.run_folder import Run
@@ -151,7 +151,7 @@ def gradient_coverage(depth: Counter, pool: CandidatePool) -> dict:
     """
     if pool.prompt_gradients is None:
         return {"gradient_clusters": None, "gradient_clusters_covered": None, "pairs_per_gradient_cluster": None}
-    from strategies.breadth import kmeans
+    from strategies._breadth import kmeans
 
     ids = sorted(pool.pairs_by_prompt)
     k = max(1, min(len(ids), int(np.ceil(np.sqrt(len(ids))))))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from harness.models.embedder import embed_texts
+from strategies._breadth import compress_breadth
 from strategies.base import Features
-from strategies.breadth import compress_breadth
 
 TOPICS = {
     "cooking": ["How do I boil an egg?", "Give me a simple pasta recipe.", "What spices go well with roasted chicken?"],

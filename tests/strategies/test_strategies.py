@@ -14,8 +14,8 @@ from harness.core.records import Prompt, Response, response_id
 from harness.data.pairs import build_pairs
 from harness.stages.select import run_strategy, shared_diagnostics
 from strategies import BudgetError, CandidatePool, UnknownStrategy, get_strategy, register, strategy_names
+from strategies._depth import allocate_depth, gini
 from strategies.base import Features, Strategy
-from strategies.depth import allocate_depth, gini
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

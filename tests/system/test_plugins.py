@@ -188,3 +188,9 @@ def test_the_readmes_plugin_imports_import() -> None:
     assert len(imports) == 4
     for line in imports:
         exec(line, {})  # noqa: S102  (the README's own import lines)
+
+
+@pytest.mark.parametrize("registry", [STRATEGIES, JUDGES], ids=lambda r: r.kind)
+def test_each_plugin_lives_in_a_file_named_as_it_is_registered(registry: Registry) -> None:
+    """A reader looking for `control_shuffled` opens strategies/control_shuffled.py; helpers start with an underscore."""
+    assert {name: registry.get(name).__module__ for name in registry.names()} == {name: f"{registry.package}.{name}" for name in registry.names()}

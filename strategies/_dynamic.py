@@ -1,5 +1,7 @@
-"""The dynamic-depth family: breadth compression, then a per-prompt depth; `bpo` (strategies/bpo.py) and
-its depth ablations here.
+"""The dynamic-depth family's shared pipeline: breadth compression, then a per-prompt depth. Each member is a
+file of its own, named as it is registered: `bpo` (strategies/bpo.py), `embedding_depth`, `length_depth` and
+`random_depth`; `less` borrows `unit` and `reserve_validation`. A helper module (leading underscore): the
+registry does not look for strategies here.
 
 All four share one pipeline and differ only in the depth measure (docs/design.md §3):
 `bpo` clusters prompts by the DPO gradient they induce, `embedding_depth` by response
@@ -17,10 +19,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.records import Selection
+from strategies._breadth import compress_breadth, kmeans
+from strategies._depth import allocate_depth, softmax
 from strategies.base import CandidatePool, Features, Strategy
-from strategies.breadth import compress_breadth, kmeans
-from strategies.depth import allocate_depth, softmax
-from strategies.registry import register
 
 
 class DynamicParams(BaseModel):
@@ -85,33 +86,9 @@ class DynamicDepth(Strategy):
         return Selection(strategy=self.name, budget=budget, pair_ids=pair_ids, diagnostics=diagnostics)
 
 
-def _by_margin(pool: CandidatePool, prompt_id: str) -> list[str]:
+def by_margin(pool: CandidatePool, prompt_id: str) -> list[str]:
+    """A prompt's pair ids, largest judge margin first (ties by id)."""
     return [p.id for p in sorted(pool.pairs_by_prompt[prompt_id], key=lambda p: (-(p.margin or 0.0), p.id))]
-
-
-@register
-class RandomDepth(DynamicDepth):
-    name = "random_depth"
-    description = "ablation: bpo's breadth, random depth per prompt (Dirichlet weights), random pairs"
-
-    def depth_plan(self, pool, prompts, target, rng, params, seed):
-        weights = rng.dirichlet(np.ones(len(prompts)))
-        ordered = {p: [pool.pairs_by_prompt[p][i].id for i in rng.permutation(len(pool.pairs_by_prompt[p]))] for p in prompts}
-        return weights, ordered, {}
-
-
-@register
-class LengthDepth(DynamicDepth):
-    name = "length_depth"
-    description = "ablation (paper's length-based): bpo's breadth, depth proportional to mean response length"
-
-    def depth_plan(self, pool, prompts, target, rng, params, seed):
-        lengths = []
-        for p in prompts:
-            ids = {r for pair in pool.pairs_by_prompt[p] for r in (pair.chosen_id, pair.rejected_id)}
-            lengths.append(np.mean([len(pool.responses[r].text.split()) for r in ids]))
-        weights = np.asarray(lengths, dtype=float) + 1.0
-        return weights, {p: _by_margin(pool, p) for p in prompts}, {"mean_response_words": dict(zip(prompts, lengths))}
 
 
 class ClusteredDepth(DynamicDepth):
@@ -148,14 +125,3 @@ class ClusteredDepth(DynamicDepth):
             "centrality_mean": float(centrality.mean()),
             "seconds_clustering": time.perf_counter() - start,
         }
-
-
-@register
-class EmbeddingDepth(ClusteredDepth):
-    name = "embedding_depth"
-    description = "ablation: bpo with response-embedding differences instead of gradients as features"
-    feature_label = "response embedding difference"
-
-    def pair_features(self, pool: CandidatePool) -> Features:
-        emb = pool.response_embeddings
-        return Features({p.id: unit(emb[p.chosen_id] - emb[p.rejected_id]) for p in pool.pairs})
