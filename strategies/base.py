@@ -19,9 +19,15 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.core.errors import BudgetError
 from harness.core.records import CandidatePool, Features, Pair, Selection
-from harness.core.registry import STRATEGIES
+from harness.core.registry import STRATEGIES, UnknownName
 
-__all__ = ["BudgetError", "CandidatePool", "Features", "NoParams", "Pair", "Selection", "Strategy", "register", "sample_without_replacement"]
+__all__ = [
+    "BudgetError", "CandidatePool", "Features", "NoParams", "Pair", "Selection", "Strategy", "UnknownStrategy", "get_strategy", "register",
+    "sample_without_replacement", "strategy_names",
+]
+
+UnknownStrategy = UnknownName
+"""What an unknown strategy name raises (a KeyError whose message lists close matches)."""
 
 
 class NoParams(BaseModel):
@@ -61,3 +67,12 @@ def sample_without_replacement(items: list, count: int, rng: np.random.Generator
 def register(cls: type[Strategy]) -> type[Strategy]:
     """Class decorator: the strategy becomes available under `cls.name` (a name registered twice is refused)."""
     return STRATEGIES.register(cls.name, cls)
+
+
+def get_strategy(name: str) -> Strategy:
+    """A fresh instance of the strategy registered as `name` (the registry imports strategies/ the first time)."""
+    return STRATEGIES.get(name)()
+
+
+def strategy_names() -> list[str]:
+    return STRATEGIES.names()

@@ -6,8 +6,7 @@ projected DPO gradients. The dynamic-depth family it belongs to is in _dynamic.p
 from __future__ import annotations
 
 from strategies._dynamic import ClusteredDepth
-from strategies.base import CandidatePool, Features
-from strategies.registry import register
+from strategies.base import CandidatePool, Features, register
 
 
 @register

@@ -15,8 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.core.records import CONTROL, Selection
-from strategies.base import CandidatePool, Strategy
-from strategies.registry import UnknownStrategy, get_strategy, register
+from strategies.base import CandidatePool, Strategy, UnknownStrategy, get_strategy, register
 
 
 class ControlParams(BaseModel):

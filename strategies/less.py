@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.records import Selection
 from strategies._dynamic import reserve_validation, unit
-from strategies.base import BudgetError, CandidatePool, Strategy
-from strategies.registry import register
+from strategies.base import BudgetError, CandidatePool, Strategy, register
 
 
 class LessParams(BaseModel):

@@ -14,8 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.records import Selection
-from strategies.base import CandidatePool, Strategy
-from strategies.registry import register
+from strategies.base import CandidatePool, Strategy, register
 
 
 class MarginParams(BaseModel):

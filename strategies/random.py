@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.core.records import Selection
-from strategies.base import CandidatePool, Strategy, sample_without_replacement
-from strategies.registry import register
+from strategies.base import CandidatePool, Strategy, register, sample_without_replacement
 
 
 @register

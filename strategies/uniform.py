@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.core.records import Selection
 from strategies._breadth import compress_breadth
-from strategies.base import CandidatePool, Strategy, sample_without_replacement
-from strategies.registry import register
+from strategies.base import CandidatePool, Strategy, register, sample_without_replacement
 
 
 class UniformParams(BaseModel):

@@ -31,6 +31,7 @@ MOVED: dict[str, str] = {
     "strategies.depth": "strategies._depth",
     "strategies.control": "strategies.control_shuffled",
     "strategies.random_pairs": "strategies.random",
+    "strategies.registry": "strategies.base",
 }
 """old module path -> where it lives now (harness/: the domain packages' refactor; strategies/: one file per
 registered name, helpers with a leading underscore; both bpo-bench 0.1)"""
