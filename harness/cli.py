@@ -372,7 +372,8 @@ def _compare_finished(spec: MatrixSpec, cells: list[Cell], runs_root: Path) -> N
         out = runs_root / spec.name / "comparison" / "index.html"
         primary = (Primary.of(parse_claim(spec.primary.claim), spec.primary.metric, spec.primary.budget, spec.primary.params)
                    if spec.primary else None)
-        click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims], primary=primary))
+        click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims], primary=primary,
+                                     margin=spec.equivalence_margin))
 
 
 @main.command()
@@ -649,11 +650,16 @@ def strategies() -> None:
 @click.option("--primary-param", "primary_params", multiple=True, metavar="STRATEGY.PARAM=VALUE",
               help="--primary only for the cells with this strategy parameter, e.g. --primary-param uniform.depth=2, or setting "
                    "(a dotted path), e.g. --primary-param bpo.train.learning_rate=0.0005. Repeatable.")
-def report(run_dirs, out_file, baseline, claims, primary, primary_metric, primary_budget, primary_params) -> None:
+@click.option("--margin", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Equivalence margin: every test also gets a TOST at ±MARGIN, and its verdict can be 'equivalent' (write the "
+                   "margin down before the runs; e.g. 0.04). Without it, no verdict says 'the same'.")
+def report(run_dirs, out_file, baseline, claims, primary, primary_metric, primary_budget, primary_params, margin) -> None:
     """Re-render report.html for each run folder (a pure function of its files) and, with -o,
     a comparison report over all of them: leaderboard (one row per setting: runs are grouped by
     their whole config bar the seed; mean and 95% CI across seeds), paired tests against
-    --baseline and shuffled labels (verdicts over matched seeds, Holm-adjusted p per table),
+    --baseline and shuffled labels (verdicts over matched seeds; Holm within each family: the tests
+    against the baseline, those against the control, the primary claim, the other claims; with
+    --margin, equivalence by TOST),
     metric-vs-budget and breadth-vs-depth plots, links to each run. Two folders of one setting
     and seed are refused.
 
@@ -698,7 +704,8 @@ def report(run_dirs, out_file, baseline, claims, primary, primary_metric, primar
             raise BenchError(f"{run_dir} has no {RunFolder.MANIFEST}: pass a folder written by `bench run`.")
         click.echo(write_report(Path(run_dir)))
     if out_file:
-        click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline, claims=parsed, primary=primary_claim))
+        click.echo(render_comparison([Path(d) for d in run_dirs], Path(out_file), baseline=baseline, claims=parsed, primary=primary_claim,
+                                     margin=margin))
 
 
 if __name__ == "__main__":

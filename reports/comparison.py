@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, cell_estimate, claim_verdict, compare, count_tests, finite
+from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, cell_estimate, claim_verdict, compare, count_tests, estimate, finite
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, sample_answers
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.io import write_json, write_text
@@ -32,7 +32,7 @@ def _ci(low: Any, high: Any) -> str:
     return f"[{low:+.3f}, {high:+.3f}]"
 
 
-def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[str, list[dict[str, Any]]]) -> str:
+def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[str, list[dict[str, Any]]], margin: float | None = None) -> str:
     """The leaderboard and the claims as Markdown, for a write-up or a repository's results folder."""
     lines = ["## Leaderboard", "", "Mean over seeds [95% t-interval across seeds]; ¹ one seed: that run's own CI, which holds the run fixed; "
              "— not computed.", ""]
@@ -47,23 +47,28 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
         n_tests = count_tests(tests)
         lines += ["", f"## Claims: {metric}", "",
                   f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p (the primary claim, marked ★, is adjusted only among its own rows). "
-                  "The verdict interval is over matched seeds (harness/core/stats.py seed_test; held-out prompts resampled by base task "
-                  "within constraint type where the runs recorded both); the other interval holds these runs fixed.", "",
-                  "| claim | budget | setting | difference | 95% CI, these runs | verdict 95% CI (seeds) | p | p (Holm) | per-seed differences | verdict |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "The difference is the matched-seed estimate the verdict is about; the verdict interval is over matched seeds "
+                  "(harness/core/stats.py seed_test; held-out prompts resampled by base task within constraint type where the runs "
+                  "recorded both); the other interval holds these runs fixed. The verdict applies Holm within the family"
+                  + (f"; \"equivalent\" is a TOST at ±{margin:g} (p TOST, Holm-adjusted alike)." if margin is not None else "."), "",
+                  "| claim | budget | setting | difference (matched seeds) | 95% CI, these runs | verdict 95% CI (seeds) | p | p (Holm) | "
+                  + ("p TOST (Holm) | " if margin is not None else "") + "per-seed differences | verdict |",
+                  "|" + " --- |" * (11 if margin is not None else 10)]
         for t in tests:
             name = ("★ " if t.get("primary") else "") + t["claim"]
             setting_text = " vs ".join(x for x in (t.get("better_setting"), t.get("worse_setting")) if x) or t.get("setting", "")
+            blank = " |" * (7 if margin is not None else 6)
             if "diff" not in t:
-                lines.append(f"| {name} | {t['budget']} | {setting_text} | — ({t['missing']}) | | | | | | |")
+                lines.append(f"| {name} | {t['budget']} | {setting_text} | — ({t['missing']}) |" + blank)
                 continue
             seeds = t.get("seeds_ci")
-            head = f"| {name} | {t['budget']} | {setting_text} | {t['diff']:+.3f} | {_ci(t['low'], t['high'])} | "
+            head = f"| {name} | {t['budget']} | {setting_text} | {estimate(t):+.3f} | {_ci(t['low'], t['high'])} | "
             if seeds:
-                lines.append(head + f"{_ci(seeds['low'], seeds['high'])} | {format_p(seeds['p'])} | {format_p(seeds.get('p_holm'))} | "
+                tost = f"{format_p(seeds.get('p_tost_holm'))} | " if margin is not None else ""
+                lines.append(head + f"{_ci(seeds['low'], seeds['high'])} | {format_p(seeds['p'])} | {format_p(seeds.get('p_holm'))} | {tost}"
                              + ", ".join(f"{d:+.3f}" for d in seeds["per_seed"]) + f" | {claim_verdict(t)} |")
             else:
-                lines.append(head + f"— | | | | {ONE_SEED} |")
+                lines.append(head + "— | |" + (" |" if margin is not None else "") + f" | | {ONE_SEED} |")
     return "\n".join(lines) + "\n"
 
 
@@ -86,34 +91,31 @@ def _sentence(t: dict[str, Any], metric: str) -> str:
     seeds = t.get("seeds_ci")
     if not seeds:
         return f"{head}: undecided, one seed gives no verdict (difference {t['diff']:+.3f} on these runs)."
-    verdict = {"holds": "holds", "reversed": "does not hold: reversed"}.get(claim_verdict(t), "undecided: the verdict interval contains 0")
-    return (f"{head}: {verdict}{_unadjusted(t)}. Difference {seeds['diff']:+.3f}, 95% verdict interval {_ci(seeds['low'], seeds['high'])} "
-            f"over {seeds['n_seeds']} matched seeds, p {format_p(seeds['p'])} (Holm {format_p(seeds.get('p_holm'))}); {metric}.")
-
-
-def _unadjusted(t: dict[str, Any]) -> str:
-    """A verdict decided by its own interval that Holm's adjustment for the table's other tests does not keep."""
-    holm = (t.get("seeds_ci") or {}).get("p_holm")
-    return " before adjustment, not after Holm's" if claim_verdict(t) in ("holds", "reversed") and holm is not None and holm > 0.05 else ""
+    verdict = claim_verdict(t)
+    verdict = ("does not hold: reversed" + verdict.removeprefix("reversed") if verdict.startswith("reversed")
+               else "undecided: the verdict interval contains 0" if verdict == "undecided" else verdict)
+    tost = f", TOST p (Holm) {format_p(seeds['p_tost_holm'])}" if seeds.get("p_tost_holm") is not None else ""
+    return (f"{head}: {verdict}. Difference {seeds['diff']:+.3f}, 95% verdict interval {_ci(seeds['low'], seeds['high'])} "
+            f"over {seeds['n_seeds']} matched seeds, p {format_p(seeds['p'])} (Holm {format_p(seeds.get('p_holm'))}{tost}); {metric}.")
 
 
 def _summary(claim: str, rows: list[dict[str, Any]]) -> str:
     """An exploratory claim tested in several settings, in one sentence: how many hold, are reversed, undecided or
     have one seed, the range of differences, and each decided setting with its interval and Holm p."""
     decided = [t for t in rows if t.get("seeds_ci")]
-    words = [claim_verdict(t) for t in decided]
-    counts = [(words.count("holds"), "holds"), (words.count("reversed"), "reversed"),
-              (len(decided) - words.count("holds") - words.count("reversed"), "undecided"),
+    words = [claim_verdict(t).split(",")[0].split(" within")[0] for t in decided]
+    counts = [(words.count("holds"), "holds"), (words.count("reversed"), "reversed"), (words.count("equivalent"), "equivalent"),
+              (len(decided) - words.count("holds") - words.count("reversed") - words.count("equivalent"), "undecided"),
               (sum(1 for t in rows if "diff" in t and not t.get("seeds_ci")), "one seed, no verdict"),
               (sum(1 for t in rows if "diff" not in t), "not run")]
-    diffs = [t["seeds_ci"]["diff"] if t.get("seeds_ci") else t["diff"] for t in rows if "diff" in t]
+    diffs = [d for t in rows if "diff" in t and (d := estimate(t)) is not None]
     text = f"{claim}, exploratory, in {len(rows)} settings: " + ", ".join(f"{label} in {n}" for n, label in counts if n)
     if diffs:
         text += f"; differences {min(diffs):+.3f} to {max(diffs):+.3f}"
-    for t in decided:
-        if claim_verdict(t) in ("holds", "reversed"):
+    for t, word in zip(decided, words):
+        if word in ("holds", "reversed", "equivalent"):
             s = t["seeds_ci"]
-            text += (f". {'Holds' if claim_verdict(t) == 'holds' else 'Reversed'}{_unadjusted(t)}: {claim_text(t)}, {s['diff']:+.3f} "
+            text += (f". {claim_verdict(t).capitalize()}: {claim_text(t)}, {s['diff']:+.3f} "
                      f"{_ci(s['low'], s['high'])}, Holm p {format_p(s.get('p_holm'))}")
     return text + "."
 
@@ -273,19 +275,19 @@ def _breadth_vs_depth(runs: list[RunRecord]) -> str | None:
 
 def render_comparison(
     run_dirs: list[Path], out_file: Path, baseline: str = "original", claims: list[tuple[str, str]] = (),
-    primary: Primary | None = None,
+    primary: Primary | None = None, margin: float | None = None,
 ) -> Path:
     """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json, summary.md and the
     answer's figure (surface.png) next to it.
 
     `primary` is the one hypothesis the matrix was run to test, marked as such and kept out of
-    the other claims' multiple-comparison adjustment.
+    the other claims' multiple-comparison adjustment; `margin` the equivalence margin of every TOST verdict.
     """
     import os
 
     from reports.render import render
 
-    c = compare(run_dirs, baseline, claims, primary)
+    c = compare(run_dirs, baseline, claims, primary, margin)
     runs, out_file = c.runs, Path(out_file)
     suites = list(dict.fromkeys(k.split("/", 1)[0] for k in c.keys))
     plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in c.keys]
@@ -304,6 +306,8 @@ def render_comparison(
         primary_metric=primary.metric if primary else None,
         answer=answer_lines(c.claims, primary),
         baseline=baseline,
+        verdict_of=claim_verdict,
+        margin=margin,
         judges=sorted({(r["suite"], r["judge"], bool(r["weak_judge"])) for r in c.rows if r["judge"] and not r["judge"].startswith("none")}),
         n_budgets=len({r.budget for r in runs}),
         # the answer's figure first, at full width: held-out accuracy against depth, a panel per budget
@@ -334,9 +338,10 @@ def _write_tables(c: Comparison, folder: Path) -> None:
                     "params": {k: dict(v) for k, v in c.primary.params}} if c.primary else None,
         "judge_overlap": c.judge_overlap,
         "compute": c.compute,
+        "equivalence_margin": c.margin,
         "tests": c.tests, "claims": c.claims,
     })
     answer = answer_lines(c.claims, c.primary)
     warning = "".join(f"> {judge_warning(w)}\n\n" for w in c.judge_overlap)
     write_text(folder / "summary.md", ("## The answer\n\n" + "".join(f"- {line}\n" for line in answer) + "\n" if answer else "") + warning
-               + summary_markdown(c.board, [k for k in c.keys if not k.split("/", 1)[1].startswith("paired_diff.")], c.claims))
+               + summary_markdown(c.board, [k for k in c.keys if not k.split("/", 1)[1].startswith("paired_diff.")], c.claims, c.margin))

@@ -23,7 +23,7 @@ from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, load_runs
 from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
 from harness.core.errors import BenchError
 from harness.core.records import CONTROL
-from harness.core.stats import holm, paired_ci, seed_test
+from harness.core.stats import equivalence_p, holm, paired_ci, seed_test
 
 
 def finite(value: Any) -> bool:
@@ -196,24 +196,34 @@ def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rec for t in rows for rec in (t.get("seeds_ci"), t.get("vs_control", {}).get("seeds_ci")) if rec]
 
 
-def _holm_in_place(records: list[dict[str, Any]]) -> None:
-    """Give each verdict record its Holm-adjusted p within `records`, one family."""
+def _holm_in_place(records: list[dict[str, Any]], margin: float | None = None) -> None:
+    """Give each verdict record of one family its Holm-adjusted p, and with an equivalence `margin` its TOST p
+    (`equivalence_p`), raw and Holm-adjusted within the family too."""
     for rec, adjusted in zip(records, holm([rec["p"] for rec in records])):
         rec["p_holm"] = adjusted
+    if margin is not None:
+        for rec in records:
+            rec["margin"], rec["p_tost"] = margin, equivalence_p(rec, margin)
+        for rec, adjusted in zip(records, holm([rec["p_tost"] for rec in records])):
+            rec["p_tost_holm"] = adjusted
 
 
-def paired_tests(runs: list[RunRecord], baseline: str, metric: str = PRIMARY_METRIC, n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+def paired_tests(
+    runs: list[RunRecord], baseline: str, metric: str = PRIMARY_METRIC, n_boot: int = 2000, seed: int = 0, margin: float | None = None,
+) -> list[dict[str, Any]]:
     """Each cell vs the `baseline` strategy's cell in the same context (same budget, same everything but the strategy).
 
     Where a `control_shuffled` cell exists in that context, each cell is also tested against it
     (`vs_control`): an effect that does not beat shuffled labels is not an effect of the data.
-    The verdict p-values of the table are Holm-adjusted together (`p_holm`).
+    Two families, each Holm-adjusted within itself (`p_holm`): the tests against the baseline, and the tests against
+    the control (a control test is a check of the testbed, not a claim, and must not dilute the claims or be diluted
+    by them). With `margin`, each test also carries its equivalence (TOST) p.
     """
     cells = _by_cell(runs, metric)
     by_context: dict[str, list[list[RunRecord]]] = defaultdict(list)
     for members in cells:
         by_context[members[0].context].append(members)
-    out = []
+    out: list[dict[str, Any]] = []
     for members in cells:
         first = members[0]
         if first.strategy == baseline:
@@ -225,27 +235,30 @@ def paired_tests(runs: list[RunRecord], baseline: str, metric: str = PRIMARY_MET
                    if not bases else f"{len(bases)} {baseline} settings to compare with: {_describe_cells(bases)}")
             out.append({**row, "missing": why})
             continue
-        test = {**row, "seeds": len(members), "baseline_seeds": len(bases[0])}
+        test: dict[str, Any] = {**row, "seeds": len(members), "baseline_seeds": len(bases[0])}
         test.update(_paired(members, bases[0], metric, n_boot, seed))
         controls = [c for c in by_context[first.context] if c[0].strategy == CONTROL]
         if len(controls) == 1 and first.strategy != CONTROL and "missing" not in test:
-            vs = _paired(members, controls[0], metric, n_boot, seed + 1)
-            verdict = vs.get("seeds_ci")
-            test["vs_control"] = {**vs, "beats": None if verdict is None else bool(verdict["low"] > 0)}
+            test["vs_control"] = _paired(members, controls[0], metric, n_boot, seed + 1)
         out.append(test)
-    _holm_in_place(_verdicts(out))
+    _holm_in_place([t["seeds_ci"] for t in out if t.get("seeds_ci")], margin)
+    _holm_in_place([t["vs_control"]["seeds_ci"] for t in out if t.get("vs_control", {}).get("seeds_ci")], margin)
+    for t in out:
+        if "vs_control" in t:
+            t["vs_control"]["beats"] = None if "seeds_ci" not in t["vs_control"] else claim_verdict(t["vs_control"]).startswith("holds")
     return out
 
 
 def claim_tests(
     runs: list[RunRecord], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
-    primary: Primary | None = None,
+    primary: Primary | None = None, margin: float | None = None,
 ) -> list[dict[str, Any]]:
     """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
 
     A claim holds at the 95% level when its verdict interval (over seeds) lies above 0; the
     run-fixed interval only says these runs differ. The `primary` claim (named in the matrix
     file, with the budget and parameters it names) is adjusted only among its own rows; the others are Holm-adjusted together.
+    With `margin`, each test also carries its equivalence (TOST) p, adjusted within the same family.
     """
     cells = _by_cell(runs, metric)
     contexts = sorted({(c[0].budget, c[0].context, c[0].context_label) for c in cells})
@@ -269,15 +282,37 @@ def claim_tests(
                     test.update(_paired(members, reference, metric, n_boot, seed))
                     out.append(test)
     for family in (True, False):
-        _holm_in_place(_verdicts([t for t in out if t.get("primary") is family]))
+        _holm_in_place(_verdicts([t for t in out if t.get("primary") is family]), margin)
     return out
 
 
+ALPHA = 0.05
+"""The level of every verdict, after Holm's adjustment within its family."""
+
+
 def claim_verdict(test: dict[str, Any]) -> str:
+    """A test's verdict after Holm's adjustment within its family: "holds" or "reversed" (the difference test),
+    "equivalent" (the TOST at the recorded margin), else "undecided"; "within ±margin" where a difference holds but
+    is smaller than the margin too, and "before adjustment" where only the raw p decides."""
     seeds = test.get("seeds_ci")
     if not seeds:
         return ONE_SEED
-    return "holds" if seeds["low"] > 0 else "reversed" if seeds["high"] < 0 else "not shown (CI contains 0)"
+    p = seeds.get("p_holm", seeds["p"])
+    tost = seeds.get("p_tost_holm")
+    equivalent = tost is not None and tost < ALPHA
+    if p < ALPHA:
+        word = "holds" if seeds["diff"] > 0 else "reversed"
+        return word + (f", within ±{seeds['margin']:g}" if equivalent else "")
+    if equivalent:
+        return f"equivalent within ±{seeds['margin']:g}"
+    if seeds["p"] < ALPHA:
+        return f"undecided ({'holds' if seeds['diff'] > 0 else 'reversed'} before Holm's adjustment)"
+    return "undecided"
+
+
+def estimate(test: dict[str, Any]) -> float | None:
+    """The difference a verdict is about: the matched-seed estimate where there is a verdict, else these runs'."""
+    return (test.get("seeds_ci") or {}).get("diff", test.get("diff"))
 
 
 def count_tests(rows: list[dict[str, Any]]) -> int:
@@ -304,6 +339,8 @@ class Comparison:
     """(suite, judge) where the judge grading a suite is the one that labelled the training pairs"""
     compute: dict[str, Any] = field(default_factory=dict)
     """machine hours behind the runs (compute_spent)"""
+    margin: float | None = None
+    """the equivalence margin of every TOST verdict (None: no equivalence tested)"""
 
 
 def same_judge(pool_judge: dict[str, Any], metric_judge: str | None) -> bool:
@@ -340,9 +377,11 @@ def compute_spent(runs: list[RunRecord]) -> dict[str, Any]:
 
 def compare(
     run_dirs: list[Path], baseline: str = "original", claims: Sequence[tuple[str, str]] = (), primary: Primary | None = None,
+    margin: float | None = None,
 ) -> Comparison:
     """The leaderboard, paired tests and claims of these runs; `primary` is the one hypothesis the matrix was
-    run to test, kept out of the other claims' multiple-comparison adjustment."""
+    run to test, kept out of the other claims' multiple-comparison adjustment; `margin`, the equivalence margin
+    every "the same" verdict is a TOST at (written down before the runs)."""
     runs = load_runs(run_dirs)
     keys = sorted({k for r in runs for k in r.metrics}, key=lambda k: (not k.startswith("ifeval_heldout/"), k))
     tuned_keys = [k for k in keys if not k.split("/", 1)[1].startswith("base.")]
@@ -350,9 +389,10 @@ def compare(
     if primary and primary.metric not in PAIRED_METRICS:
         raise BenchError(f"primary metric {primary.metric!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}.")
     all_claims = list(dict.fromkeys([*claims, *([primary.claim] if primary else [])]))
-    tests = {name: paired_tests(runs, baseline, name) for name in measured}
+    tests = {name: paired_tests(runs, baseline, name, margin=margin) for name in measured}
     claim_rows = {
-        name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None) for name in measured
+        name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None, margin=margin)
+        for name in measured
     } if all_claims else {}
     return Comparison(runs, metric_rows(runs), tuned_keys, leaderboard(runs, tuned_keys), tests, claim_rows, baseline, primary,
-                      judge_overlap(runs), compute_spent(runs))
+                      judge_overlap(runs), compute_spent(runs), margin)

@@ -260,6 +260,19 @@ def seed_test(
             **({"n_clusters": int(d.shape[1])} if unit == "cluster" else {})}
 
 
+def equivalence_p(verdict: dict[str, Any], margin: float, alpha: float = 0.05) -> float:
+    """The TOST p of "the difference lies within ±margin" from a `seed_test` verdict: the larger of the two one-sided
+    p-values, with the verdict's own standard error and the seeds' degrees of freedom, so that it is below `alpha`
+    exactly when the (1 − 2·alpha) verdict interval lies inside ±margin. Absence of a difference is not equivalence;
+    this is the test that can show it."""
+    df = verdict["n_seeds"] - 1
+    se = (verdict["high"] - verdict["low"]) / 2 / float(stats.t.ppf(1 - alpha / 2, df))
+    diff = verdict["diff"]
+    if se == 0:
+        return 0.0 if abs(diff) < margin else 1.0
+    return float(max(stats.t.sf((diff + margin) / se, df), stats.t.sf((margin - diff) / se, df)))
+
+
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm's step-down adjustment: controls the family-wise error rate under any dependence. None stays None."""
     present = sorted((float(p), i) for i, p in enumerate(pvalues) if p is not None and math.isfinite(p))

@@ -16,6 +16,7 @@ A matrix file:
     claims: ["bpo > uniform"]        # hypotheses the comparison tests head to head (BETTER > WORSE)
     primary: {claim: "bpo > uniform", metric: prompt_strict_acc}  # the one hypothesis the matrix is run
                                      # for: marked in the report, kept out of the other claims' Holm family
+    equivalence_margin: 0.04         # "the same" is a TOST at ±0.04: equivalent, different or undecided
 
 Each cell runs under `runs/<matrix>/<cell>/` with the base config's cache, so stages that
 cells share (prompts, pool, features, base-model evaluation) are computed once. A cell whose
@@ -77,6 +78,9 @@ class MatrixSpec(BaseModel):
     baseline: str = "original"
     claims: list[str] = Field(default_factory=list, description="'BETTER > WORSE' strategy pairs tested head to head")
     primary: PrimaryClaim | None = Field(None, description="the claim and metric the matrix is run to test")
+    equivalence_margin: float | None = Field(
+        None, gt=0, description="the margin of every 'the same' verdict (a TOST at ±margin), written down before the runs"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "MatrixSpec":

@@ -81,7 +81,7 @@ def test_effects_are_tested_against_the_shuffled_label_control(tmp_path: Path) -
     assert tests["uniform"]["significant"] and not tests["uniform"]["vs_control"]["beats"]  # beats original, not the control
     assert tests["uniform"]["vs_control"]["diff"] == pytest.approx(0.0)
     assert "vs_control" not in tests["control_shuffled"]
-    # one table, Holm over its 5 verdicts (3 against original, 2 against the control): adjusted p ≥ raw p
+    # one table of 5 verdicts, Holm within two families (3 against original, 2 against the control): adjusted p ≥ raw p
     verdicts = [t["seeds_ci"] for t in tests.values()] + [t["vs_control"]["seeds_ci"] for t in tests.values() if "vs_control" in t]
     assert len(verdicts) == 5 and all(v["p_holm"] >= v["p"] for v in verdicts)
     html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original").read_text()
@@ -360,3 +360,48 @@ def test_runs_of_one_name_in_two_matrices_link_to_their_own_reports(tmp_path: Pa
     second = _run(tmp_path / "lr", "bpo", 0, 0.4, [1, 0, 0], name="bpo-s0", config={"train": {"learning_rate": 2.5e-4}})
     html = render_comparison([first, second], tmp_path / "cmp" / "index.html", baseline="bpo").read_text()
     assert 'href="../primary/bpo-s0/report.html"' in html and 'href="../lr/bpo-s0/report.html"' in html
+
+
+def test_equivalence_is_a_tost_at_the_margin_and_absence_of_evidence_is_not_equivalence() -> None:
+    from harness.core.stats import equivalence_p
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        diff, half, seeds = rng.uniform(-0.08, 0.08), rng.uniform(0.005, 0.1), int(rng.integers(2, 15))
+        verdict = {"diff": diff, "low": diff - half, "high": diff + half, "n_seeds": seeds}
+        ninety = half / stats.t.ppf(0.975, seeds - 1) * stats.t.ppf(0.95, seeds - 1)  # the (1 - 2 alpha) interval
+        assert (equivalence_p(verdict, 0.04) < 0.05) == (diff - ninety > -0.04 and diff + ninety < 0.04)
+    wide = {"diff": 0.0, "low": -0.19, "high": 0.19, "n_seeds": 3}  # "no difference found", yet compatible with 0.19
+    assert equivalence_p(wide, 0.04) > 0.2  # far from equivalent at ±0.04
+
+
+def test_verdicts_apply_holm_within_their_family_and_controls_are_a_family_of_their_own(tmp_path: Path) -> None:
+    from harness.analysis.comparisons import claim_verdict, estimate
+    from harness.core.stats import holm
+
+    rng = np.random.default_rng(7)
+    paths = []
+    for seed in range(4):
+        truth = rng.random(80) < 0.4
+        for strategy, lift in (("original", 0.0), ("uniform", 0.0), ("random", 0.02), ("bpo", 0.4), ("control_shuffled", 0.0)):
+            outcome = truth | (rng.random(80) < lift)
+            paths.append(_run(tmp_path, strategy, seed, float(outcome.mean()), outcome.astype(int).tolist()))
+    tests = paired_tests(load_runs(paths), "original", "prompt_strict_acc", margin=0.04)
+    against = [t["seeds_ci"] for t in tests]
+    controls = [t["vs_control"]["seeds_ci"] for t in tests if "vs_control" in t]
+    assert [v["p_holm"] for v in against] == pytest.approx(holm([v["p"] for v in against]))  # the controls do not dilute them
+    assert [v["p_holm"] for v in controls] == pytest.approx(holm([v["p"] for v in controls]))
+    assert all(v["margin"] == 0.04 and v["p_tost_holm"] >= v["p_tost"] for v in against + controls)
+    bpo = next(t for t in tests if t["strategy"] == "bpo")
+    assert claim_verdict(bpo).startswith("holds") and bpo["vs_control"]["beats"] and estimate(bpo) == bpo["seeds_ci"]["diff"]
+
+    # a raw p under 0.05 that Holm's adjustment does not keep is undecided, and says so
+    family = {"seeds_ci": {"diff": 0.05, "low": 0.001, "high": 0.099, "p": 0.04, "p_holm": 0.12, "n_seeds": 5, "per_seed": []}}
+    assert claim_verdict(family) == "undecided (holds before Holm's adjustment)"
+    same = {"seeds_ci": {"diff": 0.002, "low": -0.01, "high": 0.014, "p": 0.7, "p_holm": 1.0, "p_tost_holm": 0.001, "margin": 0.04}}
+    assert claim_verdict(same) == "equivalent within ±0.04"
+    html = render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original", claims=[("bpo", "uniform")], margin=0.04)
+    summary = (tmp_path / "cmp" / "summary.md").read_text()
+    assert "TOST at ±0.04" in summary and "| p TOST (Holm) |" in summary
+    assert json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())["equivalence_margin"] == 0.04
+    assert "TOST at ±0.04" in html.read_text()
