@@ -26,6 +26,7 @@ MOVED: dict[str, str] = {
     "harness.stats": "harness.core.stats",
     "harness.pairs": "harness.data.pairs",
     "harness.metrics": "harness.constraints.metrics",
+    "harness.evaluation.heldout": "harness.evaluation.constraint_accuracy",
     "strategies.dynamic": "strategies._dynamic",
     "strategies.breadth": "strategies._breadth",
     "strategies.depth": "strategies._depth",

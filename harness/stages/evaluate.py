@@ -1,4 +1,4 @@
-"""The `evaluate_base`, `preference_reference` and `evaluate` stages (engines: harness/evaluation/heldout.py,
+"""The `evaluate_base`, `preference_reference` and `evaluate` stages (engines: harness/evaluation/constraint_accuracy.py,
 which runs the registered `ifeval` suite on the run's held-out prompts, and
 harness/evaluation/preference.py), and the metrics computed from their outputs.
 
@@ -19,9 +19,9 @@ from harness.core.config import ExperimentConfig
 from harness.core.io import read_json, read_jsonl
 from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
-from harness.evaluation import heldout as engine
+from harness.evaluation import constraint_accuracy
 from harness.evaluation import preference as preference_eval
-from harness.stages.preference_pool import Heldout
+from harness.stages.preference_pool import HeldoutPairs
 from harness.stages.shared import builtin_set
 from harness.suites import EvalTarget, SuiteContext, get_suite
 
@@ -40,8 +40,8 @@ def inputs(resolved: Resolved) -> dict[str, Any]:
     return {
         "model": resolved.model_key,
         "evaluate": config.evaluate.key(),
-        "suite": engine.HELDOUT_SUITE,
-        "grader": get_suite(engine.HELDOUT_SUITE).grader,
+        "suite": constraint_accuracy.HELDOUT_SUITE,
+        "grader": get_suite(constraint_accuracy.HELDOUT_SUITE).grader,
         **builtin_set(config),
         **resolved.engine,
     }
@@ -68,10 +68,10 @@ def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: Sta
 
 
 def run_base(run: Run) -> StageResult:
-    return run.stage(BASE, inputs(run.resolved), lambda out: engine.evaluate_target(target(run, None), run.config.evaluate, suite_context(run), out))
+    return run.stage(BASE, inputs(run.resolved), lambda out: constraint_accuracy.evaluate_target(target(run, None), run.config.evaluate, suite_context(run), out))
 
 
-def run_reference(run: Run, heldout: Heldout) -> StageResult | None:
+def run_reference(run: Run, heldout: HeldoutPairs) -> StageResult | None:
     """Shared by every strategy (and, for pairs shared by seeds, by every seed); None without held-out pairs."""
     if not heldout.pairs:
         return None
@@ -81,12 +81,12 @@ def run_reference(run: Run, heldout: Heldout) -> StageResult | None:
     )
 
 
-def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: Heldout, reference: StageResult | None) -> StageResult:
+def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: HeldoutPairs, reference: StageResult | None) -> StageResult:
     config = run.config
 
     def compute(out: Path) -> dict:
         adapter = trained.path / "adapter"
-        stats = engine.evaluate_target(target(run, adapter), config.evaluate, suite_context(run), out)
+        stats = constraint_accuracy.evaluate_target(target(run, adapter), config.evaluate, suite_context(run), out)
         if reference is not None:
             logps = read_json(reference.path / "reference_logps.json")
             preference_eval.preference_accuracy(run.model, adapter, heldout.pairs, heldout.texts, logps, run.train, out, config.evaluate.bootstrap)
@@ -98,7 +98,7 @@ def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: Heldou
 
 def metrics(config: ExperimentConfig, base: StageResult, tuned: StageResult) -> dict[str, dict]:
     """A cheap, pure function of the cached outputs, so better intervals never need a re-run."""
-    out = engine.compute_metrics(engine.read_outputs(base.path), engine.read_outputs(tuned.path), config.evaluate)
+    out = constraint_accuracy.compute_metrics(constraint_accuracy.read_outputs(base.path), constraint_accuracy.read_outputs(tuned.path), config.evaluate)
     if (tuned.path / RunFolder.HELDOUT_PREFERENCES).is_file():
         rows = read_jsonl(tuned.path / RunFolder.HELDOUT_PREFERENCES)
         out[preference_eval.SUITE] = preference_eval.preference_metrics(rows, config.evaluate.bootstrap)

@@ -13,7 +13,7 @@ from harness.core.cache import StageResult
 from harness.core.io import read_jsonl, write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, from_row
 from harness.core.run_files import RunFolder
-from harness.evaluation import heldout as evaluate
+from harness.evaluation import constraint_accuracy
 from harness.training.dpo import preference_rows
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def publish(run: Run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool) -> None:
     write_json(run.out / RunFolder.METRICS, metrics)
-    write_eval_outputs(run.out, evaluate.read_outputs(base.path), evaluate.read_outputs(tuned.path))
+    write_eval_outputs(run.out, constraint_accuracy.read_outputs(base.path), constraint_accuracy.read_outputs(tuned.path))
     if (tuned.path / RunFolder.HELDOUT_PREFERENCES).is_file():
         run.publish_file(tuned.path / RunFolder.HELDOUT_PREFERENCES, RunFolder.HELDOUT_PREFERENCES)
     write_pairs_preview(run.out, selected.path, candidate_pool)
@@ -56,7 +56,7 @@ def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
             "base_truncated": b.get("truncated"),
             "tuned_truncated": t.get("truncated"),
             **({"base_task_check": b["task"], "tuned_task_check": t["task"]} if "task" in t and "task" in b else {}),
-            **({"base_sampled_reward": evaluate.sampled_reward(b), "tuned_sampled_reward": evaluate.sampled_reward(t)} if "sampled_strict" in t else {}),
+            **({"base_sampled_reward": constraint_accuracy.sampled_reward(b), "tuned_sampled_reward": constraint_accuracy.sampled_reward(t)} if "sampled_strict" in t else {}),
         }
         for b, t in zip(base, tuned)
     ]

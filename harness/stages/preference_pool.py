@@ -30,7 +30,7 @@ NAME = "preference_pool"
 
 
 @dataclass(frozen=True)
-class Heldout:
+class HeldoutPairs:
     """The held-out pairs, the pool whose prompts and responses they index, what is left for the
     strategies to select from, and the key that names the pair set."""
 
@@ -67,7 +67,7 @@ def _sampled(run: Run, config: ExperimentConfig) -> CandidatePool:
     return pool_engine.read_pool(result.path, prompts)
 
 
-def heldout(run: Run, candidate_pool: CandidatePool) -> Heldout:
+def heldout(run: Run, candidate_pool: CandidatePool) -> HeldoutPairs:
     pcfg, seed = run.config.preference, run.config.evaluate.prompt_seed
     if pcfg.source:
         texts, pairs = preference_eval.heldout_from_source(pcfg, seed, set(candidate_pool.prompts))
@@ -78,4 +78,4 @@ def heldout(run: Run, candidate_pool: CandidatePool) -> Heldout:
     else:
         selectable, pairs = preference_eval.reserve_heldout(candidate_pool, pcfg.holdout, pcfg.pairs, seed)
         texts = candidate_pool
-    return Heldout(pairs, texts, selectable, content_hash(sorted(p.id for p in pairs)))
+    return HeldoutPairs(pairs, texts, selectable, content_hash(sorted(p.id for p in pairs)))

@@ -17,7 +17,7 @@ from harness.analysis.runs import run_outcomes
 from harness.constraints.metrics import TASK_METRICS, instruction_share, prompt_pass, unit_outcomes
 from harness.core.config import EvaluateConfig
 from harness.data.builtin import build_builtin_prompts
-from harness.evaluation.heldout import compute_metrics
+from harness.evaluation.constraint_accuracy import compute_metrics
 from harness.judges import get_judge
 from harness.judges.task_check import TaskCheck
 from harness.stages.outputs import write_eval_outputs

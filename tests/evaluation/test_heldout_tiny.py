@@ -10,7 +10,7 @@ import pytest
 
 from harness.core.config import EvaluateConfig, PromptsConfig, TrainConfig
 from harness.core.io import read_jsonl
-from harness.evaluation.heldout import compute_metrics
+from harness.evaluation.constraint_accuracy import compute_metrics
 from harness.training.dpo import train_dpo
 
 
@@ -49,7 +49,7 @@ def test_sampled_reward_is_averaged_per_prompt_and_paired() -> None:
 
 def test_sampled_evaluation_draws_seeded_samples_per_prompt(tiny_model: Path, tmp_path: Path) -> None:
     from harness.data.heldout import HeldoutSet
-    from harness.evaluation.heldout import evaluate_target, read_outputs
+    from harness.evaluation.constraint_accuracy import evaluate_target, read_outputs
     from harness.suites import EvalTarget, SuiteContext
 
     cfg = EvaluateConfig(n_prompts=3, max_new_tokens=8, batch_size=8, samples=2)

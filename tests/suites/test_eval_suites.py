@@ -121,7 +121,7 @@ def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_gene
     pathless ifeval suite with the same decoding asks the same prompts and generates nothing new."""
     from harness.core.config import EvaluateConfig, PromptsConfig
     from harness.data.heldout import HeldoutSet
-    from harness.evaluation.heldout import evaluate_target, read_outputs, suite_config
+    from harness.evaluation.constraint_accuracy import evaluate_target, read_outputs, suite_config
     from harness.suites import SuiteContext
 
     evaluate = EvaluateConfig(n_prompts=5, max_new_tokens=12, batch_size=5)
