@@ -14,7 +14,7 @@ from harness.core.io import read_json
 from harness.core.records import CandidatePool, Features
 from harness.core.registry import POOL_VIEWS
 from harness.stages.views import PoolView, ViewResult
-from harness.training import gradients as engine
+from harness.training import gradients
 
 if TYPE_CHECKING:
     from harness.models.resolved import Resolved
@@ -34,13 +34,13 @@ def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResu
     config = run.config
 
     def _compute(out: Path) -> dict:
-        return engine.compute_gradient_features(
+        return gradients.compute_gradient_features(
             run.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
             run.train, config.features, config.pool_seed, out,
         )
 
     result = run.stage(NAME, inputs(run.resolved, pool_hash), _compute)
-    grads = engine.load_gradient_features(result.path)
+    grads = gradients.load_gradient_features(result.path)
     fields = {
         "pair_gradients": Features(dict(zip(grads.pair_ids, grads.pair_features))),
         "prompt_gradients": Features(dict(zip(grads.prompt_ids, grads.prompt_features))),

@@ -15,8 +15,7 @@ from harness.core.cache import StageResult
 from harness.core.config import ExperimentConfig, JudgeConfig, PoolConfig
 from harness.core.errors import BenchError
 from harness.core.records import CandidatePool, Prompt
-from harness.stages import candidates as engine
-from harness.stages import samples
+from harness.stages import candidates, samples
 
 if TYPE_CHECKING:
     from harness.models.resolved import Resolved
@@ -66,14 +65,14 @@ def run(run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: lis
     check_coverage(config, prompts, len(native))
     drawn = samples.run(run, samples.NAME, prompts_stage.hash, prompts, config.pool, config.pool_seed)
     result = judged(run, NAME, drawn, prompts, native, config.pool, config.pool_seed)
-    return result, engine.read_pool(result.path, prompts)
+    return result, candidates.read_pool(result.path, prompts)
 
 
 def judged(run: Run, stage: str, drawn: StageResult, prompts: list[Prompt], native: list[dict], cfg: PoolConfig, seed: int) -> StageResult:
     """A pool stage over a samples stage: its samples judged and paired (the training pool's and the held-out one's)."""
 
     def compute(out: Path) -> dict:
-        return engine.build_pool(run.model, prompts, native, engine.read_samples(drawn.path), cfg, seed, out,
+        return candidates.build_pool(run.model, prompts, native, candidates.read_samples(drawn.path), cfg, seed, out,
                                  generation=run.resolved.generation, cache_dir=run.cache)
 
     return run.stage(stage, inputs(run.resolved, drawn.hash, cfg), compute)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.cache import StageResult
 from harness.core.config import PoolConfig
 from harness.core.records import Prompt
-from harness.stages import candidates as engine
+from harness.stages import candidates
 
 if TYPE_CHECKING:
     from harness.models.resolved import Resolved
@@ -35,6 +35,6 @@ def inputs(resolved: Resolved, stage: str, prompts: Any, cfg: PoolConfig, seed: 
 
 def run(run: Run, stage: str, prompts_key: Any, prompts: list[Prompt], cfg: PoolConfig, seed: int) -> StageResult:
     def compute(out: Path) -> dict:
-        return engine.draw_samples(run.model, prompts, cfg, seed, out, run.resolved.sampling(stage))
+        return candidates.draw_samples(run.model, prompts, cfg, seed, out, run.resolved.sampling(stage))
 
     return run.stage(stage, inputs(run.resolved, stage, prompts_key, cfg, seed), compute)

@@ -20,7 +20,7 @@ from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, Selection, to_row
 from harness.core.run_files import RunFolder
-from harness.training import dpo as trainer
+from harness.training import dpo
 from strategies import BudgetError, get_strategy
 from strategies._depth import gini
 
@@ -44,7 +44,7 @@ def run(run: Run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str
         write_json(out / RunFolder.SELECTION, to_row(chosen))
         pairs = training_pairs(chosen, candidate_pool)
         write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs))
-        write_jsonl(out / "train.jsonl", trainer.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
+        write_jsonl(out / "train.jsonl", dpo.preference_rows(pairs, candidate_pool.prompts, candidate_pool.responses))
         return {"breadth": chosen.diagnostics["breadth"], "seconds_by_part": seconds}
 
     result = run.stage(NAME, inputs(config, pool_hash, views["hashes"], heldout_key), compute)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
 from harness.core.io import read_jsonl
-from harness.training import dpo as trainer
+from harness.training import dpo
 from harness.training.reference_logps import with_reference_logps
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def run(run: Run, selected: StageResult) -> StageResult:
         reuse: dict[str, int] = {}
         if run.train.reference_logps == "cached":
             rows, reuse = with_reference_logps(rows, run.model, run.resolved.model_key, run.train, run.cache)
-        return {**trainer.train_dpo(run.model, rows, run.train, run.config.seed, out), **({"reference_logps": reuse} if reuse else {})}
+        return {**dpo.train_dpo(run.model, rows, run.train, run.config.seed, out), **({"reference_logps": reuse} if reuse else {})}
 
     result = run.stage(NAME, inputs(run.resolved, selected.hash), compute)
     with run.publish_dir("train") as tmp:
