@@ -222,11 +222,15 @@ def find_pool(args) -> tuple[Any, Path]:
             sys.exit("throughput: DPO and features need a pool; run `bench run` once (or pass --pool-dir runs/cache/pool/<hash>).")
         pool_dir = found[-1].parent
     prompts_dir = None
+    cache = pool_dir.parent.parent
     if (pool_dir / "stage.json").is_file() and (pool_dir / "pairs.jsonl").is_file():
-        prompts_dir = pool_dir.parent.parent / "prompts" / read_json(pool_dir / "stage.json")["inputs"]["prompts"]
+        samples = cache / "samples" / str(read_json(pool_dir / "stage.json")["inputs"].get("samples"))  # pool <- samples <- prompts
+        if (samples / "stage.json").is_file():
+            prompts_dir = cache / "prompts" / str(read_json(samples / "stage.json")["inputs"].get("prompts"))
     if prompts_dir is None or not (prompts_dir / "prompts.jsonl").is_file():
         sys.exit(f"throughput: {pool_dir} is not a pool stage folder of a stage cache (it needs stage.json and pairs.jsonl, "
-                 "and its prompts stage next to it under ../../prompts/); pass --pool-dir runs/cache/pool/<hash>.")
+                 "and its samples and prompts stages next to it under ../../samples/ and ../../prompts/); pass --pool-dir "
+                 "runs/cache/pool/<hash>.")
     prompts, _ = read_prompts(prompts_dir)
     return read_pool(pool_dir, prompts), pool_dir
 
