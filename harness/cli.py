@@ -603,12 +603,13 @@ def regrade(run_dirs) -> None:
     """Grade finished runs' held-out outputs again with the task check, in place: no generation, no training.
 
     \b
-    Each eval_outputs.jsonl row gains base_task_check and tuned_task_check ({done, kind}); metrics.json gains
-    task_done_rate, prompt_strict_task_acc (constraint followed AND task done: the headline) and the degenerate
+    Each eval_outputs.jsonl row gains base_task_check and tuned_task_check ({done, kind, cut}); metrics.json gains
+    task_done_rate, prompt_strict_task_acc (constraint followed AND task done), prompt_strict_task_uncut_acc (the
+    same with a cut answer counted as not done: the headline) and the degenerate
     share by kind, for the base and the tuned model; report.html is rendered again where the run has one.
     RUN_DIRS are run folders or folders of them (runs/<matrix>), e.g.
       bench regrade docs/results/testbed-primary/runs docs/results/testbed-pilot/runs
-    then `bench report ... -o` compares them on the new metric (--primary-metric prompt_strict_task_acc).
+    then `bench report ... -o` compares them on the new metric (--primary-metric prompt_strict_task_uncut_acc).
     """
     from tqdm.auto import tqdm
 

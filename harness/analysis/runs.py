@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, run_kind, setting, without_strategy
-from harness.constraints.metrics import PRIMARY_METRIC, TASK_METRICS, unit_outcomes
+from harness.constraints.metrics import PAIRED_TASK_METRICS, TASK_METRICS, unit_outcomes
 from harness.core.errors import BenchError
 from harness.core.run_files import RunFolder
 
@@ -34,7 +34,7 @@ METRICS = [*VERIFIABLE, SAMPLED[0]]
 
 PREFERENCE = "preference_accuracy"
 PAIRED_METRICS = {
-    PRIMARY_METRIC: f"ifeval_heldout/{PRIMARY_METRIC}: {TASK_METRICS[PRIMARY_METRIC]} (greedy output)",
+    **{name: f"ifeval_heldout/{name}: {TASK_METRICS[name]} (greedy output)" for name in PAIRED_TASK_METRICS},
     "prompt_strict_acc": "ifeval_heldout/prompt_strict_acc: per held-out prompt, all its constraints followed (greedy output; "
     "constraint only: the checker's loopholes pass it)",
     "task_done_rate": f"ifeval_heldout/task_done_rate: {TASK_METRICS['task_done_rate']} (greedy output)",

@@ -15,7 +15,10 @@ passes "end with a postscript"). Next to it, where the rows carry the task check
 harness/judges/task_check.py), four more, which every report shows beside the constraint accuracy:
 
 - `task_done_rate`: the share of answers that do their base task;
-- `prompt_strict_task_acc`: every constraint followed (strict) AND the task done, the primary metric;
+- `prompt_strict_task_acc`: every constraint followed (strict) AND the task done;
+- `prompt_strict_task_uncut_acc`: the same, and the answer not cut at max_new_tokens: the primary metric. Tuned
+  models answer at greater length, and an answer cut mid-way has not done its task even where the part before the
+  cut passes (docs/testbed.md, "Truncation"); the task record's `cut` is the generation's flag;
 - `degenerate_share`, and `degenerate_share_<kind>` for each of DEGENERATE_KINDS: the share the task check
   rejects, by what it found.
 """
@@ -32,10 +35,18 @@ MODES = ("strict", "loose")
 
 DEGENERATE_KINDS = ("marker_only", "loop", "echo", "refusal", "off_topic")
 """What the task check calls an answer that does not do its task."""
-PRIMARY_METRIC = "prompt_strict_task_acc"
-"""The headline: constraint followed AND task done (a constraint-only metric rewards the checker's loopholes)."""
+UNCUT_METRIC = "prompt_strict_task_uncut_acc"
+"""The one metric that also reads the task record's `cut`."""
+PRIMARY_METRIC = UNCUT_METRIC
+PAIRED_TASK_METRICS = ("prompt_strict_task_acc", UNCUT_METRIC)
+"""The task metrics each run also reports as a paired tuned − base difference: constraint and task, with and
+without counting a cut answer as not done."""
+"""The headline: constraint followed AND task done AND the answer whole (a constraint-only metric rewards the
+checker's loopholes; one that ignores cut answers rewards length)."""
 TASK_METRICS = {
     "prompt_strict_task_acc": "per held-out prompt, every constraint followed (strict) and the task done (the task check)",
+    "prompt_strict_task_uncut_acc": "per held-out prompt, every constraint followed (strict), the task done (the task check) "
+                                    "and the answer not cut at max_new_tokens",
     "task_done_rate": "per held-out prompt, the answer does its base task (the task check)",
     "degenerate_share": "per held-out prompt, the task check rejects the answer (marker-only, loop, echo, refusal, off-topic)",
 }
@@ -63,8 +74,9 @@ def instruction_share(verdicts: Verdicts) -> float | None:
 
 
 def task_unit(name: str, verdicts: Verdicts, task: dict | None) -> float | None:
-    """One prompt's outcome on a TASK_METRICS metric (None where its verdicts or the task check are missing)."""
-    if task is None:
+    """One prompt's outcome on a TASK_METRICS metric (None where its verdicts, the task check or, for the uncut
+    metric, the task record's `cut` are missing)."""
+    if task is None or (name == UNCUT_METRIC and task.get("cut") is None):
         return None
     done = float(task["done"])
     if name == "task_done_rate":
@@ -72,7 +84,9 @@ def task_unit(name: str, verdicts: Verdicts, task: dict | None) -> float | None:
     if name == "degenerate_share":
         return 1.0 - done
     passed = prompt_pass(verdicts)
-    return None if passed is None else passed * done
+    if passed is None:
+        return None
+    return passed * done * (1.0 - float(task["cut"])) if name == UNCUT_METRIC else passed * done
 
 
 def unit_outcomes(name: str, verdicts_by_prompt: dict[str, Verdicts], tasks: dict[str, dict] | None = None) -> dict[str, float]:
@@ -117,7 +131,9 @@ def task_accuracies(rows: list[dict[str, Any]], bootstrap: int, judge: str, seed
     out = {}
     for name in TASK_METRICS:
         units = [u for u in (task_unit(name, r["strict"], r["task"]) for r in rows) if u is not None]
-        who = f"{judge} AND {TASK_JUDGE}" if name == PRIMARY_METRIC else TASK_JUDGE
+        if not units:
+            continue
+        who = f"{judge} AND {TASK_JUDGE}" if name.startswith("prompt_") else TASK_JUDGE
         out[name] = metric(mean_ci(units, n_boot=bootstrap, seed=seed), len(units), who)
     for kind in DEGENERATE_KINDS:
         units = [float(r["task"]["kind"] == kind) for r in rows]

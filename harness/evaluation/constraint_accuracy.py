@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.constraints.metrics import PRIMARY_METRIC, TASK_JUDGE, TASK_METRICS, accuracies, instruction_share, prompt_pass, task_unit
+from harness.constraints.metrics import PAIRED_TASK_METRICS, TASK_JUDGE, TASK_METRICS, accuracies, instruction_share, prompt_pass, task_unit
 from harness.core.config import EvaluateConfig, SuiteConfig
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.stats import mean_ci, metric, newcombe_paired
@@ -70,10 +70,12 @@ def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: Evaluate
         for key, value in accuracies(rows, cfg.bootstrap, judge.name, judge.weak, seed).items():
             metrics[f"{name}.{key}"] = value
     graded = all(r.get("task") for r in tuned_rows + base_rows)
-    for name in ("prompt_strict_acc", *([PRIMARY_METRIC] if graded else [])):
+    for name in ("prompt_strict_acc", *(PAIRED_TASK_METRICS if graded else ())):
         units = [(task_unit(name, t["strict"], t["task"]), task_unit(name, b["strict"], b["task"])) if name in TASK_METRICS
                  else (prompt_pass(t["strict"]), prompt_pass(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
         paired = [(t, b) for t, b in units if t is not None and b is not None]  # prompts scorable on both sides
+        if not paired:
+            continue
         metrics[f"paired_diff.{name}"] = metric(
             newcombe_paired(np.array([t for t, _ in paired]), np.array([b for _, b in paired])), len(paired),
             f"{judge.name} AND {TASK_JUDGE}" if name in TASK_METRICS else judge.name,

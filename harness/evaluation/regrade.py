@@ -48,7 +48,7 @@ class Regrader:
         rows = folder.eval_outputs()
         for side in ("base", "tuned"):
             for row, verdict in zip(rows, self.verdicts([(r, r[f"{side}_output"]) for r in rows])):
-                row[f"{side}_task_check"] = {"done": verdict.done, "kind": verdict.kind}
+                row[f"{side}_task_check"] = verdict.graded(row.get(f"{side}_truncated"))
         manifest = folder.manifest()
         bootstrap = (manifest.get("config") or {}).get("evaluate", {}).get("bootstrap", EvaluateConfig().bootstrap)
         suite_rows = {side: [{"prompt_id": r["prompt_id"], "strict": r[f"{side}_strict"], "loose": r[f"{side}_loose"],

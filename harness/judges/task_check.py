@@ -146,6 +146,11 @@ class TaskVerdict:
     def record(self) -> dict[str, Any]:
         return {"done": self.done, "kind": self.kind, **self.details}
 
+    def graded(self, cut: bool | None) -> dict[str, Any]:
+        """The task record a graded output row carries: the verdict, and whether the answer was cut at max_new_tokens
+        (None: not known), which the primary metric reads (harness/constraints/metrics.py)."""
+        return {"done": self.done, "kind": self.kind, "cut": cut}
+
 
 def context_of(prompt: Prompt) -> TaskContext:
     """The base task and constraint wording of a prompt: a built-in prompt's from its task; any other's is the

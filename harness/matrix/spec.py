@@ -49,7 +49,8 @@ class PrimaryClaim(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     claim: str = Field(description="'BETTER > WORSE', the matrix's pre-stated hypothesis")
-    metric: str = Field(PRIMARY_METRIC, description="the paired metric it is judged on: prompt_strict_task_acc (constraint followed and task done), "
+    metric: str = Field(PRIMARY_METRIC, description="the paired metric it is judged on: prompt_strict_task_uncut_acc (constraint followed, task done "
+                        "and the answer not cut), prompt_strict_task_acc (the same, cut answers as they are), "
                         "prompt_strict_acc (constraint only), task_done_rate, preference_accuracy or mean_verifiable_reward")
     budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
     params: dict[str, dict[str, Any]] = Field(

@@ -131,7 +131,7 @@ def judged_row(prompt: Prompt, generation: dict[str, Any], judgment: Judgment, t
         "strict": judgment.details.get("strict"),
         "loose": judgment.details.get("loose"),
         "error": judgment.error,
-        "task": {"done": task.done, "kind": task.kind},
+        "task": task.graded(generation["truncated"]),
     }
 
 
@@ -154,6 +154,8 @@ def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
     ifbench_registry()
 
 
-GRADER = f"task_check-{TASK_CHECK_VERSION}"
+ROW_FORMAT = 2
+"""Changes whenever a judged row gains a field that a metric reads (the task record's `cut`): part of the grader key."""
+GRADER = f"task_check-{TASK_CHECK_VERSION}-rows{ROW_FORMAT}"
 register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg), asks_heldout=lambda cfg: not cfg.path, grader=GRADER))
 register_suite("ifbench", Suite(_evaluate, preflight=_preflight_ifbench, grader=GRADER))
