@@ -9,8 +9,14 @@ Required (issue 34): >= 90% agreement overall, and >= 95% of the degenerate answ
 echo, refusal, off-topic) rejected. `--split` also prints the agreement on each half of the labels by id
 hash, as a check that nothing was fitted to one half.
 
+`--ceiling` asks how far the signals the check may use (nothing beyond what is installed) can go: a logistic
+regression over the check's own measurements and MiniLM's similarity of the answer to its task and to the task's
+reference answer (harness/data/task_keys.jsonl), fitted on one half of the labels by id hash and scored on the
+other. It is an upper bound for any rule over these signals, not a check: a fitted rule would trade real
+answers for degenerate ones (see the real answers it accepts).
+
     python3 benchmarks/task_check.py [--labels FILE] [--adversarial FILE] [--out runs/benchmarks/task_check.json]
-        [--show-disagreements 20]
+        [--show-disagreements 20] [--split] [--ceiling]
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import json
 import random
 import sys
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,6 +68,51 @@ def evaluate(rows: list[dict], check: TaskCheck) -> tuple[list, dict]:
     return verdicts, summary
 
 
+def half_of(row: dict) -> int:
+    return int(hashlib.sha256(row["id"].encode()).hexdigest(), 16) % 2
+
+
+def signals(rows: list[dict], verdicts: list) -> np.ndarray:
+    """Per labelled answer, what a check may read: its measurements, and how close MiniLM puts what it says once
+    (markers and echoes removed) to its task and to the task's reference answer, also as a rank in the task set."""
+    from harness.data.builtin import load_builtin_tasks, task_reference, task_set_of
+    from harness.judges.task_check import context_of, substance, words
+    from harness.models.embedder import embed_texts
+
+    contexts = [context_of(as_prompt(r)) for r in rows]
+    measured = [substance(c, r["response"]) for c, r in zip(contexts, rows)]
+    said = embed_texts([m["remainder"] or " " for m in measured])
+    sets: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+    for name in {task_set_of(r["base_task"]) for r in rows}:
+        tasks = load_builtin_tasks(name)
+        sets[name] = ([t.task_id for t in tasks], embed_texts([t.text for t in tasks]), embed_texts([task_reference(t.task_id) for t in tasks]))
+    out = []
+    for i, (row, m, v) in enumerate(zip(rows, measured, verdicts)):
+        ids, task_vectors, reference_vectors = sets[task_set_of(row["base_task"])]
+        own = ids.index(row["base_task"])
+        by_task, by_reference = task_vectors @ said[i], reference_vectors @ said[i]
+        out.append([float(v.done), m["novel"], m["echoed"], m["echo_units"], m["meta"], len(m["terms"]), m["repeated_share"],
+                    float(m["refusal"]), float(m["rewritten"]), by_task[own], by_reference[own], (by_task > by_task[own]).sum(),
+                    (by_reference > by_reference[own]).sum(), len(words(m["remainder"]))])
+    return np.asarray(out, dtype=float)
+
+
+def ceiling(rows: list[dict], verdicts: list) -> list[str]:
+    """Agreement of a logistic regression over `signals`, fitted on each half of the labels and scored on the other."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, half = signals(rows, verdicts), np.array([r["does_task"] for r in rows]), np.array([half_of(r) for r in rows])
+    predicted = np.zeros(len(rows), dtype=bool)
+    for h in (0, 1):
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(x[half != h], y[half != h])
+        predicted[half == h] = model.predict(x[half == h])
+    degenerate = np.array([r["kind"] in DEGENERATE_KINDS for r in rows])
+    return [f"\nceiling (a rule fitted on one half of the labels, scored on the other): agreement {np.mean(predicted == y):.3f}; "
+            f"degenerate rejected {np.mean(~predicted[degenerate]):.3f}; real answers accepted {np.mean(predicted[y]):.3f}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--labels", type=Path, default=REPO / "benchmarks" / "data" / "task_check_labels.jsonl")
@@ -67,6 +120,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "benchmarks" / "task_check.json")
     parser.add_argument("--show-disagreements", type=int, default=0, metavar="N")
     parser.add_argument("--split", action="store_true")
+    parser.add_argument("--ceiling", action="store_true")
     args = parser.parse_args()
 
     check = TaskCheck()
@@ -90,10 +144,12 @@ def main() -> None:
     confusion = collections.Counter((r["kind"], v.kind) for r, v in zip(rows, verdicts))
     lines.append("\nlabel kind -> check kind: " + "; ".join(f"{a} -> {b}: {n}" for (a, b), n in sorted(confusion.items())))
     if args.split:
-        half = [int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % 2 for r in rows]
+        half = [half_of(r) for r in rows]
         for h in (0, 1):
             hits = [a for a, x in zip(agree, half) if x == h]
             lines.append(f"half {h}: agreement {sum(hits) / len(hits):.3f} (n {len(hits)})")
+    if args.ceiling:
+        lines += ceiling(rows, verdicts)
     result = {"labels": summary, "per_kind": {k: [len(v), sum(v) / len(v)] for k, v in by_kind.items()},
               "per_type": {k: [len(v), sum(v) / len(v)] for k, v in by_type.items()}}
     if args.adversarial.is_file():

@@ -99,6 +99,11 @@ def task_terms(task_id: str) -> tuple[str, ...]:
     return tuple(_task_keys()[task_id]["terms"])
 
 
+def task_reference(task_id: str) -> str:
+    """The short reference answer written for a built-in task."""
+    return str(_task_keys()[task_id]["reference"])
+
+
 def _split_rank(task_id: str) -> str:
     return hashlib.sha256(f"bpo-bench/builtin-split/{task_id}".encode()).hexdigest()
 
