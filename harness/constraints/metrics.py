@@ -8,7 +8,9 @@ constraint's checker cannot run here. An unscorable verdict is left out, never f
   over the prompts whose every constraint could be checked;
 - `instruction_strict_acc` (and `_loose`): IFEval's pooled ratio, constraints followed over
   constraints checked, across all prompts;
-- `mean_words`: the greedy output's length in words.
+- `mean_words`: the greedy output's length in words;
+- `cut_share`: the share of greedy outputs cut at max_new_tokens (a cut answer has not finished; the primary
+  metric counts it as not done).
 
 The verifiable judge sees only the constraint, so a model can pass it without doing the task (`P.S.` alone
 passes "end with a postscript"). Next to it, where the rows carry the task check's verdict (`task`:
@@ -29,6 +31,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.core.stats import mean_ci, metric, ratio_ci
+
+METRICS_VERSION = 2
+"""Changes whenever the metrics computed from graded rows change (2: `cut_share`, and the primary metric reads the
+task record's `cut`): part of the evaluations' grader key, so no cached evaluation reports the old set."""
 
 Verdicts = Sequence[bool | None]
 MODES = ("strict", "loose")
@@ -121,6 +127,9 @@ def accuracies(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: boo
         out[f"instruction_{mode}_acc"] = metric(ratio_ci(followed, total, n_boot=bootstrap, seed=seed), int(sum(total)), judge, weak)
     words = [float(len(r["output"].split())) for r in rows]
     out["mean_words"] = metric(mean_ci(words, n_boot=bootstrap, seed=seed), len(rows), "none (length)")
+    cut = [float(r["truncated"]) for r in rows if r.get("truncated") is not None]
+    if cut:
+        out["cut_share"] = metric(mean_ci(cut, n_boot=bootstrap, seed=seed), len(cut), "none (cut at max_new_tokens)")
     if rows and all(r.get("task") for r in rows):
         out.update(task_accuracies(rows, bootstrap, judge, seed))
     return out

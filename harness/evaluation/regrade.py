@@ -52,7 +52,8 @@ class Regrader:
         manifest = folder.manifest()
         bootstrap = (manifest.get("config") or {}).get("evaluate", {}).get("bootstrap", EvaluateConfig().bootstrap)
         suite_rows = {side: [{"prompt_id": r["prompt_id"], "strict": r[f"{side}_strict"], "loose": r[f"{side}_loose"],
-                              "output": r[f"{side}_output"], "task": r[f"{side}_task_check"]} for r in rows] for side in ("base", "tuned")}
+                              "output": r[f"{side}_output"], "truncated": r.get(f"{side}_truncated"), "task": r[f"{side}_task_check"]}
+                          for r in rows] for side in ("base", "tuned")}
         fresh = compute_metrics(suite_rows["base"], suite_rows["tuned"], EvaluateConfig(bootstrap=bootstrap))[SUITE]
         metrics = folder.metrics()
         metrics[SUITE] = {**metrics.get(SUITE, {}), **fresh}

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.constraints.metrics import accuracies
+from harness.constraints.metrics import METRICS_VERSION, accuracies
 from harness.core.config import SuiteConfig
 from harness.core.errors import BenchError
 from harness.core.io import write_jsonl
@@ -154,8 +154,6 @@ def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
     ifbench_registry()
 
 
-ROW_FORMAT = 2
-"""Changes whenever a judged row gains a field that a metric reads (the task record's `cut`): part of the grader key."""
-GRADER = f"task_check-{TASK_CHECK_VERSION}-rows{ROW_FORMAT}"
+GRADER = f"task_check-{TASK_CHECK_VERSION}-metrics{METRICS_VERSION}"
 register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg), asks_heldout=lambda cfg: not cfg.path, grader=GRADER))
 register_suite("ifbench", Suite(_evaluate, preflight=_preflight_ifbench, grader=GRADER))

@@ -92,6 +92,7 @@ def test_a_cut_answer_counts_as_not_done_on_the_primary_metric() -> None:
     assert metrics[f"tuned.{PRIMARY_METRIC}"]["value"] == pytest.approx(float(np.mean(uncut)))
     assert metrics[f"tuned.{PRIMARY_METRIC}"]["value"] < metrics["tuned.prompt_strict_task_acc"]["value"]
     assert metrics[f"paired_diff.{PRIMARY_METRIC}"]["value"] < 0 == metrics["paired_diff.prompt_strict_task_acc"]["value"]
+    assert metrics["tuned.cut_share"]["value"] == pytest.approx(float(np.mean([r["truncated"] for r in rows])))
     unknown = [{**r, "task": {k: v for k, v in r["task"].items() if k != "cut"}} for r in rows]
     stale = compute_metrics(unknown, unknown, EvaluateConfig(bootstrap=100))["ifeval_heldout"]
     assert f"tuned.{PRIMARY_METRIC}" not in stale and "tuned.prompt_strict_task_acc" in stale
