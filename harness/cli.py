@@ -363,7 +363,7 @@ def _print_plan(name: str, cells: list[Cell]) -> None:
 
 def _compare_finished(spec: MatrixSpec, cells: list[Cell], runs_root: Path) -> None:
     """The comparison report of the cells done so far (also after some failed: the rest still compare)."""
-    from harness.analysis.comparisons import Primary
+    from harness.analysis.comparisons import Family, Primary
     from harness.matrix.spec import is_done, parse_claim
     from reports.comparison import render_comparison
 
@@ -372,8 +372,9 @@ def _compare_finished(spec: MatrixSpec, cells: list[Cell], runs_root: Path) -> N
         out = runs_root / spec.name / "comparison" / "index.html"
         primary = (Primary.of(parse_claim(spec.primary.claim), spec.primary.metric, spec.primary.budget, spec.primary.params)
                    if spec.primary else None)
+        families = [Family.of(name, [parse_claim(c) for c in f.claims], f.budget, f.params) for name, f in spec.families.items()]
         click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims], primary=primary,
-                                     margin=spec.equivalence_margin))
+                                     margin=spec.equivalence_margin, families=families))
 
 
 @main.command()

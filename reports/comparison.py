@@ -10,12 +10,25 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.analysis.comparisons import ONE_SEED, Comparison, Primary, cell_estimate, claim_verdict, compare, count_tests, estimate, finite
+from harness.analysis.comparisons import (
+    DEFAULT_FAMILY,
+    ONE_SEED,
+    Comparison,
+    Family,
+    Primary,
+    cell_estimate,
+    claim_verdict,
+    compare,
+    count_tests,
+    estimate,
+    finite,
+)
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, sample_answers
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.io import write_json, write_text
@@ -46,16 +59,17 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
     for metric, tests in claims.items():
         n_tests = count_tests(tests)
         lines += ["", f"## Claims: {metric}", "",
-                  f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p (the primary claim, marked ★, is adjusted only among its own rows). "
+                  f"{n_tests} verdict test(s); Holm-adjusted p next to the raw p, within each family (the primary claim, marked ★, is "
+                  "adjusted only among its own rows). "
                   "The difference is the matched-seed estimate the verdict is about; the verdict interval is over matched seeds "
                   "(harness/core/stats.py seed_test; held-out prompts resampled by base task within constraint type where the runs "
                   "recorded both); the other interval holds these runs fixed. The verdict applies Holm within the family"
                   + (f"; \"equivalent\" is a TOST at ±{margin:g} (p TOST, Holm-adjusted alike)." if margin is not None else "."), "",
-                  "| claim | budget | setting | difference (matched seeds) | 95% CI, these runs | verdict 95% CI (seeds) | p | p (Holm) | "
+                  "| family | claim | budget | setting | difference (matched seeds) | 95% CI, these runs | verdict 95% CI (seeds) | p | p (Holm) | "
                   + ("p TOST (Holm) | " if margin is not None else "") + "per-seed differences | verdict |",
-                  "|" + " --- |" * (11 if margin is not None else 10)]
+                  "|" + " --- |" * (12 if margin is not None else 11)]
         for t in tests:
-            name = ("★ " if t.get("primary") else "") + t["claim"]
+            name = f"{t.get('family', DEFAULT_FAMILY)} | " + ("★ " if t.get("primary") else "") + t["claim"]
             setting_text = " vs ".join(x for x in (t.get("better_setting"), t.get("worse_setting")) if x) or t.get("setting", "")
             blank = " |" * (7 if margin is not None else 6)
             if "diff" not in t:
@@ -80,7 +94,8 @@ def claim_text(t: dict[str, Any]) -> str:
     """A claim row in words, naming each side's setting: "bpo > uniform (2 pairs per prompt) at 128 pairs"."""
     if "better_setting" not in t:
         return f"{t['claim']} at {t['budget']} pairs" + (f" ({t['setting']})" if t.get("setting") else "")
-    return f"{_side(t['better'], t['better_setting'])} > {_side(t['worse'], t['worse_setting'])} at {t['budget']} pairs"
+    sign = " vs " if t["better"] == t["worse"] else " > "
+    return f"{_side(t['better'], t['better_setting'])}{sign}{_side(t['worse'], t['worse_setting'])} at {t['budget']} pairs"
 
 
 def _sentence(t: dict[str, Any], metric: str) -> str:
@@ -127,16 +142,17 @@ def answer_lines(claims: dict[str, list[dict[str, Any]]], primary: Primary | Non
     if not claims:
         return []
     metric = primary.metric if primary and primary.metric in claims else next(iter(claims))
-    tested = {t["claim"] for t in claims[metric] if "diff" in t}
+    tested = {(t.get("family"), t["claim"]) for t in claims[metric] if "diff" in t}
     # a context that never ran one side of a claim (another learning rate, say) is no answer; a claim run nowhere is
-    rows = [t for t in claims[metric] if "diff" in t or t["claim"] not in tested]
+    rows = [t for t in claims[metric] if "diff" in t or (t.get("family"), t["claim"]) not in tested]
     lines = [_sentence(t, metric) for t in rows if t.get("primary")]
-    by_claim: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_claim: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for t in rows:
         if not t.get("primary"):
-            by_claim[t["claim"]].append(t)
-    for claim, members in by_claim.items():
-        lines.append(_sentence(members[0], metric) if len(members) == 1 else _summary(claim, members))
+            by_claim[(t.get("family") or DEFAULT_FAMILY, t["claim"])].append(t)
+    for (family, claim), members in by_claim.items():
+        label = claim if family == DEFAULT_FAMILY else f"{claim} (family {family})"
+        lines.append(_sentence(members[0], metric) if len(members) == 1 else _summary(label, members))
     return lines
 
 
@@ -275,7 +291,7 @@ def _breadth_vs_depth(runs: list[RunRecord]) -> str | None:
 
 def render_comparison(
     run_dirs: list[Path], out_file: Path, baseline: str = "original", claims: list[tuple[str, str]] = (),
-    primary: Primary | None = None, margin: float | None = None,
+    primary: Primary | None = None, margin: float | None = None, families: Sequence[Family] = (),
 ) -> Path:
     """Write the comparison HTML to `out_file`, with metrics.csv, metrics.json, paired_tests.json, summary.md and the
     answer's figure (surface.png) next to it.
@@ -287,7 +303,7 @@ def render_comparison(
 
     from reports.render import render
 
-    c = compare(run_dirs, baseline, claims, primary, margin)
+    c = compare(run_dirs, baseline, claims, primary, margin, families)
     runs, out_file = c.runs, Path(out_file)
     suites = list(dict.fromkeys(k.split("/", 1)[0] for k in c.keys))
     plotted = [k for k in (f"{s}/{m}" for s in suites for m in PLOTTED) if k in c.keys]
@@ -339,6 +355,7 @@ def _write_tables(c: Comparison, folder: Path) -> None:
         "judge_overlap": c.judge_overlap,
         "compute": c.compute,
         "equivalence_margin": c.margin,
+        "families": sorted({t.get("family", DEFAULT_FAMILY) for rows in c.claims.values() for t in rows}),
         "tests": c.tests, "claims": c.claims,
     })
     answer = answer_lines(c.claims, c.primary)

@@ -8,6 +8,7 @@ a metric a run did not compute is missing, not dropped. reports/comparison.py re
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -36,6 +37,29 @@ def _setting_key(name: str) -> str:
     return name if "." in name else f"select.params.{name}"
 
 
+Params = tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+"""(strategy, ((param, value), ...)) pairs: a hashable {strategy: {param: value}}."""
+
+
+def frozen_params(params: dict[str, dict[str, Any]] | None) -> Params:
+    return tuple((k, tuple(sorted(v.items()))) for k, v in sorted((params or {}).items()))
+
+
+def in_scope(params: Params, only_budget: int | None, budget: int, better: "RunRecord", worse: "RunRecord") -> bool:
+    """Whether a test of `better`'s cell against `worse`'s at `budget` is at `only_budget` (None: any) and each side's
+    settings include `params[its strategy]` (uniform at 2 pairs per prompt; a dotted name is a setting's path)."""
+    if only_budget is not None and budget != only_budget:
+        return False
+    wanted = dict(params)
+    return all(run.setting.get(_setting_key(k)) == v for run in (better, worse) for k, v in wanted.get(run.strategy, ()))
+
+
+def describe_side(strategy: str, params: Params) -> str:
+    """One side of a claim in words: "uniform (2 pairs per prompt)"."""
+    wanted = dict(params)
+    return strategy + (f" ({', '.join(phrase(_setting_key(k), v) for k, v in wanted[strategy])})" if wanted.get(strategy) else "")
+
+
 @dataclass(frozen=True)
 class Primary:
     """The one hypothesis a matrix was run to test: BETTER > WORSE on `metric`, optionally only at `budget` and for the
@@ -46,27 +70,46 @@ class Primary:
     claim: tuple[str, str]
     metric: str = PRIMARY_METRIC
     budget: int | None = None
-    params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
-    """(strategy, ((param, value), ...)) pairs: hashable, built by `Primary.of`."""
+    params: Params = ()
 
     @classmethod
     def of(cls, claim: tuple[str, str], metric: str = PRIMARY_METRIC, budget: int | None = None,
            params: dict[str, dict[str, Any]] | None = None) -> "Primary":
-        return cls(claim, metric, budget, tuple((k, tuple(sorted(v.items()))) for k, v in sorted((params or {}).items())))
+        return cls(claim, metric, budget, frozen_params(params))
 
     def covers(self, budget: int, better: "RunRecord", worse: "RunRecord") -> bool:
         """Whether the test of `better`'s cell against `worse`'s at `budget` is this primary claim."""
-        if (better.strategy, worse.strategy) != self.claim or (self.budget is not None and budget != self.budget):
-            return False
-        wanted = dict(self.params)
-        return all(run.setting.get(_setting_key(k)) == v for run in (better, worse) for k, v in wanted.get(run.strategy, ()))
+        return (better.strategy, worse.strategy) == self.claim and in_scope(self.params, self.budget, budget, better, worse)
 
     def describe(self) -> str:
         """In words: "bpo > uniform (2 pairs per prompt) at 128 pairs"."""
-        wanted = dict(self.params)
-        sides = [name + (f" ({', '.join(phrase(_setting_key(k), v) for k, v in wanted[name])})" if wanted.get(name) else "")
-                 for name in self.claim]
-        return " > ".join(sides) + (f" at {self.budget} pairs" if self.budget is not None else "")
+        return " > ".join(describe_side(name, self.params) for name in self.claim) + (f" at {self.budget} pairs" if self.budget is not None else "")
+
+
+DEFAULT_FAMILY = "claims"
+"""The family of a matrix's `claims:` (the paper's claims): Holm-adjusted together, apart from the primary claim."""
+PRIMARY_FAMILY = "primary"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A named family of claims, Holm-adjusted within itself and nowhere else (every strategy against uniform at 2
+    pairs per prompt; the uniform depths pairwise), optionally only at `budget` and for the cells whose settings
+    include `params[strategy]`. A claim whose two sides are one strategy ("uniform vs uniform") compares that
+    strategy's settings in each context pairwise."""
+
+    name: str
+    claims: tuple[tuple[str, str], ...]
+    budget: int | None = None
+    params: Params = ()
+
+    @classmethod
+    def of(cls, name: str, claims: Sequence[tuple[str, str]], budget: int | None = None,
+           params: dict[str, dict[str, Any]] | None = None) -> "Family":
+        return cls(name, tuple(claims), budget, frozen_params(params))
+
+    def covers(self, budget: int, better: "RunRecord", worse: "RunRecord") -> bool:
+        return in_scope(self.params, self.budget, budget, better, worse)
 
 
 def metric_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
@@ -249,40 +292,53 @@ def paired_tests(
     return out
 
 
+def claim_name(better: str, worse: str) -> str:
+    """'bpo > uniform'; one strategy's settings against each other read 'uniform vs uniform'."""
+    return f"{better} vs {worse}" if better == worse else f"{better} > {worse}"
+
+
 def claim_tests(
     runs: list[RunRecord], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
-    primary: Primary | None = None, margin: float | None = None,
+    primary: Primary | None = None, margin: float | None = None, families: Sequence[Family] = (),
 ) -> list[dict[str, Any]]:
     """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
 
     A claim holds at the 95% level when its verdict interval (over seeds) lies above 0; the
-    run-fixed interval only says these runs differ. The `primary` claim (named in the matrix
-    file, with the budget and parameters it names) is adjusted only among its own rows; the others are Holm-adjusted together.
+    run-fixed interval only says these runs differ. Each row names its `family`, and Holm's adjustment runs within
+    each family: the `primary` claim (named in the matrix file, with the budget and parameters it names) alone;
+    the other rows of `claims` together (DEFAULT_FAMILY); each of `families` by itself, over the cells it covers.
     With `margin`, each test also carries its equivalence (TOST) p, adjusted within the same family.
     """
     cells = _by_cell(runs, metric)
     contexts = sorted({(c[0].budget, c[0].context, c[0].context_label) for c in cells})
+    groups = [Family.of(DEFAULT_FAMILY, claims), *families]
     out = []
-    for better, worse in claims:
-        for budget, context, context_label in contexts:
-            here = [c for c in cells if c[0].context == context]
-            row: dict[str, Any] = {"claim": f"{better} > {worse}", "better": better, "worse": worse, "budget": budget,
-                                   "setting": context_label, "primary": False}
-            sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
-            missing = [name for name, side in zip((better, worse), sides) if not side]
-            if missing:
-                out.append({**row, "missing": f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
-                            + (f" ({context_label})" if context_label else "")})
-                continue
-            for members in sides[0]:
-                for reference in sides[1]:
+    for family in groups:
+        for better, worse in family.claims:
+            for budget, context, context_label in contexts:
+                here = [c for c in cells if c[0].context == context]
+                row: dict[str, Any] = {"claim": claim_name(better, worse), "better": better, "worse": worse, "budget": budget,
+                                       "setting": context_label, "primary": False, "family": family.name}
+                sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
+                missing = [name for name, side in zip((better, worse), sides) if not side]
+                if missing:
+                    if family.budget is None or family.budget == budget:
+                        out.append({**row, "missing": f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
+                                    + (f" ({context_label})" if context_label else "")})
+                    continue
+                pairs = (list(itertools.combinations(sides[0], 2)) if better == worse
+                         else [(m, r) for m in sides[0] for r in sides[1]])
+                for members, reference in pairs:
+                    if not family.covers(budget, members[0], reference[0]):
+                        continue
+                    is_primary = family.name == DEFAULT_FAMILY and primary is not None and primary.covers(budget, members[0], reference[0])
                     test = {**row, "better_setting": members[0].label, "worse_setting": reference[0].label,
-                            "seeds": len(members), "baseline_seeds": len(reference),
-                            "primary": primary is not None and primary.covers(budget, members[0], reference[0])}
+                            "seeds": len(members), "baseline_seeds": len(reference), "primary": is_primary,
+                            "family": PRIMARY_FAMILY if is_primary else family.name}
                     test.update(_paired(members, reference, metric, n_boot, seed))
                     out.append(test)
-    for family in (True, False):
-        _holm_in_place(_verdicts([t for t in out if t.get("primary") is family]), margin)
+    for name in dict.fromkeys(t["family"] for t in out):
+        _holm_in_place(_verdicts([t for t in out if t["family"] == name]), margin)
     return out
 
 
@@ -377,10 +433,11 @@ def compute_spent(runs: list[RunRecord]) -> dict[str, Any]:
 
 def compare(
     run_dirs: list[Path], baseline: str = "original", claims: Sequence[tuple[str, str]] = (), primary: Primary | None = None,
-    margin: float | None = None,
+    margin: float | None = None, families: Sequence[Family] = (),
 ) -> Comparison:
     """The leaderboard, paired tests and claims of these runs; `primary` is the one hypothesis the matrix was
-    run to test, kept out of the other claims' multiple-comparison adjustment; `margin`, the equivalence margin
+    run to test, kept out of the other claims' multiple-comparison adjustment; `families`, further named families of
+    claims, each adjusted within itself; `margin`, the equivalence margin
     every "the same" verdict is a TOST at (written down before the runs)."""
     runs = load_runs(run_dirs)
     keys = sorted({k for r in runs for k in r.metrics}, key=lambda k: (not k.startswith("ifeval_heldout/"), k))
@@ -391,8 +448,9 @@ def compare(
     all_claims = list(dict.fromkeys([*claims, *([primary.claim] if primary else [])]))
     tests = {name: paired_tests(runs, baseline, name, margin=margin) for name in measured}
     claim_rows = {
-        name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None, margin=margin)
+        name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None, margin=margin,
+                          families=families)
         for name in measured
-    } if all_claims else {}
+    } if all_claims or families else {}
     return Comparison(runs, metric_rows(runs), tuned_keys, leaderboard(runs, tuned_keys), tests, claim_rows, baseline, primary,
                       judge_overlap(runs), compute_spent(runs), margin)

@@ -16,6 +16,9 @@ A matrix file:
     claims: ["bpo > uniform"]        # hypotheses the comparison tests head to head (BETTER > WORSE)
     primary: {claim: "bpo > uniform", metric: prompt_strict_acc}  # the one hypothesis the matrix is run
                                      # for: marked in the report, kept out of the other claims' Holm family
+    families:                        # further claim families, each Holm-adjusted within itself
+      depths: {claims: ["uniform vs uniform"]}            # one strategy's settings, pairwise, per budget
+      vs_uniform: {claims: ["bpo > uniform"], budget: 128, params: {uniform: {depth: 2}}}
     equivalence_margin: 0.04         # "the same" is a TOST at ±0.04: equivalent, different or undecided
 
 Each cell runs under `runs/<matrix>/<cell>/` with the base config's cache, so stages that
@@ -67,6 +70,22 @@ class PrimaryClaim(BaseModel):
         return self
 
 
+class ClaimFamily(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    claims: list[str] = Field(min_length=1, description="'BETTER > WORSE', or 'S vs S' for strategy S's settings pairwise")
+    budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per strategy, the settings its cells in this family have, e.g. {uniform: {depth: 2}} (as primary.params)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ClaimFamily":
+        named = {name for claim in self.claims for name in parse_claim(claim)}
+        if set(self.params) - named:
+            raise ValueError(f"params names {sorted(set(self.params) - named)}, which no claim of the family names")
+        return self
+
+
 class MatrixSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +98,8 @@ class MatrixSpec(BaseModel):
     baseline: str = "original"
     claims: list[str] = Field(default_factory=list, description="'BETTER > WORSE' strategy pairs tested head to head")
     primary: PrimaryClaim | None = Field(None, description="the claim and metric the matrix is run to test")
+    families: dict[str, ClaimFamily] = Field(
+        default_factory=dict, description="further named families of claims, each Holm-adjusted within itself (not with `claims`)")
     equivalence_margin: float | None = Field(
         None, gt=0, description="the margin of every 'the same' verdict (a TOST at ±margin), written down before the runs"
     )
@@ -89,7 +110,11 @@ class MatrixSpec(BaseModel):
             if not values:
                 raise ValueError(f"axis {name!r} has no values")
         strategies = {str(v) for v in self.axes.get("strategy", [])}
-        for claim in self.claims + ([self.primary.claim] if self.primary else []):
+        family_claims = [claim for family in self.families.values() for claim in family.claims]
+        for name in self.families:
+            if name in ("claims", "primary"):
+                raise ValueError(f"families: {name!r} is the name of the matrix's own claims; name the family otherwise")
+        for claim in self.claims + family_claims + ([self.primary.claim] if self.primary else []):
             named = set(parse_claim(claim))
             if strategies and not named <= strategies:
                 raise ValueError(f"claim {claim!r} names {sorted(named - strategies)}, not on the strategy axis {sorted(strategies)}")
@@ -115,9 +140,14 @@ def parse_claim(text: str) -> tuple[str, str]:
     A claim is tested head to head on the same held-out prompts (and seeds), which a test of
     each strategy against one baseline cannot give: the paper's claims compare two non-baselines.
     """
-    parts = [part.strip() for part in str(text).split(">")]
+    text = str(text)
+    pairwise = re.fullmatch(r"\s*(\S+)\s+vs\s+(\S+)\s*", text)
+    if pairwise and pairwise.group(1) == pairwise.group(2):
+        return pairwise.group(1), pairwise.group(2)
+    parts = [part.strip() for part in text.split(">")]
     if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
-        raise ValueError(f"claim {text!r} must read 'BETTER > WORSE' with two different strategy names, e.g. 'bpo > uniform'")
+        raise ValueError(f"claim {text!r} must read 'BETTER > WORSE' with two different strategy names, e.g. 'bpo > uniform', "
+                         "or 'S vs S' to compare strategy S's settings pairwise, e.g. 'uniform vs uniform'")
     return parts[0], parts[1]
 
 

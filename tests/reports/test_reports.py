@@ -405,3 +405,54 @@ def test_verdicts_apply_holm_within_their_family_and_controls_are_a_family_of_th
     assert "TOST at ±0.04" in summary and "| p TOST (Holm) |" in summary
     assert json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())["equivalence_margin"] == 0.04
     assert "TOST at ±0.04" in html.read_text()
+
+
+def test_claim_families_are_adjusted_each_within_itself_and_one_strategy_compares_its_settings_pairwise(tmp_path: Path) -> None:
+    """A matrix's `families`: each named family of claims is Holm-adjusted within itself, apart from the claims and
+    the primary claim; 'uniform vs uniform' compares uniform's depths pairwise, once per pair; a family's params
+    narrow it to the cells it names (every strategy against uniform at 2 pairs per prompt)."""
+    from harness.analysis.comparisons import DEFAULT_FAMILY, Family
+    from harness.core.stats import holm
+
+    rng = np.random.default_rng(11)
+    paths = []
+    for seed in range(4):
+        truth = rng.random(80) < 0.4
+        for name, strategy, lift, config in (("original", "original", 0.0, None), ("bpo", "bpo", 0.3, None), ("random", "random", 0.05, None),
+                                             *((f"uniform-d{d}", "uniform", 0.1 * i, {"select": {"params": {"depth": d}}}) for i, d in enumerate((1, 2, 4)))):
+            outcome = truth | (rng.random(80) < lift)
+            paths.append(_run(tmp_path, strategy, seed, float(outcome.mean()), outcome.astype(int).tolist(), config=config, name=f"{name}-s{seed}"))
+    runs = load_runs(paths)
+    depths = Family.of("depths", [parse_claim("uniform vs uniform")])
+    against = Family.of("vs_uniform", [parse_claim("bpo > uniform"), parse_claim("random > uniform")], budget=8, params={"uniform": {"depth": 2}})
+    primary = Primary.of(("bpo", "uniform"), "prompt_strict_acc", params={"uniform": {"depth": 2}})
+    rows = claim_tests(runs, [("bpo", "original"), ("bpo", "uniform")], "prompt_strict_acc", primary=primary, families=[depths, against])
+    by_family: dict[str, list[dict]] = {}
+    for row in rows:
+        by_family.setdefault(row["family"], []).append(row)
+    assert set(by_family) == {"primary", DEFAULT_FAMILY, "depths", "vs_uniform"}
+    pairs = {(r["better_setting"], r["worse_setting"]) for r in by_family["depths"]}
+    assert pairs == {("1 pair per prompt", "2 pairs per prompt"), ("1 pair per prompt", "4 pairs per prompt"), ("2 pairs per prompt", "4 pairs per prompt")}
+    assert {(r["claim"], r["worse_setting"]) for r in by_family["vs_uniform"]} == {("bpo > uniform", "2 pairs per prompt"), ("random > uniform", "2 pairs per prompt")}
+    assert [r["worse_setting"] for r in by_family["primary"]] == ["2 pairs per prompt"]
+    for members in by_family.values():
+        verdicts = [r["seeds_ci"] for r in members]
+        assert [v["p_holm"] for v in verdicts] == pytest.approx(holm([v["p"] for v in verdicts]))
+    # the depth at 4 gains most over 1: the pairwise row says so, with the sign of better − worse
+    d1_d4 = next(r for r in by_family["depths"] if r["worse_setting"] == "4 pairs per prompt" and r["better_setting"] == "1 pair per prompt")
+    assert d1_d4["seeds_ci"]["diff"] < 0
+    render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original", claims=[("bpo", "original")], primary=primary, families=[depths, against])
+    summary = (tmp_path / "cmp" / "summary.md").read_text()
+    assert "| depths | uniform vs uniform |" in summary and "uniform vs uniform (family depths), exploratory, in 3 settings" in summary
+    assert json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())["families"] == sorted(by_family)
+
+
+def test_a_matrix_family_names_strategies_on_its_axis_and_not_the_claims_own_names(tmp_path: Path) -> None:
+    spec = tmp_path / "m.yaml"
+    spec.write_text("name: m\nbase: x.yaml\naxes: {strategy: [bpo, uniform]}\nfamilies: {depths: {claims: ['uniform vs uniform', 'bpo > uniform']}}\n")
+    assert list(load_matrix(spec).families) == ["depths"]
+    for families, match in (("{d: {claims: ['less > uniform']}}", "less"), ("{primary: {claims: ['bpo > uniform']}}", "name the family otherwise"),
+                            ("{d: {claims: ['bpo > uniform'], params: {margin: {order: high}}}}", "no claim of the family names")):
+        spec.write_text(f"name: m\nbase: x.yaml\naxes: {{strategy: [bpo, uniform]}}\nfamilies: {families}\n")
+        with pytest.raises(ConfigError, match=match):
+            load_matrix(spec)
