@@ -177,7 +177,7 @@ def _errorbar(ax, x: float, est: dict[str, Any], **style: Any) -> None:
 
 def _metric_vs_budget(runs: list[RunRecord], key: str) -> str | None:
     """The dose-response: one line per series (strategy and differing settings), seed intervals as bars."""
-    from reports.figures import plt, to_img_tag
+    from reports.figures import legend_beside, plt, to_img_tag
 
     if len({r.budget for r in runs}) < 2:
         return None  # one budget: the leaderboard says it all
@@ -202,7 +202,7 @@ def _metric_vs_budget(runs: list[RunRecord], key: str) -> str | None:
     ax.set_ylabel(key)
     ax.set_title("against budget (bars: 95% interval over seeds; one seed: its run CI)", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    legend_beside(ax, fontsize=7)
     return to_img_tag(fig, f"{key} against budget")
 
 
@@ -272,7 +272,7 @@ def _surface(runs: list[RunRecord], key: str, save_to: Path | None = None) -> st
 
 
 def _breadth_vs_depth(runs: list[RunRecord]) -> str | None:
-    from reports.figures import plt, to_img_tag
+    from reports.figures import legend_beside, plt, to_img_tag
 
     pts = [(_series(r), r.breadth, r.mean_depth) for r in runs if r.breadth is not None and r.mean_depth is not None]
     if not pts:
@@ -285,7 +285,7 @@ def _breadth_vs_depth(runs: list[RunRecord]) -> str | None:
     ax.set_xlabel("breadth (prompts)")
     ax.set_ylabel("mean depth (pairs per prompt)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    legend_beside(ax, fontsize=7)
     return to_img_tag(fig, "breadth against mean depth")
 
 

@@ -13,6 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def legend_beside(ax, gap: float = 0.02, **kw):
+    """The legend outside the data, to the right of the axes: a legend inside the axes covers the points a reader came
+    for. `to_img_tag` saves with a tight box, so it stays in the image."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.0 + gap, 1.0), borderaxespad=0.0, frameon=False, **kw)
+
+
 def to_img_tag(fig, alt: str, save_to: Path | None = None) -> str:
     """The figure as a self-contained <img> tag; `save_to` also writes the same PNG there (a README can show it)."""
     buf = io.BytesIO()
@@ -91,7 +97,7 @@ def prompt_map(embeddings_file: Path, selected: set[str], k: int = 4) -> str | N
     ax.set_title(f"training prompts: PCA of embeddings, {min(k, len(ids))} k-means clusters", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7)
+    legend_beside(ax, fontsize=7)
     return to_img_tag(fig, "prompt map")
 
 
@@ -119,5 +125,5 @@ def suite_radar(suite: str, table: dict[str, dict]) -> str | None:
     ax.set_xticklabels(cats, fontsize=8)
     ax.set_ylim(0, 10)
     ax.set_title(f"{suite}: score by category", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    legend_beside(ax, gap=0.12, fontsize=7)  # clear of the category labels around the circle
     return to_img_tag(fig, f"{suite} radar")

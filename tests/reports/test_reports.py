@@ -456,3 +456,22 @@ def test_a_matrix_family_names_strategies_on_its_axis_and_not_the_claims_own_nam
         spec.write_text(f"name: m\nbase: x.yaml\naxes: {{strategy: [bpo, uniform]}}\nfamilies: {families}\n")
         with pytest.raises(ConfigError, match=match):
             load_matrix(spec)
+
+
+def test_legends_stay_off_the_data() -> None:
+    """Every legend of the reports' figures sits beside its axes, not over the points: the breadth-depth scatter
+    with thirteen cells, drawn, keeps its legend's box clear of the axes' box; and no figure places a legend of its
+    own (each goes through legend_beside, or below the panels as the surface figure's does)."""
+    from reports.figures import legend_beside, plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i in range(13):
+        ax.scatter([i, i + 1], [1 + i % 4, 2 + i % 3], label=f"strategy {i} (4 pairs per prompt)", s=30)
+    legend = legend_beside(ax, fontsize=7)
+    fig.canvas.draw()
+    box, axes_box = legend.get_window_extent(), ax.get_window_extent()
+    assert box.x0 >= axes_box.x1 and not box.overlaps(axes_box)
+    plt.close(fig)
+    sources = {path.name: path.read_text() for path in (Path(__file__).resolve().parents[2] / "reports").glob("*.py")}
+    assert sum(text.count(".legend(") for text in sources.values()) == 2  # legend_beside's own call, and the surface's fig.legend below its panels
+    assert "fig.legend(" in sources["comparison.py"] and "ax.legend(" not in sources["comparison.py"]
