@@ -521,11 +521,13 @@ def diagnostics_cmd(runs, metric, out_file) -> None:
     From finished runs (folders, or folders of them such as runs/<matrix>):
       bench diagnostics runs/testbed-curve --out diagnostics.json
     per cell (seeds averaged): G-Vendi of the selected pairs' projected gradients, the Vendi
-    score of their prompt and chosen-answer embeddings, the chosen answers' judge score and
+    score of their prompt and chosen-answer embeddings, the degenerate share of their chosen and
+    rejected answers (task check, where the pool judge recorded it), the chosen answers' judge score and
     length, the pass rate of the selected prompts' samples, breadth and depth; then each
     property's correlation with the cell's gain, with a 95% interval, per budget and over all
     budgets. Reads the pool's stages from the cache the runs recorded (restore a shared pool
-    with `bench cache import` first). Shuffled-label controls are left out. Model:
+    with `bench cache import` first). Shuffled-label controls are left out, and cells whose
+    selections repeat another cell's at every seed count once. Model:
     harness/analysis/diagnostics.py.
     """
     from harness.analysis.diagnostics import PROPERTIES, diagnostics
@@ -533,13 +535,15 @@ def diagnostics_cmd(runs, metric, out_file) -> None:
     from harness.core.io import write_json
 
     result = diagnostics(run_folders([Path(r) for r in runs]), metric)
-    short = {"g_vendi": "G-Vendi", "prompt_vendi": "V prompt", "chosen_vendi": "V chosen", "chosen_score": "chosen",
+    short = {"g_vendi": "G-Vendi", "prompt_vendi": "V prompt", "chosen_vendi": "V chosen", "chosen_degenerate": "degen c",
+             "rejected_degenerate": "degen r", "chosen_score": "chosen",
              "prompt_pass_rate": "pass", "chosen_words": "words", "breadth": "breadth", "mean_depth": "depth"}
     click.echo(f"{'cell':<34} {'budget':>6} {'seeds':>5} {'gain':>7} " + " ".join(f"{short[p]:>8}" for p in PROPERTIES))
     for c in result["cells"]:
         gain = "—" if c["gain"] is None else f"{c['gain']:+.3f}"
         values = " ".join("—".rjust(8) if c[p] is None else f"{c[p]:>8.2f}" for p in PROPERTIES)
-        click.echo(f"{c['cell'][:34]:<34} {c['budget']:>6} {c['seeds']:>5} {gain:>7} {values}" + ("  (control: not correlated)" if c["control"] else ""))
+        note = "  (control: not correlated)" if c["control"] else f"  (same selections as {c['same_as']}: counted once)" if c["same_as"] else ""
+        click.echo(f"{c['cell'][:34]:<34} {c['budget']:>6} {c['seeds']:>5} {gain:>7} {values}{note}")
     click.echo(f"correlation with the gain in {metric} across cells (Pearson r, 95% Fisher-z interval):")
     for r in result["correlations"]:
         value = "— (constant or < 4 cells)" if r["r"] is None else f"r {r['r']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}], p {r['p']:.3f}"

@@ -7,6 +7,9 @@ For every finished run, from its selection and the shared pool's cached stages:
   number of distinct gradient directions the set contains.
 - **Embedding diversity**: the Vendi score of the selected pairs' prompt embeddings (one row per
   pair, so depth lowers it) and of their chosen responses' embeddings (the `embeddings` stage).
+- **Degenerate answers selected**: the share of the selected pairs' chosen (and rejected) answers that the task
+  check rejects (marker-only, loop, echo, refusal, off-topic), where the pool judge recorded its verdict
+  (`verifiable_task`): a set that teaches the checker's loophole holds many degenerate chosen answers.
 - **Chosen quality**: the pool judge's mean score of the chosen responses; and, because a
   binary verifiable judge scores every chosen answer 1, the pass rate of the selected prompts'
   samples (how easy the prompts are) and the chosen answers' length in words.
@@ -14,7 +17,8 @@ For every finished run, from its selection and the shared pool's cached stages:
 
 Across cells (runs grouped as the comparison report groups them, seeds averaged), each property's
 Pearson correlation with the cell's held-out gain (tuned − base on the metric), with its 95%
-Fisher-z interval: per budget, and over all budgets after removing each budget's mean (a
+Fisher-z interval; cells whose selections are identical at every seed (a strategy that reduces to another at
+some setting) count once: per budget, and over all budgets after removing each budget's mean (a
 larger budget raises both gain and some properties). Runs that train on flipped labels (the
 shuffled-label control) are left out: their gain measures the labels, not the data.
 """
@@ -30,7 +34,7 @@ import numpy as np
 from harness.analysis.runs import RunRecord, cells_of, load_runs
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.errors import BenchError
-from harness.core.io import read_jsonl
+from harness.core.io import content_hash, read_jsonl
 from harness.core.run_files import RunFolder
 from harness.core.stats import correlation
 
@@ -38,6 +42,8 @@ PROPERTIES = {
     "g_vendi": "G-Vendi (projected gradients)",
     "prompt_vendi": "Vendi, prompt embeddings",
     "chosen_vendi": "Vendi, chosen-answer embeddings",
+    "chosen_degenerate": "degenerate share of the chosen answers (task check)",
+    "rejected_degenerate": "degenerate share of the rejected answers (task check)",
     "chosen_score": "chosen score (pool judge)",
     "prompt_pass_rate": "pass rate of the selected prompts' samples",
     "chosen_words": "chosen words",
@@ -74,7 +80,9 @@ class _Pool:
 
     def __init__(self, pool_dir: Path, features_dir: Path | None, embeddings_dir: Path | None) -> None:
         self.pairs = {p["id"]: p for p in read_jsonl(pool_dir / "pairs.jsonl")}
-        self.score = {s["response_id"]: float(s["value"]) for s in read_jsonl(pool_dir / "scores.jsonl")}
+        scores = read_jsonl(pool_dir / "scores.jsonl")
+        self.score = {s["response_id"]: float(s["value"]) for s in scores}
+        self.degenerate = {s["response_id"]: float(not task["done"]) for s in scores if (task := (s.get("details") or {}).get("task"))}
         responses = read_jsonl(pool_dir / "responses.jsonl")
         self.words = {r["id"]: len(r["text"].split()) for r in responses}
         by_prompt: dict[str, list[float]] = defaultdict(list)
@@ -99,8 +107,14 @@ class _Pool:
         def stacked(table: dict[str, np.ndarray] | None, key: str) -> float | None:
             return vendi(np.stack([table[p[key]] for p in pairs])) if table is not None and all(p[key] in table for p in pairs) else None
 
+        def degenerate(key: str) -> float | None:
+            known = [self.degenerate[p[key]] for p in pairs if p[key] in self.degenerate]
+            return float(np.mean(known)) if known and len(known) == len(pairs) else None
+
         return {
             "g_vendi": stacked(self.gradients, "id"),
+            "chosen_degenerate": degenerate("chosen_id"),
+            "rejected_degenerate": degenerate("rejected_id"),
             "prompt_vendi": stacked(self.prompts, "prompt_id"),
             "chosen_vendi": stacked(self.answers, "chosen_id"),
             "chosen_score": float(np.mean([self.score.get(p["chosen_id"], np.nan) for p in pairs])),
@@ -134,9 +148,10 @@ def run_properties(runs: list[RunRecord], metric: str) -> list[dict[str, Any]]:
         pool = pools.get((manifest.get("stages") or {}).get("pool", {}).get("hash"))
         tuned = next((v for k, v in run.metrics.items() if k.endswith(f"/{metric}") and not k.split("/", 1)[1].startswith("base.")), None)
         base = next((v for k, v in run.metrics.items() if k.endswith(f"/base.{metric}")), None)
-        props: dict[str, float | None] = pool.properties(selection["pair_ids"]) if pool else dict.fromkeys(list(PROPERTIES)[:6])
+        props: dict[str, float | None] = pool.properties(selection["pair_ids"]) if pool else dict.fromkeys(list(PROPERTIES)[:-2])
         props.update(breadth=run.breadth, mean_depth=run.mean_depth)
         rows.append({"run": run.name, "path": str(run.path), "cell": run.cell, "budget": run.budget, "seed": run.seed, "control": bool(selection.get("flipped")),
+                     "selection": content_hash(sorted(selection["pair_ids"])),
                      "gain": tuned["value"] - base["value"] if tuned and base else None, **props})
     return rows
 
@@ -146,20 +161,25 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def cell_properties(runs: list[RunRecord], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per cell: seeds averaged (gain and every property), the number of seeds, and whether it is a control."""
+    """Per cell: seeds averaged (gain and every property), the number of seeds, whether it is a control, and the cell
+    whose selections it repeats at every seed (`same_as`; None for the first of its kind), which correlations skip."""
     by_run = {r["path"]: r for r in rows}  # by folder: run names repeat across matrices
-    out = []
+    out: list[dict[str, Any]] = []
+    first: dict[tuple[int, tuple[tuple[int, str], ...]], str] = {}
     for members in cells_of(runs):
         items = [by_run[str(m.path)] for m in members]
         mean = {k: _mean([i[k] for i in items]) for k in ["gain", *PROPERTIES]}
-        out.append({"cell": members[0].title, "budget": members[0].budget, "seeds": len(items), "control": any(i["control"] for i in items), **mean})
+        signature = (members[0].budget, tuple(sorted((i["seed"], i["selection"]) for i in items)))
+        same_as = first.setdefault(signature, members[0].title) if not any(i["control"] for i in items) else None
+        out.append({"cell": members[0].title, "budget": members[0].budget, "seeds": len(items), "control": any(i["control"] for i in items),
+                    "same_as": same_as if same_as != members[0].title else None, **mean})
     return out
 
 
 def correlations(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each property against gain across the non-control cells: per budget, and over all budgets on values centred
     within each budget. A property constant across cells gets no correlation (None), not a spurious one."""
-    usable = [c for c in cells if not c["control"] and c["gain"] is not None]
+    usable = [c for c in cells if not c["control"] and not c.get("same_as") and c["gain"] is not None]
     groups: dict[str, list[dict[str, Any]]] = {f"{b} pairs": [c for c in usable if c["budget"] == b] for b in sorted({c["budget"] for c in usable})}
     if len(groups) > 1:
         groups["all budgets (centred per budget)"] = usable

@@ -40,7 +40,9 @@ def _pool(cache: Path, n_prompts: int = 24, per_prompt: int = 4) -> list[dict]:
             chosen, rejected = f"r{p}c{j}", f"r{p}x{j}"
             pairs.append({"id": f"x{p}-{j}", "prompt_id": f"p{p}", "chosen_id": chosen, "rejected_id": rejected, "margin": 1.0})
             responses += [{"id": chosen, "prompt_id": f"p{p}", "text": "a b c"}, {"id": rejected, "prompt_id": f"p{p}", "text": "a"}]
-            scores += [{"response_id": chosen, "value": 1.0}, {"response_id": rejected, "value": 0.0}]
+            # the pool judge's task verdicts: prompts p0-p5 have a degenerate chosen answer, every rejected answer is degenerate
+            scores += [{"response_id": chosen, "value": 1.0, "details": {"task": {"done": p >= 6, "kind": "ok" if p >= 6 else "marker_only"}}},
+                       {"response_id": rejected, "value": 0.0, "details": {"task": {"done": False, "kind": "loop"}}}]
     pool = cache / "pool" / "h0"
     pool.mkdir(parents=True)
     for name, rows in (("pairs", pairs), ("responses", responses), ("scores", scores)):
@@ -93,6 +95,10 @@ def test_gradient_diversity_is_measured_and_correlated_with_gain(tmp_path: Path)
             ids = [pid for i in chosen for pid in by_prompt[prompts[i]][:depth]]
             _run(root, cache, f"{strategy}-s{seed}", strategy, seed, ids, gain + rng.normal(0, 0.005), computed_features=strategy == "deep")
     _run(root, cache, "control-s0", "control", 0, [by_prompt[p][0] for p in prompts[:16]], -0.3, flipped=True)
+    # a strategy that selected exactly what "wide" did, seed by seed, is counted once in the correlations
+    for seed in range(2):
+        wide = json.loads((root / f"wide-s{seed}" / "selection.json").read_text())["pair_ids"]
+        _run(root, cache, f"twin-s{seed}", "twin", seed, list(reversed(wide)), 0.20)
     out_file = tmp_path / "diagnostics.json"
     out = CliRunner().invoke(main, ["diagnostics", str(root), "--out", str(out_file)])
     assert out.exit_code == 0, out.output
@@ -103,7 +109,12 @@ def test_gradient_diversity_is_measured_and_correlated_with_gain(tmp_path: Path)
     assert cells["wide"]["breadth"] == 16 and cells["deep"]["mean_depth"] == 4
     assert cells["control"]["control"] and cells["wide"]["chosen_score"] == 1.0
     corr = {r["property"]: r for r in result["correlations"]}
-    assert corr["g_vendi"]["n_cells"] == 5  # the control is left out
+    assert corr["g_vendi"]["n_cells"] == 5  # the control is left out, and the twin of "wide" counts once
+    assert sorted([cells["twin"]["same_as"] or "", cells["wide"]["same_as"] or ""]) in (["", "twin"], ["", "wide"]) and "counted once" in out.output
+    degenerate = {by_prompt[f"p{p}"][j] for p in range(6) for j in range(4)}
+    wide_ids = json.loads((root / "wide-s0" / "selection.json").read_text())["pair_ids"]
+    assert result["runs"][[r["run"] for r in result["runs"]].index("wide-s0")]["chosen_degenerate"] == sum(i in degenerate for i in wide_ids) / 16
+    assert cells["wide"]["rejected_degenerate"] == 1.0 and corr["rejected_degenerate"]["r"] is None
     assert corr["g_vendi"]["r"] > 0.9 and corr["g_vendi"]["low"] > 0
     assert corr["chosen_score"]["r"] is None  # every chosen answer scores 1: nothing to correlate
     assert "G-Vendi" in out.output and "control" in out.output
