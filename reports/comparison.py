@@ -360,5 +360,8 @@ def _write_tables(c: Comparison, folder: Path) -> None:
     })
     answer = answer_lines(c.claims, c.primary)
     warning = "".join(f"> {judge_warning(w)}\n\n" for w in c.judge_overlap)
+    machines = "; ".join(f"{kind} ran seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                         for kind, seeds in c.compute.get("seeds_by_machine", {}).items())
     write_text(folder / "summary.md", ("## The answer\n\n" + "".join(f"- {line}\n" for line in answer) + "\n" if answer else "") + warning
+               + (f"Seeds by machine: {machines}.\n\n" if machines else "")
                + summary_markdown(c.board, [k for k in c.keys if not k.split("/", 1)[1].startswith("paired_diff.")], c.claims, c.margin))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.grouping import phrase
+from harness.analysis.grouping import phrase, run_kind
 from harness.analysis.power import matched_differences, shared_units, unit_design
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, load_runs
 from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
@@ -415,20 +415,24 @@ def judge_overlap(runs: list[RunRecord]) -> list[dict[str, str]]:
 
 def compute_spent(runs: list[RunRecord]) -> dict[str, Any]:
     """The machine time behind these runs: every stage once per cache key (a pool or base evaluation shared by many runs
-    counts once, as it was computed once), in hours, with the machines the manifests record."""
+    counts once, as it was computed once), in hours, with the machines the manifests record and the seeds each ran
+    (a seed's cells belong on one kind of machine: the report says which kind ran which seeds)."""
     stages: dict[tuple[str, str], float] = {}
     machines: set[str] = set()
+    seeds_by_kind: dict[str, set[int]] = defaultdict(set)
     for run in runs:
         manifest = run.folder.manifest()
         machine = manifest.get("machine") or {}
         if machine:
             machines.add(f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores" + (f", {machine['gpu']}" if machine.get("gpu") else ""))
+            seeds_by_kind[run_kind(manifest)].add(run.seed)
         for name, record in (manifest.get("stages") or {}).items():
             seconds = (record or {}).get("compute_seconds") or ((record or {}).get("seconds") if (record or {}).get("status") == "computed" else None)
             if record and seconds:
                 key = (name, record.get("hash") or str(run.path))
                 stages[key] = max(stages.get(key, 0.0), float(seconds))
-    return {"hours": sum(stages.values()) / 3600, "stages": len(stages), "machines": sorted(machines)}
+    return {"hours": sum(stages.values()) / 3600, "stages": len(stages), "machines": sorted(machines),
+            "seeds_by_machine": {kind: sorted(seeds) for kind, seeds in sorted(seeds_by_kind.items())}}
 
 
 def compare(

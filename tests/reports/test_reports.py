@@ -344,14 +344,19 @@ def test_machine_time_counts_a_shared_stage_once(tmp_path: Path) -> None:
     for seed in range(2):
         run = _run(tmp_path, "bpo", seed, 0.5, [1, 0])
         manifest = json.loads((run / "manifest.json").read_text())
-        manifest["machine"] = {"cpu": "AMD EPYC", "cpu_count": 2}
+        manifest["machine"] = {"cpu": "AMD EPYC", "cpu_count": 2, "cpu_bf16": [] if seed else ["avx512_bf16"]}
+        manifest["generation"] = {"dtype": "float32" if seed else "bfloat16"}
         manifest["stages"] = {"pool": {"hash": "p", "status": "cached" if seed else "computed", "seconds": 0.0 if seed else 3600.0, "compute_seconds": 3600.0},
                               "train": {"hash": f"t{seed}", "status": "computed", "seconds": 1800.0, "compute_seconds": 1800.0}}
         (run / "manifest.json").write_text(json.dumps(manifest))
         runs.append(run)
     spent = compute_spent(load_runs(runs))
     assert spent["hours"] == pytest.approx(2.0) and spent["stages"] == 3 and spent["machines"] == ["AMD EPYC, 2 cores"]
-    assert "Machine time behind these runs: 2.0 h" in render_comparison(runs, tmp_path / "cmp" / "index.html").read_text()
+    assert spent["seeds_by_machine"] == {"AMD EPYC (avx512_bf16), bfloat16": [0], "AMD EPYC (no native bf16), float32": [1]}
+    html = render_comparison(runs, tmp_path / "cmp" / "index.html").read_text()
+    assert "Machine time behind these runs: 2.0 h" in html
+    assert "Seeds by machine: AMD EPYC (avx512_bf16), bfloat16 ran seed 0; AMD EPYC (no native bf16), float32 ran seed 1." in html
+    assert "Seeds by machine: AMD EPYC (avx512_bf16), bfloat16 ran seed 0; AMD EPYC (no native bf16), float32 ran seed 1." in (tmp_path / "cmp" / "summary.md").read_text()
 
 
 def test_runs_of_one_name_in_two_matrices_link_to_their_own_reports(tmp_path: Path) -> None:
