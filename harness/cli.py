@@ -372,7 +372,7 @@ def _compare_finished(spec: MatrixSpec, cells: list[Cell], runs_root: Path) -> N
         out = runs_root / spec.name / "comparison" / "index.html"
         primary = (Primary.of(parse_claim(spec.primary.claim), spec.primary.metric, spec.primary.budget, spec.primary.params)
                    if spec.primary else None)
-        families = [Family.of(name, [parse_claim(c) for c in f.claims], f.budget, f.params) for name, f in spec.families.items()]
+        families = [Family.of(name, [parse_claim(c) for c in f.claims], f.budget, f.params, f.across_budgets) for name, f in spec.families.items()]
         click.echo(render_comparison(finished, out, baseline=spec.baseline, claims=[parse_claim(c) for c in spec.claims], primary=primary,
                                      margin=spec.equivalence_margin, families=families))
 

@@ -71,6 +71,8 @@ def summary_markdown(board: list[dict[str, Any]], keys: list[str], claims: dict[
         for t in tests:
             name = f"{t.get('family', DEFAULT_FAMILY)} | " + ("★ " if t.get("primary") else "") + t["claim"]
             setting_text = " vs ".join(x for x in (t.get("better_setting"), t.get("worse_setting")) if x) or t.get("setting", "")
+            if "worse_budget" in t:
+                setting_text = f"{setting_text}; against {t['worse_budget']} pairs".lstrip("; ")
             blank = " |" * (7 if margin is not None else 6)
             if "diff" not in t:
                 lines.append(f"| {name} | {t['budget']} | {setting_text} | — ({t['missing']}) |" + blank)
@@ -95,6 +97,9 @@ def claim_text(t: dict[str, Any]) -> str:
     if "better_setting" not in t:
         return f"{t['claim']} at {t['budget']} pairs" + (f" ({t['setting']})" if t.get("setting") else "")
     sign = " vs " if t["better"] == t["worse"] else " > "
+    if "worse_budget" in t:
+        return (f"{_side(t['better'], t['better_setting'])} at {t['budget']} pairs{sign}{_side(t['worse'], t['worse_setting'])} "
+                f"at {t['worse_budget']} pairs")
     return f"{_side(t['better'], t['better_setting'])}{sign}{_side(t['worse'], t['worse_setting'])} at {t['budget']} pairs"
 
 

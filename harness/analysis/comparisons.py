@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.grouping import phrase, run_kind
+from harness.analysis.grouping import BUDGET, phrase, run_kind, without_strategy
 from harness.analysis.power import matched_differences, shared_units, unit_design
 from harness.analysis.runs import PAIRED_METRICS, RunRecord, cells_of, load_runs
 from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
 from harness.core.errors import BenchError
+from harness.core.io import content_hash
 from harness.core.records import CONTROL
 from harness.core.stats import equivalence_p, holm, paired_ci, seed_test
 
@@ -102,14 +103,25 @@ class Family:
     claims: tuple[tuple[str, str], ...]
     budget: int | None = None
     params: Params = ()
+    across_budgets: bool = False
+    """pair cells that differ in their budget too (bpo at 256 pairs against uniform on the whole pool), not only
+    cells of one budget; everything else about the two cells is the same"""
 
     @classmethod
     def of(cls, name: str, claims: Sequence[tuple[str, str]], budget: int | None = None,
-           params: dict[str, dict[str, Any]] | None = None) -> "Family":
-        return cls(name, tuple(claims), budget, frozen_params(params))
+           params: dict[str, dict[str, Any]] | None = None, across_budgets: bool = False) -> "Family":
+        return cls(name, tuple(claims), budget, frozen_params(params), across_budgets)
 
     def covers(self, budget: int, better: "RunRecord", worse: "RunRecord") -> bool:
         return in_scope(self.params, self.budget, budget, better, worse)
+
+    def scopes(self, cells: list[list["RunRecord"]]) -> list[list[list["RunRecord"]]]:
+        """The groups of cells whose claims are tested against each other: one per context (one budget, everything
+        else but the strategy the same), or across budgets one per context without its budget."""
+        by: dict[str, list[list[RunRecord]]] = defaultdict(list)
+        for c in sorted(cells, key=lambda c: c[0].budget):
+            by[content_hash({k: v for k, v in without_strategy(c[0].setting).items() if k != BUDGET}) if self.across_budgets else c[0].context].append(c)
+        return list(by.values())
 
 
 def metric_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
@@ -310,13 +322,13 @@ def claim_tests(
     With `margin`, each test also carries its equivalence (TOST) p, adjusted within the same family.
     """
     cells = _by_cell(runs, metric)
-    contexts = sorted({(c[0].budget, c[0].context, c[0].context_label) for c in cells})
     groups = [Family.of(DEFAULT_FAMILY, claims), *families]
     out = []
     for family in groups:
+        scopes = family.scopes(cells)
         for better, worse in family.claims:
-            for budget, context, context_label in contexts:
-                here = [c for c in cells if c[0].context == context]
+            for here in scopes:
+                budget, context_label = here[0][0].budget, here[0][0].context_label
                 row: dict[str, Any] = {"claim": claim_name(better, worse), "better": better, "worse": worse, "budget": budget,
                                        "setting": context_label, "primary": False, "family": family.name}
                 sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
@@ -329,12 +341,14 @@ def claim_tests(
                 pairs = (list(itertools.combinations(sides[0], 2)) if better == worse
                          else [(m, r) for m in sides[0] for r in sides[1]])
                 for members, reference in pairs:
+                    budget = members[0].budget
                     if not family.covers(budget, members[0], reference[0]):
                         continue
                     is_primary = family.name == DEFAULT_FAMILY and primary is not None and primary.covers(budget, members[0], reference[0])
-                    test = {**row, "better_setting": members[0].label, "worse_setting": reference[0].label,
+                    test = {**row, "budget": budget, "better_setting": members[0].label, "worse_setting": reference[0].label,
                             "seeds": len(members), "baseline_seeds": len(reference), "primary": is_primary,
-                            "family": PRIMARY_FAMILY if is_primary else family.name}
+                            "family": PRIMARY_FAMILY if is_primary else family.name,
+                            **({"worse_budget": reference[0].budget} if reference[0].budget != budget else {})}
                     test.update(_paired(members, reference, metric, n_boot, seed))
                     out.append(test)
     for name in dict.fromkeys(t["family"] for t in out):

@@ -77,6 +77,7 @@ class ClaimFamily(BaseModel):
     budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
     params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per strategy, the settings its cells in this family have, e.g. {uniform: {depth: 2}} (as primary.params)")
+    across_budgets: bool = Field(False, description="also pair cells of different budgets (bpo at 256 pairs against uniform on the whole pool)")
 
     @model_validator(mode="after")
     def _check(self) -> "ClaimFamily":

@@ -452,6 +452,31 @@ def test_claim_families_are_adjusted_each_within_itself_and_one_strategy_compare
     assert json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())["families"] == sorted(by_family)
 
 
+def test_a_family_across_budgets_pairs_a_small_selection_with_the_whole_pool(tmp_path: Path) -> None:
+    """The paper's "about 10% suffices": bpo at 8 pairs against uniform on every pair (budget 64), matched by seed on
+    the same held-out prompts; a family without across_budgets never pairs two budgets."""
+    from harness.analysis.comparisons import Family
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for seed in range(3):
+        truth = rng.random(60) < 0.4
+        for strategy, budget, lift in (("bpo", 8, 0.2), ("uniform", 64, 0.1)):
+            outcome = truth | (rng.random(60) < lift)
+            run = _run(tmp_path, strategy, seed, float(outcome.mean()), outcome.astype(int).tolist(), name=f"{strategy}-b{budget}-s{seed}",
+                       config={"select": {"budget": budget}})
+            selection = json.loads((run / "selection.json").read_text())
+            (run / "selection.json").write_text(json.dumps({**selection, "budget": budget}))
+            paths.append(run)
+    runs = load_runs(paths)
+    tenth = Family.of("tenth", [parse_claim("bpo > uniform")], across_budgets=True)
+    rows = claim_tests(runs, [], "prompt_strict_acc", families=[tenth])
+    assert len(rows) == 1 and rows[0]["budget"] == 8 and rows[0]["worse_budget"] == 64 and rows[0]["seeds_ci"]["n_seeds"] == 3
+    assert all("missing" in r for r in claim_tests(runs, [("bpo", "uniform")], "prompt_strict_acc"))  # one budget at a time: no pair
+    render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="uniform", families=[tenth])
+    assert "bpo at 8 pairs > uniform at 64 pairs" in (tmp_path / "cmp" / "summary.md").read_text()
+
+
 def test_a_matrix_family_names_strategies_on_its_axis_and_not_the_claims_own_names(tmp_path: Path) -> None:
     spec = tmp_path / "m.yaml"
     spec.write_text("name: m\nbase: x.yaml\naxes: {strategy: [bpo, uniform]}\nfamilies: {depths: {claims: ['uniform vs uniform', 'bpo > uniform']}}\n")
