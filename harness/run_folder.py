@@ -22,6 +22,7 @@ from harness.core.io import atomic_dir, atomic_path, write_json, write_text
 from harness.core.run_files import RunFolder
 from harness.models.resolved import Resolved
 from harness.provenance import git_dirty, git_sha, machine, versions
+from harness.stages.select import Selector
 
 
 def default_out_dir(config: ExperimentConfig) -> Path:
@@ -47,6 +48,8 @@ class Run:
         self.resolved = resolved
         self.model = self.resolved.model
         self.train = self.resolved.train
+        # the strategy, looked up once: the budget guard, the pool views and the select stage read it
+        self.selector = Selector.of(config.select)
 
     def open(self) -> None:
         """Create the run folder once the inputs are known to be usable.

@@ -49,7 +49,7 @@ def _pipeline(run: Run) -> dict[str, Any]:
     s_pool, candidate_pool = pool.run(run, s_prompts, training_prompts, native)
     # held-out pairs: reserved from this pool before any strategy sees it, or shared by every seed
     heldout = preference_pool.heldout(run, candidate_pool)
-    select.check_budget(heldout.selectable, run.config)
+    run.selector.check_budget(heldout.selectable)
     run.open()  # the inputs are usable: from here on a failure leaves its record in the run folder
 
     # the views a strategy declares cover what it may select (shared by every strategy and seed on this pool)

@@ -110,6 +110,17 @@ def resolver_calls() -> list[str]:
     return out
 
 
+def strategy_lookups() -> list[str]:
+    """Registry lookups of a strategy by name in harness/: a run's one is `Selector.of` (harness/stages/select.py),
+    which `Run` calls once; `bench strategies` lists them."""
+    out = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "get_strategy":
+                out.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return out
+
+
 def untyped_run_parameters() -> list[str]:
     out = []
     for path in sorted((REPO / "harness" / "stages").glob("*.py")):
@@ -178,6 +189,7 @@ def main() -> None:
         ("import circles", [" -> ".join(c) for c in circles(g)]),
         ("imports pointing up a layer", up),
         ("machine resolvers called outside models/, Run and preflight", resolver_calls()),
+        ("strategy lookups by name in harness/ (a run's one: Selector.of)", strategy_lookups()),
         ("untyped `run` parameters in stages", untyped_run_parameters()),
         ("run records in the analysis code", run_records()),
         ("modules spelling a run-folder file name (not through RunFolder)", run_file_literals()),

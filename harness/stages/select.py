@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from harness.core.cache import StageResult
 from harness.core.config import ExperimentConfig, SelectConfig
@@ -21,7 +23,7 @@ from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, Selection, to_row
 from harness.core.run_files import RunFolder
 from harness.training import dpo
-from strategies import BudgetError, get_strategy
+from strategies import BudgetError, Strategy, get_strategy
 from strategies._depth import gini
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ def run(run: Run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str
     config = run.config
 
     def compute(out: Path) -> dict:
-        chosen = run_strategy(candidate_pool, config.select, config.seed)
+        chosen = run.selector.select(candidate_pool, config.seed)
         # timings go to the stage summary, not selection.json: a selection must be byte-identical across reruns
         seconds = {**views["seconds"], "clustering": chosen.diagnostics.pop("seconds_clustering", None)}
         write_json(out / RunFolder.SELECTION, to_row(chosen))
@@ -52,35 +54,51 @@ def run(run: Run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str
     return result
 
 
-def check_budget(selectable: CandidatePool, config: ExperimentConfig) -> None:
-    """Refuse a budget the strategy cannot draw from the selectable pairs, before the run folder exists."""
-    check_strategy_budget(selectable, config.select)
+@dataclass(frozen=True)
+class Selector:
+    """The configured strategy, looked up in the registry once, with its typed params and its budget: what a run's
+    budget guard, pool views and select stage all read (`Run.selector`), so none of them looks the name up again."""
 
+    name: str
+    strategy: Strategy
+    params: BaseModel
+    budget: int
 
-def check_strategy_budget(pool: CandidatePool, cfg: SelectConfig) -> None:
-    """Refuse a budget larger than the strategy can draw from `pool`."""
-    strategy = get_strategy(cfg.strategy)
-    params = cfg.typed_params()
-    most = strategy.max_budget(pool, params)
-    if cfg.budget > most:
-        raise BenchError(
-            f"select.budget = {cfg.budget} pairs, but strategy {cfg.strategy!r} can draw at most {most} from this pool "
-            f"({len(pool.pairs)} candidate pairs over {len(pool.pairs_by_prompt)} prompts with at least one pair). "
-            "Lower --budget, or grow the pool (prompts.n_train, pool.k) with --set."
-        )
+    @classmethod
+    def of(cls, cfg: SelectConfig) -> "Selector":
+        return cls(cfg.strategy, get_strategy(cfg.strategy), cfg.typed_params(), cfg.budget)
+
+    def views(self) -> list[str]:
+        """The pool views the strategy declares, in a fixed order (their hashes and timings are recorded in it)."""
+        return sorted(self.strategy.needs(self.params))
+
+    def check_budget(self, pool: CandidatePool) -> None:
+        """Refuse a budget larger than the strategy can draw from `pool`: a run asks before its folder exists."""
+        most = self.strategy.max_budget(pool, self.params)
+        if self.budget > most:
+            raise BenchError(
+                f"select.budget = {self.budget} pairs, but strategy {self.name!r} can draw at most {most} from this pool "
+                f"({len(pool.pairs)} candidate pairs over {len(pool.pairs_by_prompt)} prompts with at least one pair). "
+                "Lower --budget, or grow the pool (prompts.n_train, pool.k) with --set."
+            )
+
+    def select(self, pool: CandidatePool, seed: int) -> Selection:
+        """The strategy's selection from `pool` (its budget already checked), held to the contract, with the
+        diagnostics every strategy shares."""
+        try:
+            selection = self.strategy.select(pool, self.budget, np.random.default_rng(seed), self.params)
+        except BudgetError as exc:
+            raise BenchError(f"strategy {self.name!r}: {exc}. Lower --budget or grow the pool.") from None
+        _check(selection, pool, self.budget)
+        selection.diagnostics = {**shared_diagnostics(selection, pool), **selection.diagnostics}
+        return selection
 
 
 def run_strategy(pool: CandidatePool, cfg: SelectConfig, seed: int) -> Selection:
-    strategy = get_strategy(cfg.strategy)
-    params = cfg.typed_params()
-    check_strategy_budget(pool, cfg)
-    try:
-        selection = strategy.select(pool, cfg.budget, np.random.default_rng(seed), params)
-    except BudgetError as exc:
-        raise BenchError(f"strategy {cfg.strategy!r}: {exc}. Lower --budget or grow the pool.") from None
-    _check(selection, pool, cfg.budget)
-    selection.diagnostics = {**shared_diagnostics(selection, pool), **selection.diagnostics}
-    return selection
+    """A selection outside a run (tests, notebooks, benchmarks): the budget checked, then the strategy run."""
+    selector = Selector.of(cfg)
+    selector.check_budget(pool)
+    return selector.select(pool, seed)
 
 
 def training_pairs(selection: Selection, pool: CandidatePool) -> list[Pair]:

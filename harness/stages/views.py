@@ -41,15 +41,6 @@ class PoolView:
     """(config) -> None: imports and finds what the view will load, raising BenchError"""
 
 
-def needed(config: ExperimentConfig) -> list[str]:
-    """The views the configured strategy declares, in a fixed order (their hashes and timings are
-    recorded in that order)."""
-    from strategies import get_strategy
-
-    strategy = get_strategy(config.select.strategy)
-    return sorted(strategy.needs(config.select.typed_params()))
-
-
 def get_view(name: str, strategy: str) -> PoolView:
     try:
         return POOL_VIEWS.get(name)
@@ -58,7 +49,9 @@ def get_view(name: str, strategy: str) -> PoolView:
 
 
 def preflight(config: ExperimentConfig) -> None:
-    for name in needed(config):
+    from harness.stages.select import Selector
+
+    for name in Selector.of(config.select).views():
         view = get_view(name, config.select.strategy)
         if view.preflight is not None:
             view.preflight(config)
@@ -69,7 +62,7 @@ def attach(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> tuple[Can
     name, "seconds": part -> s}."""
     views: dict[str, dict[str, Any]] = {"hashes": {}, "stages": {}, "seconds": {}}
     extra: dict[str, Features] = {}
-    for name in needed(run.config):
+    for name in run.selector.views():
         result = get_view(name, run.config.select.strategy).compute(run, candidate_pool, pool_hash)
         extra.update(result.fields)
         views["hashes"][name] = result.hash

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "strategies", "reports")
 sys.path.insert(0, str(REPO / "scripts"))
-from code_map import circles, graph  # noqa: E402  (the import graph has one owner: scripts/code_map.py)
+from code_map import circles, graph, strategy_lookups  # noqa: E402  (the import graph has one owner: scripts/code_map.py)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -44,6 +44,12 @@ def test_only_the_select_stage_and_front_ends_import_strategies() -> None:
     allowed = {"harness.stages.select", "harness.stages.views", "harness.cli"}  # the config validates through the registry
     importers = {m for m, deps in import_graph().items() if any(d.split(".")[0] == "strategies" for d in deps) and not m.startswith("strategies")}
     assert importers <= allowed, importers - allowed
+
+
+def test_a_run_looks_its_strategy_up_once() -> None:
+    """The budget guard, the pool views and the select stage read `Run.selector`; the registry is asked by
+    Selector.of alone (and by `bench strategies`, which lists them)."""
+    assert sorted(site.split(":")[0] for site in strategy_lookups()) == ["harness/cli.py", "harness/stages/select.py"]
 
 
 def test_the_runner_reads_as_the_pipeline_and_functions_are_short() -> None:
