@@ -632,7 +632,7 @@ def regrade(run_dirs) -> None:
         if RunFolder(folder).has(RunFolder.REPORT):
             write_report(folder)
         old, new = metrics.get("paired_diff.prompt_strict_acc"), metrics.get(f"paired_diff.{PRIMARY_METRIC}")
-        tqdm.write(f"{folder}: tuned - base, constraint only {_effect(old)}; constraint and task {_effect(new)}; "
+        tqdm.write(f"{folder}: tuned - base, constraint only {_effect(old)}; constraint and task, whole answers {_effect(new)}; "
                    f"degenerate answers {metrics['base.degenerate_share']['value']:.1%} -> {metrics['tuned.degenerate_share']['value']:.1%}")
 
 
