@@ -105,7 +105,8 @@ def claim_text(t: dict[str, Any]) -> str:
 
 def _sentence(t: dict[str, Any], metric: str) -> str:
     """One claim row as a sentence: its verdict, interval, seeds and Holm p (or why there is none)."""
-    head = ("Primary claim: " if t.get("primary") else "") + claim_text(t)
+    family = t.get("family") or DEFAULT_FAMILY
+    head = ("Primary claim: " if t.get("primary") else "") + claim_text(t) + ("" if t.get("primary") or family == DEFAULT_FAMILY else f" (family {family})")
     if "diff" not in t:
         return f"{head}: undecided, not run ({t['missing']})."
     seeds = t.get("seeds_ci")

@@ -449,6 +449,7 @@ def test_claim_families_are_adjusted_each_within_itself_and_one_strategy_compare
     render_comparison(paths, tmp_path / "cmp" / "index.html", baseline="original", claims=[("bpo", "original")], primary=primary, families=[depths, against])
     summary = (tmp_path / "cmp" / "summary.md").read_text()
     assert "| depths | uniform vs uniform |" in summary and "uniform vs uniform (family depths), exploratory, in 3 settings" in summary
+    assert "\n- random > uniform (2 pairs per prompt) at 8 pairs (family vs_uniform): " in summary  # one row: one sentence, its family named
     assert json.loads((tmp_path / "cmp" / "paired_tests.json").read_text())["families"] == sorted(by_family)
 
 
