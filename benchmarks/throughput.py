@@ -25,6 +25,10 @@ pool, 128 pairs, 495 held-out prompts):
   of pairwise cosines against exact full-weight DPO gradients) on the first 12 pairs. Separately, how
   many responses the stage no longer computes (those of held-out pairs no strategy may select).
 
+Where generation runs in fp32 on a CPU that packs fp32 weights (an AVX2-only CPU, issue 35), greedy and sampling
+also time the fp32 path before issue 35 (continuous decoding with `F.linear`, every weight repacked at every call)
+and print the new path's ratio to it against FP32_TARGETS; the greedy fidelity reference is that unpacked path.
+
 Each row prints seconds, units per second and achieved GFLOPS from the matmul floor (generation 2·P
 per token; DPO 4·P per token for the policy's forward and backward plus 2·P per token of every reference
 forward; features 4·P), next to this machine's measured 2048^3 matmul peak. Timings on a shared 2-core
@@ -201,9 +205,12 @@ def greedy_section(args, n_params: int, dtype: str, adapter: Path) -> list[dict]
         outputs[batch] = new
         label = f"new: continuous {dtype}, batch {batch}" + (" (the default)" if batch == ev.batch_size else "")
         rows.append(row("greedy", label, sum(g.n_tokens for g in new), "tokens", seconds, 2 * n_params * sum(g.n_tokens for g in new), dtype, batch_size=batch))
-    fp32 = load_model(args.model, adapter=adapter, dtype="float32")
-    with unpacked():
-        reference, s_ref = timed(lambda: generate(fp32, conversations, batch_size=ev.batch_size, desc="greedy (fp32)", **settings))
+    if "unpacked" in outputs:  # the unpacked fp32 path is the fidelity reference itself: not decoded twice
+        reference, s_ref = outputs["unpacked"], rows[1]["seconds"]
+    else:
+        fp32 = load_model(args.model, adapter=adapter, dtype="float32")
+        with unpacked():
+            reference, s_ref = timed(lambda: generate(fp32, conversations, batch_size=ev.batch_size, desc="greedy (fp32)", **settings))
     rows.append(row("greedy", f"fidelity reference: continuous fp32, F.linear, batch {ev.batch_size}", sum(g.n_tokens for g in reference), "tokens",
                     s_ref, 2 * n_params * sum(g.n_tokens for g in reference), "float32"))
     accuracy_fp32 = strict_accuracy(prompts, reference)
