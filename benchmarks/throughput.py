@@ -25,10 +25,6 @@ pool, 128 pairs, 495 held-out prompts):
   of pairwise cosines against exact full-weight DPO gradients) on the first 12 pairs. Separately, how
   many responses the stage no longer computes (those of held-out pairs no strategy may select).
 
-Where generation runs in fp32 on a CPU that packs fp32 weights (an AVX2-only CPU, issue 35), greedy and sampling
-also time the fp32 path before issue 35 (continuous decoding with `F.linear`, every weight repacked at every call)
-and print the new path's ratio to it against FP32_TARGETS; the greedy fidelity reference is that unpacked path.
-
 Each row prints seconds, units per second and achieved GFLOPS from the matmul floor (generation 2·P
 per token; DPO 4·P per token for the policy's forward and backward plus 2·P per token of every reference
 forward; features 4·P), next to this machine's measured 2048^3 matmul peak. Timings on a shared 2-core
@@ -67,9 +63,10 @@ from harness.core.io import read_json, read_jsonl, write_json  # noqa: E402
 from harness.data.heldout import HeldoutSet  # noqa: E402
 from harness.evaluation.preference import reserve_heldout  # noqa: E402
 from harness.generation import engine as decoding  # noqa: E402
+from harness.generation.engine import bf16_packing_supported  # noqa: E402
 from harness.generation.generate import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
-from harness.models.resolve import cpu_bf16_flags, load_model, packs_linears, resolve_attention, resolve_dtype, resolve_target_modules  # noqa: E402
+from harness.models.resolve import cpu_bf16_flags, load_model, resolve_attention, resolve_dtype, resolve_target_modules  # noqa: E402
 from harness.provenance import cpu_model  # noqa: E402
 from harness.stages.candidates import read_pool  # noqa: E402
 from harness.stages.prompts import read_prompts  # noqa: E402
@@ -80,9 +77,6 @@ from harness.training.reference_logps import with_reference_logps  # noqa: E402
 TODAY_EVAL_BATCH, TODAY_POOL_BATCH = 48, 64
 """evaluate.batch_size and pool.batch_size before issue 26."""
 TARGETS = {"greedy": 2.5, "dpo": 1.5, "features": 2.0}
-FP32_TARGETS = {"greedy": 2.0, "sampling": 2.0, "dpo": 1.5, "features": 1.5}
-"""Issue 35's targets on a CPU without native bf16, against the fp32 path before it (continuous decoding, `F.linear`)."""
-UNPACKED = "before issue 35: "
 
 
 def timed(fn):
@@ -112,7 +106,7 @@ def matmul_peak(seconds: float = 2.0) -> dict[str, float]:
     takes minutes for one 2048^3 product, and its emulated rate hardly depends on the size)."""
     peak = {}
     for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-        n = 2048 if dtype == torch.float32 or packs_linears("bfloat16") else 512
+        n = 2048 if dtype == torch.float32 or bf16_packing_supported() else 512
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         done, start = 0, time.perf_counter()
@@ -124,34 +118,19 @@ def matmul_peak(seconds: float = 2.0) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def unpacked():
-    """Every linear layer through `F.linear`, its weight repacked at every call: fp32 before issue 35 (bf16 before issue 26)."""
+def todays_decoder(model):
+    """The decoder as of e79088b: bf16 weights reordered at every call and the LM head fed a strided slice
+    (the contiguous-input hook taken off for the duration)."""
+    head = model.get_output_embeddings()
+    hooks = dict(head._forward_pre_hooks)
+    head._forward_pre_hooks.clear()
     packed = decoding.packed_linears
     decoding.packed_linears = lambda model, rows: contextlib.nullcontext(0)
     try:
         yield
     finally:
         decoding.packed_linears = packed
-
-
-@contextlib.contextmanager
-def todays_decoder(model):
-    """The decoder as of e79088b: weights repacked at every call and the LM head fed a strided slice
-    (the contiguous-input hook taken off for the duration)."""
-    head = model.get_output_embeddings()
-    hooks = dict(head._forward_pre_hooks)
-    head._forward_pre_hooks.clear()
-    try:
-        with unpacked():
-            yield
-    finally:
         head._forward_pre_hooks.update(hooks)
-
-
-def packs_fp32(dtype: str) -> bool:
-    """Whether this run's generation packs fp32 weights (issue 35): then the sections also time the unpacked fp32 path
-    it replaced, and the ratios against it are read against FP32_TARGETS."""
-    return dtype == "float32" and packs_linears(dtype)
 
 
 def generate_today(loaded, conversations, *, max_new_tokens: int, batch_size: int, do_sample: bool = False,
@@ -192,35 +171,23 @@ def greedy_section(args, n_params: int, dtype: str, adapter: Path) -> list[dict]
     outputs["today"] = today
     rows.append(row("greedy", f"today: batch-at-a-time {dtype}, batch {TODAY_EVAL_BATCH}", sum(g.n_tokens for g in today), "tokens",
                     s_today, 2 * n_params * sum(g.n_tokens for g in today), dtype))
-    keys: list[Any] = ["today"]
-    if packs_fp32(dtype):
-        with unpacked():
-            before, seconds = timed(lambda: generate(model, conversations, batch_size=ev.batch_size, desc="greedy (unpacked fp32)", **settings))
-        outputs["unpacked"] = before
-        keys.append("unpacked")
-        rows.append(row("greedy", f"{UNPACKED}continuous {dtype}, F.linear, batch {ev.batch_size}", sum(g.n_tokens for g in before), "tokens",
-                        seconds, 2 * n_params * sum(g.n_tokens for g in before), dtype))
     for batch in args.greedy_batches:
         new, seconds = timed(lambda b=batch: generate(model, conversations, batch_size=b, desc=f"greedy (new, batch {b})", **settings))
         outputs[batch] = new
         label = f"new: continuous {dtype}, batch {batch}" + (" (the default)" if batch == ev.batch_size else "")
         rows.append(row("greedy", label, sum(g.n_tokens for g in new), "tokens", seconds, 2 * n_params * sum(g.n_tokens for g in new), dtype, batch_size=batch))
-    if "unpacked" in outputs:  # the unpacked fp32 path is the fidelity reference itself: not decoded twice
-        reference, s_ref = outputs["unpacked"], rows[1]["seconds"]
-    else:
-        fp32 = load_model(args.model, adapter=adapter, dtype="float32")
-        with unpacked():
-            reference, s_ref = timed(lambda: generate(fp32, conversations, batch_size=ev.batch_size, desc="greedy (fp32)", **settings))
-    rows.append(row("greedy", f"fidelity reference: continuous fp32, F.linear, batch {ev.batch_size}", sum(g.n_tokens for g in reference), "tokens",
+    fp32 = load_model(args.model, adapter=adapter, dtype="float32")
+    reference, s_ref = timed(lambda: generate(fp32, conversations, batch_size=ev.batch_size, desc="greedy (fp32)", **settings))
+    rows.append(row("greedy", f"fidelity reference: continuous fp32, batch {ev.batch_size}", sum(g.n_tokens for g in reference), "tokens",
                     s_ref, 2 * n_params * sum(g.n_tokens for g in reference), "float32"))
     accuracy_fp32 = strict_accuracy(prompts, reference)
-    for r, key in zip(rows, [*keys, *args.greedy_batches]):
+    for r, key in zip(rows, ["today", *args.greedy_batches]):
         r["identical_to_fp32"] = round(float(np.mean([a.text == b.text for a, b in zip(outputs[key], reference)])), 3)
         r["strict_accuracy"] = strict_accuracy(prompts, outputs[key])
         print(f"  fidelity ({r['path']}): outputs identical to fp32 greedy {r['identical_to_fp32']:.0%}; strict accuracy {r['strict_accuracy']} "
               f"(fp32: {accuracy_fp32}, n = {len(prompts)})")
     rows[-1]["strict_accuracy"] = accuracy_fp32
-    default = next((r for r in rows[len(keys):-1] if r.get("batch_size") == ev.batch_size), rows[-2])
+    default = next((r for r in rows[1:-1] if r.get("batch_size") == ev.batch_size), rows[-2])
     rows.append({**default, "path": "new (default): " + default["path"].removeprefix("new: "), "section": "greedy"})
     return rows
 
@@ -233,22 +200,16 @@ def sampling_section(args, n_params: int, dtype: str) -> list[dict]:
     print(f"sampling: {len(prompts)} prompts x {pool.k}, {pool.max_new_tokens} new tokens, T {pool.temperature}, top-p {pool.top_p}")
     model = load_model(args.model, dtype=dtype)
     today, s_today = timed(lambda: generate_today(model, conversations, batch_size=TODAY_POOL_BATCH, **settings))
-    paths = [(f"today: batch-at-a-time {dtype}, batch {TODAY_POOL_BATCH}", today, s_today)]
-    if packs_fp32(dtype):
-        with unpacked():
-            before, s_before = timed(lambda: generate(model, conversations, batch_size=pool.batch_size, desc="sampling (unpacked fp32)", **settings))
-        paths.append((f"{UNPACKED}continuous {dtype}, F.linear, batch {pool.batch_size}", before, s_before))
     new, s_new = timed(lambda: generate(model, conversations, batch_size=pool.batch_size, desc="sampling (new)", **settings))
-    paths.append((f"new: continuous {dtype}, batch {pool.batch_size}", new, s_new))
     judge = get_judge("verifiable")
     rows = []
-    for label, gens, seconds in paths:
+    for label, gens, seconds in ((f"today: batch-at-a-time {dtype}, batch {TODAY_POOL_BATCH}", today, s_today),
+                                 (f"new: continuous {dtype}, batch {pool.batch_size}", new, s_new)):
         tokens = sum(g.n_tokens for g in gens)
         scores = [judge.score(prompts[i // pool.k], g.text).value for i, g in enumerate(gens)]
         rows.append(row("sampling", label, tokens, "tokens", seconds, 2 * n_params * tokens, dtype, judge_mean=round(float(np.mean(scores)), 3),
                         truncated_share=round(float(np.mean([g.truncated for g in gens])), 3)))
-    means = ", ".join(f"{r['path'].split(':')[0]} {r['judge_mean']}" for r in rows)
-    print(f"  fidelity: the verifiable judge's mean score, {means} "
+    print(f"  fidelity: the verifiable judge's mean score, today {rows[0]['judge_mean']} vs new {rows[1]['judge_mean']} "
           f"(two draws of the same distribution: which rows decode together changes a seed's samples)")
     return rows
 
@@ -466,7 +427,7 @@ def main() -> None:
     peak = matmul_peak()
     PEAK.update(peak)
     print(f"CPU {cpu_model()}; threads {torch.get_num_threads()}; CPU bf16 flags: {', '.join(flags) or 'none'} (oneDNN bf16 kernels: "
-          f"{'yes' if packs_linears('bfloat16') else 'no, bf16 is emulated'}); generation dtype {dtype}, train precision {precision}; "
+          f"{'yes' if bf16_packing_supported() else 'no, bf16 is emulated'}); generation dtype {dtype}, train precision {precision}; "
           f"matmul peak: fp32 {peak['float32']} GFLOPS, bf16 {peak['bfloat16']} GFLOPS", flush=True)
     needs_pool = "dpo" in sections or "features" in sections
     pool, pool_dir = find_pool(args) if needs_pool else (None, None)  # before any measuring: a missing pool fails in a second
@@ -501,12 +462,6 @@ def main() -> None:
         target = TARGETS.get(section)
         verdict = f"(target >= {target}x: {'met' if ratio >= target else 'NOT met'})" if target else ""
         print(f"  {section:<9} {ratio:5.2f}x  {verdict}")
-        before = next((r for r in mine if r["path"].startswith(UNPACKED)), None)
-        if before is not None:
-            ratio = mine[-1][rate] / before[rate]
-            summary[f"{section}_vs_unpacked_fp32"] = round(ratio, 2)
-            print(f"  {section:<9} {ratio:5.2f}x  against {before['path']} (issue 35's target >= {FP32_TARGETS[section]}x: "
-                  f"{'met' if ratio >= FP32_TARGETS[section] else 'NOT met'})")
     if "dpo" in sections:
         cold = next(r for r in rows if r["path"].startswith("new, cold"))
         summary["dpo_cold"] = round(cold["pairs_per_s"] / rows[0]["pairs_per_s"], 2)

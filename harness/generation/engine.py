@@ -41,8 +41,6 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from harness.models.resolve import packs_linears
-
 Picker = Callable[[torch.Tensor], torch.Tensor]
 
 TOP_K_FIRST = (256, 2048)
@@ -208,19 +206,17 @@ def full_attention_only(model) -> bool:
 
 @contextlib.contextmanager
 def packed_linears(model, rows: int) -> Iterator[int]:
-    """On a CPU, `nn.Linear` layers run from weights reordered once into oneDNN's blocked layout; yields how many
-    layers were packed (0 elsewhere: other devices, a PyTorch without the op, or a dtype this CPU's oneDNN cannot
-    pack: `packs_linears`).
+    """On a CPU, bf16 `nn.Linear` layers run from weights reordered once into oneDNN's blocked layout; yields
+    how many layers were packed (0 elsewhere: other devices, dtypes, a PyTorch without the op, or a CPU whose
+    oneDNN has no bf16 kernels: `bf16_packing_supported`).
 
-    `F.linear` repacks a weight at every call, and a decode step reads every weight once for a few rows:
-    packed once, a bf16 step reads half the memory, and an fp32 layer runs about twice as fast at decode
-    shapes on an AVX2 CPU (benchmarks/throughput.py measures both). bf16 outputs are bit-identical to
-    unpacked ones; fp32 ones differ in the last bits (another summation order), so fp32 CPU keys name the
-    packing (`engine_key`). `rows` is oneDNN's batch hint (any batch size runs on the packed weights).
-    Every layer gets its own forward back on exit.
+    `F.linear` reorders a bf16 weight at every call, which doubles the memory traffic of a decode
+    step (a step reads every weight once, a few rows at a time). The packed kernel gives bit-identical
+    outputs; benchmarks/throughput.py measures the difference. `rows` is oneDNN's batch hint (any batch
+    size runs on the packed weights). Every layer gets its own forward back on exit.
     """
-    usable = next(model.parameters()).device.type == "cpu"
-    layers = [m for m in model.modules() if type(m) is torch.nn.Linear and packs_linears(str(m.weight.dtype).removeprefix("torch."))] if usable else []
+    usable = next(model.parameters()).device.type == "cpu" and bf16_packing_supported()
+    layers = [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.dtype == torch.bfloat16] if usable else []
     for layer in layers:
         packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), rows)
         layer.forward = functools.partial(_packed_linear, packed=packed, bias=layer.bias)
@@ -229,6 +225,14 @@ def packed_linears(model, rows: int) -> Iterator[int]:
     finally:
         for layer in layers:
             del layer.forward
+
+
+def bf16_packing_supported() -> bool:
+    """Whether oneDNN can pack and multiply bf16 weights on this CPU: it needs AVX512 (BW, VL, DQ) or AVX-NE-CONVERT,
+    and refuses otherwise ("bf16 path needs the cpu support ..."), where bf16 runs through PyTorch's emulation."""
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    return (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")
+            and bool(mkldnn._is_mkldnn_bf16_supported()))
 
 
 def _packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -282,21 +282,6 @@ def resolve_dtype(requested: str = "auto") -> str:
     return "bfloat16" if cpu_bf16_flags() else "float32"
 
 
-def packs_linears(dtype: str) -> bool:
-    """Whether this CPU's oneDNN can pack linear weights of `dtype` ('float32' or 'bfloat16') once and multiply from
-    them (harness/generation/engine.py `packed_linears`): fp32 wherever PyTorch has oneDNN's pointwise linear; bf16
-    only with AVX512 (BW, VL, DQ) or AVX-NE-CONVERT, where oneDNN refuses otherwise ("bf16 path needs the cpu
-    support ...") and bf16 runs through PyTorch's emulation."""
-    import torch
-
-    mkldnn = getattr(torch.ops, "mkldnn", None)
-    if not (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")):
-        return False
-    if dtype == "bfloat16":
-        return bool(mkldnn._is_mkldnn_bf16_supported())
-    return dtype == "float32"
-
-
 def resolve_attention(requested: str) -> str:
     """The attention implementation training and gradient features run through: 'auto' is eager on a CPU
     (its backward beats CPU SDPA's flash-attention backward: benchmarks/throughput.py), sdpa on a GPU."""
@@ -324,23 +309,15 @@ TRANSFORMERS_DECODER = "continuous-2"
 random draws are seeded change the tokens a seed gives, so it is part of every generating key."""
 
 
-PACKED_FP32 = "onednn-packed"
-"""How the transformers decoder multiplies fp32 weights on a CPU whose oneDNN packs them (`packs_linears`): its
-outputs differ from `F.linear`'s in the last bits, so fp32 CPU keys name it. bf16 packing is bit-identical."""
-
-ENGINE_FIELDS = ("backend", "dtype", "decoder", "linear")
+ENGINE_FIELDS = ("backend", "dtype", "decoder")
 """The fields `engine_key` may give: the machine's part of a generating stage's key."""
 
 
 def engine_key(backend: str, dtype: str) -> dict[str, str]:
     """What generates, as every generating stage's cache key and the manifest record it: the resolved back
-    end and dtype (bf16 and fp32 samples differ; so do two engines'), the transformers decoder's version, and
-    on a CPU that packs fp32 weights, the packing."""
-    resolved, precision = resolve_backend(backend), resolve_dtype(dtype)
-    if resolved != "transformers":
-        return {"backend": resolved, "dtype": precision}
-    packed = precision == "float32" and device() == "cpu" and packs_linears(precision)
-    return {"backend": resolved, "dtype": precision, "decoder": TRANSFORMERS_DECODER, **({"linear": PACKED_FP32} if packed else {})}
+    end and dtype (bf16 and fp32 samples differ; so do two engines'), and the transformers decoder's version."""
+    resolved = resolve_backend(backend)
+    return {"backend": resolved, "dtype": resolve_dtype(dtype), **({"decoder": TRANSFORMERS_DECODER} if resolved == "transformers" else {})}
 
 
 @dataclass

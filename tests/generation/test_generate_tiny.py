@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from harness.generation.generate import generate
-from harness.models.resolve import PACKED_FP32, engine_key, load_model, packs_linears
+from harness.models.resolve import load_model
 
 
 def test_generation_is_seeded_batched_and_flags_truncation(tiny_model: Path) -> None:
@@ -37,7 +37,7 @@ def test_packed_linears_decode_exactly_as_plain_ones(tiny_model: Path) -> None:
     loaded = load_model(str(tiny_model), dtype="bfloat16")
     linears = sum(isinstance(m, torch.nn.Linear) for m in loaded.model.modules())
     with decoding.packed_linears(loaded.model, 8) as packed:
-        assert packed == (linears if packs_linears("bfloat16") else 0)
+        assert packed == (linears if decoding.bf16_packing_supported() else 0)
     convs = [[{"role": "user", "content": f"Tell me about {w}."}] for w in ("cats", "rain", "tea", "the sea", "x")]
     settings = dict(max_new_tokens=12, batch_size=3, do_sample=False)
     with_packing = generate(loaded, convs, **settings)
@@ -49,37 +49,6 @@ def test_packed_linears_decode_exactly_as_plain_ones(tiny_model: Path) -> None:
         decoding.packed_linears = original
     assert [g.text for g in with_packing] == [g.text for g in without]
     assert all("forward" not in vars(m) for m in loaded.model.modules())  # every layer got its own forward back
-
-
-def test_packed_fp32_linears_match_plain_ones_and_are_keyed(tiny_model: Path) -> None:
-    """fp32 weights packed once for oneDNN (issue 35: about twice as fast at decode shapes on an AVX2 CPU) give the logits
-    `F.linear` gives up to summation order, and the same greedy tokens here; since they are not bit-identical, a CPU
-    that packs fp32 names it in every fp32 generating key, and a bf16 key is untouched."""
-    import contextlib
-
-    from harness.generation import engine as decoding
-
-    loaded = load_model(str(tiny_model), dtype="float32")
-    ids = torch.tensor([[1, 5, 9, 13, 2, 7], [3, 3, 8, 1, 4, 6]])
-    plain = loaded.model(input_ids=ids).logits
-    linears = sum(isinstance(m, torch.nn.Linear) for m in loaded.model.modules())
-    with decoding.packed_linears(loaded.model, 2) as packed:
-        assert packed == (linears if packs_linears("float32") else 0)
-        fast = loaded.model(input_ids=ids).logits
-    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
-    convs = [[{"role": "user", "content": f"Tell me about {w}."}] for w in ("cats", "rain", "tea", "the sea", "x")]
-    settings = dict(max_new_tokens=12, batch_size=3, do_sample=False)
-    with_packing = generate(loaded, convs, **settings)
-    original = decoding.packed_linears
-    decoding.packed_linears = lambda model, rows: contextlib.nullcontext(0)
-    try:
-        without = generate(loaded, convs, **settings)
-    finally:
-        decoding.packed_linears = original
-    assert [g.text for g in with_packing] == [g.text for g in without]
-    fp32 = engine_key("transformers", "float32")
-    assert (fp32.get("linear") == PACKED_FP32) == packs_linears("float32")
-    assert "linear" not in engine_key("transformers", "bfloat16")
 
 
 def test_the_lm_head_gets_contiguous_inputs(tiny_model: Path) -> None:
