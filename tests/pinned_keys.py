@@ -11,12 +11,7 @@ PINNED = {
 prompts as before harness/stages/ existed; samples since sampling became a stage apart from the pool that judges
 them (so another judge labels the same samples); evaluate_base since the metrics of its graded rows changed (the
 primary metric counts a cut answer as not done, and cut_share is reported; the grader key names METRICS_VERSION),
-before that since the
-evaluation grades its answers with the task check too (its version is part of the key), before that when the transformers decoder started batching
-continuously, when the evaluate stages became the ifeval suite on the run's prompts, and when report.n_examples
+before that since the evaluation grades its answers with the task check too (its version is part of the key),
+before that when the transformers decoder started batching continuously, when the evaluate stages became the ifeval suite on the run's prompts, and when report.n_examples
 left the evaluate section."""
 
-
-def pinned(dtype: str) -> dict[str, str]:
-    """The pins for generation in `dtype`."""
-    return PINNED[dtype]

@@ -146,11 +146,11 @@ def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
     assert prompts_inputs(base) == {"prompts": {"source": "builtin", "format": "auto", "split": "train", "data_dir": None,
                                                 "n_train": 48, "constraints_per_prompt": 1}, "seed": 0}
     # unset, the default pool's key is the one test_stage_keys pins (not moved by pool.seed's existence)
-    from pinned_keys import pinned
+    from pinned_keys import PINNED
 
     from harness.models.resolve import resolve_dtype
 
-    assert shared_stage_hashes(base)["pool"] == pinned(resolve_dtype("auto"))["pool"]
+    assert shared_stage_hashes(base)["pool"] == PINNED[resolve_dtype("auto")]["pool"]
     shared = [ExperimentConfig(seed=s, pool={"seed": 7}) for s in (0, 1, 2)]
     assert len({shared_stage_hashes(c)["pool"] for c in shared}) == 1
     assert shared_stage_hashes(shared[0])["pool"] == shared_stage_hashes(ExperimentConfig(seed=7))["pool"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pinned_keys import pinned
+from pinned_keys import PINNED
 
 from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
@@ -38,13 +38,12 @@ def check(key: Key, changes: list[str], keeps: list[str]) -> None:
         assert key(config(item)) == base, f"{item} should not re-key the stage"
 
 
-@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("dtype", sorted(PINNED))
 def test_pinned_default_keys(dtype: str) -> None:
-    """Pinned with the dtype set, so both dtypes are checked on every machine; `auto` keys as its resolved dtype does."""
-    pin = pinned(dtype)
-    assert shared_stage_hashes(config(f"generation.dtype={dtype}")) == pin
+    """Pinned with the dtype set, so both pins are checked on every machine; `auto` keys as its resolved dtype does."""
+    assert shared_stage_hashes(config(f"generation.dtype={dtype}")) == PINNED[dtype]
     if resolve_dtype("auto") == dtype:
-        assert shared_stage_hashes(ExperimentConfig()) == pin
+        assert shared_stage_hashes(ExperimentConfig()) == PINNED[dtype]
 
 
 def test_prompts_key() -> None:
