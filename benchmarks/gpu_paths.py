@@ -63,19 +63,21 @@ from harness.core.config import FeaturesConfig, TrainConfig
 from harness.core.records import Pair, Response, pair_id, response_id
 from harness.data.builtin import build_builtin_prompts
 from harness.generation.generate import generate_with
-from harness.models.resolve import resolve_backend, resolve_dtype
+from harness.models.resolve import engine_key
+from harness.models.resolved import resolve_train
 from harness.training.dpo import train_dpo
 from harness.training.gradients import compute_gradient_features
 
 prompts, _ = build_builtin_prompts(seed=0, n_train=256)
 texts: list[str] = []
+engine = engine_key("auto", "auto")
 def gen():
     t = time.time()
-    g = generate_with("auto", name, None, [p.messages for p in prompts], max_new_tokens=128, batch_size=64,
-                      do_sample=True, temperature=0.9, top_p=0.95, seed=0)
+    g = generate_with(engine["backend"], name, None, [p.messages for p in prompts], dtype=engine["dtype"], max_new_tokens=128,
+                      batch_size=64, do_sample=True, temperature=0.9, top_p=0.95, seed=0)
     dt = time.time() - t
     texts.extend(x.text for x in g)
-    return {"backend": resolve_backend("auto"), "dtype": resolve_dtype("auto"), "n": len(g),
+    return {"backend": engine["backend"], "dtype": engine["dtype"], "n": len(g),
             "tokens": sum(x.n_tokens for x in g), "tok_per_s": round(sum(x.n_tokens for x in g) / dt, 1)}
 section("generate_256x128_bs64", gen)
 if not texts:
@@ -88,7 +90,7 @@ for i, p in enumerate(prompts[:64]):
     R[ra.id] = ra; R[rb.id] = rb
     pairs.append(Pair(pair_id(ra.id, rb.id), p.id, ra.id, rb.id, 1.0))
     rows.append({"prompt": p.messages, "chosen": [{"role": "assistant", "content": a}], "rejected": [{"role": "assistant", "content": b}]})
-tcfg = TrainConfig(batch_size=8, max_length=512, learning_rate=1e-4)
+tcfg = resolve_train(TrainConfig(batch_size=8, max_length=512, learning_rate=1e-4), name)
 def train(key, **kw):
     def fn():
         s = train_dpo(name, rows, tcfg.model_copy(update=kw), 0, out / key)

@@ -32,6 +32,7 @@ from harness.core.config import EMBEDDED_MODEL, FeaturesConfig, GenerationConfig
 from harness.core.io import write_json
 from harness.core.records import CandidatePool, Pair, Prompt
 from harness.data.builtin import build_builtin_prompts
+from harness.models.resolved import resolve_generation, resolve_train
 from harness.provenance import versions
 from harness.stages.candidates import build_pool, draw_samples, read_pool, read_samples
 from harness.stages.prompts import read_prompts, write_prompts
@@ -76,8 +77,8 @@ def load_or_build_pool(args: argparse.Namespace) -> tuple[CandidatePool, dict[st
         cfg = PoolConfig(k=args.k, max_new_tokens=args.max_new_tokens, drop_truncated=False)
         start = time.perf_counter()
         pool_dir.mkdir(parents=True, exist_ok=True)
-        drawn = draw_samples(args.model, prompts, cfg, args.seed, pool_dir, GenerationConfig())
-        stats.update(build_pool(args.model, prompts, [], read_samples(pool_dir), cfg, args.seed, pool_dir, generation=GenerationConfig(),
+        drawn = draw_samples(args.model, prompts, cfg, args.seed, pool_dir, resolve_generation(GenerationConfig()))
+        stats.update(build_pool(args.model, prompts, [], read_samples(pool_dir), cfg, args.seed, pool_dir, generation=resolve_generation(GenerationConfig()),
                                 cache_dir=pool_dir / "cache"), tokens_generated=drawn["tokens_generated"])
         stats["seconds"] = time.perf_counter() - start
         write_prompts(pool_dir, prompts, [], {"skipped": {}, "merged": {}})
@@ -116,7 +117,7 @@ def naive_per_pair(model_name: str, pool: CandidatePool, pairs: list[Pair], trai
 def run(args: argparse.Namespace) -> dict[str, Any]:
     pool, pool_stats = load_or_build_pool(args)
     pairs = list(pool.pairs)
-    train_cfg = TrainConfig()
+    train_cfg = resolve_train(TrainConfig(), args.model)
     rng = np.random.default_rng(args.seed)
 
     features = compute_gradient_features(

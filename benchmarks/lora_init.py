@@ -24,7 +24,8 @@ import torch
 
 from harness.core.config import EMBEDDED_MODEL, FeaturesConfig, TrainConfig
 from harness.core.io import write_json
-from harness.models.resolve import load_model, resolve_target_modules
+from harness.models.resolve import load_model
+from harness.models.resolved import resolve_train
 from harness.stages.candidates import read_pool
 from harness.stages.prompts import read_prompts
 from harness.training.dpo import preference_rows, train_dpo
@@ -80,8 +81,7 @@ def main() -> None:
     order = rng.permutation(len(pool.pairs))
     pairs = [pool.pairs[i] for i in order[: args.pairs]]
     warm = [pool.pairs[i] for i in order[args.pairs : args.pairs + args.warmup_pairs]]
-    train_cfg = TrainConfig()
-    train_cfg.target_modules = resolve_target_modules(args.model, train_cfg.target_modules)
+    train_cfg = resolve_train(TrainConfig(), args.model)
     _, tokenizer = load_lora_model(args.model, train_cfg, seed=0)
     response_ids = sorted({r for p in pairs for r in (p.chosen_id, p.rejected_id)})
     items = [

@@ -66,7 +66,8 @@ from harness.generation import engine as decoding  # noqa: E402
 from harness.generation.engine import bf16_packing_supported  # noqa: E402
 from harness.generation.generate import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
-from harness.models.resolve import cpu_bf16_flags, load_model, resolve_attention, resolve_dtype, resolve_target_modules  # noqa: E402
+from harness.models.resolve import cpu_bf16_flags, load_model, resolve_dtype  # noqa: E402
+from harness.models.resolved import resolve_train  # noqa: E402
 from harness.provenance import cpu_model  # noqa: E402
 from harness.stages.candidates import read_pool  # noqa: E402
 from harness.stages.prompts import read_prompts  # noqa: E402
@@ -267,7 +268,7 @@ def dpo_section(args, n_params: int, pool, precision: str, work: Path) -> tuple[
     """(rows, the new path's adapter: the tuned model the greedy section decodes with)."""
     pairs = chosen_pairs(pool, args.pairs)
     rows_in = trainer.preference_rows(pairs, pool.prompts, pool.responses)
-    base = args.config.train.model_copy(update={"target_modules": resolve_target_modules(args.model, args.config.train.target_modules)})
+    base = resolve_train(args.config.train, args.model)
     tokenizer = load_model(args.model).tokenizer
     responses = list(dict.fromkeys(r for p in pairs for r in (p.chosen_id, p.rejected_id)))
     tokens_pairs = sum(response_tokens(tokenizer, pool, [p.chosen_id, p.rejected_id], base.max_length) for p in pairs)
@@ -275,7 +276,7 @@ def dpo_section(args, n_params: int, pool, precision: str, work: Path) -> tuple[
     print(f"DPO: {len(pairs)} pairs ({len(responses)} distinct responses), batch {base.batch_size}, {tokens_pairs} tokens per epoch")
     store = work / "reference-store"
     shutil.rmtree(store, ignore_errors=True)
-    attention = resolve_attention(base.attention)
+    attention = base.attention
     paths = [
         ("today: SDPA, reference forward every step, random batches", precision, "per_step", "random", "sdpa", False),
         (f"new, cold: {attention}, reference log-probs computed first, length-grouped", precision, "cached", "length_grouped", attention, True),
@@ -317,15 +318,14 @@ def features_section(args, n_params: int, pool, precision: str, work: Path) -> l
     from lora_init import agreement, full_weight_gradients
 
     pairs = chosen_pairs(pool, args.pairs)
-    base = args.config.train.model_copy(update={"target_modules": resolve_target_modules(args.model, args.config.train.target_modules),
-                                                "precision": precision})
+    base = resolve_train(args.config.train, args.model).model_copy(update={"precision": precision})
     tokenizer = load_model(args.model).tokenizer
     responses = list(dict.fromkeys(r for p in pairs for r in (p.chosen_id, p.rejected_id)))
     tokens = response_tokens(tokenizer, pool, responses, base.max_length)
     print(f"features: {len(responses)} responses of {len(pairs)} pairs, {tokens} tokens, median of {args.repeats} runs per path")
     today_cfg, sdpa = args.config.features.model_copy(update={"batch_size": 8}), base.model_copy(update={"attention": "sdpa"})
     paths = [("today: SDPA, batch 8, strided LM-head input", sdpa, today_cfg, True),
-             (f"new: {resolve_attention(base.attention)} attention, batch {args.config.features.batch_size}", base, args.config.features, False),
+             (f"new: {base.attention} attention, batch {args.config.features.batch_size}", base, args.config.features, False),
              ("fidelity reference: fp32, SDPA, batch 8", sdpa.model_copy(update={"precision": "float32"}), today_cfg, False)]
     rows: list[dict[str, Any]] = []
     feats: list[np.ndarray] = []
@@ -339,7 +339,7 @@ def features_section(args, n_params: int, pool, precision: str, work: Path) -> l
             seconds.append(stats["seconds_gradients"])
         feats.append(load_gradient_features(out).pair_features)
         rows.append(row("features", label, len(responses), "responses", statistics.median(seconds), 4 * n_params * tokens,
-                        resolve_dtype(train_cfg.precision), runs_seconds=[round(s, 2) for s in seconds]))
+                        train_cfg.precision, runs_seconds=[round(s, 2) for s in seconds]))
     few = pairs[:12]
     items = [tokenize_response(tokenizer, r, pool.prompts[pool.responses[r].prompt_id].messages, pool.responses[r].text, base.max_length)
              for r in dict.fromkeys(x for p in few for x in (p.chosen_id, p.rejected_id))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
@@ -237,15 +236,13 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     the suite's exports (alpaca_eval's and FastChat's formats). Cached: a rerun calls nothing.
     """
     from harness.core.config import EMBEDDED_MODEL
-    from harness.eval_runner import run_suite
-    from harness.models.resolve import with_chat_template
-    from harness.suites.common import resolve_target, run_heldout
+    from harness.eval_runner import eval_target, run_suite
+    from harness.suites.common import run_heldout
 
     flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
     judge_flags = {"type": judge, "model": judge_model, "base_url": judge_url, "api_key_env": judge_key_env, "judge_prompts": judge_prompts}
     cfg = _suite_config(config_path, flags, list(tasks), judge_flags, list(overrides))
-    target = resolve_target(model or EMBEDDED_MODEL)
-    target = dataclasses.replace(target, model=with_chat_template(target.model, chat_template), backend=backend, dtype=dtype)
+    target = eval_target(model or EMBEDDED_MODEL, chat_template, backend, dtype)
     out_dir = Path(out) if out else Path("runs") / "eval" / f"{Path(target.label).name}-{cfg.name}"
     click.echo(f"bench eval: suite={cfg.name} model={target.model}" + (f" adapter={target.adapter}" if target.adapter else "") + f" -> {out_dir}")
     start = time.perf_counter()

@@ -8,6 +8,7 @@ cached under `cache_dir`, so a rerun makes no new model or judge call.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,17 @@ from harness.core.io import atomic_dir, write_json
 from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
 from harness.suites import EvalTarget, SuiteContext, get_suite
+
+
+def eval_target(spec: str, chat_template: str | None = None, backend: str = "auto", dtype: str = "auto") -> EvalTarget:
+    """What `bench eval --model SPEC` evaluates, resolved once for this run as `Run` resolves an experiment: the model
+    (a run folder's, an adapter's base, or SPEC) with `chat_template` applied, and the engine this machine generates
+    with for `backend` and `dtype`."""
+    from harness.models.resolve import engine_key, with_chat_template
+    from harness.suites.common import resolve_target
+
+    target = resolve_target(spec, engine_key(backend, dtype))
+    return dataclasses.replace(target, model=with_chat_template(target.model, chat_template))
 
 
 def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path, heldout: HeldoutSet | None = None) -> dict[str, dict[str, Any]]:

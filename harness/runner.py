@@ -100,9 +100,10 @@ def _sampling_inputs(config: ExperimentConfig, resolved: Resolved) -> dict[str, 
     return local
 
 
-def shared_stage_hashes(config: ExperimentConfig) -> dict[str, str]:
-    """Hashes of the stages a config shares with others (known before running), for matrix planning."""
-    resolved = resolve_run(config)
+def shared_stage_hashes(resolved: Resolved) -> dict[str, str]:
+    """Hashes of the stages a config (resolved on this machine: `resolve_run`) shares with others, known before
+    running, for matrix planning."""
+    config = resolved.config
     hashes = {"prompts": stage_hash(prompts.NAME, prompts.inputs(config))}
     for name, inputs in _sampling_inputs(config, resolved).items():
         hashes[name] = stage_hash(name, inputs)

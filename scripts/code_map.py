@@ -6,8 +6,8 @@ Prints: top-level modules of harness/; modules that share a basename with a stag
 import circles; imports that point up a layer (LAYERS, lowest first); calls of the
 machine-dependent resolvers outside the models package (other than by `Run` and the preflight);
 stage functions whose `run` parameter has no type; the records of a finished run in the
-analysis code; modules that spell a run-folder file name; imports inside functions; lines over 120
-characters; README lines and its Quick start's.
+analysis code; modules that spell a run-folder file name; budget guards; the ways plugins register;
+imports inside functions; lines over 120 characters; README lines and its Quick start's; docs/testbed.md's lines.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ LAYERS = [
 """harness from the bottom up: packages, then the top-level orchestration modules (runner, run_folder, preflight,
 ...), the matrix package that runs cells through the runner, and the command line. The package root (`harness`,
 its version) is the bottom; the constraint catalogue is vocabulary the config schema validates against."""
-RESOLVERS = ("resolve_backend", "resolve_dtype", "engine_key", "model_fingerprint")
-ALLOWED_RESOLVER_CALLERS = ("harness/run_folder.py", "harness/preflight.py")
+RESOLVERS = ("resolve_backend", "resolve_dtype", "resolve_attention", "resolve_target_modules", "resolve_train", "engine_key")
+"""What decides `auto` by the machine (back end, dtype, attention kernels, LoRA targets). `model_fingerprint` is not
+one: it names the weights, the same on every machine, and an evaluation target's key reads it."""
+ALLOWED_RESOLVER_CALLERS = ("harness/run_folder.py", "harness/preflight.py", "harness/eval_runner.py")
 
 
 def modules(packages: tuple[str, ...] = ("harness",)) -> dict[str, Path]:
@@ -168,6 +170,37 @@ def function_imports() -> list[str]:
     return sorted(set(out))
 
 
+def budget_guards() -> list[str]:
+    """Places in harness/ that refuse a budget by comparing it with what is available (`if ... budget > ...: raise`):
+    one for the strategy (`Selector.check_budget`), and the pool's coverage check before any sampling."""
+    out = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and "budget" in ast.unparse(node.test.left)
+                    and any(isinstance(op, (ast.Gt, ast.GtE)) for op in node.test.ops) and any(isinstance(n, ast.Raise) for n in node.body)):
+                out.append(f"{path.relative_to(REPO)}:{node.lineno} {ast.unparse(node.test)}")
+    return out
+
+
+PLUGIN_PACKAGES = ("strategies", "harness/judges", "harness/suites", "harness/pool_views", "harness/stages")
+"""Where plugins register (the last: where pool views registered before they had a package of their own)."""
+
+
+def plugin_shapes() -> list[str]:
+    """The distinct ways plugin files register a plugin: the callee of each module-level registering call or decorator
+    (`register(...)`, `@register_judge`, `POOL_VIEWS.register(...)`), with the files that use it."""
+    shapes: dict[str, set[str]] = {}
+    for package in PLUGIN_PACKAGES:
+        for path in sorted((REPO / package).glob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            callees = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for n in tree.body if isinstance(n, ast.ClassDef) for d in n.decorator_list]
+            callees += [ast.unparse(n.value.func) for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+            for callee in callees:
+                if "register" in callee:
+                    shapes.setdefault(callee, set()).add(str(path.relative_to(REPO)))
+    return [f"{callee} ({len(files)} files)" for callee, files in sorted(shapes.items())]
+
+
 def long_lines() -> list[str]:
     return [f"{p.relative_to(REPO)}:{i}" for p in sorted((REPO / "harness").rglob("*.py"))
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 120]
@@ -193,6 +226,8 @@ def main() -> None:
         ("untyped `run` parameters in stages", untyped_run_parameters()),
         ("run records in the analysis code", run_records()),
         ("modules spelling a run-folder file name (not through RunFolder)", run_file_literals()),
+        ("budget guards (a budget compared with what is available, then refused)", budget_guards()),
+        ("plugin shapes (distinct registering calls in plugin files)", plugin_shapes()),
         ("imports inside functions in harness/", function_imports()),
         ("lines over 120 characters in harness/", long_lines()),
     ]
@@ -201,6 +236,7 @@ def main() -> None:
         for item in items:
             print(f"        {item}")
     print(f"{len(readme):>4}  README.md lines (Quick start: {quick})")
+    print(f"{len((REPO / 'docs' / 'testbed.md').read_text(encoding='utf-8').splitlines()):>4}  docs/testbed.md lines")
 
 
 if __name__ == "__main__":

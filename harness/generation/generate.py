@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from harness.generation.contract import Generation, chat_texts, to_generation
 from harness.generation.engine import Picker, decode, greedy, sample_top_p
-from harness.models.resolve import LoadedModel, load_model, resolve_backend, resolve_dtype
+from harness.models.resolve import BACKENDS, DTYPES, LoadedModel, load_model
 
 
 def generate_with(
@@ -28,22 +28,25 @@ def generate_with(
     adapter: Path | None,
     conversations: list[list[dict[str, str]]],
     *,
-    dtype: str = "auto",
+    dtype: str,
     gpu_memory_utilization: float = 0.85,
     **settings: Any,
 ) -> list[Generation]:
-    """Generate with the resolved back end and dtype; the one entry point for the pool, evaluation and suites.
+    """Generate on `backend` in `dtype`, both as resolved for the run (`harness.models.resolved`: the keys record
+    them, so an `auto` resolved here again could disagree with the key); the one entry point for the pool,
+    evaluation and suites.
 
     `settings` are `generate`'s keyword arguments; vLLM batches by itself, so it ignores
     `batch_size` (and draws its own progress bar instead of `desc`).
     """
-    if resolve_backend(backend) == "vllm":
+    if backend not in BACKENDS or dtype not in DTYPES:
+        raise ValueError(f"generate_with takes a resolved back end and dtype (harness.models.resolve.engine_key), not {backend!r}, {dtype!r}")
+    if backend == "vllm":
         from harness.generation.vllm import generate_vllm
 
         engine_settings = {k: v for k, v in settings.items() if k not in ("batch_size", "desc")}
-        return generate_vllm(model_name, adapter, conversations, dtype=resolve_dtype(dtype),
-                             gpu_memory_utilization=gpu_memory_utilization, **engine_settings)
-    return generate(load_model(model_name, adapter=adapter, dtype=resolve_dtype(dtype)), conversations, **settings)
+        return generate_vllm(model_name, adapter, conversations, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, **engine_settings)
+    return generate(load_model(model_name, adapter=adapter, dtype=dtype), conversations, **settings)
 
 
 @torch.inference_mode()

@@ -96,7 +96,7 @@ def _waves(todo: list[Cell]) -> list[list[Cell]]:
     """First one cell per distinct pool, then the others: no two cells sample the same pool at once."""
     first_of_pool: dict[str, Cell] = {}
     for cell in todo:
-        first_of_pool.setdefault(shared_stage_hashes(cell.config)["pool"], cell)
+        first_of_pool.setdefault(shared_stage_hashes(cell.resolved)["pool"], cell)
     return [list(first_of_pool.values()), [c for c in todo if c not in first_of_pool.values()]]
 
 

@@ -29,11 +29,12 @@ matrix resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -44,6 +45,9 @@ from harness.core.config import ExperimentConfig, load_config
 from harness.core.errors import ConfigError, format_validation_error
 from harness.core.io import content_hash
 from harness.core.run_files import RunFolder
+
+if TYPE_CHECKING:
+    from harness.models.resolved import Resolved
 
 SHORTHANDS = {"strategy": "select.strategy", "budget": "select.budget", "seed": "seed"}
 
@@ -158,6 +162,14 @@ class Cell:
     values: dict[str, Any]
     config: ExperimentConfig
     out: Path
+
+    @functools.cached_property
+    def resolved(self) -> Resolved:
+        """The config resolved on the planning machine, once for every planning question (the run resolves again
+        where it runs: a Ray worker may be another kind of machine)."""
+        from harness.runner import resolve_run
+
+        return resolve_run(self.config)
 
 
 def load_matrix(path: str | Path) -> MatrixSpec:
@@ -282,7 +294,6 @@ def check_seed_machines(cells: list[Cell]) -> None:
     pairing in the paired tests); cells computed in bf16 on one CPU and in fp32 on another differ in more than
     their strategy. A seed begun here or on a machine of this kind goes on."""
     from harness.analysis.grouping import machine_kind, run_kind
-    from harness.models.resolve import resolve_dtype
     from harness.provenance import machine
 
     here = machine()
@@ -292,7 +303,7 @@ def check_seed_machines(cells: list[Cell]) -> None:
             began.setdefault(cell.config.seed, (run_kind(RunFolder(cell.out).manifest()), cell.out))
     clashes = []
     for cell in cells:
-        kind = machine_kind(here, resolve_dtype(cell.config.generation.dtype))
+        kind = machine_kind(here, cell.resolved.engine["dtype"])
         if cell.config.seed in began and began[cell.config.seed][0] != kind and not is_done(cell):
             clashes.append((cell, kind, *began[cell.config.seed]))
     if clashes:
@@ -316,7 +327,7 @@ def plan(cells: list[Cell]) -> list[dict[str, Any]]:
     for cell in cells:
         cache = Path(cell.config.cache_dir)
         stages = {}
-        for stage, key in shared_stage_hashes(cell.config).items():
+        for stage, key in shared_stage_hashes(cell.resolved).items():
             if (cache / stage / key / "stage.json").is_file():
                 stages[stage] = "cached"
             elif (stage, key) in first:

@@ -309,6 +309,13 @@ TRANSFORMERS_DECODER = "continuous-2"
 random draws are seeded change the tokens a seed gives, so it is part of every generating key."""
 
 
+BACKENDS = ("transformers", "vllm")
+"""The back ends `auto` resolves to: what a generating call receives."""
+
+DTYPES = ("float32", "bfloat16")
+"""The dtypes `auto` resolves to: what a generating call or a trainer receives."""
+
+
 ENGINE_FIELDS = ("backend", "dtype", "decoder")
 """The fields `engine_key` may give: the machine's part of a generating stage's key."""
 

@@ -57,10 +57,22 @@ def resolve(config: ExperimentConfig) -> Resolved:
     if config.chat_template:
         key += "+chat_template:" + content_hash(Path(config.chat_template).expanduser().read_text(encoding="utf-8"), 16)
     engine = engine_key(config.generation.backend, config.generation.dtype)
-    train = config.train.model_copy(update={
-        "target_modules": resolve_target_modules(model, config.train.target_modules),
-        "precision": resolve_dtype(config.train.precision),
-        "attention": resolve_attention(config.train.attention),
-    })
-    generation = config.generation.model_copy(update={"backend": engine["backend"], "dtype": engine["dtype"]})
+    train = resolve_train(config.train, model)
+    generation = resolve_generation(config.generation)
     return Resolved(config, model, key, engine, generation, train)
+
+
+def resolve_generation(generation: GenerationConfig) -> GenerationConfig:
+    """The generation section with the back end and dtype this machine runs for it: what sampling receives."""
+    engine = engine_key(generation.backend, generation.dtype)
+    return generation.model_copy(update={"backend": engine["backend"], "dtype": engine["dtype"]})
+
+
+def resolve_train(train: TrainConfig, model: str) -> TrainConfig:
+    """The train section as it runs on this machine for `model`: LoRA targets found in the architecture, the precision
+    and the attention kernels this hardware runs best. What trainers and gradient features receive."""
+    return train.model_copy(update={
+        "target_modules": resolve_target_modules(model, train.target_modules),
+        "precision": resolve_dtype(train.precision),
+        "attention": resolve_attention(train.attention),
+    })

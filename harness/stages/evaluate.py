@@ -54,8 +54,7 @@ def suite_context(run: Run) -> SuiteContext:
 
 def target(run: Run, adapter: Path | None) -> EvalTarget:
     """The base model, or with `adapter` the tuned one, on the run's generation engine."""
-    generation = run.resolved.generation
-    return EvalTarget(run.model, adapter, "tuned" if adapter else "base", generation.backend, generation.dtype, generation.vllm_gpu_memory_utilization)
+    return EvalTarget(run.model, run.resolved.engine, adapter, "tuned" if adapter else "base", run.resolved.generation.vllm_gpu_memory_utilization)
 
 
 def reference_inputs(resolved: Resolved, heldout_key: str) -> dict[str, Any]:

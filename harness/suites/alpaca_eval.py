@@ -16,7 +16,6 @@ reference_outputs.json` (with an API judge) runs on them unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -73,8 +72,7 @@ def _reference_outputs(cfg: SuiteConfig, rows: list[dict], target: EvalTarget, c
             )
         return [r["output"] for r in rows], str(rows[0].get("generator", "reference"))
     if ref == "base" or Path(ref).expanduser().is_dir():
-        other = (EvalTarget(target.model, None, "base", target.backend, target.dtype) if ref == "base"
-                 else dataclasses.replace(resolve_target(ref), backend=target.backend, dtype=target.dtype))
+        other = EvalTarget(target.model, target.engine, None, "base") if ref == "base" else resolve_target(ref, target.engine)
         gens = generate_cached(cfg, other, cache_dir, [_chat(r) for r in rows], "greedy")
         return [g["text"] for g in gens], other.label
     by_instruction = {r["instruction"]: r for r in read_instructions(ref)}

@@ -27,19 +27,18 @@ class EvalTarget:
     """A model to evaluate: base weights plus an optional LoRA adapter folder, and the engine that runs it."""
 
     model: str
+    engine: dict[str, str]
+    """what generates: the back end and dtype as resolved for the run (`harness.models.resolve.engine_key`), which every
+    generating key records"""
     adapter: Path | None = None
     label: str = "model"
-    backend: str = "auto"
-    """generation back end: auto | transformers | vllm (resolved per machine; part of the cache key)"""
-    dtype: str = "auto"
-    """generation dtype: auto | float32 | bfloat16 (resolved per machine; part of the cache key)"""
     gpu_memory_utilization: float = 0.85
     """vLLM only: the share of GPU memory it may take (changes no token, so no part of the key)"""
 
     def cache_key(self) -> dict[str, Any]:
-        from harness.models.resolve import engine_key, model_fingerprint
+        from harness.models.resolve import model_fingerprint
 
-        key: dict[str, Any] = {"model": model_fingerprint(self.model), **engine_key(self.backend, self.dtype)}
+        key: dict[str, Any] = {"model": model_fingerprint(self.model), **self.engine}
         if self.adapter is not None:
             files = sorted(p for p in Path(self.adapter).iterdir() if p.is_file())
             key["adapter"] = content_hash([(p.name, p.read_bytes().hex()) for p in files if p.stat().st_size < 64 << 20])

@@ -18,8 +18,9 @@ from harness.judges.cache import CachedJudge
 from harness.suites.base import EvalTarget
 
 
-def resolve_target(spec: str) -> EvalTarget:
-    """A run folder (its base model + trained adapter), an adapter folder, or a model (embedded, hub id, folder)."""
+def resolve_target(spec: str, engine: dict[str, str]) -> EvalTarget:
+    """A run folder (its base model + trained adapter), an adapter folder, or a model (embedded, hub id, folder), to
+    generate with `engine` (resolved by the caller that owns the run)."""
     path = Path(spec).expanduser()
     folder = RunFolder(path)
     if folder.is_run():
@@ -30,13 +31,13 @@ def resolve_target(spec: str) -> EvalTarget:
         from harness.models.resolve import with_chat_template
 
         config = manifest["config"]
-        return EvalTarget(with_chat_template(config["model"], config.get("chat_template")), adapter, label=path.name)
+        return EvalTarget(with_chat_template(config["model"], config.get("chat_template")), engine, adapter, label=path.name)
     if (path / "adapter_config.json").is_file():
         base = read_json(path / "adapter_config.json").get("base_model_name_or_path")
         if not base:
             raise BenchError(f"{path}/adapter_config.json names no base_model_name_or_path; pass the base model with --model.")
-        return EvalTarget(base, path, label=path.name)
-    return EvalTarget(spec, None, label=path.name if path.exists() else spec)
+        return EvalTarget(base, engine, path, label=path.name)
+    return EvalTarget(spec, engine, None, label=path.name if path.exists() else spec)
 
 
 def run_heldout(spec: str) -> HeldoutSet:
@@ -79,11 +80,11 @@ def generate_cached(
 
     def compute(out: Path) -> dict:
         gens = generate_with(
-            target.backend,
+            target.engine["backend"],
             target.model,
             target.adapter,
             conversations,
-            dtype=target.dtype,
+            dtype=target.engine["dtype"],
             max_new_tokens=cfg.max_new_tokens,
             batch_size=cfg.batch_size,
             do_sample=sampling is not None,

@@ -25,7 +25,7 @@ from typing import Any
 from harness.core.config import TrainConfig
 from harness.core.errors import BenchError
 from harness.core.io import read_json, write_json, write_jsonl
-from harness.models.resolve import device, load_tokenizer, resolve_attention, resolve_dtype, resolve_model, trust_remote_code
+from harness.models.resolve import device, load_tokenizer, resolve_model, trust_remote_code
 
 
 def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:
@@ -43,21 +43,16 @@ def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:
     return rows
 
 
-def lora_config(train_cfg: TrainConfig, model: Any = None) -> Any:
-    """The LoRA adapter every trained model and every gradient feature lives in; `target_modules: auto`
-    is resolved on `model` (the runner passes a resolved list, so its cache keys name the modules)."""
+def lora_config(train_cfg: TrainConfig) -> Any:
+    """The LoRA adapter every trained model and every gradient feature lives in, on the resolved target modules
+    (the cache keys name them)."""
     from peft import LoraConfig
 
-    from harness.models.resolve import attention_projections
-
-    targets = attention_projections(model) if train_cfg.target_modules == "auto" and model is not None else train_cfg.target_modules
-    if targets == "auto":
-        raise ValueError("lora_config: target_modules = 'auto' needs the model to resolve it on")
     return LoraConfig(
         r=train_cfg.lora_r,
         lora_alpha=train_cfg.lora_alpha,
         lora_dropout=train_cfg.lora_dropout,
-        target_modules=list(targets),
+        target_modules=list(train_cfg.require_resolved("lora_config").target_modules),
         task_type="CAUSAL_LM",
     )
 
@@ -66,8 +61,10 @@ def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, see
     """Train a LoRA adapter on `rows`; writes `adapter/` and `log.jsonl` into `out_dir`.
 
     In this process by default; under `accelerate launch` (DDP, ZeRO-3, FSDP, multi-CPU) when
-    `cfg.accelerate_config` is set, with the same code running in every worker.
+    `cfg.accelerate_config` is set, with the same code running in every worker. `cfg` is resolved for this
+    machine (`harness.models.resolved.resolve_train`).
     """
+    cfg.require_resolved("train_dpo")
     if cfg.accelerate_config:
         return _launch(model_name, rows, cfg, seed, out_dir)
     return train_here(model_name, rows, cfg, seed, out_dir)
@@ -83,7 +80,7 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
     args = _dpo_args(cfg, seed, out_dir)
     tokenizer = load_tokenizer(model_name)
     model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code(),
-                                                 attn_implementation=resolve_attention(cfg.attention))
+                                                 attn_implementation=cfg.attention)
     log: list[dict[str, Any]] = []
     skipped_steps: list[int] = []
     trainer = _trainer_class(cfg)(
@@ -91,7 +88,7 @@ def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, se
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=lora_config(cfg, model),
+        peft_config=lora_config(cfg),
         callbacks=[_collect_logs(log), _stop_on_nonfinite(cfg, skipped_steps), _progress_bar()],
     )
     _without_printed_logs(trainer)
@@ -180,7 +177,7 @@ def _dpo_args(cfg: TrainConfig, seed: int, out_dir: Path) -> Any:
         beta=cfg.beta,
         max_length=cfg.max_length,
         truncation_mode="keep_start",
-        bf16=resolve_dtype(cfg.precision) == "bfloat16",
+        bf16=cfg.precision == "bfloat16",
         use_cpu=not on_gpu,
         gradient_checkpointing=cfg.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,

@@ -51,7 +51,7 @@ from harness.core.config import FeaturesConfig, TrainConfig
 from harness.core.errors import BenchError
 from harness.core.io import atomic_path
 from harness.core.records import Pair, Prompt, Response
-from harness.models.resolve import load_model, resolve_attention, resolve_dtype
+from harness.models.resolve import load_model
 from harness.training.dpo import lora_config, preference_rows, train_dpo
 
 # Raw per-response gradients are buffered up to this size before projecting: the Gaussian
@@ -202,11 +202,12 @@ def load_lora_model(model_name: str, train_cfg: TrainConfig, seed: int, adapter:
     """(peft model in eval mode, tokenizer): a fresh adapter (A seeded, B = 0), or a trained one."""
     from peft import PeftModel, get_peft_model
 
-    loaded = load_model(model_name, dtype=resolve_dtype(train_cfg.precision))
-    loaded.model.set_attn_implementation(resolve_attention(train_cfg.attention))
+    train_cfg.require_resolved("load_lora_model")
+    loaded = load_model(model_name, dtype=train_cfg.precision)
+    loaded.model.set_attn_implementation(train_cfg.attention)
     if adapter is None:
         torch.manual_seed(seed)  # LoRA A's random init (reseeds torch's global generator)
-        model = get_peft_model(loaded.model, lora_config(train_cfg, loaded.model), autocast_adapter_dtype=False)
+        model = get_peft_model(loaded.model, lora_config(train_cfg), autocast_adapter_dtype=False)
     else:
         model = PeftModel.from_pretrained(loaded.model, adapter, is_trainable=True, autocast_adapter_dtype=False)
     return model.eval(), loaded.tokenizer  # eval: LoRA dropout off, gradients deterministic

@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 
 from harness.core.config import TrainConfig
 from harness.core.io import content_hash
-from harness.models.resolve import resolve_attention
 
 BATCH = 16
 """Responses per forward pass (no gradient is kept, so a batch costs only activations)."""
@@ -47,7 +46,7 @@ class ReferenceStore:
         from trl import __version__ as trl_version
 
         self.key = content_hash({"model": model_key, "max_length": cfg.max_length, "truncation": "keep_start",
-                                 "precision": cfg.precision, "attention": resolve_attention(cfg.attention), "trl": trl_version}, 16)
+                                 "precision": cfg.precision, "attention": cfg.require_resolved("ReferenceStore").attention, "trl": trl_version}, 16)
         self.path = Path(cache_dir) / "reference_logps" / f"{self.key}.jsonl"
         self.known: dict[str, float] = {}
         if self.path.is_file():
@@ -95,7 +94,7 @@ def _compute(model_name: str, wanted: dict[str, tuple[list[dict[str, str]], str]
 
     tokenizer = load_tokenizer(model_name)
     model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code(),
-                                                 attn_implementation=resolve_attention(cfg.attention))
+                                                 attn_implementation=cfg.attention)
     model.to(device()).eval()
     contiguous_head_inputs(model)
     items = [tokenize_response(tokenizer, key, messages, text, cfg.max_length) for key, (messages, text) in wanted.items()]

@@ -99,7 +99,7 @@ def test_the_committed_testbed_samples_are_this_experiments_samples_on_any_cpu()
     for dtype in ("auto", "float32", "bfloat16"):
         config = load_config(REPO / "experiments" / "testbed.yaml", [f"generation.dtype={dtype}"])
         resolved = resolve_run(config)
-        hashes = shared_stage_hashes(config)
+        hashes = shared_stage_hashes(resolve_run(config))
         assert (hashes["samples"], hashes["preference_samples"]) == ("21f8759b9ae18d67", "b64d7eca8bfa56f9")
         held = {s.name: s.hash for s in bundled_stages(REPO / "experiments" / "pools" / "testbed.tar.gz")}
         assert {name: held[name] for name in ("samples", "pool", "preference_samples", "preference_pool")} == {

@@ -139,7 +139,7 @@ def test_missing_file_and_bad_override() -> None:
 def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
     """pool.seed fixes the prompts, the pool and its features while the run seed varies selection
     and training; unset, every key is what it was before the setting existed."""
-    from harness.runner import shared_stage_hashes
+    from harness.runner import resolve_run, shared_stage_hashes
     from harness.stages.prompts import inputs as prompts_inputs
 
     base = ExperimentConfig()
@@ -150,12 +150,12 @@ def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
 
     from harness.models.resolve import resolve_dtype
 
-    assert shared_stage_hashes(base)["pool"] == PINNED[resolve_dtype("auto")]["pool"]
+    assert shared_stage_hashes(resolve_run(base))["pool"] == PINNED[resolve_dtype("auto")]["pool"]
     shared = [ExperimentConfig(seed=s, pool={"seed": 7}) for s in (0, 1, 2)]
-    assert len({shared_stage_hashes(c)["pool"] for c in shared}) == 1
-    assert shared_stage_hashes(shared[0])["pool"] == shared_stage_hashes(ExperimentConfig(seed=7))["pool"]
+    assert len({shared_stage_hashes(resolve_run(c))["pool"] for c in shared}) == 1
+    assert shared_stage_hashes(resolve_run(shared[0]))["pool"] == shared_stage_hashes(resolve_run(ExperimentConfig(seed=7)))["pool"]
     assert shared[1].pool_seed == 7 and ExperimentConfig(seed=3).pool_seed == 3
-    assert len({shared_stage_hashes(ExperimentConfig(seed=s))["pool"] for s in (0, 1)}) == 2
+    assert len({shared_stage_hashes(resolve_run(ExperimentConfig(seed=s)))["pool"] for s in (0, 1)}) == 2
 
 
 def test_builtin_set_enters_the_prompt_and_evaluation_keys_only_when_chosen() -> None:

@@ -11,7 +11,12 @@ import pytest
 from harness.core.config import EvaluateConfig, PromptsConfig, TrainConfig
 from harness.core.io import read_jsonl
 from harness.evaluation.constraint_accuracy import compute_metrics
+from harness.models.resolve import engine_key
+from harness.models.resolved import resolve_train
 from harness.training.dpo import train_dpo
+
+ENGINE = engine_key("auto", "auto")
+"""what this machine generates with: the engine a run would resolve here"""
 
 
 def _row(pid: str, strict: list[bool], output: str = "x y z") -> dict:
@@ -56,7 +61,7 @@ def test_sampled_evaluation_draws_seeded_samples_per_prompt(tiny_model: Path, tm
     heldout = HeldoutSet.of(cfg, PromptsConfig())
     for name in ("a", "b"):  # separate caches: each draws its samples anew
         (tmp_path / name).mkdir()
-        evaluate_target(EvalTarget(str(tiny_model)), cfg, SuiteContext(tmp_path / f"cache-{name}", heldout), tmp_path / name)
+        evaluate_target(EvalTarget(str(tiny_model), ENGINE), cfg, SuiteContext(tmp_path / f"cache-{name}", heldout), tmp_path / name)
     rows_a, rows_b = read_outputs(tmp_path / "a"), read_outputs(tmp_path / "b")
     assert len(rows_a) == 3 and all(len(r["sampled_strict"]) == 2 for r in rows_a)
     assert [r["prompt_id"] for r in rows_a] == [p.id for p in heldout.prompts()]
@@ -85,7 +90,7 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
 
     rows = [{"prompt": prompts[p.prompt_id].messages, "chosen": [{"role": "assistant", "content": responses[p.chosen_id].text}],
              "rejected": [{"role": "assistant", "content": responses[p.rejected_id].text}]} for p in selectable.pairs[:8]]
-    cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
+    cfg = resolve_train(TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64), str(tiny_model))
     train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path / "train")
     reference_logps(str(tiny_model), heldout, pool, cfg, tmp_path)
     reference = json.loads((tmp_path / "reference_logps.json").read_text())

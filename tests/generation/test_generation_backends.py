@@ -12,7 +12,7 @@ import torch
 
 from harness.core.errors import BenchError
 from harness.generation.generate import generate, generate_with, to_generation
-from harness.models.resolve import load_model, load_tokenizer, resolve_backend
+from harness.models.resolve import engine_key, load_model, load_tokenizer, resolve_backend
 
 REPO = Path(__file__).resolve().parents[2]
 VLLM_USABLE = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
@@ -39,9 +39,13 @@ def test_outputs_contract_cuts_at_the_first_eos_and_flags_truncation(tiny_model:
 def test_generate_with_transformers_is_the_plain_generator(tiny_model: Path) -> None:
     convs = [[{"role": "user", "content": f"Say something about {w}."}] for w in ("cats", "rain", "tea")]
     kw = dict(max_new_tokens=5, batch_size=2, do_sample=True, temperature=1.0, top_p=1.0, seed=3)
-    via_backend = generate_with("auto", str(tiny_model), None, convs, **kw)
+    engine = engine_key("auto", "auto")
+    via_backend = generate_with(engine["backend"], str(tiny_model), None, convs, dtype=engine["dtype"], **kw)
     direct = generate(load_model(str(tiny_model)), convs, **kw)
     assert [(g.text, g.truncated, g.n_tokens) for g in via_backend] == [(g.text, g.truncated, g.n_tokens) for g in direct]
+    # the back end and dtype arrive resolved (the keys record them): an `auto` here would decide apart from the key
+    with pytest.raises(ValueError, match="resolved"):
+        generate_with("auto", str(tiny_model), None, convs, dtype=engine["dtype"], **kw)
 
 
 @pytest.mark.skipif(VLLM_USABLE, reason="this machine can run vLLM")
@@ -71,4 +75,4 @@ def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> N
     for inputs in (lambda r: samples.inputs(r, samples.NAME, "p", r.config.pool, 0), evaluate.inputs, preference_pool.samples_inputs):
         fp32, bf16 = (inputs(resolve(c)) for c in configs)
         assert fp32["dtype"] == "float32" and bf16["dtype"] == "bfloat16" and fp32 != bf16
-    assert EvalTarget("m", dtype="float32").cache_key() != EvalTarget("m", dtype="bfloat16").cache_key()
+    assert EvalTarget("m", engine_key("transformers", "float32")).cache_key() != EvalTarget("m", engine_key("transformers", "bfloat16")).cache_key()

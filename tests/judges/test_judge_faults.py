@@ -18,6 +18,10 @@ from harness.core.config import JudgeConfig, SuiteConfig
 from harness.core.records import Prompt
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import LLMJudge
+from harness.models.resolve import engine_key
+
+ENGINE = engine_key("auto", "auto")
+"""what this machine generates with: the engine a run would resolve here"""
 
 REPO = Path(__file__).resolve().parents[2]
 MT_BENCH = REPO.parent / "shared" / "data" / "mt_bench"
@@ -89,7 +93,7 @@ def test_a_metric_with_failed_judgments_says_so_and_averages_only_good_ones(serv
     judge = JudgeConfig(type="llm", backend="openai", base_url=server.url("mixed"), model="fault-judge", max_retries=0)
     cfg = SuiteConfig(name="mt_bench", path=str(MT_BENCH), limit=4, max_new_tokens=8, judge=judge)
     before = len(server.requests)
-    metrics = run_suite(cfg, EvalTarget(str(tiny_model), None, "tiny"), tmp_path / "out", tmp_path / "cache")
+    metrics = run_suite(cfg, EvalTarget(str(tiny_model), ENGINE, None, "tiny"), tmp_path / "out", tmp_path / "cache")
     sent = [r["text"] for r in server.requests[before:]]
     good = [rating_for(t) for t in sent if "Rating" not in _reply_kind(t)]
     assert len(sent) == 8  # 4 questions x 2 turns

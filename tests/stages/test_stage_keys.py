@@ -13,11 +13,14 @@ from pinned_keys import PINNED
 from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
 from harness.data.heldout import HeldoutSet
-from harness.models.resolve import resolve_dtype
+from harness.models.resolve import engine_key, resolve_dtype
 from harness.models.resolved import resolve
-from harness.runner import shared_stage_hashes
+from harness.runner import resolve_run, shared_stage_hashes
 from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, samples, select, suite_runs, train
 from harness.suites import EvalTarget, SuiteContext
+
+ENGINE = engine_key("auto", "auto")
+"""what this machine generates with: the engine a run would resolve here"""
 
 Key = Callable[[ExperimentConfig], Any]
 
@@ -41,9 +44,9 @@ def check(key: Key, changes: list[str], keeps: list[str]) -> None:
 @pytest.mark.parametrize("dtype", sorted(PINNED))
 def test_pinned_default_keys(dtype: str) -> None:
     """Pinned with the dtype set, so both pins are checked on every machine; `auto` keys as its resolved dtype does."""
-    assert shared_stage_hashes(config(f"generation.dtype={dtype}")) == PINNED[dtype]
+    assert shared_stage_hashes(resolve_run(config(f"generation.dtype={dtype}"))) == PINNED[dtype]
     if resolve_dtype("auto") == dtype:
-        assert shared_stage_hashes(ExperimentConfig()) == PINNED[dtype]
+        assert shared_stage_hashes(resolve_run(ExperimentConfig())) == PINNED[dtype]
 
 
 def test_prompts_key() -> None:
@@ -100,10 +103,10 @@ def test_evaluate_keys() -> None:
 
 @pytest.mark.parametrize("field,value", [("limit", 3), ("max_new_tokens", 32), ("bootstrap", 200)])
 def test_suite_key(field: str, value: int) -> None:
-    target, ctx = EvalTarget("m", None, "base"), SuiteContext(Path("cache"), HeldoutSet())
+    target, ctx = EvalTarget("m", ENGINE, None, "base"), SuiteContext(Path("cache"), HeldoutSet())
     base = stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval"), target, ctx))
     assert stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval", **{field: value}), target, ctx)) != base
-    assert stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", None, "tuned"), ctx)) == base  # the label is not the model
+    assert stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval"), EvalTarget("m", ENGINE, None, "tuned"), ctx)) == base  # the label is not the model
     # a pathless ifeval asks the run's held-out prompts, so they key it; a suite reading its own file is not keyed by them
     other_run = SuiteContext(Path("cache"), HeldoutSet(tasks="short"))
     assert stage_hash("suite", suite_runs.inputs(SuiteConfig(name="ifeval"), target, other_run)) != base

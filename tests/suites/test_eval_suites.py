@@ -16,8 +16,12 @@ from harness.eval_runner import run_suite
 from harness.judges import get_judge
 from harness.judges.cache import CachedJudge
 from harness.judges.llm import params_from_name, parse_rating, parse_verdict
+from harness.models.resolve import engine_key
 from harness.suites import EvalTarget
 from harness.suites.alpaca_eval import length_controlled_win_rate
+
+ENGINE = engine_key("auto", "auto")
+"""what this machine generates with: the engine a run would resolve here"""
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -102,7 +106,7 @@ def test_offline_ifbench_checkers_agree_with_ifbench_evaluation_lib() -> None:
 
 def test_ifeval_suite_on_builtin_prompts_is_cached_on_rerun(tiny_model: Path, tmp_path: Path) -> None:
     cfg = SuiteConfig(name="ifeval", limit=6, max_new_tokens=16, batch_size=6)
-    target = EvalTarget(str(tiny_model), None, "tiny")
+    target = EvalTarget(str(tiny_model), ENGINE, None, "tiny")
     metrics = run_suite(cfg, target, tmp_path / "out", tmp_path / "cache")
     assert set(metrics) >= {"prompt_strict_acc", "instruction_loose_acc", "mean_words"}
     assert metrics["prompt_strict_acc"]["n"] == 6 and 0 <= metrics["prompt_strict_acc"]["value"] <= 1
@@ -128,18 +132,18 @@ def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_gene
     run_prompts = PromptsConfig(tasks="short", constraint_types=["punctuation:no_comma", "detectable_format:title"])
     heldout = HeldoutSet.of(evaluate, run_prompts)
     (tmp_path / "stage").mkdir()
-    evaluate_target(EvalTarget(str(tiny_model)), evaluate, SuiteContext(tmp_path / "cache", heldout), tmp_path / "stage")
+    evaluate_target(EvalTarget(str(tiny_model), ENGINE), evaluate, SuiteContext(tmp_path / "cache", heldout), tmp_path / "stage")
     rows = read_outputs(tmp_path / "stage")
     assert [r["prompt_id"] for r in rows] == [p.id for p in heldout.prompts()]
     assert {r["instruction_id_list"][0] for r in rows} <= set(run_prompts.constraint_types)
     generations = list((tmp_path / "cache").glob("generate_ifeval/*/stage.json"))
     assert len(generations) == 1
-    metrics = run_suite(suite_config(evaluate), EvalTarget(str(tiny_model)), tmp_path / "suite", tmp_path / "cache", heldout)
+    metrics = run_suite(suite_config(evaluate), EvalTarget(str(tiny_model), ENGINE), tmp_path / "suite", tmp_path / "cache", heldout)
     assert list((tmp_path / "cache").glob("generate_ifeval/*/stage.json")) == generations  # cached: nothing generated again
     suite_rows = read_outputs(tmp_path / "suite")
     assert [r["output"] for r in suite_rows] == [r["output"] for r in rows]
     assert metrics["prompt_strict_acc"]["n"] == 5
-    default = run_suite(SuiteConfig(name="ifeval", limit=5, max_new_tokens=12, batch_size=5), EvalTarget(str(tiny_model)), tmp_path / "d", tmp_path / "cache")
+    default = run_suite(SuiteConfig(name="ifeval", limit=5, max_new_tokens=12, batch_size=5), EvalTarget(str(tiny_model), ENGINE), tmp_path / "d", tmp_path / "cache")
     assert [r["prompt_id"] for r in read_outputs(tmp_path / "d")] != [r["prompt_id"] for r in rows]  # no run: the default set
     assert default["prompt_strict_acc"]["n"] == 5
 
@@ -149,7 +153,7 @@ def test_alpaca_eval_suite_exports_what_alpaca_eval_reads(tiny_model: Path, tmp_
     """Tiny model vs GPT-4-Turbo, judged by a tiny local LLM judge (logprobs), 12 instructions."""
     judge = JudgeConfig(type="llm", model=str(tiny_model), batch_size=6)
     cfg = SuiteConfig(name="alpaca_eval", path=str(ALPACA), limit=12, max_new_tokens=16, batch_size=12, judge=judge)
-    metrics = run_suite(cfg, EvalTarget(str(tiny_model), None, "tiny"), tmp_path / "out", tmp_path / "cache")
+    metrics = run_suite(cfg, EvalTarget(str(tiny_model), ENGINE, None, "tiny"), tmp_path / "out", tmp_path / "cache")
     win = metrics["win_rate"]
     assert win["n"] + win["n_failed"] == 12 and win["n"] == 12
     assert 0 <= win["value"] <= 1 and win["ci_low"] <= win["value"] <= win["ci_high"]
@@ -167,7 +171,7 @@ def test_alpaca_eval_suite_exports_what_alpaca_eval_reads(tiny_model: Path, tmp_
 
     cache = CachedJudge(get_judge(judge), tmp_path / "cache")
     assert len(cache._known) == 12  # every good judgment was stored; a rerun asks nothing
-    run_suite(cfg, EvalTarget(str(tiny_model), None, "tiny"), tmp_path / "out", tmp_path / "cache")
+    run_suite(cfg, EvalTarget(str(tiny_model), ENGINE, None, "tiny"), tmp_path / "out", tmp_path / "cache")
     assert len(CachedJudge(get_judge(judge), tmp_path / "cache")._known) == 12
 
 
@@ -193,7 +197,7 @@ def test_mt_bench_two_turns_per_category_and_fastchat_exports(tiny_model: Path, 
     questions = [json.loads(x) for x in MT_BENCH.read_text().splitlines()]
     # the first two questions plus one math question, which is graded against its reference answer
     cfg = SuiteConfig(name="mt_bench", path=str(path), limit=2, max_new_tokens=12, batch_size=4, judge=judge)
-    metrics = run_suite(cfg, EvalTarget(str(tiny_model), None, "tiny"), tmp_path / "out", tmp_path / "cache")
+    metrics = run_suite(cfg, EvalTarget(str(tiny_model), ENGINE, None, "tiny"), tmp_path / "out", tmp_path / "cache")
     assert metrics["score"]["n"] == 4 and metrics["score_turn1"]["n"] == metrics["score_turn2"]["n"] == 2
     assert 1 <= metrics["score"]["value"] <= 10
     # a question's two turns are one unit of the interval, not two independent judgments
@@ -249,7 +253,7 @@ def test_bad_suite_files_are_clear_errors_and_write_nothing(tmp_path: Path) -> N
     from harness.suites.instruction_following import read_ifeval_file
 
     with pytest.raises(BenchError, match="does not exist"):
-        run_suite(SuiteConfig(name="ifbench", path=str(tmp_path / "nope.jsonl")), EvalTarget("x"), tmp_path / "out", tmp_path / "c")
+        run_suite(SuiteConfig(name="ifbench", path=str(tmp_path / "nope.jsonl")), EvalTarget("x", ENGINE), tmp_path / "out", tmp_path / "c")
     assert not (tmp_path / "out").exists()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "a", "instruction_id_list": [], "kwargs": []}\n{"prompt": "b"\n')

@@ -11,9 +11,13 @@ from harness.core.config import SuiteConfig
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
 from harness.data.heldout import HeldoutSet
+from harness.models.resolve import engine_key
 from harness.suites import SuiteContext
 from harness.suites.base import EvalTarget, get_suite
 from harness.suites.lm_eval_suite import STAGE, evaluate_lm_eval
+
+ENGINE = engine_key("auto", "auto")
+"""what this machine generates with: the engine a run would resolve here"""
 
 TASK_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "lm_eval_task"
 N_DOCS = len(read_jsonl(TASK_DIR / "bench_tiny_mc.jsonl"))
@@ -37,7 +41,7 @@ def test_local_task_scores_exports_and_caches(tiny_model: Path, tmp_path: Path, 
     # the YAML's data_files path is relative: it must resolve against include_path, not the cwd
     monkeypatch.chdir(tmp_path)
     assert get_suite("lm_eval").evaluate is evaluate_lm_eval
-    target, cache = EvalTarget(str(tiny_model)), tmp_path / "cache"
+    target, cache = EvalTarget(str(tiny_model), ENGINE), tmp_path / "cache"
     metrics = evaluate_lm_eval(_cfg(), target, tmp_path / "out", _ctx(cache))
 
     acc = metrics["bench_tiny_mc.acc"]
@@ -65,7 +69,7 @@ def test_adapter_is_applied_and_keyed(tiny_model: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora).save_pretrained(tmp_path / "adapter")
-    plain, tuned = EvalTarget(str(tiny_model)), EvalTarget(str(tiny_model), adapter=tmp_path / "adapter")
+    plain, tuned = EvalTarget(str(tiny_model), ENGINE), EvalTarget(str(tiny_model), ENGINE, adapter=tmp_path / "adapter")
     assert plain.cache_key() != tuned.cache_key()
 
     cache = tmp_path / "cache"
@@ -78,7 +82,7 @@ def test_adapter_is_applied_and_keyed(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_task_and_missing_folder_are_user_errors(tiny_model: Path, tmp_path: Path) -> None:
-    target, cache = EvalTarget(str(tiny_model)), tmp_path / "cache"
+    target, cache = EvalTarget(str(tiny_model), ENGINE), tmp_path / "cache"
     with pytest.raises(BenchError, match="bench_no_such_task.*include_path"):
         evaluate_lm_eval(_cfg(tasks=["bench_no_such_task"]), target, tmp_path / "out", _ctx(cache))
     with pytest.raises(BenchError, match="include_path"):

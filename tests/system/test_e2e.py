@@ -390,7 +390,7 @@ def test_matrix_executor_choices_are_the_executors() -> None:
 def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(smoke_run, tmp_path: Path) -> None:
     from harness.core.config import load_config
     from harness.data.heldout import eval_prompts
-    from harness.runner import shared_stage_hashes
+    from harness.runner import resolve_run, shared_stage_hashes
 
     out, _ = smoke_run
     extra = ("--set", "preference.k=3", "--set", "preference.prompts=6")
@@ -412,8 +412,8 @@ def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_an
     assert metric["n"] == len({x["prompt_id"] for x in rows["u"]}) and metric["n_pairs"] == len(rows["u"]) and 0.0 <= metric["value"] <= 1.0
     # the pair set depends on the evaluation prompts and the model, never on the run seed
     other_seed = config.model_copy(update={"seed": 1})
-    assert shared_stage_hashes(config)["preference_pool"] == shared_stage_hashes(other_seed)["preference_pool"]
-    assert shared_stage_hashes(config)["pool"] != shared_stage_hashes(other_seed)["pool"]
+    assert shared_stage_hashes(resolve_run(config))["preference_pool"] == shared_stage_hashes(resolve_run(other_seed))["preference_pool"]
+    assert shared_stage_hashes(resolve_run(config))["pool"] != shared_stage_hashes(resolve_run(other_seed))["pool"]
 
 
 @pytest.mark.slow

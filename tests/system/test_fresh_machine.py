@@ -55,7 +55,7 @@ def test_every_stage_runs_on_a_gguf_model_of_another_architecture(tiny_qwen2, tm
     assert all(r["prompt"][-1]["role"] == "user" and r["chosen"][0]["role"] == "assistant" and r["margin"] > 0 for r in rows)
     dataset = load_dataset("json", data_files=str(out / "selected_pairs.jsonl"), split="train")
     folder = str(resolve_model(str(tiny_qwen2["gguf"])))
-    cfg = TrainConfig(target_modules=["q_proj", "v_proj"], max_length=128)
+    cfg = TrainConfig(target_modules=["q_proj", "v_proj"], max_length=128, precision="float32", attention="eager")
     args = DPOConfig(output_dir=str(tmp_path / "trl"), use_cpu=True, bf16=False, report_to="none", max_steps=1,
                      per_device_train_batch_size=2, max_length=128, save_strategy="no")
     trainer = DPOTrainer(model=folder, args=args, train_dataset=dataset, peft_config=lora_config(cfg))

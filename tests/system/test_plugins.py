@@ -21,6 +21,11 @@ from pydantic import ValidationError
 from harness.core.config import GenerationConfig, JudgeConfig, PoolConfig, SuiteConfig, load_config
 from harness.core.errors import BenchError, ConfigError
 from harness.core.registry import JUDGES, STRATEGIES, SUITES, Registry
+from harness.models.resolve import engine_key
+from harness.models.resolved import resolve_generation
+
+ENGINE = engine_key("auto", "auto")
+"""what this machine generates with: the engine a run would resolve here"""
 
 
 @pytest.fixture
@@ -122,7 +127,7 @@ def test_a_suite_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
         SuiteConfig(name="echo_label", judge={"type": "verifiable"})
     with pytest.raises(ValidationError, match="only apply to the lm_eval suite"):
         SuiteConfig(name="echo_label", tasks=["hellaswag"])
-    metrics = run_suite(cfg, EvalTarget(str(tiny_model), None, "tiny"), tmp_path / "out", tmp_path / "cache")
+    metrics = run_suite(cfg, EvalTarget(str(tiny_model), ENGINE, None, "tiny"), tmp_path / "out", tmp_path / "cache")
     assert metrics == {"label_length": {"value": 4.0, "ci_low": None, "ci_high": None, "n": 1, "judge": "none"}}
     assert (tmp_path / "out" / "label.txt").read_text() == "tiny"
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["echo_label"] == metrics
@@ -167,8 +172,8 @@ def test_a_judge_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
         JudgeConfig(type="lenght")
     prompts, _ = build_builtin_prompts(seed=0, n_train=3)
     pool_cfg = PoolConfig(k=3, max_new_tokens=8, batch_size=9, drop_truncated=False, judge=cfg)
-    draw_samples(str(tiny_model), prompts, pool_cfg, 0, tmp_path, GenerationConfig())
-    build_pool(str(tiny_model), prompts, [], read_samples(tmp_path), pool_cfg, seed=0, out=tmp_path, generation=GenerationConfig(),
+    draw_samples(str(tiny_model), prompts, pool_cfg, 0, tmp_path, resolve_generation(GenerationConfig()))
+    build_pool(str(tiny_model), prompts, [], read_samples(tmp_path), pool_cfg, seed=0, out=tmp_path, generation=resolve_generation(GenerationConfig()),
                cache_dir=tmp_path / "cache")
     pool = read_pool(tmp_path, prompts)
     assert {s["response_id"]: s["value"] for s in read_jsonl(tmp_path / "scores.jsonl")} == {

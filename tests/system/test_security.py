@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 from fault_judge import FaultJudge
 
+from harness.models.resolve import engine_key
+
+ENGINE = engine_key("auto", "auto")
+"""what this machine generates with: the engine a run would resolve here"""
+
 REPO = Path(__file__).resolve().parents[2]
 OUR_CODE = [p for d in ("harness", "strategies", "reports", "benchmarks") for p in (REPO / d).rglob("*.py")]
 
@@ -75,7 +80,7 @@ def test_a_hostile_model_name_cannot_write_outside_the_output_folder(tiny_model:
         judge = JudgeConfig(type="llm", backend="openai", base_url=server.url("ok"), model="fault-judge")
         cfg = SuiteConfig(name="mt_bench", path=str(mt_bench), limit=1, max_new_tokens=8, judge=judge)
         out = tmp_path / "a" / "b" / "out"
-        run_suite(cfg, EvalTarget(str(tiny_model), None, "../../../escaped"), out, tmp_path / "cache")
+        run_suite(cfg, EvalTarget(str(tiny_model), ENGINE, None, "../../../escaped"), out, tmp_path / "cache")
     finally:
         server.close()
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts)

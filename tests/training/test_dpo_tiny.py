@@ -13,12 +13,13 @@ from harness.core.config import TrainConfig
 from harness.core.io import read_jsonl
 from harness.data.builtin import build_builtin_prompts
 from harness.models.resolve import load_model
+from harness.models.resolved import resolve_train
 from harness.training.dpo import train_dpo
 
 
 def test_trainer_changes_every_lora_matrix_and_logs(tiny_model: Path, tmp_path: Path) -> None:
     rows = preference_rows(8)
-    cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
+    cfg = resolve_train(TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64), str(tiny_model))
     summary = train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path)
     assert summary["n_pairs"] == 8 and summary["steps"] == 2
     weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
@@ -42,9 +43,9 @@ def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: 
     """DDP over 2 gloo workers x batch 2 takes the same steps on the same pairs as 1 process x batch 4."""
     rows = preference_rows(8)
     common = dict(learning_rate=1e-2, max_length=64, precision="float32")  # fp32: bf16 sums differ with the batch split
-    single = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=4, **common), seed=0, out_dir=tmp_path / "one")
+    single = train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(batch_size=4, **common), str(tiny_model)), seed=0, out_dir=tmp_path / "one")
     config = Path(__file__).resolve().parents[2] / "experiments" / "accelerate" / "ddp_cpu.yaml"
-    dist = train_dpo(str(tiny_model), rows, TrainConfig(batch_size=2, accelerate_config=str(config), **common), seed=0, out_dir=tmp_path / "two")
+    dist = train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(batch_size=2, accelerate_config=str(config), **common), str(tiny_model)), seed=0, out_dir=tmp_path / "two")
     assert dist["processes"] == 2 and single["processes"] == 1
     assert dist["steps"] == single["steps"] == 2
     assert not (tmp_path / "two" / "launch").exists(), "the launch folder (rows, spec) is removed after success"
@@ -61,7 +62,7 @@ def test_accelerate_launch_failure_is_one_clear_error(tiny_model: Path, tmp_path
     from harness.core.errors import BenchError
 
     config = Path(__file__).resolve().parents[2] / "experiments" / "accelerate" / "ddp_cpu.yaml"
-    cfg = TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1)
+    cfg = resolve_train(TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1), str(tiny_model))
     with pytest.raises(BenchError, match="accelerate launch.*failed.*exit code"):
         train_dpo(str(tmp_path / "no-such-model"), preference_rows(2), cfg, seed=0, out_dir=tmp_path / "out")
 
@@ -83,7 +84,7 @@ def nan_model(tiny_model: Path, tmp_path_factory) -> Path:
 def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, tmp_path: Path) -> None:
     from harness.core.errors import BenchError
 
-    cfg = TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64)
+    cfg = resolve_train(TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64), str(nan_model))
     with pytest.raises(BenchError, match=r"train: NaN or infinite gradient at step 1 .*no adapter saved.*nonfinite=skip_step"):
         train_dpo(str(nan_model), preference_rows(8), cfg, seed=0, out_dir=tmp_path / "error")
     assert not (tmp_path / "error" / "adapter").exists()
@@ -108,7 +109,7 @@ def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model:
         responses.update({a.id: a, b.id: b})
         pairs.append(Pair(pair_id(a.id, b.id), p.id, a.id, b.id, 1.0))
     with pytest.raises(BenchError, match=r"features: the gradient of 4 response\(s\) is NaN or infinite \(first: "):
-        compute_gradient_features(str(nan_model), {p.id: p for p in prompts}, responses, pairs, TrainConfig(max_length=64),
+        compute_gradient_features(str(nan_model), {p.id: p for p in prompts}, responses, pairs, resolve_train(TrainConfig(max_length=64), str(nan_model)),
                                   FeaturesConfig(dim=64, batch_size=4), 0, tmp_path)
     assert not (tmp_path / "features.npz").exists()
 
@@ -127,10 +128,10 @@ def test_completion_only_scoring_and_bf16_keep_the_fp32_loss_curve(tiny_model: P
 
     rows = preference_rows(8)
     common = dict(learning_rate=1e-2, max_length=64, batch_size=2)
-    train_dpo(str(tiny_model), rows, TrainConfig(precision="float32", **common), seed=0, out_dir=tmp_path / "completion")
-    train_dpo(str(tiny_model), rows, TrainConfig(precision="bfloat16", **common), seed=0, out_dir=tmp_path / "bf16")
+    train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(precision="float32", **common), str(tiny_model)), seed=0, out_dir=tmp_path / "completion")
+    train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(precision="bfloat16", **common), str(tiny_model)), seed=0, out_dir=tmp_path / "bf16")
     monkeypatch.setattr(trainer, "_completion_positions_only", contextlib.nullcontext)  # TRL's own CPU path: every position
-    train_dpo(str(tiny_model), rows, TrainConfig(precision="float32", **common), seed=0, out_dir=tmp_path / "every")
+    train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(precision="float32", **common), str(tiny_model)), seed=0, out_dir=tmp_path / "every")
     every, completion, bf16 = (_losses(tmp_path / name) for name in ("every", "completion", "bf16"))
     assert len(every) == len(completion) == len(bf16) == 4
     assert max(abs(a - b) for a, b in zip(every, completion)) < 1e-5
@@ -143,7 +144,7 @@ def test_cached_reference_logps_give_trl_s_loss_and_are_computed_once(tiny_model
     from harness.training.reference_logps import ReferenceStore, with_reference_logps
 
     rows = preference_rows(8)
-    cfg = TrainConfig(learning_rate=1e-2, max_length=64, batch_size=2, precision="float32", batching="random")
+    cfg = resolve_train(TrainConfig(learning_rate=1e-2, max_length=64, batch_size=2, precision="float32", batching="random"), str(tiny_model))
     cached, reuse = with_reference_logps(rows, str(tiny_model), "tiny", cfg, tmp_path / "cache")
     assert reuse == {"computed": 16, "reused": 0} and all(isinstance(r["ref_chosen_logps"], float) for r in cached)
     assert with_reference_logps(rows, str(tiny_model), "tiny", cfg, tmp_path / "cache")[1] == {"computed": 0, "reused": 16}
