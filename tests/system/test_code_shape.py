@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "strategies", "reports")
 sys.path.insert(0, str(REPO / "scripts"))
-from code_map import circles, graph, strategy_lookups  # noqa: E402  (the import graph has one owner: scripts/code_map.py)
+from code_map import budget_guards, circles, graph, resolver_calls, strategy_lookups  # noqa: E402  (the import graph has one owner: scripts/code_map.py)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -50,6 +50,17 @@ def test_a_run_looks_its_strategy_up_once() -> None:
     """The budget guard, the pool views and the select stage read `Run.selector`; the registry is asked by
     Selector.of alone (and by `bench strategies`, which lists them)."""
     assert sorted(site.split(":")[0] for site in strategy_lookups()) == ["harness/cli.py", "harness/stages/select.py"]
+
+
+def test_the_machine_is_resolved_in_one_place() -> None:
+    """`auto` (back end, dtype, attention, LoRA targets) is decided by models/ for `Run`, the preflight and bench eval's
+    run; stages, trainers, suites and judges receive what was decided, so no key can name one choice while
+    another ran."""
+    assert resolver_calls() == []
+
+
+def test_a_budget_is_guarded_once_for_the_strategy_and_once_for_the_pool() -> None:
+    assert sorted(site.split(":")[0] for site in budget_guards()) == ["harness/stages/pool.py", "harness/stages/select.py"]
 
 
 def test_the_runner_reads_as_the_pipeline_and_functions_are_short() -> None:
