@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from harness.constraints.metrics import DEGENERATE_KINDS  # noqa: E402
 from harness.core.records import Prompt  # noqa: E402
-from harness.judges.task_check import TaskCheck  # noqa: E402
+from harness.evaluation.task_check import TaskCheck  # noqa: E402
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -76,7 +76,7 @@ def signals(rows: list[dict], verdicts: list) -> np.ndarray:
     """Per labelled answer, what a check may read: its measurements, and how close MiniLM puts what it says once
     (markers and echoes removed) to its task and to the task's reference answer, also as a rank in the task set."""
     from harness.data.builtin import load_builtin_tasks, task_reference, task_set_of
-    from harness.judges.task_check import context_of, substance, words
+    from harness.evaluation.task_check import context_of, substance, words
     from harness.models.embedder import embed_texts
 
     contexts = [context_of(as_prompt(r)) for r in rows]

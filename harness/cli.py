@@ -237,7 +237,7 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     """
     from harness.core.config import EMBEDDED_MODEL
     from harness.eval_runner import eval_target, run_suite
-    from harness.suites.common import run_heldout
+    from harness.suites._common import run_heldout
 
     flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
     judge_flags = {"type": judge, "model": judge_model, "base_url": judge_url, "api_key_env": judge_key_env, "judge_prompts": judge_prompts}

@@ -25,7 +25,7 @@ def eval_target(spec: str, chat_template: str | None = None, backend: str = "aut
     (a run folder's, an adapter's base, or SPEC) with `chat_template` applied, and the engine this machine generates
     with for `backend` and `dtype`."""
     from harness.models.resolve import engine_key, with_chat_template
-    from harness.suites.common import resolve_target
+    from harness.suites._common import resolve_target
 
     target = resolve_target(spec, engine_key(backend, dtype))
     return dataclasses.replace(target, model=with_chat_template(target.model, chat_template))

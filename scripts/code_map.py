@@ -27,7 +27,7 @@ LAYERS = [
     {"generation"},
     {"training", "judges", "suites", "evaluation"},
     {"analysis"},
-    {"stages"},
+    {"stages", "pool_views"},
     {"(orchestration)"},
     {"matrix"},
     {"cli"},
@@ -210,7 +210,8 @@ def main() -> None:
     mods = modules()
     top = sorted(m for m in mods if m.count(".") == 1 and not (REPO / m.replace(".", "/")).is_dir())
     stages = {m.rsplit(".", 1)[1] for m in mods if m.startswith("harness.stages.")}
-    twins = sorted(m for m in mods if not m.startswith("harness.stages.") and m.rsplit(".", 1)[-1] in stages)
+    # a pool view's file is named as it registers, after the stage it attaches: the same thing's plugin face, no twin
+    twins = sorted(m for m in mods if not m.startswith(("harness.stages.", "harness.pool_views.")) and m.rsplit(".", 1)[-1] in stages)
     g = graph()
     up = sorted(f"{m} -> {d}" for m, deps in g.items() for d in deps if layer(d) > layer(m))
     readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()

@@ -24,7 +24,7 @@ from harness.core.bundle import bundled_stages, export_bundle, import_bundle  # 
 from harness.core.cache import run_stage  # noqa: E402
 from harness.core.io import read_jsonl, write_jsonl  # noqa: E402
 from harness.core.records import Prompt, from_row  # noqa: E402
-from harness.judges.task_check import TaskCheck  # noqa: E402
+from harness.evaluation.task_check import TaskCheck  # noqa: E402
 from harness.provenance import machine  # noqa: E402
 from harness.stages import samples  # noqa: E402
 

@@ -14,7 +14,7 @@ constraint's checker cannot run here. An unscorable verdict is left out, never f
 
 The verifiable judge sees only the constraint, so a model can pass it without doing the task (`P.S.` alone
 passes "end with a postscript"). Next to it, where the rows carry the task check's verdict (`task`:
-harness/judges/task_check.py), four more, which every report shows beside the constraint accuracy:
+harness/evaluation/task_check.py), four more, which every report shows beside the constraint accuracy:
 
 - `task_done_rate`: the share of answers that do their base task;
 - `prompt_strict_task_acc`: every constraint followed (strict) AND the task done;
@@ -57,7 +57,7 @@ TASK_METRICS = {
     "degenerate_share": "per held-out prompt, the task check rejects the answer (marker-only, loop, echo, refusal, off-topic)",
 }
 """The metrics that need the task check's verdict, and what one unit of each is."""
-TASK_JUDGE = "task check (harness/judges/task_check.py)"
+TASK_JUDGE = "task check (harness/evaluation/task_check.py)"
 
 
 def prompt_pass(verdicts: Verdicts) -> float | None:

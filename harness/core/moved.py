@@ -1,4 +1,5 @@
-"""Old import paths of modules that moved, kept working for one release with a warning.
+"""Old import paths of modules that moved, and old names of registering functions, kept working for one release
+with a warning.
 
 A user's plugin is one file that imports from the harness; when a module moves, that file should keep
 running and say what to change, not stop every command with "No module named ...". This table is the
@@ -33,9 +34,26 @@ MOVED: dict[str, str] = {
     "strategies.control": "strategies.control_shuffled",
     "strategies.random_pairs": "strategies.random",
     "strategies.registry": "strategies.base",
+    "harness.judges.task_check": "harness.evaluation.task_check",
+    "harness.judges.cache": "harness.judges._cache",
+    "harness.judges.llm_backends": "harness.judges._llm_backends",
+    "harness.judges.llm_prompts": "harness.judges._llm_prompts",
+    "harness.suites.common": "harness.suites._common",
+    "harness.suites.lm_eval_suite": "harness.suites.lm_eval",
+    "harness.suites.instruction_following": "harness.suites._instruction_following",
 }
 """old module path -> where it lives now (harness/: the domain packages' refactor; strategies/: one file per
 registered name, helpers with a leading underscore; both bpo-bench 0.1)"""
+
+RENAMED: dict[str, str] = {
+    "harness.judges.base.register_judge": "harness.judges.base.register",
+    "harness.suites.base.register_suite": "harness.suites.base.register",
+    "harness.stages.views.PoolView": "harness.pool_views.base.PoolView",
+    "harness.stages.views.ViewResult": "harness.pool_views.base.ViewResult",
+    "harness.stages.views.POOL_VIEWS": "harness.core.registry.POOL_VIEWS",
+}
+"""old name -> the one that replaced it: every kind of plugin registers the same way, `register(plugin)`, the
+plugin carrying its name, and pool views have a package of their own (bpo-bench 0.1)"""
 
 REMOVED_IN = "0.2"
 
@@ -49,6 +67,16 @@ def _importer() -> str:
             return name
         frame = frame.f_back  # type: ignore[assignment]
     return "a module"
+
+
+def warn_renamed(old: str, caller: str) -> None:
+    """One line on stderr: the plugin file `caller` uses `old`, which RENAMED replaced (it still works this release)."""
+    print(
+        f"[bench] warning: {caller} uses {old}, which is now {RENAMED[old]}; use that instead "
+        f"(the old name stops working in bpo-bench {REMOVED_IN}).",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 class MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

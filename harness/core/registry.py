@@ -17,7 +17,7 @@ import difflib
 import importlib
 import pkgutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -59,17 +59,20 @@ class Registry(Generic[T]):
         self._clashes: dict[str, str] = {}
         """name -> the module that registered it a second time"""
         self._warned: set[str] = set()
+        self._origins: dict[str, str] = {}
+        """name -> the module that registered it"""
 
-    def register(self, name: str, item: T) -> T:
+    def register(self, name: str, item: T, origin: str | None = None) -> T:
+        """Make `item` available as `name`; `origin` is the registering module (default: the item's own module)."""
         if name in self._items:
-            where = getattr(self._items[name], "__module__", "another module")
-            raise DuplicateName(f"{self.kind} {name!r} is already registered by {where}", name)
+            raise DuplicateName(f"{self.kind} {name!r} is already registered by {self.origin(name)}", name)
         self._items[name] = item
+        self._origins[name] = origin or getattr(item, "__module__", "another module")
         return item
 
-    def add(self, name: str) -> Callable[[T], T]:
-        """Decorator form of `register`."""
-        return lambda item: self.register(name, item)
+    def origin(self, name: str) -> str:
+        """The module that registered `name` (where a reader finds it: the plugin's file is named as it registers)."""
+        return self._origins.get(name, "another module")
 
     def discover(self) -> None:
         """Import every module of the package once (registration is their import side effect).
@@ -112,7 +115,7 @@ class Registry(Generic[T]):
         self.discover()
         if name in self._clashes:
             raise BenchError(
-                f"{self.kind} {name!r} is registered twice, by {getattr(self._items.get(name), '__module__', '?')} and "
+                f"{self.kind} {name!r} is registered twice, by {self.origin(name)} and "
                 f"{self._clashes[name]}; rename one of them."
             )
         if name not in self._items:
@@ -163,4 +166,4 @@ def and_list(items: Sequence[str]) -> str:
 STRATEGIES: Registry = Registry("strategy", "strategies", plural="strategies", see="bench strategies")
 SUITES: Registry = Registry("suite", "harness.suites")
 JUDGES: Registry = Registry("judge", "harness.judges")
-POOL_VIEWS: Registry = Registry("pool view", "harness.stages")
+POOL_VIEWS: Registry = Registry("pool view", "harness.pool_views")

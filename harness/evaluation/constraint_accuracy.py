@@ -2,7 +2,7 @@
 the paired metrics on top of it.
 
 There is one evaluation path. The `evaluate_base` and `evaluate` stages run the `ifeval` suite
-(harness/suites/instruction_following.py) on the run's held-out prompts (`HeldoutSet`: its task
+(harness/suites/_instruction_following.py) on the run's held-out prompts (`HeldoutSet`: its task
 set, its constraint types, `evaluate.n_prompts` of them) through the suite's cached generation
 and judging, so an `ifeval` suite added to `evaluate.suites` with the same decoding asks the same
 prompts and reuses the same outputs. On top come what only a comparison with the base model gives:
@@ -23,7 +23,7 @@ from harness.core.io import read_jsonl, write_jsonl
 from harness.core.stats import mean_ci, metric, newcombe_paired
 from harness.judges import get_judge
 from harness.suites import EvalTarget, SuiteContext, get_suite
-from harness.suites.instruction_following import judged_outputs
+from harness.suites._instruction_following import judged_outputs
 
 SUITE = "ifeval_heldout"
 """The metrics.json section of the held-out evaluation."""

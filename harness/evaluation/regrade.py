@@ -19,7 +19,7 @@ from harness.core.io import write_json, write_jsonl
 from harness.core.records import Prompt
 from harness.core.run_files import RunFolder
 from harness.evaluation.constraint_accuracy import SUITE, compute_metrics
-from harness.judges.task_check import VERSION, TaskCheck, TaskVerdict
+from harness.evaluation.task_check import VERSION, TaskCheck, TaskVerdict
 
 GRADED = "task_check_version"
 """The manifest field that records which task check graded the run's outputs."""

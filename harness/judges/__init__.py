@@ -1,13 +1,14 @@
 """Judges: one interface, `score(prompt, response)` and `compare(prompt, a, b)`, plus batched forms.
 
-A judge type is one module of this package with a `@register_judge` class; the registry finds it.
+A judge type is one module of this package, named as it registers, with a `@register`ed `Judge` subclass; the
+registry finds it (modules starting with an underscore are helpers, which discovery skips).
 """
 
 from __future__ import annotations
 
 from harness.core.config import JudgeConfig
 from harness.core.registry import JUDGES
-from harness.judges.base import Judge, Judgment, register_judge
+from harness.judges.base import Judge, Judgment, register
 from harness.judges.verifiable import VerifiableJudge
 
 
@@ -17,4 +18,4 @@ def get_judge(spec: str | JudgeConfig) -> Judge:
     return JUDGES.get(config.type)(config)
 
 
-__all__ = ["Judge", "JudgeConfig", "Judgment", "VerifiableJudge", "get_judge", "register_judge"]
+__all__ = ["Judge", "JudgeConfig", "Judgment", "VerifiableJudge", "get_judge", "register"]

@@ -7,11 +7,13 @@ a failure and left out of the metric (with the count reported), never scored as 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from harness.core.config import JudgeConfig
 from harness.core.io import content_hash
+from harness.core.moved import warn_renamed
 from harness.core.records import Prompt
 from harness.core.registry import JUDGES, and_list
 
@@ -31,9 +33,16 @@ JUDGE_FIELDS = ("backend", "base_url", "api_key_env", "judge_prompts")
 """The `JudgeConfig` fields that only some judge types read; each type lists the ones it takes."""
 
 
-def register_judge(cls: type["Judge"]) -> type["Judge"]:
-    """Class decorator: the judge type `cls.name` (a new judge is one module of this package)."""
+def register(cls: type["Judge"]) -> type["Judge"]:
+    """Class decorator: the judge type `cls.name`, in a module of this package named after it (as every plugin
+    kind registers: `register(plugin)`, the plugin carrying its name)."""
     return JUDGES.register(cls.name, cls)
+
+
+def register_judge(cls: type["Judge"]) -> type["Judge"]:
+    """`register`'s old name, kept for one release: a plugin that calls it runs, with a warning naming its file."""
+    warn_renamed("harness.judges.base.register_judge", sys._getframe(1).f_code.co_filename)
+    return register(cls)
 
 
 class Judge:

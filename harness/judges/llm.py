@@ -19,9 +19,9 @@ import re
 
 from harness.core.config import JudgeConfig
 from harness.core.records import Prompt
-from harness.judges.base import JUDGE_FIELDS, Judge, Judgment, register_judge
-from harness.judges.llm_backends import OpenAIBackend, TransformersBackend
-from harness.judges.llm_prompts import load_judge_prompts, render_pair, render_single
+from harness.judges._llm_backends import OpenAIBackend, TransformersBackend
+from harness.judges._llm_prompts import load_judge_prompts, render_pair, render_single
+from harness.judges.base import JUDGE_FIELDS, Judge, Judgment, register
 
 _RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
 _RATING_BACKUP = re.compile(r"\[(\d+(?:\.\d+)?)\]")
@@ -52,7 +52,7 @@ def params_from_name(name: str) -> float | None:
     return float(match.group(1)) * (1e6 if match.group(2).upper() == "M" else 1e9)
 
 
-@register_judge
+@register
 class LLMJudge(Judge):
     name = "llm"
     fields = frozenset(JUDGE_FIELDS)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from harness.core.config import JudgeConfig
 from harness.core.errors import BenchError
 from harness.core.records import Prompt
-from harness.judges.base import Judge, Judgment, register_judge
+from harness.judges.base import Judge, Judgment, register
 
 
-@register_judge
+@register
 class RewardModelJudge(Judge):
     name = "reward_model"
 

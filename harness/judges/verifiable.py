@@ -10,10 +10,10 @@ from __future__ import annotations
 from harness.constraints.checkers import check, ifbench_unscorable_reason
 from harness.core.errors import BenchError
 from harness.core.records import Prompt
-from harness.judges.base import Judge, Judgment, register_judge
+from harness.judges.base import Judge, Judgment, register
 
 
-@register_judge
+@register
 class VerifiableJudge(Judge):
     name = "verifiable"
     label = "verifiable (IFEval/IFBench checkers; fraction of constraints followed; judges constraints only, not quality)"

@@ -2,7 +2,7 @@
 
 The verifiable judge alone rewards an answer that is only the constraint's marker (`P.S.`, `[name]`), and a
 model trained on its labels learns to answer with the marker alone. This judge scores like it (the share of the
-prompt's constraints followed), but scores 0 where the task check (harness/judges/task_check.py) finds that the
+prompt's constraints followed), but scores 0 where the task check (harness/evaluation/task_check.py) finds that the
 answer does not do its base task, and says why in its details. It labels the testbed's pool; `verifiable` stays
 the constraint-only, IFEval-comparable judge.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from harness.core.io import content_hash
 from harness.core.records import Prompt
-from harness.judges.base import Judgment, register_judge
-from harness.judges.task_check import VERSION, TaskCheck
+from harness.evaluation.task_check import VERSION, TaskCheck
+from harness.judges.base import Judgment, register
 from harness.judges.verifiable import VerifiableJudge
 
 
-@register_judge
+@register
 class VerifiableTaskJudge(VerifiableJudge):
     name = "verifiable_task"
     label = ("verifiable AND task check (IFEval/IFBench checkers: fraction of constraints followed; 0 where the answer does not "

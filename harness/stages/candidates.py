@@ -12,7 +12,7 @@ from harness.core.records import CandidatePool, Pair, Prompt, Response, Score, f
 from harness.data.pairs import build_pairs, native_records
 from harness.generation.generate import generate_with
 from harness.judges import get_judge
-from harness.judges.cache import CachedJudge
+from harness.judges._cache import CachedJudge
 
 
 def draw_samples(model_name: str, prompts: list[Prompt], cfg: PoolConfig, seed: int, out: Path, generation: GenerationConfig) -> dict:

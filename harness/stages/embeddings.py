@@ -1,5 +1,5 @@
-"""The `embeddings` stage and pool view: prompt and response embeddings, for breadth compression and the
-embedding-depth ablation.
+"""The `embeddings` stage: prompt and response embeddings, for breadth compression and the embedding-depth ablation
+(the pool view that attaches them: harness/pool_views/embeddings.py).
 
 Keyed by the pool stage and the embeddings section only; the embedder is harness/models/embedder.py.
 """
@@ -12,15 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.core.config import ExperimentConfig
-from harness.core.errors import require
-from harness.core.io import read_json
-from harness.core.records import CandidatePool
-from harness.core.registry import POOL_VIEWS
-from harness.models.embedder import embed_texts, resolve_embedder
-from harness.stages.views import PoolView, ViewResult
+from harness.models.embedder import embed_texts
 
 if TYPE_CHECKING:
-    from harness.run_folder import Run
+    pass
 
 NAME = "embeddings"
 
@@ -51,25 +46,3 @@ def load_pool_embeddings(out_dir: Path):
 
 def inputs(config: ExperimentConfig, pool_hash: str) -> dict:
     return {"pool": pool_hash, "embeddings": config.embeddings.model_dump()}
-
-
-def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResult:
-    cfg = run.config.embeddings
-
-    def _compute(out: Path) -> dict:
-        return compute_pool_embeddings(candidate_pool, cfg.model, cfg.batch_size, out)
-
-    result = run.stage(NAME, inputs(run.config, pool_hash), _compute)
-    prompts, responses = load_pool_embeddings(result.path)
-    seconds = {"embeddings": read_json(result.path / "stage.json").get("seconds_embeddings")}
-    return ViewResult({"prompt_embeddings": prompts, "response_embeddings": responses}, NAME, result.hash, seconds)
-
-
-def preflight(config: ExperimentConfig) -> None:
-    """The embedding library and the packaged default model (the error names the pip command)."""
-    needed_for = f"strategy {config.select.strategy} (it embeds the prompts: embeddings.model = {config.embeddings.model})"
-    require("sentence_transformers", "pip install 'sentence-transformers>=3.0'", needed_for)
-    resolve_embedder(config.embeddings.model)
-
-
-POOL_VIEWS.register(NAME, PoolView(compute, preflight))

@@ -1,51 +1,30 @@
-"""Pool views: what the harness computes over the whole pool for the strategies that declare it.
-
-A strategy lists the views it reads (`Strategy.needs`: "embeddings", "gradients"); each view is a
-stage module that registers a `PoolView` under that name, so the runner and the preflight read
-the declaration and never branch on a strategy's or a view's name. Views cover the pairs
-strategies may select (the pool without its held-out pairs), which every strategy and seed on
-that pool shares; nothing is computed for pairs no strategy can pick.
-"""
+"""The pipeline's pool-view step: every view the run's strategy declares, computed (through the stage cache) and
+attached to the selectable pool; and their preflight. The views themselves are plugins (harness/pool_views/)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from harness.core.config import ExperimentConfig
-from harness.core.errors import BenchError
+from harness.core.moved import RENAMED, warn_renamed
 from harness.core.records import CandidatePool, Features
-from harness.core.registry import POOL_VIEWS, UnknownName
+from harness.pool_views.base import get_view
 
 if TYPE_CHECKING:
     from harness.run_folder import Run
 
 
-@dataclass(frozen=True)
-class ViewResult:
-    """The `CandidatePool` fields a view fills, its stage (name and hash: part of the select key), and timings."""
-
-    fields: dict[str, Features]
-    stage: str
-    hash: str
-    seconds: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PoolView:
-    compute: Callable[[Any, CandidatePool, str], ViewResult]
-    """(run, selectable pool, key of pool and selectable pairs) -> ViewResult, through the stage cache"""
-    preflight: Callable[[ExperimentConfig], None] | None = None
-    """(config) -> None: imports and finds what the view will load, raising BenchError"""
-
-
-def get_view(name: str, strategy: str) -> PoolView:
-    try:
-        return POOL_VIEWS.get(name)
-    except UnknownName as exc:
-        raise BenchError(f"strategy {strategy} requires a pool view nobody provides: {exc.message}") from None
+def __getattr__(name: str) -> Any:
+    """The pool-view contract's old home, kept for one release: a plugin importing it from here runs, with a warning."""
+    old = f"{__name__}.{name}"
+    if old not in RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warn_renamed(old, sys._getframe(1).f_code.co_filename)
+    module, _, attribute = RENAMED[old].rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def preflight(config: ExperimentConfig) -> None:

@@ -1,5 +1,5 @@
 """Evaluation suites, registered by name (see harness/suites/base.py for the contract)."""
 
-from harness.suites.base import EvalTarget, SuiteContext, get_suite, register_suite
+from harness.suites.base import EvalTarget, SuiteContext, get_suite, register
 
-__all__ = ["EvalTarget", "SuiteContext", "get_suite", "register_suite"]
+__all__ = ["EvalTarget", "SuiteContext", "get_suite", "register"]

@@ -27,8 +27,8 @@ from harness.core.errors import BenchError, require
 from harness.core.io import write_json
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric
-from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
-from harness.suites.common import cached_judge, failure_summary, generate_cached, resolve_target
+from harness.suites._common import cached_judge, failure_summary, generate_cached, resolve_target
+from harness.suites.base import EvalTarget, Suite, SuiteContext, register
 
 DEFAULT_SOURCE = "tatsu-lab/alpaca_eval"
 
@@ -193,4 +193,4 @@ def _preflight(cfg: SuiteConfig, field: str) -> None:
         read_instructions(cfg.path)
 
 
-register_suite("alpaca_eval", Suite(evaluate_alpaca_eval, default_judge="llm", fields=frozenset({"reference"}), preflight=_preflight))
+register(Suite(evaluate_alpaca_eval, default_judge="llm", fields=frozenset({"reference"}), preflight=_preflight, name="alpaca_eval"))

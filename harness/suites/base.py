@@ -8,6 +8,8 @@ generation settings only, so changing the judge re-judges without regenerating.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import BenchError
 from harness.core.io import content_hash
+from harness.core.moved import warn_renamed
 from harness.core.registry import SUITES, UnknownName, and_list
 
 if TYPE_CHECKING:
@@ -67,7 +70,8 @@ class Suite:
     """A suite as the harness sees it: how to run it and what it declares about its config.
 
     The config validation, the preflight and the run loop read these declarations only, so they
-    never branch on a suite's name; a new suite is one module calling `register_suite`.
+    never branch on a suite's name; a new suite is one module, named as it registers, calling
+    `register(Suite(evaluate, name=...))`.
     """
 
     evaluate: SuiteFn
@@ -84,6 +88,8 @@ class Suite:
     which then belong to its stages' keys"""
     grader: str = ""
     """the version of whatever grades its outputs besides its judge (e.g. the task check): part of its stages' keys"""
+    name: str = ""
+    """the name `suite:` configs ask for (last, so that a suite written before it had one still constructs)"""
 
     def check_config(self, cfg: "SuiteConfig", name: str) -> None:
         """Refuse the fields this suite does not read, then run its own check."""
@@ -103,8 +109,18 @@ def _only_for(field_: str) -> str:
     return f"{and_list(group)} only appl{'y' if len(group) > 1 else 'ies'} to the {suites}"
 
 
+def register(suite: Suite) -> Suite:
+    """The suite `suite.name`, registered by the calling module (as every plugin kind registers: `register(plugin)`,
+    the plugin carrying its name)."""
+    if not suite.name:
+        raise ValueError("register(Suite(...)): give the suite its name, Suite(evaluate, name='my_suite', ...)")
+    return SUITES.register(suite.name, suite, origin=sys._getframe(1).f_globals.get("__name__"))
+
+
 def register_suite(name: str, suite: Suite) -> Suite:
-    return SUITES.register(name, suite)
+    """`register`'s old form, kept for one release: a plugin that calls it runs, with a warning naming its file."""
+    warn_renamed("harness.suites.base.register_suite", sys._getframe(1).f_code.co_filename)
+    return SUITES.register(name, dataclasses.replace(suite, name=name), origin=sys._getframe(1).f_globals.get("__name__"))
 
 
 def get_suite(name: str) -> Suite:

@@ -22,8 +22,8 @@ from harness.core.errors import BenchError
 from harness.core.io import content_hash, safe_filename, write_jsonl
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric, ratio_ci
-from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
-from harness.suites.common import cached_judge, failure_summary, generate_cached
+from harness.suites._common import cached_judge, failure_summary, generate_cached
+from harness.suites.base import EvalTarget, Suite, SuiteContext, register
 
 NEED_REF_CATS = ("math", "reasoning", "coding")
 
@@ -151,7 +151,5 @@ def _export(out: Path, target: EvalTarget, judge_id: str, judge_model: str, ques
     )
 
 
-register_suite(
-    "mt_bench",
-    Suite(evaluate_mt_bench, default_judge="llm", fields=frozenset({"reference"}), preflight=lambda cfg, field: read_questions(cfg)),
-)
+register(Suite(evaluate_mt_bench, default_judge="llm", fields=frozenset({"reference"}), preflight=lambda cfg, field: read_questions(cfg),
+               name="mt_bench"))

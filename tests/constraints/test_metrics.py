@@ -20,10 +20,10 @@ from harness.core.config import EvaluateConfig
 from harness.core.records import Prompt
 from harness.data.builtin import build_builtin_prompts
 from harness.evaluation.constraint_accuracy import compute_metrics
+from harness.evaluation.task_check import TaskCheck
 from harness.judges import get_judge
-from harness.judges.task_check import TaskCheck
 from harness.stages.outputs import write_eval_outputs
-from harness.suites.instruction_following import judged_row, suite_metrics
+from harness.suites._instruction_following import judged_row, suite_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = ["ok", "Hello, world! This is a longer answer with several words in it.", "NO COMMAS HERE JUST CAPITALS", "* one\n* two\n* three"]

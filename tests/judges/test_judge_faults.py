@@ -16,7 +16,7 @@ from fault_judge import FaultJudge, rating_for
 
 from harness.core.config import JudgeConfig, SuiteConfig
 from harness.core.records import Prompt
-from harness.judges.cache import CachedJudge
+from harness.judges._cache import CachedJudge
 from harness.judges.llm import LLMJudge
 from harness.models.resolve import engine_key
 

@@ -26,8 +26,8 @@ import pytest
 from harness.core.config import EMBEDDED_MODEL, JudgeConfig
 from harness.core.errors import BenchError
 from harness.core.records import Prompt
+from harness.judges._cache import CachedJudge
 from harness.judges.base import Judgment
-from harness.judges.cache import CachedJudge
 from harness.judges.llm import LLMJudge
 
 REPO = Path(__file__).resolve().parents[2]

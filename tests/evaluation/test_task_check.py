@@ -14,8 +14,8 @@ import pytest
 from harness.constraints.checkers import check
 from harness.constraints.metrics import DEGENERATE_KINDS
 from harness.core.records import Prompt
+from harness.evaluation.task_check import TaskCheck, without_repeats
 from harness.judges import get_judge
-from harness.judges.task_check import TaskCheck, without_repeats
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED_TYPES = {

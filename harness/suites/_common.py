@@ -14,7 +14,7 @@ from harness.core.records import Prompt
 from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
 from harness.judges import Judge, Judgment, get_judge
-from harness.judges.cache import CachedJudge
+from harness.judges._cache import CachedJudge
 from harness.suites.base import EvalTarget
 
 

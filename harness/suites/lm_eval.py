@@ -33,7 +33,7 @@ from harness.core.errors import BenchError, require
 from harness.core.io import atomic_path, content_hash, read_json, safe_filename, write_json, write_jsonl
 from harness.core.stats import metric
 from harness.models.resolve import device, resolve_model
-from harness.suites.base import EvalTarget, Suite, SuiteContext, register_suite
+from harness.suites.base import EvalTarget, Suite, SuiteContext, register
 
 STAGE = "suite_lm_eval"
 JUDGE = "lm-eval task metric"
@@ -214,7 +214,5 @@ def _preflight(cfg: SuiteConfig, field: str) -> None:
     require("lm_eval", "pip install 'lm-eval>=0.4.13'", f"{field} (lm_eval)")
 
 
-register_suite(
-    "lm_eval",
-    Suite(evaluate_lm_eval, default_judge=None, fields=frozenset({"tasks", "include_path", "num_fewshot"}), preflight=_preflight, check=_needs_tasks),
-)
+register(Suite(evaluate_lm_eval, default_judge=None, fields=frozenset({"tasks", "include_path", "num_fewshot"}), preflight=_preflight,
+               check=_needs_tasks, name="lm_eval"))
