@@ -63,10 +63,10 @@ from harness.core.config import FeaturesConfig, TrainConfig
 from harness.core.records import Pair, Response, pair_id, response_id
 from harness.data.builtin import build_builtin_prompts
 from harness.generation.generate import generate_with
+from harness.models.choices import resolve_train
 from harness.models.resolve import engine_key
-from harness.models.resolved import resolve_train
 from harness.training.dpo import train_dpo
-from harness.training.gradients import compute_gradient_features
+from harness.training.gradient_features import compute_gradient_features
 
 prompts, _ = build_builtin_prompts(seed=0, n_train=256)
 texts: list[str] = []

@@ -32,12 +32,12 @@ from harness.core.config import EMBEDDED_MODEL, FeaturesConfig, GenerationConfig
 from harness.core.io import write_json
 from harness.core.records import CandidatePool, Pair, Prompt
 from harness.data.builtin import build_builtin_prompts
-from harness.models.resolved import resolve_generation, resolve_train
+from harness.models.choices import resolve_generation, resolve_train
 from harness.provenance import versions
 from harness.stages.candidates import build_pool, draw_samples, read_pool, read_samples
 from harness.stages.prompts import read_prompts, write_prompts
 from harness.training.dpo import preference_rows, train_dpo
-from harness.training.gradients import (
+from harness.training.gradient_features import (
     LoraGradients,
     compute_gradient_features,
     load_lora_model,

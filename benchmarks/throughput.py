@@ -66,13 +66,13 @@ from harness.generation import engine as decoding  # noqa: E402
 from harness.generation.engine import bf16_packing_supported  # noqa: E402
 from harness.generation.generate import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
+from harness.models.choices import resolve_train  # noqa: E402
 from harness.models.resolve import cpu_bf16_flags, load_model, resolve_dtype  # noqa: E402
-from harness.models.resolved import resolve_train  # noqa: E402
 from harness.provenance import cpu_model  # noqa: E402
 from harness.stages.candidates import read_pool  # noqa: E402
 from harness.stages.prompts import read_prompts  # noqa: E402
 from harness.training import dpo as trainer  # noqa: E402
-from harness.training.gradients import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
+from harness.training.gradient_features import compute_gradient_features, load_gradient_features, tokenize_response  # noqa: E402
 from harness.training.reference_logps import with_reference_logps  # noqa: E402
 
 TODAY_EVAL_BATCH, TODAY_POOL_BATCH = 48, 64

@@ -19,8 +19,8 @@ from harness.core.errors import BenchError
 from harness.core.io import content_hash
 from harness.core.records import CandidatePool
 from harness.core.run_files import RunFolder
+from harness.models.choices import Resolved, resolve
 from harness.models.resolve import ENGINE_FIELDS
-from harness.models.resolved import Resolved, resolve
 from harness.run_folder import Run
 from harness.stages import evaluate, outputs, pool, preference_pool, prompts, samples, select, suite_runs, train, views
 

@@ -358,11 +358,11 @@ class TrainConfig(_Strict):
         return value
 
     def require_resolved(self, user: str) -> "TrainConfig":
-        """This section, if its machine-dependent fields are resolved (`harness.models.resolved.resolve_train`); a
+        """This section, if its machine-dependent fields are resolved (`harness.models.choices.resolve_train`); a
         trainer given `auto` would decide again, apart from what the run's keys record."""
         unresolved = [f for f in ("target_modules", "precision", "attention") if getattr(self, f) == "auto"]
         if unresolved:
-            raise ValueError(f"{user} takes a train section resolved for this machine (harness.models.resolved.resolve_train); "
+            raise ValueError(f"{user} takes a train section resolved for this machine (harness.models.choices.resolve_train); "
                              f"{', '.join(unresolved)} still read auto")
         return self
 

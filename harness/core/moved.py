@@ -41,6 +41,8 @@ MOVED: dict[str, str] = {
     "harness.suites.common": "harness.suites._common",
     "harness.suites.lm_eval_suite": "harness.suites.lm_eval",
     "harness.suites.instruction_following": "harness.suites._instruction_following",
+    "harness.models.resolved": "harness.models.choices",
+    "harness.training.gradients": "harness.training.gradient_features",
 }
 """old module path -> where it lives now (harness/: the domain packages' refactor; strategies/: one file per
 registered name, helpers with a leading underscore; both bpo-bench 0.1)"""

@@ -32,7 +32,7 @@ from harness.core.records import CandidatePool
 from harness.core.run_files import RunFolder
 from harness.core.stats import metric, ratio_ci
 from harness.models.resolve import load_model
-from harness.training.gradients import response_logps, tokenize_response
+from harness.training.gradient_features import response_logps, tokenize_response
 
 SUITE = "preference_heldout"
 JUDGE = "implicit DPO reward of the tuned model vs the base model (no judge)"

@@ -32,7 +32,7 @@ def generate_with(
     gpu_memory_utilization: float = 0.85,
     **settings: Any,
 ) -> list[Generation]:
-    """Generate on `backend` in `dtype`, both as resolved for the run (`harness.models.resolved`: the keys record
+    """Generate on `backend` in `dtype`, both as resolved for the run (`harness.models.choices`: the keys record
     them, so an `auto` resolved here again could disagree with the key); the one entry point for the pool,
     evaluation and suites.
 

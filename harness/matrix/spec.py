@@ -47,7 +47,7 @@ from harness.core.io import content_hash
 from harness.core.run_files import RunFolder
 
 if TYPE_CHECKING:
-    from harness.models.resolved import Resolved
+    from harness.models.choices import Resolved
 
 SHORTHANDS = {"strategy": "select.strategy", "budget": "select.budget", "seed": "seed"}
 

@@ -10,7 +10,7 @@ from harness.core.io import read_json
 from harness.core.records import CandidatePool, Features
 from harness.pool_views.base import PoolView, ViewResult, register
 from harness.stages.features import NAME, inputs
-from harness.training import gradients
+from harness.training import gradient_features
 
 if TYPE_CHECKING:
     from harness.run_folder import Run
@@ -20,13 +20,13 @@ def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResu
     config = run.config
 
     def _compute(out: Path) -> dict:
-        return gradients.compute_gradient_features(
+        return gradient_features.compute_gradient_features(
             run.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
             run.train, config.features, config.pool_seed, out,
         )
 
     result = run.stage(NAME, inputs(run.resolved, pool_hash), _compute)
-    grads = gradients.load_gradient_features(result.path)
+    grads = gradient_features.load_gradient_features(result.path)
     fields = {
         "pair_gradients": Features(dict(zip(grads.pair_ids, grads.pair_features))),
         "prompt_gradients": Features(dict(zip(grads.prompt_ids, grads.prompt_features))),

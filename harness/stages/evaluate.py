@@ -26,7 +26,7 @@ from harness.stages.shared import builtin_set
 from harness.suites import EvalTarget, SuiteContext, get_suite
 
 if TYPE_CHECKING:
-    from harness.models.resolved import Resolved
+    from harness.models.choices import Resolved
     from harness.run_folder import Run
 
 BASE = "evaluate_base"

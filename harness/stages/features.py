@@ -1,4 +1,4 @@
-"""The `features` stage: per-pair and per-prompt gradient features (engine: harness/training/gradients.py; the pool
+"""The `features` stage: per-pair and per-prompt gradient features (engine: harness/training/gradient_features.py; the pool
 view that attaches them: harness/pool_views/gradients.py).
 
 Keyed by the pool stage, the model, the resolved train section (the LoRA the gradients are taken
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.models.resolved import Resolved
+    from harness.models.choices import Resolved
 
 NAME = "features"
 

@@ -18,7 +18,7 @@ from harness.core.records import CandidatePool, Prompt
 from harness.stages import candidates, samples
 
 if TYPE_CHECKING:
-    from harness.models.resolved import Resolved
+    from harness.models.choices import Resolved
     from harness.run_folder import Run
 
 NAME = "pool"

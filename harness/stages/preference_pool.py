@@ -23,7 +23,7 @@ from harness.stages import samples
 from harness.stages.pool import judged
 
 if TYPE_CHECKING:
-    from harness.models.resolved import Resolved
+    from harness.models.choices import Resolved
     from harness.run_folder import Run
 
 NAME = "preference_pool"

@@ -19,7 +19,7 @@ from harness.core.records import Prompt
 from harness.stages import candidates
 
 if TYPE_CHECKING:
-    from harness.models.resolved import Resolved
+    from harness.models.choices import Resolved
     from harness.run_folder import Run
 
 NAME = "samples"

@@ -18,7 +18,7 @@ from harness.training import dpo
 from harness.training.reference_logps import with_reference_logps
 
 if TYPE_CHECKING:
-    from harness.models.resolved import Resolved
+    from harness.models.choices import Resolved
     from harness.run_folder import Run
 
 NAME = "train"

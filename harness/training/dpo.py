@@ -62,7 +62,7 @@ def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, see
 
     In this process by default; under `accelerate launch` (DDP, ZeRO-3, FSDP, multi-CPU) when
     `cfg.accelerate_config` is set, with the same code running in every worker. `cfg` is resolved for this
-    machine (`harness.models.resolved.resolve_train`).
+    machine (`harness.models.choices.resolve_train`).
     """
     cfg.require_resolved("train_dpo")
     if cfg.accelerate_config:

@@ -90,7 +90,7 @@ def _compute(model_name: str, wanted: dict[str, tuple[list[dict[str, str]], str]
     from transformers import AutoModelForCausalLM
 
     from harness.models.resolve import contiguous_head_inputs, device, load_tokenizer, resolve_model, trust_remote_code
-    from harness.training.gradients import response_logps, tokenize_response
+    from harness.training.gradient_features import response_logps, tokenize_response
 
     tokenizer = load_tokenizer(model_name)
     model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code(),

@@ -166,7 +166,7 @@ def test_builtin_set_enters_the_prompt_and_evaluation_keys_only_when_chosen() ->
     base = ExperimentConfig()
     short = ExperimentConfig(prompts={"tasks": "short"})
     typed = ExperimentConfig(prompts={"constraint_types": ["detectable_format:title", "punctuation:no_comma"]})
-    from harness.models.resolved import resolve
+    from harness.models.choices import resolve
 
     for inputs in (prompts_inputs, lambda c: evaluate_inputs(resolve(c)), lambda c: preference_pool_inputs(resolve(c))):
         assert len({str(inputs(c)) for c in (base, short, typed)}) == 3
@@ -185,7 +185,7 @@ def test_control_config_is_the_shuffled_reference_of_the_cell() -> None:
     assert control.select.params == {"reference": "margin", "reference_params": {"order": "low"}}
     assert not control.evaluate.control and control_config(control) is None
     assert control_config(ExperimentConfig()) is None
-    from harness.models.resolved import resolve
+    from harness.models.choices import resolve
 
     assert evaluate_inputs(resolve(cell)) == evaluate_inputs(resolve(ExperimentConfig(select=cell.select)))  # the control re-keys no evaluation
 

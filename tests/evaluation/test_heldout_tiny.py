@@ -11,8 +11,8 @@ import pytest
 from harness.core.config import EvaluateConfig, PromptsConfig, TrainConfig
 from harness.core.io import read_jsonl
 from harness.evaluation.constraint_accuracy import compute_metrics
+from harness.models.choices import resolve_train
 from harness.models.resolve import engine_key
-from harness.models.resolved import resolve_train
 from harness.training.dpo import train_dpo
 
 ENGINE = engine_key("auto", "auto")

@@ -70,7 +70,7 @@ def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> N
     assert resolve_dtype("float32") == "float32" and resolve_dtype("auto") in ("float32", "bfloat16")
     assert engine_key("transformers", "float32") != engine_key("transformers", "bfloat16")
     configs = [ExperimentConfig.model_validate({"generation": {"dtype": d}}) for d in ("float32", "bfloat16")]
-    from harness.models.resolved import resolve
+    from harness.models.choices import resolve
 
     for inputs in (lambda r: samples.inputs(r, samples.NAME, "p", r.config.pool, 0), evaluate.inputs, preference_pool.samples_inputs):
         fp32, bf16 = (inputs(resolve(c)) for c in configs)

@@ -9,7 +9,7 @@ import pytest
 from harness.core.config import GenerationConfig, PoolConfig
 from harness.core.io import read_jsonl
 from harness.data.builtin import build_builtin_prompts
-from harness.models.resolved import resolve_generation
+from harness.models.choices import resolve_generation
 from harness.stages.candidates import build_pool, draw_samples, read_pool, read_samples
 
 

@@ -13,8 +13,8 @@ from pinned_keys import PINNED
 from harness.core.cache import stage_hash
 from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
 from harness.data.heldout import HeldoutSet
+from harness.models.choices import resolve
 from harness.models.resolve import engine_key, resolve_dtype
-from harness.models.resolved import resolve
 from harness.runner import resolve_run, shared_stage_hashes
 from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, samples, select, suite_runs, train
 from harness.suites import EvalTarget, SuiteContext

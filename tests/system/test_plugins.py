@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from harness.core.config import GenerationConfig, JudgeConfig, PoolConfig, SuiteConfig, load_config
 from harness.core.errors import BenchError, ConfigError
 from harness.core.registry import JUDGES, POOL_VIEWS, STRATEGIES, SUITES, Registry
+from harness.models.choices import resolve_generation
 from harness.models.resolve import engine_key
-from harness.models.resolved import resolve_generation
 
 ENGINE = engine_key("auto", "auto")
 """what this machine generates with: the engine a run would resolve here"""

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from harness.core.config import TrainConfig
 from harness.core.io import read_jsonl
 from harness.data.builtin import build_builtin_prompts
+from harness.models.choices import resolve_train
 from harness.models.resolve import load_model
-from harness.models.resolved import resolve_train
 from harness.training.dpo import train_dpo
 
 
@@ -99,7 +99,7 @@ def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model:
     from harness.core.config import FeaturesConfig
     from harness.core.errors import BenchError
     from harness.core.records import Pair, Response, pair_id, response_id
-    from harness.training.gradients import compute_gradient_features
+    from harness.training.gradient_features import compute_gradient_features
 
     prompts, _ = build_builtin_prompts(seed=0, n_train=2)
     responses, pairs = {}, []
