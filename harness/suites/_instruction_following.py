@@ -26,8 +26,7 @@ from harness.data.heldout import HeldoutSet
 from harness.evaluation.task_check import VERSION as TASK_CHECK_VERSION
 from harness.evaluation.task_check import TaskCheck, TaskVerdict
 from harness.judges import Judge, Judgment
-from harness.suites._common import cached_judge, check_supported, generate_cached
-from harness.suites.base import EvalTarget, SuiteContext
+from harness.suites.base import EvalTarget, SuiteContext, cached_judge, check_supported, generate_cached
 
 
 def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:

@@ -27,8 +27,8 @@ from harness.core.errors import BenchError, require
 from harness.core.io import write_json
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric
-from harness.suites._common import cached_judge, failure_summary, generate_cached, resolve_target
-from harness.suites.base import EvalTarget, Suite, SuiteContext, register
+from harness.suites._common import resolve_target
+from harness.suites.base import EvalTarget, Suite, SuiteContext, cached_judge, failure_summary, generate_cached, register
 
 DEFAULT_SOURCE = "tatsu-lab/alpaca_eval"
 

@@ -15,13 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.core.cache import run_stage
 from harness.core.errors import BenchError
-from harness.core.io import content_hash
+from harness.core.io import content_hash, read_jsonl, write_jsonl
 from harness.core.moved import warn_renamed
+from harness.core.records import Prompt
 from harness.core.registry import SUITES, UnknownName, and_list
+from harness.judges import Judge, Judgment, get_judge
+from harness.judges._cache import CachedJudge
 
 if TYPE_CHECKING:
-    from harness.core.config import SuiteConfig
+    from harness.core.config import JudgeConfig, SuiteConfig
     from harness.data.heldout import HeldoutSet
 
 
@@ -128,3 +132,62 @@ def get_suite(name: str) -> Suite:
         return SUITES.get(name)
     except UnknownName as exc:
         raise BenchError(exc.message) from None
+
+
+def generate_cached(
+    cfg: SuiteConfig, target: EvalTarget, cache_dir: Path, conversations: list[list[dict[str, str]]], what: str,
+    sampling: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Completions of `conversations` (greedy, or with `sampling`: temperature, top_p, seed), cached by
+    the target, the suite, the conversations and every generation setting that changes a token (the
+    batch size among them: in bf16, a row's logits shift slightly with the rows beside it)."""
+    from harness.generation.generate import generate_with
+
+    inputs = {
+        "target": target.cache_key(),
+        "suite": cfg.name,
+        "what": what,
+        "max_new_tokens": cfg.max_new_tokens,
+        "batch_size": cfg.batch_size,
+        "sampling": sampling,
+        "conversations": content_hash(conversations),
+    }
+
+    def compute(out: Path) -> dict:
+        gens = generate_with(
+            target.engine["backend"],
+            target.model,
+            target.adapter,
+            conversations,
+            dtype=target.engine["dtype"],
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            do_sample=sampling is not None,
+            **(sampling or {}),
+            gpu_memory_utilization=target.gpu_memory_utilization,
+            desc=f"{cfg.name}: {what} ({target.label})",
+        )
+        write_jsonl(out / "generations.jsonl", [{"text": g.text, "truncated": g.truncated, "n_tokens": g.n_tokens} for g in gens])
+        return {"n": len(gens), "tokens_generated": sum(g.n_tokens for g in gens)}
+
+    stage = run_stage(cache_dir, f"generate_{cfg.name}", inputs, compute)
+    return read_jsonl(stage.path / "generations.jsonl")
+
+
+def cached_judge(config: JudgeConfig, cache_dir: Path) -> tuple[Judge, CachedJudge]:
+    judge = get_judge(config)
+    return judge, CachedJudge(judge, cache_dir)
+
+
+def failure_summary(judgments: list[Judgment]) -> dict[str, Any]:
+    """How many judgments failed and why (a few distinct reasons), for metrics and reports."""
+    failed = [j for j in judgments if not j.ok]
+    reasons = list(dict.fromkeys(j.error or "no value" for j in failed))
+    return {"n_failed": len(failed), "failure_reasons": reasons[:5]}
+
+
+def check_supported(judge: Judge, prompts: list[Prompt]) -> None:
+    for prompt in prompts:
+        reason = judge.unsupported_reason(prompt)
+        if reason:
+            raise BenchError(reason)

@@ -22,8 +22,7 @@ from harness.core.errors import BenchError
 from harness.core.io import content_hash, safe_filename, write_jsonl
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric, ratio_ci
-from harness.suites._common import cached_judge, failure_summary, generate_cached
-from harness.suites.base import EvalTarget, Suite, SuiteContext, register
+from harness.suites.base import EvalTarget, Suite, SuiteContext, cached_judge, failure_summary, generate_cached, register
 
 NEED_REF_CATS = ("math", "reasoning", "coding")
 

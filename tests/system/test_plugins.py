@@ -96,7 +96,7 @@ def test_a_judge_or_suite_registered_by_its_old_function_runs_with_a_warning(add
     add_plugin(JUDGES, "length", old_judge)
     assert JUDGES.get("length").name == "length" and JUDGES.origin("length") == "harness.judges.length"
     assert re.search(r"warning: .*length\.py uses harness\.judges\.base\.register_judge, which is now harness\.judges\.base\.register", capsys.readouterr().err)
-    old_suite = SUITE.replace("Suite, register\n", "Suite, register_suite\n").replace(
+    old_suite = SUITE.replace("generate_cached, register\n", "generate_cached, register_suite\n").replace(
         'register(Suite(evaluate, default_judge=None, preflight=lambda cfg, field: PREFLIGHTS.append(field), name="echo_label"))',
         'register_suite("echo_label", Suite(evaluate, default_judge=None))')
     add_plugin(SUITES, "echo_label", old_suite)
@@ -141,14 +141,15 @@ def test_a_broken_plugin_file_stops_only_the_commands_that_may_need_it(add_plugi
 
 
 SUITE = '''
-    from harness.suites.base import Suite, register
+    from harness.suites.base import Suite, generate_cached, register
 
     PREFLIGHTS = []
 
 
     def evaluate(cfg, target, out, ctx):
+        answers = generate_cached(cfg, target, ctx.cache_dir, [[{"role": "user", "content": "Say hello."}]], "greedy")
         (out / "label.txt").write_text(target.label)
-        return {"label_length": {"value": float(len(target.label)), "ci_low": None, "ci_high": None, "n": 1, "judge": "none"}}
+        return {"label_length": {"value": float(len(target.label)), "ci_low": None, "ci_high": None, "n": len(answers), "judge": "none"}}
 
 
     register(Suite(evaluate, default_judge=None, preflight=lambda cfg, field: PREFLIGHTS.append(field), name="echo_label"))
@@ -160,7 +161,7 @@ def test_a_suite_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
     from harness.suites import EvalTarget
 
     add_plugin(SUITES, "echo_label", SUITE)
-    config = load_config(None, ["evaluate.suites=[{name: echo_label}]"])
+    config = load_config(None, ["evaluate.suites=[{name: echo_label, max_new_tokens: 8}]"])
     cfg = config.evaluate.suites[0]
     assert cfg.judge_config() is None  # declared: it scores itself
     with pytest.raises(ValidationError, match="echo_label scores itself"):
