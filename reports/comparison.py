@@ -284,10 +284,14 @@ def _breadth_vs_depth(runs: list[RunRecord]) -> str | None:
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    for strategy in sorted({p[0] for p in pts}):
+    # settings often share a point (every strategy at 2 pairs per prompt): hollow markers of distinct shapes, the
+    # first drawn largest, so that no setting hides another
+    for i, strategy in enumerate(sorted({p[0] for p in pts})):
         xs = [b for s, b, _ in pts if s == strategy]
         ys = [d for s, _, d in pts if s == strategy]
-        ax.scatter(xs, ys, label=strategy, s=30)
+        ax.scatter(xs, ys, label=strategy, s=max(110 - 8 * i, 18), marker="osD^vPX<>ph*"[i % 12], facecolors="none",
+                   edgecolors=f"C{i % 10}", linewidths=1.3)
+    ax.set_title("hollow markers: settings at one point stay visible", fontsize=8)
     ax.set_xlabel("breadth (prompts)")
     ax.set_ylabel("mean depth (pairs per prompt)")
     ax.grid(alpha=0.3)

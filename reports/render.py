@@ -17,7 +17,7 @@ from harness.core.records import CONTROL
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums}.missing{color:#a00}tr.flag td{background:#fde8e8}.flag-key{background:#fde8e8}
+th{background:#f3f3f3}.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.missing{color:#a00}tr.flag td{background:#fde8e8}.flag-key{background:#fde8e8}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}pre{white-space:pre-wrap;margin:0;font-size:.9em}
 .headline{font-size:1.05em;background:#eef6ff;border-left:4px solid #2a6fdb;padding:.5em 1em}
 .ok{color:#080}.bad{color:#a00}.weak{color:#a60}img{max-width:100%}details{margin:.5em 0 1em}

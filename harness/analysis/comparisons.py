@@ -173,6 +173,8 @@ def made_of(members: list[RunRecord]) -> dict[str, Any]:
     if cell_estimate(members, f"{suite}/task_done_rate") is None:
         return {}
     out = {name: est["mean"] for name in names if (est := cell_estimate(members, f"{suite}/{name}"))}
+    if PRIMARY_METRIC in out:
+        out["primary"] = out[PRIMARY_METRIC]  # the renderer's column, whatever the primary metric is named
     base = cell_estimate(members, f"{suite}/base.degenerate_share")
     if "degenerate_share" in out and base:
         out["base.degenerate_share"] = base["mean"]

@@ -506,3 +506,22 @@ def test_legends_stay_off_the_data() -> None:
     sources = {path.name: path.read_text() for path in (Path(__file__).resolve().parents[2] / "reports").glob("*.py")}
     assert sum(text.count(".legend(") for text in sources.values()) == 2  # legend_beside's own call, and the surface's fig.legend below its panels
     assert "fig.legend(" in sources["comparison.py"] and "ax.legend(" not in sources["comparison.py"]
+
+
+def test_what_each_accuracy_is_made_of_shows_the_primary_metric(tmp_path: Path) -> None:
+    """The table beside the claims reads the primary metric under whatever name it has (it once read a retired name
+    and showed 'missing' for every row)."""
+    runs = []
+    for strategy, primary, constraint in (("bpo", 0.36, 0.60), ("uniform", 0.29, 0.48)):
+        run = _run(tmp_path, strategy, 0, constraint, [1, 0, 1])
+        metrics = json.loads((run / "metrics.json").read_text())
+        record = metrics["ifeval_heldout"]["tuned.prompt_strict_acc"]
+        metrics["ifeval_heldout"].update({f"tuned.{name}": {**record, "value": value} for name, value in (
+            (PRIMARY_METRIC, primary), ("task_done_rate", 0.7), ("degenerate_share", 0.2))})
+        metrics["ifeval_heldout"]["base.degenerate_share"] = {**record, "value": 0.3}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        runs.append(run)
+    html = render_comparison(runs, tmp_path / "cmp" / "index.html", baseline="uniform").read_text()
+    table = html[html.index("What each setting's accuracy is made of"):].split("</table>")[0]
+    assert "<b>0.360</b>" in table and "<b>0.290</b>" in table  # the primary column, bold
+    assert '<td class="num">0.300 → 0.200</td>' in table  # the degenerate share, base → tuned
