@@ -179,3 +179,16 @@ def test_length_grouped_batches_pad_less_and_keep_every_pair(tiny_model: Path) -
         assert sorted(dpo._get_train_sampler()) == list(range(24))  # every pair once per epoch
         padded[batching] = sum(int(batch["input_ids"].numel()) for batch in dpo.get_train_dataloader())
     assert padded["length_grouped"] < padded["random"]
+
+
+def test_trainers_refuse_a_train_section_left_at_auto(tiny_model: Path, tmp_path: Path) -> None:
+    """The run's keys record the resolved precision, attention and LoRA targets; a trainer given `auto` would decide
+    again, apart from them, so it refuses before loading anything."""
+    from harness.training.gradient_features import load_lora_model
+
+    with pytest.raises(ValueError, match="resolve_train.*precision, attention"):
+        train_dpo(str(tiny_model), preference_rows(2), TrainConfig(target_modules=["q_proj"]), seed=0, out_dir=tmp_path / "t")
+    with pytest.raises(ValueError, match="target_modules, precision, attention still read auto"):
+        load_lora_model(str(tiny_model), TrainConfig(), seed=0)
+    assert not (tmp_path / "t").exists()
+    assert resolve_train(TrainConfig(), str(tiny_model)).require_resolved("test").precision in ("float32", "bfloat16")
