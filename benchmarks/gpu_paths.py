@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-from harness.core.config import EMBEDDED_MODEL
+from harness.models.config import EMBEDDED_MODEL
 from harness.models.resolve import resolve_model
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -59,12 +59,12 @@ def section(key, fn):
 
 from safetensors.torch import load_file
 
-from harness.core.config import FeaturesConfig, TrainConfig
 from harness.core.records import Pair, Response, pair_id, response_id
 from harness.data.builtin import build_builtin_prompts
 from harness.generation.generate import generate_with
 from harness.models.choices import resolve_train
 from harness.models.resolve import engine_key
+from harness.training.config import FeaturesConfig, TrainConfig
 from harness.training.dpo import train_dpo
 from harness.training.gradient_features import compute_gradient_features
 

@@ -28,14 +28,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.core.config import EMBEDDED_MODEL, FeaturesConfig, GenerationConfig, PoolConfig, TrainConfig
 from harness.core.io import write_json
 from harness.core.records import CandidatePool, Pair, Prompt
 from harness.data.builtin import build_builtin_prompts
+from harness.generation.config import GenerationConfig
 from harness.models.choices import resolve_generation, resolve_train
+from harness.models.config import EMBEDDED_MODEL
 from harness.provenance import versions
 from harness.stages.candidates import build_pool, draw_samples, read_pool, read_samples
+from harness.stages.config import PoolConfig
 from harness.stages.prompts import read_prompts, write_prompts
+from harness.training.config import FeaturesConfig, TrainConfig
 from harness.training.dpo import preference_rows, train_dpo
 from harness.training.gradient_features import (
     LoraGradients,

@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.core.config import EMBEDDED_MODEL, FeaturesConfig, TrainConfig
 from harness.core.io import write_json
 from harness.models.choices import resolve_train
+from harness.models.config import EMBEDDED_MODEL
 from harness.models.resolve import load_model
 from harness.stages.candidates import read_pool
 from harness.stages.prompts import read_prompts
+from harness.training.config import FeaturesConfig, TrainConfig
 from harness.training.dpo import preference_rows, train_dpo
 from harness.training.gradient_features import LoraGradients, load_lora_model, make_projection, response_logps, tokenize_response
 

@@ -57,16 +57,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.core.config import EMBEDDED_MODEL, load_config  # noqa: E402
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl, write_json  # noqa: E402
 from harness.data.heldout import HeldoutSet  # noqa: E402
 from harness.evaluation.preference import reserve_heldout  # noqa: E402
+from harness.experiment import load_config  # noqa: E402
 from harness.generation import engine as decoding  # noqa: E402
 from harness.generation.engine import bf16_packing_supported  # noqa: E402
 from harness.generation.generate import _eos_ids, generate, length_sorted, to_generation  # noqa: E402
 from harness.judges import get_judge  # noqa: E402
 from harness.models.choices import resolve_train  # noqa: E402
+from harness.models.config import EMBEDDED_MODEL  # noqa: E402
 from harness.models.resolve import cpu_bf16_flags, load_model, resolve_dtype  # noqa: E402
 from harness.provenance import cpu_model  # noqa: E402
 from harness.stages.candidates import read_pool  # noqa: E402

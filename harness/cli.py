@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 import click
 
 from harness.constraints.metrics import PRIMARY_METRIC
-from harness.core.config import SuiteConfig, load_config
 from harness.core.errors import BenchError
 from harness.core.run_files import RunFolder
+from harness.experiment import load_config
+from harness.suites.config import SuiteConfig
 
 if TYPE_CHECKING:
     from harness.matrix.spec import Cell, MatrixSpec
@@ -235,8 +236,8 @@ def eval_cmd(suite, model, config_path, judge, judge_model, judge_url, judge_key
     Writes OUT/metrics.json (value, 95% CI, n, judge, weak_judge per metric), manifest.json and
     the suite's exports (alpaca_eval's and FastChat's formats). Cached: a rerun calls nothing.
     """
-    from harness.core.config import EMBEDDED_MODEL
     from harness.eval_runner import eval_target, run_suite
+    from harness.models.config import EMBEDDED_MODEL
     from harness.suites._common import run_heldout
 
     flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
@@ -256,8 +257,8 @@ def _suite_config(config_path: str | None, flags: dict, tasks: list[str], judge_
     import yaml
     from pydantic import ValidationError
 
-    from harness.core.config import apply_overrides
     from harness.core.errors import ConfigError, format_validation_error
+    from harness.core.sections import apply_overrides
 
     data: dict = {}
     if config_path:

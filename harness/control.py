@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.constraints.metrics import DEGENERATE_KINDS, PRIMARY_METRIC
-from harness.core.config import ExperimentConfig, SelectConfig
 from harness.core.io import write_json
 from harness.core.records import CONTROL
 from harness.core.run_files import RunFolder
+from harness.experiment import ExperimentConfig
+from harness.stages.config import SelectConfig
 
 HEADLINE = ("ifeval_heldout", f"paired_diff.{PRIMARY_METRIC}")
 """The headline metric: held-out prompt-level strict accuracy with the task done, tuned − base on the same prompts."""

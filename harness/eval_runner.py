@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import SuiteConfig
 from harness.core.io import atomic_dir, write_json
 from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
 from harness.suites import EvalTarget, SuiteContext, get_suite
+from harness.suites.config import SuiteConfig
 
 
 def eval_target(spec: str, chat_template: str | None = None, backend: str = "auto", dtype: str = "auto") -> EvalTarget:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.core.config import EvaluateConfig, ExperimentConfig, JudgeConfig, PreferenceConfig, PromptsConfig, SuiteConfig
 from harness.core.errors import BenchError, require
 from harness.core.registry import JUDGES
+from harness.data.config import PromptsConfig
+from harness.evaluation.config import EvaluateConfig, PreferenceConfig
+from harness.experiment import ExperimentConfig
+from harness.judges.config import JudgeConfig
 from harness.models.checks import check_chat_template, check_model
 from harness.models.resolve import resolve_backend
 from harness.suites.base import get_suite
+from harness.suites.config import SuiteConfig
 
 
 def check_judge(config: JudgeConfig, field: str) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.cache import StageResult, run_stage
-from harness.core.config import ExperimentConfig
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, atomic_path, write_json, write_text
 from harness.core.run_files import RunFolder
+from harness.experiment import ExperimentConfig
 from harness.models.choices import Resolved
 from harness.provenance import git_dirty, git_sha, machine, versions
 from harness.stages.select import Selector

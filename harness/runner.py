@@ -9,20 +9,23 @@ got and the same command resumes from there.
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from harness.core.cache import stage_hash
-from harness.core.config import ExperimentConfig
 from harness.core.console import run_log
 from harness.core.errors import BenchError
 from harness.core.io import content_hash
 from harness.core.records import CandidatePool
 from harness.core.run_files import RunFolder
+from harness.experiment import ExperimentConfig
 from harness.models.choices import Resolved, resolve
 from harness.models.resolve import ENGINE_FIELDS
 from harness.run_folder import Run
 from harness.stages import evaluate, outputs, pool, preference_pool, prompts, samples, select, suite_runs, train, views
+from reports.run_report import write_report
 
 
 def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
@@ -64,8 +67,18 @@ def _pipeline(run: Run) -> dict[str, Any]:
     run.record_cost(selection=[*view_info["stages"].values(), s_select.name], training=s_train.name)
 
     outputs.publish(run, metrics, s_base, s_eval, s_select, candidate_pool)
-    outputs.report(run)
+    _report(run)
     return RunFolder(run.out).manifest()
+
+
+def _report(run: Run) -> None:
+    """The report reads the finished run folder, so the manifest says "done" first; its seconds are then recorded."""
+    run.write_manifest("done")
+    start = time.perf_counter()
+    print("[bench] report: writing", file=sys.stderr, flush=True)
+    write_report(run.out)
+    run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
+    run.write_manifest("done")
 
 
 def selectable_key(pool_hash: str, selectable: CandidatePool) -> str:

@@ -92,6 +92,11 @@ def layer(module: str) -> int:
     return next(i for i, group in enumerate(LAYERS) if "(orchestration)" in group)
 
 
+def upward(g: dict[str, set[str]]) -> list[str]:
+    """The imports that point up a layer ("a -> b"), function-local ones too: core/ reaches nothing above itself."""
+    return sorted(f"{m} -> {d}" for m, deps in g.items() for d in deps if layer(d) > layer(m))
+
+
 def circles(g: dict[str, set[str]]) -> list[list[str]]:
     """The import circles: strongly connected groups of more than one module, each sorted."""
     components = networkx.strongly_connected_components(networkx.DiGraph([(m, d) for m, deps in g.items() for d in deps]))
@@ -213,7 +218,6 @@ def main() -> None:
     # a pool view's file is named as it registers, after the stage it attaches: the same thing's plugin face, no twin
     twins = sorted(m for m in mods if not m.startswith(("harness.stages.", "harness.pool_views.")) and m.rsplit(".", 1)[-1] in stages)
     g = graph()
-    up = sorted(f"{m} -> {d}" for m, deps in g.items() for d in deps if layer(d) > layer(m))
     readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
     start = next((i for i, line in enumerate(readme) if line.startswith("## Quick start")), None)
     quick = next((j for j in range(start + 1, len(readme)) if readme[j].startswith("## ")), len(readme)) - start if start is not None else 0
@@ -221,7 +225,7 @@ def main() -> None:
         ("top-level modules in harness/", top),
         ("modules sharing a basename with a stage", twins),
         ("import circles", [" -> ".join(c) for c in circles(g)]),
-        ("imports pointing up a layer", up),
+        ("imports pointing up a layer", upward(g)),
         ("machine resolvers called outside models/, Run and preflight", resolver_calls()),
         ("strategy lookups by name in harness/ (a run's one: Selector.of)", strategy_lookups()),
         ("untyped `run` parameters in stages", untyped_run_parameters()),

@@ -16,7 +16,7 @@ def tiny_model(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness.core.config import EMBEDDED_MODEL
+    from harness.models.config import EMBEDDED_MODEL
     from harness.models.resolve import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(EMBEDDED_MODEL))

@@ -25,9 +25,16 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.constraints.catalogue import CONSTRAINT_TYPES, DEFAULT_CONSTRAINT_TYPES, Kwargs, check_constraint_types, conflicts
-from harness.core.config import TASK_SETS
 from harness.core.io import canonical_json
 from harness.core.records import Prompt
+
+TASK_SETS: dict[str, Path] = {
+    "everyday": Path(__file__).parent / "builtin_tasks.jsonl",
+    "short": Path(__file__).parent / "builtin_short_tasks.jsonl",
+}
+"""The base-task sets: `everyday` (explanations, letters, stories, poems; answers of 100+ words, about half cut off
+at 160 tokens) and `short` (questions, tips, captions, replies answered in a sentence or two), which keeps a pool of
+many prompts x many samples affordable on a CPU."""
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,14 @@ and the held-out preference pairs are all asked, from one definition."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.core.config import EvaluateConfig, PromptsConfig
 from harness.core.records import Prompt
 from harness.data.builtin import build_builtin_prompts
+from harness.data.config import PromptsConfig
+
+if TYPE_CHECKING:
+    from harness.evaluation.config import EvaluateConfig
 
 DEFAULT_SUITE_PROMPTS = 75
 """How many held-out prompts the `ifeval` suite asks when neither a path, a limit nor a run says."""

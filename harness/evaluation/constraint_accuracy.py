@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from harness.constraints.metrics import PAIRED_TASK_METRICS, TASK_JUDGE, TASK_METRICS, accuracies, instruction_share, prompt_pass, task_unit
-from harness.core.config import EvaluateConfig, SuiteConfig
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.stats import mean_ci, metric, newcombe_paired
+from harness.evaluation.config import EvaluateConfig
 from harness.judges import get_judge
 from harness.suites import EvalTarget, SuiteContext, get_suite
 from harness.suites._instruction_following import judged_outputs
+from harness.suites.config import SuiteConfig
 
 SUITE = "ifeval_heldout"
 """The metrics.json section of the held-out evaluation."""

@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.core.config import PreferenceConfig, TrainConfig
 from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool
 from harness.core.run_files import RunFolder
 from harness.core.stats import metric, ratio_ci
+from harness.evaluation.config import PreferenceConfig
 from harness.models.resolve import load_model
+from harness.training.config import TrainConfig
 from harness.training.gradient_features import response_logps, tokenize_response
 
 SUITE = "preference_heldout"

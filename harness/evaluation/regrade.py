@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import EvaluateConfig
 from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import Prompt
 from harness.core.run_files import RunFolder
+from harness.evaluation.config import EvaluateConfig
 from harness.evaluation.constraint_accuracy import SUITE, compute_metrics
 from harness.evaluation.task_check import VERSION, TaskCheck, TaskVerdict
 

@@ -6,9 +6,9 @@ registry finds it (modules starting with an underscore are helpers, which discov
 
 from __future__ import annotations
 
-from harness.core.config import JudgeConfig
 from harness.core.registry import JUDGES
 from harness.judges.base import Judge, Judgment, register
+from harness.judges.config import JudgeConfig
 from harness.judges.verifiable import VerifiableJudge
 
 

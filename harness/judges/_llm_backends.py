@@ -19,15 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm.auto import tqdm
 
-from harness.core.config import JudgeConfig
 from harness.core.errors import BenchError
+from harness.judges.config import JudgeConfig
 
 Completion = str | Exception
 
 
 class TransformersBackend:
     def __init__(self, config: JudgeConfig):
-        from harness.core.config import EMBEDDED_MODEL
+        from harness.models.config import EMBEDDED_MODEL
         from harness.models.resolve import load_model
 
         self.config = config

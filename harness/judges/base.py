@@ -11,11 +11,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.core.config import JudgeConfig
 from harness.core.io import content_hash
 from harness.core.moved import warn_renamed
 from harness.core.records import Prompt
 from harness.core.registry import JUDGES, and_list
+from harness.judges.config import JudgeConfig
 
 
 @dataclass

@@ -7,10 +7,10 @@ when it has one, so the model sees the format it was trained on.
 
 from __future__ import annotations
 
-from harness.core.config import JudgeConfig
 from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.judges.base import Judge, Judgment, register
+from harness.judges.config import JudgeConfig
 
 
 @register

@@ -26,8 +26,8 @@ from typing import Any
 
 import click
 
-from harness.core.config import ExperimentConfig
 from harness.core.errors import BenchError
+from harness.experiment import ExperimentConfig
 from harness.matrix.spec import Cell, is_done
 from harness.runner import run_experiment, shared_stage_hashes
 

@@ -41,10 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from harness.analysis.runs import PAIRED_METRICS
 from harness.constraints.metrics import PRIMARY_METRIC
-from harness.core.config import ExperimentConfig, load_config
 from harness.core.errors import ConfigError, format_validation_error
 from harness.core.io import content_hash
 from harness.core.run_files import RunFolder
+from harness.experiment import ExperimentConfig, load_config
 
 if TYPE_CHECKING:
     from harness.models.choices import Resolved

@@ -9,8 +9,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from harness.core.config import EMBEDDED_MODEL
 from harness.core.errors import BenchError, require
+from harness.models.config import EMBEDDED_MODEL
 from harness.models.resolve import gguf_metadata, has_chat_template, is_gguf_file, trust_remote_code
 
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.core.config import ExperimentConfig, GenerationConfig, TrainConfig
 from harness.core.errors import BenchError
 from harness.core.io import content_hash
 from harness.models.resolve import engine_key, model_fingerprint, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
+
+if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
+    from harness.generation.config import GenerationConfig
+    from harness.training.config import TrainConfig
 
 
 @dataclass(frozen=True)

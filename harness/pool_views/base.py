@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.core.config import ExperimentConfig
 from harness.core.errors import BenchError
 from harness.core.records import Features
 from harness.core.registry import POOL_VIEWS, UnknownName
+
+if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.core.config import ExperimentConfig
 from harness.core.errors import require
 from harness.core.io import read_json
 from harness.core.records import CandidatePool
@@ -15,6 +14,7 @@ from harness.pool_views.base import PoolView, ViewResult, register
 from harness.stages.embeddings import NAME, compute_pool_embeddings, inputs, load_pool_embeddings
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     from harness.run_folder import Run
 
 
@@ -35,7 +35,6 @@ def preflight(config: ExperimentConfig) -> None:
     needed_for = f"strategy {config.select.strategy} (it embeds the prompts: embeddings.model = {config.embeddings.model})"
     require("sentence_transformers", "pip install 'sentence-transformers>=3.0'", needed_for)
     resolve_embedder(config.embeddings.model)
-
 
 
 register(PoolView(compute, preflight, name="embeddings"))

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from harness.core.config import GenerationConfig, PoolConfig
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.records import CandidatePool, Pair, Prompt, Response, Score, from_row, response_id, to_row
 from harness.data.pairs import build_pairs, native_records
+from harness.generation.config import GenerationConfig
 from harness.generation.generate import generate_with
 from harness.judges import get_judge
 from harness.judges._cache import CachedJudge
+from harness.stages.config import PoolConfig
 
 
 def draw_samples(model_name: str, prompts: list[Prompt], cfg: PoolConfig, seed: int, out: Path, generation: GenerationConfig) -> dict:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.core.config import ExperimentConfig
 from harness.models.embedder import embed_texts
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     pass
 
 NAME = "embeddings"

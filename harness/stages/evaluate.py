@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
-from harness.core.config import ExperimentConfig
 from harness.core.io import read_json, read_jsonl
 from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
@@ -26,6 +25,7 @@ from harness.stages.shared import builtin_set
 from harness.suites import EvalTarget, SuiteContext, get_suite
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     from harness.models.choices import Resolved
     from harness.run_folder import Run
 

@@ -1,11 +1,9 @@
 """What a finished run folder holds besides the stages' own copies: metrics.json, the held-out
-outputs side by side, the held-out preference rows, the selected pairs as a DPO data set, and
-the report (a pure function of those files, written last)."""
+outputs side by side, the held-out preference rows and the selected pairs as a DPO data set; the runner writes the
+report from them last (no stage imports reports/)."""
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,18 +24,6 @@ def publish(run: Run, metrics: dict, base: StageResult, tuned: StageResult, sele
     if (tuned.path / RunFolder.HELDOUT_PREFERENCES).is_file():
         run.publish_file(tuned.path / RunFolder.HELDOUT_PREFERENCES, RunFolder.HELDOUT_PREFERENCES)
     write_pairs_preview(run.out, selected.path, candidate_pool)
-
-
-def report(run: Run) -> None:
-    """The manifest says "done" first: the report reads it."""
-    from reports.run_report import write_report
-
-    run.write_manifest("done")
-    start = time.perf_counter()
-    print("[bench] report: writing", file=sys.stderr, flush=True)
-    write_report(run.out)
-    run.stages["report"] = {"hash": None, "status": "computed", "seconds": round(time.perf_counter() - start, 3)}
-    run.write_manifest("done")
 
 
 def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:

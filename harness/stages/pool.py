@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
-from harness.core.config import ExperimentConfig, JudgeConfig, PoolConfig
 from harness.core.errors import BenchError
 from harness.core.records import CandidatePool, Prompt
+from harness.judges.config import JudgeConfig
 from harness.stages import candidates, samples
+from harness.stages.config import PoolConfig
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     from harness.models.choices import Resolved
     from harness.run_folder import Run
 

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
-from harness.core.config import ExperimentConfig, PoolConfig
 from harness.core.io import content_hash
 from harness.core.records import CandidatePool, Pair
 from harness.data.heldout import eval_prompts
 from harness.evaluation import preference as preference_eval
 from harness.stages import candidates as pool_engine
 from harness.stages import samples
+from harness.stages.config import PoolConfig
 from harness.stages.pool import judged
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     from harness.models.choices import Resolved
     from harness.run_folder import Run
 

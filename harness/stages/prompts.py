@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.core.cache import StageResult
-from harness.core.config import ExperimentConfig, PromptsConfig
 from harness.core.errors import BenchError
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.records import Prompt, from_row, to_row
+from harness.data.config import PromptsConfig
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     from harness.run_folder import Run
 
 NAME = "prompts"

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import StageResult
-from harness.core.config import PoolConfig
 from harness.core.records import Prompt
 from harness.stages import candidates
+from harness.stages.config import PoolConfig
 
 if TYPE_CHECKING:
     from harness.models.choices import Resolved

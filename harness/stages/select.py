@@ -17,16 +17,17 @@ import numpy as np
 from pydantic import BaseModel
 
 from harness.core.cache import StageResult
-from harness.core.config import ExperimentConfig, SelectConfig
 from harness.core.errors import BenchError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, Selection, to_row
 from harness.core.run_files import RunFolder
+from harness.stages.config import SelectConfig
 from harness.training import dpo
 from strategies import BudgetError, Strategy, get_strategy
 from strategies._depth import gini
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     from harness.run_folder import Run
 
 NAME = "select"

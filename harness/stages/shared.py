@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.core.config import ExperimentConfig
+if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
 
 
 def builtin_set(config: ExperimentConfig) -> dict[str, Any]:

@@ -11,11 +11,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.core.config import SuiteConfig
 from harness.core.io import read_json, write_json
 from harness.core.stats import METHOD as INTERVALS
 from harness.stages.evaluate import suite_context, target
 from harness.suites import EvalTarget, SuiteContext, get_suite
+from harness.suites.config import SuiteConfig
 
 if TYPE_CHECKING:
     from harness.run_folder import Run

@@ -8,12 +8,12 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-from harness.core.config import ExperimentConfig
 from harness.core.moved import RENAMED, warn_renamed
 from harness.core.records import CandidatePool, Features
 from harness.pool_views.base import get_view
 
 if TYPE_CHECKING:
+    from harness.experiment import ExperimentConfig
     from harness.run_folder import Run
 
 

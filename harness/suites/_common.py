@@ -44,7 +44,8 @@ def run_heldout(spec: str) -> HeldoutSet:
         return HeldoutSet()
     from pydantic import ValidationError
 
-    from harness.core.config import EvaluateConfig, PromptsConfig
+    from harness.data.config import PromptsConfig
+    from harness.evaluation.config import EvaluateConfig
 
     config = RunFolder(path).manifest().get("config", {})
     try:

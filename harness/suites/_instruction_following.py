@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.constraints.metrics import METRICS_VERSION, accuracies
-from harness.core.config import SuiteConfig
 from harness.core.errors import BenchError
 from harness.core.io import write_jsonl
 from harness.core.records import Prompt
@@ -27,6 +26,7 @@ from harness.evaluation.task_check import VERSION as TASK_CHECK_VERSION
 from harness.evaluation.task_check import TaskCheck, TaskVerdict
 from harness.judges import Judge, Judgment
 from harness.suites.base import EvalTarget, SuiteContext, cached_judge, check_supported, generate_cached
+from harness.suites.config import SuiteConfig
 
 
 def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:

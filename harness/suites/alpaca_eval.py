@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.config import SuiteConfig
 from harness.core.errors import BenchError, require
 from harness.core.io import write_json
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric
 from harness.suites._common import resolve_target
 from harness.suites.base import EvalTarget, Suite, SuiteContext, cached_judge, failure_summary, generate_cached, register
+from harness.suites.config import SuiteConfig
 
 DEFAULT_SOURCE = "tatsu-lab/alpaca_eval"
 

@@ -25,8 +25,9 @@ from harness.judges import Judge, Judgment, get_judge
 from harness.judges._cache import CachedJudge
 
 if TYPE_CHECKING:
-    from harness.core.config import JudgeConfig, SuiteConfig
     from harness.data.heldout import HeldoutSet
+    from harness.judges.config import JudgeConfig
+    from harness.suites.config import SuiteConfig
 
 
 @dataclass(frozen=True)

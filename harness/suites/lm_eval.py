@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.cache import run_stage
-from harness.core.config import SuiteConfig
 from harness.core.errors import BenchError, require
 from harness.core.io import atomic_path, content_hash, read_json, safe_filename, write_json, write_jsonl
 from harness.core.stats import metric
 from harness.models.resolve import device, resolve_model
 from harness.suites.base import EvalTarget, Suite, SuiteContext, register
+from harness.suites.config import SuiteConfig
 
 STAGE = "suite_lm_eval"
 JUDGE = "lm-eval task metric"

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.config import SuiteConfig
 from harness.core.errors import BenchError
 from harness.core.io import content_hash, safe_filename, write_jsonl
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric, ratio_ci
 from harness.suites.base import EvalTarget, Suite, SuiteContext, cached_judge, failure_summary, generate_cached, register
+from harness.suites.config import SuiteConfig
 
 NEED_REF_CATS = ("math", "reasoning", "coding")
 

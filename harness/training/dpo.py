@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import TrainConfig
 from harness.core.errors import BenchError
 from harness.core.io import read_json, write_json, write_jsonl
 from harness.models.resolve import device, load_tokenizer, resolve_model, trust_remote_code
+from harness.training.config import TrainConfig
 
 
 def preference_rows(pairs, prompts, responses) -> list[dict[str, Any]]:

@@ -47,11 +47,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.core.config import FeaturesConfig, TrainConfig
 from harness.core.errors import BenchError
 from harness.core.io import atomic_path
 from harness.core.records import Pair, Prompt, Response
 from harness.models.resolve import load_model
+from harness.training.config import FeaturesConfig, TrainConfig
 from harness.training.dpo import lora_config, preference_rows, train_dpo
 
 # Raw per-response gradients are buffered up to this size before projecting: the Gaussian

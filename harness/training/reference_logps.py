@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from harness.core.config import TrainConfig
 from harness.core.io import content_hash
+from harness.training.config import TrainConfig
 
 BATCH = 16
 """Responses per forward pass (no gradient is kept, so a batch costs only activations)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.core.config import TrainConfig
 from harness.core.io import read_json, read_jsonl, write_json
+from harness.training.config import TrainConfig
 from harness.training.dpo import train_here
 
 

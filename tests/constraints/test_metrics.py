@@ -16,9 +16,9 @@ import pytest
 
 from harness.analysis.runs import run_outcomes
 from harness.constraints.metrics import PRIMARY_METRIC, TASK_METRICS, instruction_share, prompt_pass, task_unit, unit_outcomes
-from harness.core.config import EvaluateConfig
 from harness.core.records import Prompt
 from harness.data.builtin import build_builtin_prompts
+from harness.evaluation.config import EvaluateConfig
 from harness.evaluation.constraint_accuracy import compute_metrics
 from harness.evaluation.task_check import TaskCheck
 from harness.judges import get_judge

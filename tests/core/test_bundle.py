@@ -92,7 +92,7 @@ def test_the_committed_testbed_samples_are_this_experiments_samples_on_any_cpu()
     """The answer's samples were drawn in bf16; a machine that resolves fp32 keys its samples as the bundle's, and
     every stage computed here (the base model's evaluation) by its own dtype. The bundle also carries the pools
     those samples give under the testbed's judge, so no CPU relabels or resamples them."""
-    from harness.core.config import load_config
+    from harness.experiment import load_config
     from harness.models.resolve import resolve_dtype
     from harness.runner import resolve_run, shared_stage_hashes
 

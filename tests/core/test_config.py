@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.core.config import ExperimentConfig, load_config
 from harness.core.errors import ConfigError
+from harness.experiment import ExperimentConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted([*(REPO / "experiments").glob("*.yaml"), *(REPO / "experiments" / "paper").glob("*.yaml")])
@@ -27,7 +27,7 @@ def test_shipped_accelerate_configs_are_accepted(path: Path) -> None:
     """accelerate itself parses each file, and a train config pointing at it validates."""
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from harness.core.config import ExperimentConfig
+    from harness.experiment import ExperimentConfig
 
     assert load_config_from_file(str(path)).distributed_type
     assert ExperimentConfig.model_validate({"train": {"accelerate_config": str(path)}}).train.accelerate_config == str(path)
@@ -217,7 +217,7 @@ def test_a_matrix_key_that_names_no_field_is_reported_against_the_matrix_file(tm
 @pytest.mark.parametrize("suite,judge,expected", [("mt_bench", {"model": "m"}, "llm"), ("ifeval", {}, "verifiable"),
                                                   ("ifeval", {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "llm")])
 def test_a_judge_without_a_type_takes_the_suites_default(suite: str, judge: dict, expected: str) -> None:
-    from harness.core.config import SuiteConfig
+    from harness.suites.config import SuiteConfig
 
     cfg = SuiteConfig.model_validate({"name": suite, "judge": judge})
     assert cfg.judge is not None and cfg.judge.type == expected

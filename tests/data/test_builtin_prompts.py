@@ -109,8 +109,8 @@ def test_held_out_set_is_every_task_times_type_once_and_grows_by_prefix() -> Non
     half = Counter(p.meta["instruction_id_list"][0] for p in full[: 3 * (n_tasks // 2)])
     assert max(half.values()) - min(half.values()) <= 2
     # the testbed's set (experiments/default.yaml: 11 types): exactly balanced at half and all of it
-    from harness.core.config import load_config
     from harness.data.heldout import HeldoutSet
+    from harness.experiment import load_config
 
     config = load_config(Path(__file__).resolve().parents[2] / "experiments" / "default.yaml")
     testbed = HeldoutSet.of(config.evaluate, config.prompts)

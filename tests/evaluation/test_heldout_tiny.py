@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.core.config import EvaluateConfig, PromptsConfig, TrainConfig
 from harness.core.io import read_jsonl
+from harness.data.config import PromptsConfig
+from harness.evaluation.config import EvaluateConfig
 from harness.evaluation.constraint_accuracy import compute_metrics
 from harness.models.choices import resolve_train
 from harness.models.resolve import engine_key
+from harness.training.config import TrainConfig
 from harness.training.dpo import train_dpo
 
 ENGINE = engine_key("auto", "auto")
@@ -103,7 +105,8 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
 
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present")
 def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> None:
-    from harness.core.config import PreferenceConfig, PromptsConfig
+    from harness.data.config import PromptsConfig
+    from harness.evaluation.config import PreferenceConfig
     from harness.evaluation.preference import heldout_from_source
     from harness.stages.prompts import load_training_prompts
 

@@ -62,7 +62,7 @@ def test_bench_run_with_an_unavailable_backend_stops_before_sampling(tmp_path: P
 
 def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> None:
     """bf16 and fp32 samples differ, so a pool, an evaluation or a suite generated in one is never served for the other."""
-    from harness.core.config import ExperimentConfig
+    from harness.experiment import ExperimentConfig
     from harness.models.resolve import engine_key, resolve_dtype
     from harness.stages import evaluate, preference_pool, samples
     from harness.suites.base import EvalTarget

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from fault_judge import FaultJudge, rating_for
 
-from harness.core.config import JudgeConfig, SuiteConfig
 from harness.core.records import Prompt
 from harness.judges._cache import CachedJudge
+from harness.judges.config import JudgeConfig
 from harness.judges.llm import LLMJudge
 from harness.models.resolve import engine_key
+from harness.suites.config import SuiteConfig
 
 ENGINE = engine_key("auto", "auto")
 """what this machine generates with: the engine a run would resolve here"""

@@ -23,12 +23,13 @@ from typing import NamedTuple
 
 import pytest
 
-from harness.core.config import EMBEDDED_MODEL, JudgeConfig
 from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.judges._cache import CachedJudge
 from harness.judges.base import Judgment
+from harness.judges.config import JudgeConfig
 from harness.judges.llm import LLMJudge
+from harness.models.config import EMBEDDED_MODEL
 
 REPO = Path(__file__).resolve().parents[2]
 MT_BENCH = REPO.parent / "shared" / "data" / "mt_bench" / "question.jsonl"

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.config import EMBEDDED_MODEL, load_config
 from harness.core.errors import BenchError
+from harness.experiment import load_config
 from harness.models.checks import check_model
+from harness.models.config import EMBEDDED_MODEL
 from harness.models.resolve import (
     attention_projections,
     has_chat_template,

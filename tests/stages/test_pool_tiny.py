@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.config import GenerationConfig, PoolConfig
 from harness.core.io import read_jsonl
 from harness.data.builtin import build_builtin_prompts
+from harness.generation.config import GenerationConfig
 from harness.models.choices import resolve_generation
 from harness.stages.candidates import build_pool, draw_samples, read_pool, read_samples
+from harness.stages.config import PoolConfig
 
 
 def sampled(model: Path, prompts, cfg: PoolConfig, folder: Path) -> list:

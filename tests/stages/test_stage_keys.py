@@ -11,13 +11,15 @@ import pytest
 from pinned_keys import PINNED
 
 from harness.core.cache import stage_hash
-from harness.core.config import ExperimentConfig, SuiteConfig, apply_overrides
+from harness.core.sections import apply_overrides
 from harness.data.heldout import HeldoutSet
+from harness.experiment import ExperimentConfig
 from harness.models.choices import resolve
 from harness.models.resolve import engine_key, resolve_dtype
 from harness.runner import resolve_run, shared_stage_hashes
 from harness.stages import embeddings, evaluate, features, pool, preference_pool, prompts, samples, select, suite_runs, train
 from harness.suites import EvalTarget, SuiteContext
+from harness.suites.config import SuiteConfig
 
 ENGINE = engine_key("auto", "auto")
 """what this machine generates with: the engine a run would resolve here"""

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from harness.core.config import SelectConfig
 from harness.core.errors import BenchError
 from harness.core.records import Prompt, Response, response_id
 from harness.data.pairs import build_pairs
+from harness.stages.config import SelectConfig
 from harness.stages.select import run_strategy, shared_diagnostics
 from strategies import BudgetError, CandidatePool, UnknownStrategy, get_strategy, register, strategy_names
 from strategies._depth import allocate_depth, gini

@@ -9,16 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.core.config import JudgeConfig, SuiteConfig
 from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.eval_runner import run_suite
 from harness.judges import get_judge
 from harness.judges._cache import CachedJudge
+from harness.judges.config import JudgeConfig
 from harness.judges.llm import params_from_name, parse_rating, parse_verdict
 from harness.models.resolve import engine_key
 from harness.suites import EvalTarget
 from harness.suites.alpaca_eval import length_controlled_win_rate
+from harness.suites.config import SuiteConfig
 
 ENGINE = engine_key("auto", "auto")
 """what this machine generates with: the engine a run would resolve here"""
@@ -123,8 +124,9 @@ def test_ifeval_suite_on_builtin_prompts_is_cached_on_rerun(tiny_model: Path, tm
 def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_generation(tiny_model: Path, tmp_path: Path) -> None:
     """One evaluation path: the evaluate stage runs the ifeval suite on the run's held-out prompts, so a
     pathless ifeval suite with the same decoding asks the same prompts and generates nothing new."""
-    from harness.core.config import EvaluateConfig, PromptsConfig
+    from harness.data.config import PromptsConfig
     from harness.data.heldout import HeldoutSet
+    from harness.evaluation.config import EvaluateConfig
     from harness.evaluation.constraint_accuracy import evaluate_target, read_outputs, suite_config
     from harness.suites import SuiteContext
 

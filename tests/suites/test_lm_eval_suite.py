@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.config import SuiteConfig
 from harness.core.errors import BenchError
 from harness.core.io import read_json, read_jsonl
 from harness.data.heldout import HeldoutSet
 from harness.models.resolve import engine_key
 from harness.suites import SuiteContext
 from harness.suites.base import EvalTarget, get_suite
+from harness.suites.config import SuiteConfig
 from harness.suites.lm_eval import STAGE, evaluate_lm_eval
 
 ENGINE = engine_key("auto", "auto")

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "strategies", "reports")
 sys.path.insert(0, str(REPO / "scripts"))
-from code_map import budget_guards, circles, graph, resolver_calls, strategy_lookups  # noqa: E402  (the import graph has one owner: scripts/code_map.py)
+from code_map import budget_guards, circles, graph, resolver_calls, strategy_lookups, upward  # noqa: E402  (the import graph has one owner: scripts/code_map.py)
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -33,10 +33,24 @@ def functions(package: str) -> list[tuple[int, str]]:
 
 def test_the_import_graph_has_no_circles() -> None:
     graph = import_graph()
-    # the graph sees function-local imports (the config reaches the registry only inside its validators)
-    assert "harness.runner" in graph and "harness.core.registry" in graph["harness.core.config"]
+    # the graph sees every module, and every section beside its code reaches only what it validates against
+    assert "harness.runner" in graph and "harness.core.registry" in graph["harness.judges.config"]
     assert circles(graph) == []
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the finder sees one
+
+
+def test_no_import_points_up_a_layer() -> None:
+    """Each config section sits beside its code and harness/experiment.py assembles them, so core/ imports nothing
+    above itself, even inside a function; a type named only for annotations is imported under TYPE_CHECKING."""
+    harness = graph()
+    assert upward(harness) == []
+    assert upward({"harness.core.io": {"harness.stages.pool"}}) == ["harness.core.io -> harness.stages.pool"]  # it sees one
+
+
+def test_no_stage_imports_the_reports() -> None:
+    """Reports are a pure function of the run folder: the runner writes one after the last stage."""
+    importers = {m for m, deps in import_graph().items() if any(d.startswith("reports") for d in deps)}
+    assert importers and not {m for m in importers if m.startswith("harness.stages")}, importers
 
 
 def test_only_the_select_stage_and_front_ends_import_strategies() -> None:

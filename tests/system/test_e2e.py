@@ -388,8 +388,8 @@ def test_matrix_executor_choices_are_the_executors() -> None:
 
 @pytest.mark.slow
 def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(smoke_run, tmp_path: Path) -> None:
-    from harness.core.config import load_config
     from harness.data.heldout import eval_prompts
+    from harness.experiment import load_config
     from harness.runner import resolve_run, shared_stage_hashes
 
     out, _ = smoke_run
@@ -444,8 +444,8 @@ def test_regrade_gives_an_old_run_the_task_check_the_evaluate_stage_gives(smoke_
 def test_another_judge_labels_the_same_samples_without_sampling_again(smoke_run, tmp_path: Path) -> None:
     """The samples are a stage apart from the pool that judges them: the verifiable_task judge relabels the smoke
     run's samples (cached) into a pool of its own, whose pairs record what the task check found."""
-    from harness.core.config import load_config
     from harness.core.io import read_jsonl
+    from harness.experiment import load_config
     from harness.run_folder import Run
     from harness.runner import resolve_run
     from harness.stages import pool, prompts

@@ -30,8 +30,8 @@ def test_every_stage_runs_on_a_gguf_model_of_another_architecture(tiny_qwen2, tm
     from datasets import load_dataset
     from trl import DPOConfig, DPOTrainer
 
-    from harness.core.config import TrainConfig
     from harness.models.resolve import resolve_model
+    from harness.training.config import TrainConfig
     from harness.training.dpo import lora_config
 
     proc = bench(*_smoke(tmp_path, "--strategy", "bpo", "--set", f"model={tiny_qwen2['gguf']}", "--set", "prompts.n_train=32",
@@ -112,9 +112,9 @@ def test_an_unexpected_crash_is_one_paragraph_with_the_stage_and_a_traceback_fil
 
 def test_preflight_reads_each_suite_s_data_and_imports_its_back_end(tmp_path: Path) -> None:
     """An alpaca_eval file with a broken row fails in preflight, not after training (and mt_bench's questions too)."""
-    from harness.core.config import SuiteConfig
     from harness.core.errors import BenchError
     from harness.preflight import check_suite
+    from harness.suites.config import SuiteConfig
 
     broken = tmp_path / "instructions.jsonl"
     broken.write_text('{"instruction": "Name a colour."}\n{"instruction": \n', encoding="utf-8")

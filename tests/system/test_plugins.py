@@ -18,11 +18,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.core.config import GenerationConfig, JudgeConfig, PoolConfig, SuiteConfig, load_config
 from harness.core.errors import BenchError, ConfigError
 from harness.core.registry import JUDGES, POOL_VIEWS, STRATEGIES, SUITES, Registry
+from harness.experiment import load_config
+from harness.generation.config import GenerationConfig
+from harness.judges.config import JudgeConfig
 from harness.models.choices import resolve_generation
 from harness.models.resolve import engine_key
+from harness.stages.config import PoolConfig
+from harness.suites.config import SuiteConfig
+from harness.training.config import TrainConfig
 
 ENGINE = engine_key("auto", "auto")
 """what this machine generates with: the engine a run would resolve here"""
@@ -88,6 +93,14 @@ def test_a_plugin_written_against_an_old_import_path_runs_with_a_warning(add_plu
     add_plugin(STRATEGIES, "old_pairs", old.replace("first_pairs", "old_pairs"))
     assert load_config(None, ["select.strategy=old_pairs"]).select.strategy == "old_pairs"
     assert re.search(r"warning: .*old_pairs\.py imports harness\.records, which moved to harness\.core\.records", capsys.readouterr().err)
+
+
+def test_the_old_config_module_answers_with_the_sections_beside_their_code(capsys) -> None:
+    """harness.core.config held every section; a plugin importing a section from there still runs this release."""
+    sys.modules.pop("harness.core.config", None)
+    old = importlib.import_module("harness.core.config")
+    assert old.TrainConfig is TrainConfig and old.load_config(None).train == TrainConfig()
+    assert "imports harness.core.config, which moved to harness.experiment" in capsys.readouterr().err
 
 
 def test_a_judge_or_suite_registered_by_its_old_function_runs_with_a_warning(add_plugin, capsys) -> None:

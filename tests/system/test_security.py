@@ -71,9 +71,10 @@ def test_a_hostile_model_name_cannot_write_outside_the_output_folder(tiny_model:
     mt_bench = REPO.parent / "shared" / "data" / "mt_bench"
     if not (mt_bench / "question.jsonl").is_file():
         pytest.skip("shared MT-Bench data not present")
-    from harness.core.config import JudgeConfig, SuiteConfig
     from harness.eval_runner import run_suite
+    from harness.judges.config import JudgeConfig
     from harness.suites import EvalTarget
+    from harness.suites.config import SuiteConfig
 
     server = FaultJudge()
     try:

@@ -9,11 +9,11 @@ import torch
 from preference_rows import preference_rows
 from safetensors.torch import load_file
 
-from harness.core.config import TrainConfig
 from harness.core.io import read_jsonl
 from harness.data.builtin import build_builtin_prompts
 from harness.models.choices import resolve_train
 from harness.models.resolve import load_model
+from harness.training.config import TrainConfig
 from harness.training.dpo import train_dpo
 
 
@@ -96,9 +96,9 @@ def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, t
 
 
 def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model: Path, tmp_path: Path) -> None:
-    from harness.core.config import FeaturesConfig
     from harness.core.errors import BenchError
     from harness.core.records import Pair, Response, pair_id, response_id
+    from harness.training.config import FeaturesConfig
     from harness.training.gradient_features import compute_gradient_features
 
     prompts, _ = build_builtin_prompts(seed=0, n_train=2)

@@ -14,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.core.config import FeaturesConfig, TrainConfig
 from harness.core.records import Pair, Prompt, Response, pair_id, response_id
+from harness.training.config import FeaturesConfig, TrainConfig
 from harness.training.dpo import lora_config
 from harness.training.gradient_features import (
     CountSketch,
