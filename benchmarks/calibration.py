@@ -26,7 +26,9 @@ from harness.analysis.power import components_from_pairs, mde  # noqa: E402
 from harness.core.stats import bootstrap, holm, mean_ci, paired_ci, ratio_ci, seed_test, strata_df  # noqa: E402
 
 
-def binary_matrix(rng: np.random.Generator, cells: int, seeds: int, units: int, run_sd: float, effects: np.ndarray | None = None) -> np.ndarray:
+def binary_matrix(
+    rng: np.random.Generator, cells: int, seeds: int, units: int, run_sd: float, effects: np.ndarray | None = None
+) -> np.ndarray:
     q = rng.uniform(0.2, 0.8, units)
     shift = rng.normal(0, run_sd, (cells, seeds, 1))
     effect = np.zeros((cells, 1, 1)) if effects is None else effects[:, None, None]
@@ -97,7 +99,12 @@ def power_promised_vs_achieved(rng: np.random.Generator, seeds: int, reps: int) 
             found += v["low"] > 0 or v["high"] < 0
         return found / reps
 
-    return {"MDE now": now, "power at it": achieved(now), "MDE before (z-test)": before, "power at it (before)": achieved(before)}
+    return {
+        "MDE now": now,
+        "power at it": achieved(now),
+        "MDE before (z-test)": before,
+        "power at it (before)": achieved(before),
+    }
 
 
 def mt_bench_coverage(rng: np.random.Generator, reps: int) -> dict[str, float]:
@@ -120,7 +127,9 @@ def clustered_layout(n: int, tasks: int = 90, types: int = 11) -> tuple[np.ndarr
     return np.arange(n) % tasks, np.arange(n) % types
 
 
-def clustered_false_positives(rng: np.random.Generator, seeds: int, n: int, task_sd: float, reps: int) -> dict[str, float]:
+def clustered_false_positives(
+    rng: np.random.Generator, seeds: int, n: int, task_sd: float, reps: int
+) -> dict[str, float]:
     """Pass/fail on n held-out prompts of 90 base tasks, a task-by-strategy interaction of sd task_sd, no true effect:
     how often the verdict says 'significant', resampling base tasks (now) and prompts (before)."""
     tasks, types = clustered_layout(n)
@@ -144,23 +153,56 @@ def clustered_power(rng: np.random.Generator, seeds: int, n: int, reps: int) -> 
     tasks, types = clustered_layout(n)
     clusters, strata = [str(t) for t in tasks], [str(t) for t in types]
     sd = {"a": 0.015, "type": 0.2, "c": 0.08, "b": 0.1, "e": 0.45}
-    comp = {"design": "crossed", "n_units": n, "n_clusters": 90, "strata": 11, "strata_df": strata_df(tuple(clusters), tuple(strata)),
-            "var_a": sd["a"] ** 2, "var_a_upper": sd["a"] ** 2, "var_c": sd["c"] ** 2, "var_b": sd["b"] ** 2, "var_e": sd["e"] ** 2}
+    comp = {
+        "design": "crossed",
+        "n_units": n,
+        "n_clusters": 90,
+        "strata": 11,
+        "strata_df": strata_df(tuple(clusters), tuple(strata)),
+        "var_a": sd["a"] ** 2,
+        "var_a_upper": sd["a"] ** 2,
+        "var_c": sd["c"] ** 2,
+        "var_b": sd["b"] ** 2,
+        "var_e": sd["e"] ** 2,
+    }
     effect = mde(comp, n, seeds, 0.05, 0.8)
     type_effect = np.linspace(-sd["type"], sd["type"], 11)[types]
 
     def draw(mu: float) -> np.ndarray:
-        return (mu + rng.normal(0, sd["a"], (seeds, 1)) + type_effect[None, :] + rng.normal(0, sd["c"], 90)[tasks][None, :]
-                + rng.normal(0, sd["b"], (1, n)) + rng.normal(0, sd["e"], (seeds, n)))
+        return (
+            mu
+            + rng.normal(0, sd["a"], (seeds, 1))
+            + type_effect[None, :]
+            + rng.normal(0, sd["c"], 90)[tasks][None, :]
+            + rng.normal(0, sd["b"], (1, n))
+            + rng.normal(0, sd["e"], (seeds, n))
+        )
 
-    found = sum(bool((v := seed_test(list(draw(effect)), crossed=True, clusters=clusters, strata=strata))["low"] > 0 or v["high"] < 0) for _ in range(reps))
-    fp = sum(bool((v := seed_test(list(draw(0.0)), crossed=True, clusters=clusters, strata=strata))["low"] > 0 or v["high"] < 0) for _ in range(reps))
+    found = sum(
+        bool(
+            (v := seed_test(list(draw(effect)), crossed=True, clusters=clusters, strata=strata))["low"] > 0
+            or v["high"] < 0
+        )
+        for _ in range(reps)
+    )
+    fp = sum(
+        bool(
+            (v := seed_test(list(draw(0.0)), crossed=True, clusters=clusters, strata=strata))["low"] > 0
+            or v["high"] < 0
+        )
+        for _ in range(reps)
+    )
     return {"MDE": effect, "power promised": 0.8, "achieved": found / reps, "false positives": fp / reps}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=2000, help="simulated datasets per row (Monte-Carlo sd of a rate near 0.95: 0.005 at 2000)")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=2000,
+        help="simulated datasets per row (Monte-Carlo sd of a rate near 0.95: 0.005 at 2000)",
+    )
     parser.add_argument("--out", type=Path, help="also write the table as JSON")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -171,16 +213,23 @@ def main() -> None:
         table[f"95% CI of a binary mean, n = {n}: coverage"] = coverage_of_binary_means(rng, n, reps)
         table[f"95% CI of a paired binary difference, n = {n}: coverage"] = coverage_of_paired_differences(rng, n, reps)
     for run_sd, seeds, units in ((0.0, 3, 48), (0.02, 3, 48), (0.05, 3, 48), (0.02, 4, 96), (0.05, 4, 96)):
-        table[f"'significant' with no effect, run-shift sd {run_sd}, {seeds} seeds x {units} prompts"] = false_positives(rng, run_sd, seeds, units, reps // 2)
-    table["8 strategies vs a baseline, global null, 3 seeds x 96 prompts: P(any 'significant')"] = family_wise(rng, reps // 4)
+        table[f"'significant' with no effect, run-shift sd {run_sd}, {seeds} seeds x {units} prompts"] = (
+            false_positives(rng, run_sd, seeds, units, reps // 2)
+        )
+    table["8 strategies vs a baseline, global null, 3 seeds x 96 prompts: P(any 'significant')"] = family_wise(
+        rng, reps // 4
+    )
     for seeds in (3, 4):
         table[f"power 0.8 promised at 96 prompts x {seeds} seeds"] = power_promised_vs_achieved(rng, seeds, reps // 2)
     table["MT-Bench score, 80 questions x 2 correlated turns: coverage"] = mt_bench_coverage(rng, reps // 4)
     for task_sd in (0.0, 0.12):
-        table[f"clustered: 'significant' with no effect, 495 prompts / 90 tasks x 6 seeds, task interaction sd {task_sd}"] = \
-            clustered_false_positives(rng, 6, 495, task_sd, reps // 4)
+        table[
+            f"clustered: 'significant' with no effect, 495 prompts / 90 tasks x 6 seeds, task interaction sd {task_sd}"
+        ] = clustered_false_positives(rng, 6, 495, task_sd, reps // 4)
     for seeds, n in ((6, 495), (5, 495), (8, 660)):
-        table[f"clustered: power 0.8 promised at {n} prompts / 90 tasks x {seeds} seeds"] = clustered_power(rng, seeds, n, reps // 2)
+        table[f"clustered: power 0.8 promised at {n} prompts / 90 tasks x {seeds} seeds"] = clustered_power(
+            rng, seeds, n, reps // 2
+        )
     width = max(len(k) for k in table)
     for name, row in table.items():
         print(f"{name:<{width}}  " + "  ".join(f"{k}: {v:.3f}" for k, v in row.items()))

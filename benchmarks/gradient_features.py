@@ -56,13 +56,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompts", type=int, default=16, help="built-in training prompts in the pool")
     parser.add_argument("--k", type=int, default=4, help="responses sampled per prompt")
     parser.add_argument("--budget", type=int, default=16, help="pairs DPO trains on")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="pool sample length (short keeps the run short)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=128, help="pool sample length (short keeps the run short)"
+    )
     parser.add_argument("--naive-pairs", type=int, default=3, help="pairs timed for the naive per-pair baseline")
     parser.add_argument("--dim", type=int, default=FeaturesConfig().dim, help="projection dimension D")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=Path("runs/benchmarks/gradient_features"))
     parser.add_argument("--pool-dir", type=Path, help="reuse this pool (pairs.jsonl, ...); default <work-dir>/pool")
-    parser.add_argument("--prompts-dir", type=Path, help="prompts.jsonl of that pool, e.g. a runs/cache/prompts/<hash> folder")
+    parser.add_argument(
+        "--prompts-dir", type=Path, help="prompts.jsonl of that pool, e.g. a runs/cache/prompts/<hash> folder"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/gradient_features.json"))
     return parser.parse_args(argv)
 
@@ -81,8 +85,20 @@ def load_or_build_pool(args: argparse.Namespace) -> tuple[CandidatePool, dict[st
         start = time.perf_counter()
         pool_dir.mkdir(parents=True, exist_ok=True)
         drawn = draw_samples(args.model, prompts, cfg, args.seed, pool_dir, resolve_generation(GenerationConfig()))
-        stats.update(build_pool(args.model, prompts, [], read_samples(pool_dir), cfg, args.seed, pool_dir, generation=resolve_generation(GenerationConfig()),
-                                cache_dir=pool_dir / "cache"), tokens_generated=drawn["tokens_generated"])
+        stats.update(
+            build_pool(
+                args.model,
+                prompts,
+                [],
+                read_samples(pool_dir),
+                cfg,
+                args.seed,
+                pool_dir,
+                generation=resolve_generation(GenerationConfig()),
+                cache_dir=pool_dir / "cache",
+            ),
+            tokens_generated=drawn["tokens_generated"],
+        )
         stats["seconds"] = time.perf_counter() - start
         write_prompts(pool_dir, prompts, [], {"skipped": {}, "merged": {}})
     pool = read_pool(pool_dir, prompts)
@@ -94,7 +110,9 @@ def load_or_build_pool(args: argparse.Namespace) -> tuple[CandidatePool, dict[st
     return pool, stats
 
 
-def naive_per_pair(model_name: str, pool: CandidatePool, pairs: list[Pair], train_cfg: TrainConfig, dim: int, seed: int) -> dict[str, Any]:
+def naive_per_pair(
+    model_name: str, pool: CandidatePool, pairs: list[Pair], train_cfg: TrainConfig, dim: int, seed: int
+) -> dict[str, Any]:
     """LESS done literally: per pair, reference and policy passes, DPO loss, backward, projection."""
     model, tokenizer = load_lora_model(model_name, train_cfg, seed)
     grads = LoraGradients(model, include_a=True)  # LESS projects every LoRA matrix
@@ -105,7 +123,10 @@ def naive_per_pair(model_name: str, pool: CandidatePool, pairs: list[Pair], trai
 
     start = time.perf_counter()
     for pair in pairs:
-        batch = [tokenized(pair.chosen_id, pool.prompts[pair.prompt_id]), tokenized(pair.rejected_id, pool.prompts[pair.prompt_id])]
+        batch = [
+            tokenized(pair.chosen_id, pool.prompts[pair.prompt_id]),
+            tokenized(pair.rejected_id, pool.prompts[pair.prompt_id]),
+        ]
         with torch.no_grad(), model.disable_adapter():
             ref = response_logps(model, batch)
         policy = response_logps(model, batch)
@@ -124,11 +145,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
 
     features = compute_gradient_features(
-        args.model, pool.prompts, pool.responses, pairs, train_cfg, FeaturesConfig(dim=args.dim), args.seed, args.work_dir / "features"
+        args.model,
+        pool.prompts,
+        pool.responses,
+        pairs,
+        train_cfg,
+        FeaturesConfig(dim=args.dim),
+        args.seed,
+        args.work_dir / "features",
     )
     budget = min(args.budget, len(pairs))
     selected = [pairs[i] for i in rng.choice(len(pairs), size=budget, replace=False)]
-    training = train_dpo(args.model, preference_rows(selected, pool.prompts, pool.responses), train_cfg, args.seed, args.work_dir / "train")
+    training = train_dpo(
+        args.model,
+        preference_rows(selected, pool.prompts, pool.responses),
+        train_cfg,
+        args.seed,
+        args.work_dir / "train",
+    )
     naive = naive_per_pair(args.model, pool, pairs[: args.naive_pairs], train_cfg, args.dim, args.seed)
 
     compute_seconds = features["seconds_gradients"] + features["seconds_projection"]
@@ -163,10 +197,16 @@ def table(result: dict[str, Any]) -> str:
     f = result["features"]
     rows = [
         ("pool", f"{result['pool']['n_pairs']} candidate pairs, {f['n_responses']} responses, {f['tokens']} tokens"),
-        ("features, per candidate pair", f"{s['features_total']:.3f} s (gradients + projection {s['features_compute']:.3f} s)"),
+        (
+            "features, per candidate pair",
+            f"{s['features_total']:.3f} s (gradients + projection {s['features_compute']:.3f} s)",
+        ),
         ("DPO training, per selected pair", f"{s['training']:.3f} s ({result['training']['n_pairs']} pairs, 1 epoch)"),
         ("naive LESS-style, per pair", f"{s['naive_per_pair']:.3f} s ({result['naive']['n_pairs']} pairs)"),
-        ("ratio features / training", f"{result['ratio_features_to_training']:.3f} (target <= {result['target_ratio']})"),
+        (
+            "ratio features / training",
+            f"{result['ratio_features_to_training']:.3f} (target <= {result['target_ratio']})",
+        ),
         ("speed-up over naive", f"{result['speedup_over_naive']:.1f}x"),
     ]
     width = max(len(name) for name, _ in rows)

@@ -27,20 +27,34 @@ def _limit(text: str) -> float | None:
 def measure(pool_dir: Path, limits: list[float | None]) -> list[dict]:
     stage = read_json(pool_dir / "stage.json")
     cfg = stage["inputs"]["pool"]
-    responses = [from_row(Response, r) for r in read_jsonl(pool_dir / "responses.jsonl") if r.get("generator") != "native"]
+    responses = [
+        from_row(Response, r) for r in read_jsonl(pool_dir / "responses.jsonl") if r.get("generator") != "native"
+    ]
     scores = {r["response_id"]: r["value"] for r in read_jsonl(pool_dir / "scores.jsonl")}
     words = {r.id: len(r.text.split()) for r in responses}
     rows = []
     for limit in limits:
-        pairs = build_pairs(responses, scores, pairing=cfg["pairing"], min_margin=cfg["min_margin"],
-                            drop_truncated=cfg["drop_truncated"], max_length_gap=limit)
+        pairs = build_pairs(
+            responses,
+            scores,
+            pairing=cfg["pairing"],
+            min_margin=cfg["min_margin"],
+            drop_truncated=cfg["drop_truncated"],
+            max_length_gap=limit,
+        )
         gaps = [words[p.chosen_id] - words[p.rejected_id] for p in pairs]
-        rows.append({
-            "pool": pool_dir.name, "k": cfg["k"], "max_new_tokens": cfg["max_new_tokens"], "max_length_gap": limit,
-            "pairs": len(pairs), "prompts": len({p.prompt_id for p in pairs}),
-            "gap_words_mean": float(np.mean(gaps)) if gaps else None,
-            "chosen_shorter_share": float(np.mean([g < 0 for g in gaps])) if gaps else None,
-        })
+        rows.append(
+            {
+                "pool": pool_dir.name,
+                "k": cfg["k"],
+                "max_new_tokens": cfg["max_new_tokens"],
+                "max_length_gap": limit,
+                "pairs": len(pairs),
+                "prompts": len({p.prompt_id for p in pairs}),
+                "gap_words_mean": float(np.mean(gaps)) if gaps else None,
+                "chosen_shorter_share": float(np.mean([g < 0 for g in gaps])) if gaps else None,
+            }
+        )
     return rows
 
 

@@ -30,7 +30,13 @@ from harness.stages.candidates import read_pool
 from harness.stages.prompts import read_prompts
 from harness.training.config import FeaturesConfig, TrainConfig
 from harness.training.dpo import preference_rows, train_dpo
-from harness.training.gradient_features import LoraGradients, load_lora_model, make_projection, response_logps, tokenize_response
+from harness.training.gradient_features import (
+    LoraGradients,
+    load_lora_model,
+    make_projection,
+    response_logps,
+    tokenize_response,
+)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -86,7 +92,13 @@ def main() -> None:
     _, tokenizer = load_lora_model(args.model, train_cfg, seed=0)
     response_ids = sorted({r for p in pairs for r in (p.chosen_id, p.rejected_id)})
     items = [
-        tokenize_response(tokenizer, r, pool.prompts[pool.responses[r].prompt_id].messages, pool.responses[r].text, train_cfg.max_length)
+        tokenize_response(
+            tokenizer,
+            r,
+            pool.prompts[pool.responses[r].prompt_id].messages,
+            pool.responses[r].text,
+            train_cfg.max_length,
+        )
         for r in response_ids
     ]
     row = {r: i for i, r in enumerate(response_ids)}
@@ -125,8 +137,10 @@ def main() -> None:
     write_json(args.out, result)
     for name in ("zero_b", "warmup"):
         r = result[name]
-        print(f"{name:7s} dim={r['dim']:>8d}  vs full: r={r['vs_full']['pearson_r']:.3f} err={r['vs_full']['mean_abs_cos_error']:.3f}  "
-              f"projected: r={r[f'projected_{dim}_vs_full']['pearson_r']:.3f}  ({r['seconds']:.0f} s)")
+        print(
+            f"{name:7s} dim={r['dim']:>8d}  vs full: r={r['vs_full']['pearson_r']:.3f} err={r['vs_full']['mean_abs_cos_error']:.3f}  "
+            f"projected: r={r[f'projected_{dim}_vs_full']['pearson_r']:.3f}  ({r['seconds']:.0f} s)"
+        )
     print(f"wrote {args.out}")
 
 

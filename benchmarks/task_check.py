@@ -45,7 +45,11 @@ def read_rows(path: Path) -> list[dict]:
 
 def as_prompt(row: dict) -> Prompt:
     instructions = row.get("instructions") or [row["instruction"]]
-    return Prompt.make([{"role": "user", "content": row["prompt"]}], "builtin", {"base_task": row["base_task"], "instruction_id_list": instructions})
+    return Prompt.make(
+        [{"role": "user", "content": row["prompt"]}],
+        "builtin",
+        {"base_task": row["base_task"], "instruction_id_list": instructions},
+    )
 
 
 def table(title: str, groups: dict[str, list[bool]]) -> list[str]:
@@ -61,9 +65,12 @@ def evaluate(rows: list[dict], check: TaskCheck) -> tuple[list, dict]:
     degenerate = [v.done is False for r, v in zip(rows, verdicts) if r["kind"] in DEGENERATE_KINDS]
     real = [v.done for r, v in zip(rows, verdicts) if r["does_task"]]
     summary = {
-        "n": len(rows), "agreement": sum(agree) / len(rows),
-        "degenerate_n": len(degenerate), "degenerate_rejected": sum(degenerate) / max(1, len(degenerate)),
-        "real_n": len(real), "real_accepted": sum(real) / max(1, len(real)),
+        "n": len(rows),
+        "agreement": sum(agree) / len(rows),
+        "degenerate_n": len(degenerate),
+        "degenerate_rejected": sum(degenerate) / max(1, len(degenerate)),
+        "real_n": len(real),
+        "real_accepted": sum(real) / max(1, len(real)),
     }
     return verdicts, summary
 
@@ -85,15 +92,34 @@ def signals(rows: list[dict], verdicts: list) -> np.ndarray:
     sets: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
     for name in {task_set_of(r["base_task"]) for r in rows}:
         tasks = load_builtin_tasks(name)
-        sets[name] = ([t.task_id for t in tasks], embed_texts([t.text for t in tasks]), embed_texts([task_reference(t.task_id) for t in tasks]))
+        sets[name] = (
+            [t.task_id for t in tasks],
+            embed_texts([t.text for t in tasks]),
+            embed_texts([task_reference(t.task_id) for t in tasks]),
+        )
     out = []
     for i, (row, m, v) in enumerate(zip(rows, measured, verdicts)):
         ids, task_vectors, reference_vectors = sets[task_set_of(row["base_task"])]
         own = ids.index(row["base_task"])
         by_task, by_reference = task_vectors @ said[i], reference_vectors @ said[i]
-        out.append([float(v.done), m["novel"], m["echoed"], m["echo_units"], m["meta"], len(m["terms"]), m["repeated_share"],
-                    float(m["refusal"]), float(m["rewritten"]), by_task[own], by_reference[own], (by_task > by_task[own]).sum(),
-                    (by_reference > by_reference[own]).sum(), len(words(m["remainder"]))])
+        out.append(
+            [
+                float(v.done),
+                m["novel"],
+                m["echoed"],
+                m["echo_units"],
+                m["meta"],
+                len(m["terms"]),
+                m["repeated_share"],
+                float(m["refusal"]),
+                float(m["rewritten"]),
+                by_task[own],
+                by_reference[own],
+                (by_task > by_task[own]).sum(),
+                (by_reference > by_reference[own]).sum(),
+                len(words(m["remainder"])),
+            ]
+        )
     return np.asarray(out, dtype=float)
 
 
@@ -109,14 +135,18 @@ def ceiling(rows: list[dict], verdicts: list) -> list[str]:
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(x[half != h], y[half != h])
         predicted[half == h] = model.predict(x[half == h])
     degenerate = np.array([r["kind"] in DEGENERATE_KINDS for r in rows])
-    return [f"\nceiling (a rule fitted on one half of the labels, scored on the other): agreement {np.mean(predicted == y):.3f}; "
-            f"degenerate rejected {np.mean(~predicted[degenerate]):.3f}; real answers accepted {np.mean(predicted[y]):.3f}"]
+    return [
+        f"\nceiling (a rule fitted on one half of the labels, scored on the other): agreement {np.mean(predicted == y):.3f}; "
+        f"degenerate rejected {np.mean(~predicted[degenerate]):.3f}; real answers accepted {np.mean(predicted[y]):.3f}"
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--labels", type=Path, default=REPO / "benchmarks" / "data" / "task_check_labels.jsonl")
-    parser.add_argument("--adversarial", type=Path, default=REPO / "tests" / "fixtures" / "task_check_adversarial.jsonl")
+    parser.add_argument(
+        "--adversarial", type=Path, default=REPO / "tests" / "fixtures" / "task_check_adversarial.jsonl"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "benchmarks" / "task_check.json")
     parser.add_argument("--show-disagreements", type=int, default=0, metavar="N")
     parser.add_argument("--split", action="store_true")
@@ -127,9 +157,11 @@ def main() -> None:
     rows = read_rows(args.labels)
     verdicts, summary = evaluate(rows, check)
     agree = [v.done == r["does_task"] for r, v in zip(rows, verdicts)]
-    lines = [f"labels: {args.labels.relative_to(REPO) if args.labels.is_relative_to(REPO) else args.labels} ({len(rows)} answers)",
-             f"agreement overall {summary['agreement']:.3f} (n {len(rows)}); degenerate rejected {summary['degenerate_rejected']:.3f} "
-             f"(n {summary['degenerate_n']}); real answers accepted {summary['real_accepted']:.3f} (n {summary['real_n']})"]
+    lines = [
+        f"labels: {args.labels.relative_to(REPO) if args.labels.is_relative_to(REPO) else args.labels} ({len(rows)} answers)",
+        f"agreement overall {summary['agreement']:.3f} (n {len(rows)}); degenerate rejected {summary['degenerate_rejected']:.3f} "
+        f"(n {summary['degenerate_n']}); real answers accepted {summary['real_accepted']:.3f} (n {summary['real_n']})",
+    ]
     by_kind: dict[str, list[bool]] = collections.defaultdict(list)
     by_type: dict[str, list[bool]] = collections.defaultdict(list)
     by_source: dict[str, list[bool]] = collections.defaultdict(list)
@@ -142,7 +174,9 @@ def main() -> None:
     lines += table("per constraint type", by_type)
     lines += table("per source", by_source)
     confusion = collections.Counter((r["kind"], v.kind) for r, v in zip(rows, verdicts))
-    lines.append("\nlabel kind -> check kind: " + "; ".join(f"{a} -> {b}: {n}" for (a, b), n in sorted(confusion.items())))
+    lines.append(
+        "\nlabel kind -> check kind: " + "; ".join(f"{a} -> {b}: {n}" for (a, b), n in sorted(confusion.items()))
+    )
     if args.split:
         half = [half_of(r) for r in rows]
         for h in (0, 1):
@@ -150,23 +184,30 @@ def main() -> None:
             lines.append(f"half {h}: agreement {sum(hits) / len(hits):.3f} (n {len(hits)})")
     if args.ceiling:
         lines += ceiling(rows, verdicts)
-    result = {"labels": summary, "per_kind": {k: [len(v), sum(v) / len(v)] for k, v in by_kind.items()},
-              "per_type": {k: [len(v), sum(v) / len(v)] for k, v in by_type.items()}}
+    result = {
+        "labels": summary,
+        "per_kind": {k: [len(v), sum(v) / len(v)] for k, v in by_kind.items()},
+        "per_type": {k: [len(v), sum(v) / len(v)] for k, v in by_type.items()},
+    }
     if args.adversarial.is_file():
         adversarial = read_rows(args.adversarial)
         adv_verdicts, adv = evaluate(adversarial, check)
         result["adversarial"] = adv
-        lines.append(f"\nadversarial corpus: {args.adversarial.name} ({len(adversarial)} answers that pass their constraint): "
-                     f"degenerate rejected {adv['degenerate_rejected']:.3f} (n {adv['degenerate_n']}), real accepted "
-                     f"{adv['real_accepted']:.3f} (n {adv['real_n']})")
+        lines.append(
+            f"\nadversarial corpus: {args.adversarial.name} ({len(adversarial)} answers that pass their constraint): "
+            f"degenerate rejected {adv['degenerate_rejected']:.3f} (n {adv['degenerate_n']}), real accepted "
+            f"{adv['real_accepted']:.3f} (n {adv['real_n']})"
+        )
         for row, v in zip(adversarial, adv_verdicts):
             if v.done != row["does_task"]:
                 lines.append(f"  missed {row['id']} ({row['kind']} -> {v.kind}): {row['response'][:100]!r}")
     if args.show_disagreements:
         wrong = [(r, v) for r, v in zip(rows, verdicts) if v.done != r["does_task"]]
         for r, v in random.Random(0).sample(wrong, min(args.show_disagreements, len(wrong))):
-            lines.append(f"\n[{r['kind']} -> {v.kind}] {r['prompt'][:90]!r}\n   {r['response'][:200]!r}\n   {(r.get('adjudication') or r['annotator_a']['note'])[:120]} "
-                         f"| {json.dumps({k: x for k, x in v.details.items() if k != 'terms'})} terms={v.details.get('terms')}")
+            lines.append(
+                f"\n[{r['kind']} -> {v.kind}] {r['prompt'][:90]!r}\n   {r['response'][:200]!r}\n   {(r.get('adjudication') or r['annotator_a']['note'])[:120]} "
+                f"| {json.dumps({k: x for k, x in v.details.items() if k != 'terms'})} terms={v.details.get('terms')}"
+            )
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

@@ -30,7 +30,11 @@ def control_config(config: ExperimentConfig) -> ExperimentConfig | None:
     if not config.evaluate.control or config.select.strategy == CONTROL:
         return None
     select = SelectConfig.model_validate(  # validated anew: the control's own parameters, checked once
-        {**config.select.model_dump(), "strategy": CONTROL, "params": {"reference": config.select.strategy, "reference_params": dict(config.select.params)}}
+        {
+            **config.select.model_dump(),
+            "strategy": CONTROL,
+            "params": {"reference": config.select.strategy, "reference_params": dict(config.select.params)},
+        }
     )
     evaluate = config.evaluate.model_copy(update={"control": False})
     return config.model_copy(update={"select": select, "evaluate": evaluate})
@@ -51,8 +55,18 @@ def graded_by_task(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
     constraint-only accuracy, task-done rate, both together (the primary metric), the degenerate share and its
     kinds. {metric name: {"base": record, "tuned": record}}."""
     suite = metrics.get(HEADLINE[0], {})
-    names = ["prompt_strict_acc", "task_done_rate", PRIMARY_METRIC, "degenerate_share", *(f"degenerate_share_{k}" for k in DEGENERATE_KINDS)]
-    return {n: {side: suite[f"{side}.{n}"] for side in ("base", "tuned") if f"{side}.{n}" in suite} for n in names if f"tuned.{n}" in suite}
+    names = [
+        "prompt_strict_acc",
+        "task_done_rate",
+        PRIMARY_METRIC,
+        "degenerate_share",
+        *(f"degenerate_share_{k}" for k in DEGENERATE_KINDS),
+    ]
+    return {
+        n: {side: suite[f"{side}.{n}"] for side in ("base", "tuned") if f"{side}.{n}" in suite}
+        for n in names
+        if f"tuned.{n}" in suite
+    }
 
 
 def record_control(out_dir: Path, control_out: Path) -> dict[str, Any]:

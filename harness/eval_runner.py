@@ -31,7 +31,9 @@ def eval_target(spec: str, chat_template: str | None = None, backend: str = "aut
     return dataclasses.replace(target, model=with_chat_template(target.model, chat_template))
 
 
-def run_suite(cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path, heldout: HeldoutSet | None = None) -> dict[str, dict[str, Any]]:
+def run_suite(
+    cfg: SuiteConfig, target: EvalTarget, out: Path, cache_dir: Path, heldout: HeldoutSet | None = None
+) -> dict[str, dict[str, Any]]:
     """Run a suite into `out` (replaced atomically); returns its metrics. `heldout`: the held-out prompts
     a pathless `ifeval` asks (a run folder's own; default the built-in defaults)."""
     from harness.models.checks import check_chat_template, check_model

@@ -26,9 +26,23 @@ from harness.training.config import FeaturesConfig, TrainConfig
 from reports.config import ReportConfig
 
 __all__ = [  # the sections, and the names harness.core.config had (its old path answers with this module for one release)
-    "EMBEDDED_MODEL", "TASK_SETS", "EmbeddingsConfig", "EvaluateConfig", "ExperimentConfig", "FeaturesConfig",
-    "GenerationConfig", "JudgeConfig", "PoolConfig", "PreferenceConfig", "PromptsConfig", "ReportConfig",
-    "SelectConfig", "SuiteConfig", "TrainConfig", "apply_overrides", "load_config",
+    "EMBEDDED_MODEL",
+    "TASK_SETS",
+    "EmbeddingsConfig",
+    "EvaluateConfig",
+    "ExperimentConfig",
+    "FeaturesConfig",
+    "GenerationConfig",
+    "JudgeConfig",
+    "PoolConfig",
+    "PreferenceConfig",
+    "PromptsConfig",
+    "ReportConfig",
+    "SelectConfig",
+    "SuiteConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
 ]
 
 
@@ -72,7 +86,9 @@ class ExperimentConfig(Section):
         if isinstance(data, dict):
             old = [f"evaluate.{k}" for k in (data.get("evaluate") or {}) if f"evaluate.{k}" in MOVED_SETTINGS]
             if old:
-                raise ValueError("; ".join(f"{o} is now {MOVED_SETTINGS[o]}" for o in old) + " (move it in the YAML or --set)")
+                raise ValueError(
+                    "; ".join(f"{o} is now {MOVED_SETTINGS[o]}" for o in old) + " (move it in the YAML or --set)"
+                )
         return data
 
     @field_validator("chat_template")
@@ -81,8 +97,10 @@ class ExperimentConfig(Section):
         if value is not None:
             path = Path(value).expanduser()
             if not path.is_file():
-                raise ValueError(f"{value} does not exist; pass a file holding a Jinja chat template (e.g. the tokenizer_config.json "
-                                 "`chat_template` of a model with the same chat format), or null for the tokenizer's own")
+                raise ValueError(
+                    f"{value} does not exist; pass a file holding a Jinja chat template (e.g. the tokenizer_config.json "
+                    "`chat_template` of a model with the same chat format), or null for the tokenizer's own"
+                )
             try:
                 path.read_text(encoding="utf-8")
             except UnicodeDecodeError:

@@ -89,6 +89,8 @@ def check_bundle(bundle: str | None) -> None:
     from harness.core.bundle import read_index
 
     if not Path(bundle).is_file():
-        raise BenchError(f"bundle = {bundle}: no such file (paths are relative to the folder you run bench in); "
-                         "write one with `bench cache export`, or set bundle: null.")
+        raise BenchError(
+            f"bundle = {bundle}: no such file (paths are relative to the folder you run bench in); "
+            "write one with `bench cache export`, or set bundle: null."
+        )
     read_index(Path(bundle))

@@ -78,7 +78,9 @@ def git_sha() -> str | None:
 def git_dirty() -> bool | None:
     """True when the checkout has uncommitted changes: the sha alone then does not pin the code."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
         return bool(out.stdout.strip()) if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -78,6 +78,7 @@ class Run:
         """Selection cost next to training cost (compute seconds, also for stages found cached: what they
         took when computed), since data selection is worth its compute only if it beats random selection
         given the same compute (arXiv 2503.01807)."""
+
         def seconds(names: list[str]) -> float:
             return round(sum(self.stages[n]["compute_seconds"] for n in names if n in self.stages), 1)
 
@@ -113,7 +114,11 @@ class Run:
                 "machine": self.machine,
                 "generation": self.resolved.engine,
                 **({"sampled_by": self.resolved.bundled} if self.resolved.bundled else {}),
-                "resolved": {"model": self.model, "target_modules": self.train.target_modules, "train_precision": self.train.precision},
+                "resolved": {
+                    "model": self.model,
+                    "target_modules": self.train.target_modules,
+                    "train_precision": self.train.precision,
+                },
                 "started": self.started,
                 "stages": self.stages,
                 **({"cost": self.cost} if self.cost else {}),
@@ -128,7 +133,9 @@ class Run:
         if unexpected and not self.opened:
             self.open()
         if self.opened:
-            log = write_error_log(self.out / RunFolder.ERROR_LOG, exc) if unexpected else None  # a user error needs no traceback
+            log = (
+                write_error_log(self.out / RunFolder.ERROR_LOG, exc) if unexpected else None
+            )  # a user error needs no traceback
             self.write_manifest("failed", error=f"{type(exc).__name__}: {exc}", error_log=log)
 
 

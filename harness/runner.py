@@ -101,13 +101,21 @@ def resolve_run(config: ExperimentConfig) -> Resolved:
     local = _sampling_inputs(config, resolved)
     found = {name: sampled_by(bundle, name, inputs, ENGINE_FIELDS) for name, inputs in local.items()}
     if found[samples.NAME] is None:
-        raise BenchError(why_not(bundle, samples.NAME, local[samples.NAME], ENGINE_FIELDS, upstream={"prompts": prompts.inputs(config)}))
+        raise BenchError(
+            why_not(
+                bundle, samples.NAME, local[samples.NAME], ENGINE_FIELDS, upstream={"prompts": prompts.inputs(config)}
+            )
+        )
     return dataclasses.replace(resolved, bundled={name: engine for name, engine in found.items() if engine is not None})
 
 
 def _sampling_inputs(config: ExperimentConfig, resolved: Resolved) -> dict[str, dict[str, Any]]:
     """The keys of the stages that sample: the training pool's samples, and the held-out pool's where configured."""
-    local = {samples.NAME: samples.inputs(resolved, samples.NAME, stage_hash(prompts.NAME, prompts.inputs(config)), config.pool, config.pool_seed)}
+    local = {
+        samples.NAME: samples.inputs(
+            resolved, samples.NAME, stage_hash(prompts.NAME, prompts.inputs(config)), config.pool, config.pool_seed
+        )
+    }
     if config.preference.k:
         local[samples.PREFERENCE] = preference_pool.samples_inputs(resolved)
     return local
@@ -124,5 +132,7 @@ def shared_stage_hashes(resolved: Resolved) -> dict[str, str]:
     hashes[evaluate.BASE] = stage_hash(evaluate.BASE, evaluate.inputs(resolved))
     if config.preference.k:
         cfg = preference_pool.preference_pool_config(config)
-        hashes[preference_pool.NAME] = stage_hash(preference_pool.NAME, pool.inputs(resolved, hashes[samples.PREFERENCE], cfg))
+        hashes[preference_pool.NAME] = stage_hash(
+            preference_pool.NAME, pool.inputs(resolved, hashes[samples.PREFERENCE], cfg)
+        )
     return hashes

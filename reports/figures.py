@@ -93,7 +93,15 @@ def prompt_map(embeddings_file: Path, selected: set[str], k: int = 4) -> str | N
     mask = np.array([i in selected for i in ids])
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=18, alpha=0.8)
-    ax.scatter(xy[mask, 0], xy[mask, 1], s=80, facecolors="none", edgecolors="k", linewidths=1.2, label=f"selected ({mask.sum()})")
+    ax.scatter(
+        xy[mask, 0],
+        xy[mask, 1],
+        s=80,
+        facecolors="none",
+        edgecolors="k",
+        linewidths=1.2,
+        label=f"selected ({mask.sum()})",
+    )
     ax.set_title(f"training prompts: PCA of embeddings, {min(k, len(ids))} k-means clusters", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])

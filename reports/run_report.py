@@ -80,7 +80,10 @@ def _data_use_rows(meta: dict[str, dict]) -> list[tuple[str, Any]]:
     if "rows_skipped" in prompts:
         rows.append(("source rows skipped (reason: rows)", _diag_value(prompts["rows_skipped"]) or "none"))
         rows.append(("source rows merged into an earlier prompt", _diag_value(prompts["rows_merged"]) or "none"))
-    for key, label in (("n_truncated", "pool samples cut at max_new_tokens"), ("n_judge_failures", "pool samples the judge failed on (no pairs)")):
+    for key, label in (
+        ("n_truncated", "pool samples cut at max_new_tokens"),
+        ("n_judge_failures", "pool samples the judge failed on (no pairs)"),
+    ):
         if key in pool:
             rows.append((label, pool[key]))
     return rows
@@ -120,11 +123,15 @@ def render_run_report(run_dir: Path) -> str:
         config=config,
         config_yaml=yaml.safe_dump(config, sort_keys=False),
         selection=selection,
-        diag_rows=[(k, _diag_value(v)) for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS] + _data_use_rows(meta),
+        diag_rows=[(k, _diag_value(v)) for k, v in diag.items() if k not in _PER_PROMPT_DIAGNOSTICS]
+        + _data_use_rows(meta),
         metrics=metrics,
         reward_accuracy=sum(acc) / len(acc) if acc else None,
         train_summary=train_summary[-1] if train_summary else {},
-        examples=_examples(folder.eval_outputs(), config.get("report", {}).get("n_examples", config.get("evaluate", {}).get("n_examples", 6))),
+        examples=_examples(
+            folder.eval_outputs(),
+            config.get("report", {}).get("n_examples", config.get("evaluate", {}).get("n_examples", 6)),
+        ),
         pairs=[_pair_preview(row) for row in folder.selected_pairs()[:5]],
         cost=_cost_rows(manifest, meta),
         selection_cost=manifest.get("cost") or {},
@@ -147,7 +154,12 @@ def _text(value: Any) -> str:
 
 def _pair_preview(row: dict) -> dict:
     """One row of selected_pairs.jsonl for the report: the whole prompt (system and earlier turns too)."""
-    return {"prompt": _text(row.get("prompt")), "chosen": _text(row.get("chosen")), "rejected": _text(row.get("rejected")), "margin": row.get("margin")}
+    return {
+        "prompt": _text(row.get("prompt")),
+        "chosen": _text(row.get("chosen")),
+        "rejected": _text(row.get("rejected")),
+        "margin": row.get("margin"),
+    }
 
 
 def write_report(run_dir: Path) -> Path:

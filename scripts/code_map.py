@@ -35,7 +35,14 @@ LAYERS = [
 """harness from the bottom up: packages, then the top-level orchestration modules (runner, run_folder, preflight,
 ...), the matrix package that runs cells through the runner, and the command line. The package root (`harness`,
 its version) is the bottom; the constraint catalogue is vocabulary the config schema validates against."""
-RESOLVERS = ("resolve_backend", "resolve_dtype", "resolve_attention", "resolve_target_modules", "resolve_train", "engine_key")
+RESOLVERS = (
+    "resolve_backend",
+    "resolve_dtype",
+    "resolve_attention",
+    "resolve_target_modules",
+    "resolve_train",
+    "engine_key",
+)
 """What decides `auto` by the machine (back end, dtype, attention kernels, LoRA targets). `model_fingerprint` is not
 one: it names the weights, the same on every machine, and an evaluation target's key reads it."""
 ALLOWED_RESOLVER_CALLERS = ("harness/run_folder.py", "harness/preflight.py", "harness/eval_runner.py")
@@ -99,7 +106,9 @@ def upward(g: dict[str, set[str]]) -> list[str]:
 
 def circles(g: dict[str, set[str]]) -> list[list[str]]:
     """The import circles: strongly connected groups of more than one module, each sorted."""
-    components = networkx.strongly_connected_components(networkx.DiGraph([(m, d) for m, deps in g.items() for d in deps]))
+    components = networkx.strongly_connected_components(
+        networkx.DiGraph([(m, d) for m, deps in g.items() for d in deps])
+    )
     return sorted(sorted(c) for c in components if len(c) > 1)
 
 
@@ -123,7 +132,10 @@ def strategy_lookups() -> list[str]:
     out = []
     for path in sorted((REPO / "harness").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "get_strategy":
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", "")) == "get_strategy"
+            ):
                 out.append(f"{path.relative_to(REPO)}:{node.lineno}")
     return out
 
@@ -133,7 +145,11 @@ def untyped_run_parameters() -> list[str]:
     for path in sorted((REPO / "harness" / "stages").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out += [f"{path.relative_to(REPO)}:{node.lineno} {node.name}" for a in node.args.args if a.arg == "run" and a.annotation is None]
+                out += [
+                    f"{path.relative_to(REPO)}:{node.lineno} {node.name}"
+                    for a in node.args.args
+                    if a.arg == "run" and a.annotation is None
+                ]
     return out
 
 
@@ -159,7 +175,13 @@ def run_file_literals() -> list[str]:
     for path in sorted([*(REPO / "harness").rglob("*.py"), *(REPO / "reports").rglob("*.py")]):
         if path.name == "run_files.py":
             continue
-        found = sorted({n.value for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.Constant) and n.value in names})
+        found = sorted(
+            {
+                n.value
+                for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(n, ast.Constant) and n.value in names
+            }
+        )
         if found:
             out.append(f"{path.relative_to(REPO)}: {', '.join(found)}")
     return out
@@ -171,7 +193,12 @@ def function_imports() -> list[str]:
     for path in sorted((REPO / "harness").rglob("*.py")):
         for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out += [f"{path.relative_to(REPO)}:{n.lineno}" for n in fn.body for n in ast.walk(n) if isinstance(n, (ast.Import, ast.ImportFrom))]
+                out += [
+                    f"{path.relative_to(REPO)}:{n.lineno}"
+                    for n in fn.body
+                    for n in ast.walk(n)
+                    if isinstance(n, (ast.Import, ast.ImportFrom))
+                ]
     return sorted(set(out))
 
 
@@ -181,8 +208,13 @@ def budget_guards() -> list[str]:
     out = []
     for path in sorted((REPO / "harness").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and "budget" in ast.unparse(node.test.left)
-                    and any(isinstance(op, (ast.Gt, ast.GtE)) for op in node.test.ops) and any(isinstance(n, ast.Raise) for n in node.body)):
+            if (
+                isinstance(node, ast.If)
+                and isinstance(node.test, ast.Compare)
+                and "budget" in ast.unparse(node.test.left)
+                and any(isinstance(op, (ast.Gt, ast.GtE)) for op in node.test.ops)
+                and any(isinstance(n, ast.Raise) for n in node.body)
+            ):
                 out.append(f"{path.relative_to(REPO)}:{node.lineno} {ast.unparse(node.test)}")
     return out
 
@@ -198,8 +230,17 @@ def plugin_shapes() -> list[str]:
     for package in PLUGIN_PACKAGES:
         for path in sorted((REPO / package).glob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"))
-            callees = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for n in tree.body if isinstance(n, ast.ClassDef) for d in n.decorator_list]
-            callees += [ast.unparse(n.value.func) for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+            callees = [
+                ast.unparse(d.func if isinstance(d, ast.Call) else d)
+                for n in tree.body
+                if isinstance(n, ast.ClassDef)
+                for d in n.decorator_list
+            ]
+            callees += [
+                ast.unparse(n.value.func)
+                for n in tree.body
+                if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+            ]
             for callee in callees:
                 if "register" in callee:
                     shapes.setdefault(callee, set()).add(str(path.relative_to(REPO)))
@@ -207,8 +248,12 @@ def plugin_shapes() -> list[str]:
 
 
 def long_lines() -> list[str]:
-    return [f"{p.relative_to(REPO)}:{i}" for p in sorted((REPO / "harness").rglob("*.py"))
-            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 120]
+    return [
+        f"{p.relative_to(REPO)}:{i}"
+        for p in sorted((REPO / "harness").rglob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if len(line) > 120
+    ]
 
 
 def main() -> None:
@@ -216,11 +261,19 @@ def main() -> None:
     top = sorted(m for m in mods if m.count(".") == 1 and not (REPO / m.replace(".", "/")).is_dir())
     stages = {m.rsplit(".", 1)[1] for m in mods if m.startswith("harness.stages.")}
     # a pool view's file is named as it registers, after the stage it attaches: the same thing's plugin face, no twin
-    twins = sorted(m for m in mods if not m.startswith(("harness.stages.", "harness.pool_views.")) and m.rsplit(".", 1)[-1] in stages)
+    twins = sorted(
+        m
+        for m in mods
+        if not m.startswith(("harness.stages.", "harness.pool_views.")) and m.rsplit(".", 1)[-1] in stages
+    )
     g = graph()
     readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
     start = next((i for i, line in enumerate(readme) if line.startswith("## Quick start")), None)
-    quick = next((j for j in range(start + 1, len(readme)) if readme[j].startswith("## ")), len(readme)) - start if start is not None else 0
+    quick = (
+        next((j for j in range(start + 1, len(readme)) if readme[j].startswith("## ")), len(readme)) - start
+        if start is not None
+        else 0
+    )
     rows = [
         ("top-level modules in harness/", top),
         ("modules sharing a basename with a stage", twins),

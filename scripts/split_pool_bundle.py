@@ -35,7 +35,13 @@ def samples_inputs(pool_inputs: dict) -> dict:
     """The samples stage's key from the inputs an old pool stage was keyed by (harness/stages/samples.py `inputs`)."""
     sampling = {k: pool_inputs["pool"][k] for k in samples.SAMPLING}
     engine = {k: pool_inputs[k] for k in ("backend", "dtype", "decoder") if k in pool_inputs}
-    return {"prompts": pool_inputs["prompts"], "model": pool_inputs["model"], "sampling": sampling, **engine, "seed": pool_inputs["seed"]}
+    return {
+        "prompts": pool_inputs["prompts"],
+        "model": pool_inputs["model"],
+        "sampling": sampling,
+        **engine,
+        "seed": pool_inputs["seed"],
+    }
 
 
 def degenerate_pairs(pool_dir: Path, prompts: dict[str, Prompt]) -> tuple[float, float, int]:
@@ -71,14 +77,22 @@ def main() -> None:
 
         def compute(folder: Path, rows=rows) -> dict:
             write_jsonl(folder / "responses.jsonl", rows)
-            return {"n_responses": len(rows), "n_truncated": sum(bool(r.get("truncated")) for r in rows), "split_from": f"{stage.name}/{stage.hash}"}
+            return {
+                "n_responses": len(rows),
+                "n_truncated": sum(bool(r.get("truncated")) for r in rows),
+                "split_from": f"{stage.name}/{stage.hash}",
+            }
 
         result = run_stage(args.cache_dir, SPLIT[stage.name], samples_inputs(stage.inputs), compute)
         out.append((result.name, result.hash, result.path))
-        print(f"{stage.name} {stage.hash} -> {result.name} {result.hash} ({len(rows)} samples, drawn in {stage.inputs.get('dtype')})")
+        print(
+            f"{stage.name} {stage.hash} -> {result.name} {result.hash} ({len(rows)} samples, drawn in {stage.inputs.get('dtype')})"
+        )
         if stage.name == "pool":
             chosen, rejected, n = degenerate_pairs(old, prompts)
-            print(f"  before relabelling: {n} pairs; the task check rejects {chosen:.1%} of chosen and {rejected:.1%} of rejected answers")
+            print(
+                f"  before relabelling: {n} pairs; the task check rejects {chosen:.1%} of chosen and {rejected:.1%} of rejected answers"
+            )
     bundled = export_bundle(out, args.out, machine())
     print(f"wrote {args.out} ({', '.join(f'{b.name} {b.hash}' for b in bundled)})")
 

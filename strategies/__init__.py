@@ -5,7 +5,15 @@ A new strategy is a new module here with a `@register`ed class: the registry fin
 
 from __future__ import annotations
 
-from strategies.base import BudgetError, CandidatePool, Strategy, UnknownStrategy, get_strategy, register, strategy_names
+from strategies.base import (
+    BudgetError,
+    CandidatePool,
+    Strategy,
+    UnknownStrategy,
+    get_strategy,
+    register,
+    strategy_names,
+)
 
 __all__ = [
     "BudgetError",

@@ -26,15 +26,20 @@ from strategies.base import CandidatePool, Features, Strategy
 
 class DynamicParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    breadth: int | None = Field(None, ge=1, description="m, prompts kept by breadth compression (default: ceil(B / mean_depth))")
+    breadth: int | None = Field(
+        None, ge=1, description="m, prompts kept by breadth compression (default: ceil(B / mean_depth))"
+    )
     mean_depth: float = Field(2.0, ge=1, description="sets the default breadth m = ceil(B / mean_depth)")
     clusters: int | None = Field(None, ge=1, description="C, feature clusters (default: ceil(sqrt(m)))")
     temperature: float = Field(0.25, gt=0, description="tau in softmax((centrality + lambda*usefulness)/tau)")
     usefulness_weight: float = Field(1.0, ge=0, description="lambda")
     usefulness: Literal["mean", "validation", "none"] = Field(
-        "mean", description="cluster usefulness against the mean pool gradient, a reserved validation split, or not at all"
+        "mean",
+        description="cluster usefulness against the mean pool gradient, a reserved validation split, or not at all",
     )
-    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of prompts reserved when usefulness=validation")
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="share of prompts reserved when usefulness=validation"
+    )
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -56,7 +61,13 @@ class DynamicDepth(Strategy):
     requires: ClassVar[frozenset[str]] = frozenset({"embeddings"})
 
     def depth_plan(
-        self, pool: CandidatePool, prompts: list[str], target: np.ndarray | None, rng: np.random.Generator, params: DynamicParams, seed: int
+        self,
+        pool: CandidatePool,
+        prompts: list[str],
+        target: np.ndarray | None,
+        rng: np.random.Generator,
+        params: DynamicParams,
+        seed: int,
     ) -> tuple[np.ndarray, dict[str, list[str]], dict]:
         """Per-prompt weights, each prompt's pairs in order of preference, and diagnostics."""
         raise NotImplementedError
@@ -116,12 +127,16 @@ class ClusteredDepth(DynamicDepth):
             rank = sorted(range(len(pairs)), key=lambda i: (-closeness[i], -(pairs[i].margin or 0.0), pairs[i].id))
             ordered[q] = [pairs[i].id for i in rank]
         sizes = np.bincount(labels, minlength=n_clusters)
-        return weights, ordered, {
-            "feature": self.feature_label,
-            "clusters": int(n_clusters),
-            "cluster_sizes": sizes.tolist(),
-            "clusters_covered": int((sizes > 0).sum()),
-            "cluster_usefulness": np.round(usefulness, 4).tolist(),
-            "centrality_mean": float(centrality.mean()),
-            "seconds_clustering": time.perf_counter() - start,
-        }
+        return (
+            weights,
+            ordered,
+            {
+                "feature": self.feature_label,
+                "clusters": int(n_clusters),
+                "cluster_sizes": sizes.tolist(),
+                "clusters_covered": int((sizes > 0).sum()),
+                "cluster_usefulness": np.round(usefulness, 4).tolist(),
+                "centrality_mean": float(centrality.mean()),
+                "seconds_clustering": time.perf_counter() - start,
+            },
+        )

@@ -22,8 +22,18 @@ from harness.core.records import CandidatePool, Features, Pair, Selection
 from harness.core.registry import STRATEGIES, UnknownName
 
 __all__ = [
-    "BudgetError", "CandidatePool", "Features", "NoParams", "Pair", "Selection", "Strategy", "UnknownStrategy", "get_strategy", "register",
-    "sample_without_replacement", "strategy_names",
+    "BudgetError",
+    "CandidatePool",
+    "Features",
+    "NoParams",
+    "Pair",
+    "Selection",
+    "Strategy",
+    "UnknownStrategy",
+    "get_strategy",
+    "register",
+    "sample_without_replacement",
+    "strategy_names",
 ]
 
 UnknownStrategy = UnknownName

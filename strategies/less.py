@@ -19,7 +19,9 @@ from strategies.base import BudgetError, CandidatePool, Strategy, register
 
 class LessParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of prompts whose pairs form the validation set")
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="share of prompts whose pairs form the validation set"
+    )
 
 
 @register

@@ -19,7 +19,9 @@ from strategies.base import CandidatePool, Strategy, register
 
 class MarginParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    order: Literal["high", "low"] = Field("high", description="high: the largest margins first; low: the smallest (hardest) first")
+    order: Literal["high", "low"] = Field(
+        "high", description="high: the largest margins first; low: the smallest (hardest) first"
+    )
 
 
 @register

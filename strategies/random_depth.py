@@ -15,5 +15,7 @@ class RandomDepth(DynamicDepth):
 
     def depth_plan(self, pool, prompts, target, rng, params, seed):
         weights = rng.dirichlet(np.ones(len(prompts)))
-        ordered = {p: [pool.pairs_by_prompt[p][i].id for i in rng.permutation(len(pool.pairs_by_prompt[p]))] for p in prompts}
+        ordered = {
+            p: [pool.pairs_by_prompt[p][i].id for i in rng.permutation(len(pool.pairs_by_prompt[p]))] for p in prompts
+        }
         return weights, ordered, {}

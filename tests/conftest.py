@@ -83,8 +83,15 @@ def tiny_qwen2(tmp_path_factory):
         model.lm_head.weight = torch.nn.Parameter(head)
     folder = tmp_path_factory.mktemp("tiny-qwen2-gguf")
     path = write_gguf(model, folder / "tiny-qwen2.gguf", gguf.MODEL_ARCH.QWEN2, tokenizer)
-    bare = write_gguf(model, folder / "tiny-qwen2-no-template.gguf", gguf.MODEL_ARCH.QWEN2, tokenizer, chat_template=False)
-    return {"model": model, "gguf": path, "gguf_without_template": bare, "chat_template": tokenizer["tokenizer.chat_template"]}
+    bare = write_gguf(
+        model, folder / "tiny-qwen2-no-template.gguf", gguf.MODEL_ARCH.QWEN2, tokenizer, chat_template=False
+    )
+    return {
+        "model": model,
+        "gguf": path,
+        "gguf_without_template": bare,
+        "chat_template": tokenizer["tokenizer.chat_template"],
+    }
 
 
 @pytest.fixture(scope="session")

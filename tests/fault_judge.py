@@ -74,7 +74,11 @@ class FaultJudge:
                 return self._content(f"Some reasoning. Rating: [[{rating_for(text)}]]")
 
             def _content(self, content: str) -> None:
-                payload = {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+                payload = {
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    ]
+                }
                 self._reply(200, json.dumps(payload).encode())
 
             def _reply(self, code: int, payload: bytes) -> None:

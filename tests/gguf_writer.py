@@ -14,9 +14,16 @@ import gguf
 
 from harness.models.resolve import embedded_gguf
 
-_TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
-                   "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-                   "tokenizer.ggml.padding_token_id")
+_TOKENIZER_KEYS = (
+    "tokenizer.ggml.model",
+    "tokenizer.ggml.pre",
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.padding_token_id",
+)
 
 
 def _value(field: Any) -> Any:
@@ -35,7 +42,9 @@ def smollm2_tokenizer_fields() -> dict[str, Any]:
     return {key: _value(fields[key]) for key in (*_TOKENIZER_KEYS, "tokenizer.chat_template")}
 
 
-def write_gguf(model: Any, path: Path, arch: gguf.MODEL_ARCH, tokenizer: dict[str, Any], chat_template: bool = True) -> Path:
+def write_gguf(
+    model: Any, path: Path, arch: gguf.MODEL_ARCH, tokenizer: dict[str, Any], chat_template: bool = True
+) -> Path:
     cfg = model.config
     writer = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
     writer.add_name(f"tiny-{cfg.model_type}")

@@ -9,7 +9,9 @@ def preference_rows(n: int) -> list[dict]:
         {
             "prompt": [{"role": "user", "content": f"Describe item {i}."}],
             "chosen": [{"role": "assistant", "content": "A short plain answer."}],
-            "rejected": [{"role": "assistant", "content": "A long, rambling, comma-filled answer, with, commas" + "!" * i}],
+            "rejected": [
+                {"role": "assistant", "content": "A long, rambling, comma-filled answer, with, commas" + "!" * i}
+            ],
         }
         for i in range(n)
     ]

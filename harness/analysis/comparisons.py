@@ -52,13 +52,17 @@ def in_scope(params: Params, only_budget: int | None, budget: int, better: "RunR
     if only_budget is not None and budget != only_budget:
         return False
     wanted = dict(params)
-    return all(run.setting.get(_setting_key(k)) == v for run in (better, worse) for k, v in wanted.get(run.strategy, ()))
+    return all(
+        run.setting.get(_setting_key(k)) == v for run in (better, worse) for k, v in wanted.get(run.strategy, ())
+    )
 
 
 def describe_side(strategy: str, params: Params) -> str:
     """One side of a claim in words: "uniform (2 pairs per prompt)"."""
     wanted = dict(params)
-    return strategy + (f" ({', '.join(phrase(_setting_key(k), v) for k, v in wanted[strategy])})" if wanted.get(strategy) else "")
+    return strategy + (
+        f" ({', '.join(phrase(_setting_key(k), v) for k, v in wanted[strategy])})" if wanted.get(strategy) else ""
+    )
 
 
 @dataclass(frozen=True)
@@ -74,17 +78,26 @@ class Primary:
     params: Params = ()
 
     @classmethod
-    def of(cls, claim: tuple[str, str], metric: str = PRIMARY_METRIC, budget: int | None = None,
-           params: dict[str, dict[str, Any]] | None = None) -> "Primary":
+    def of(
+        cls,
+        claim: tuple[str, str],
+        metric: str = PRIMARY_METRIC,
+        budget: int | None = None,
+        params: dict[str, dict[str, Any]] | None = None,
+    ) -> "Primary":
         return cls(claim, metric, budget, frozen_params(params))
 
     def covers(self, budget: int, better: "RunRecord", worse: "RunRecord") -> bool:
         """Whether the test of `better`'s cell against `worse`'s at `budget` is this primary claim."""
-        return (better.strategy, worse.strategy) == self.claim and in_scope(self.params, self.budget, budget, better, worse)
+        return (better.strategy, worse.strategy) == self.claim and in_scope(
+            self.params, self.budget, budget, better, worse
+        )
 
     def describe(self) -> str:
         """In words: "bpo > uniform (2 pairs per prompt) at 128 pairs"."""
-        return " > ".join(describe_side(name, self.params) for name in self.claim) + (f" at {self.budget} pairs" if self.budget is not None else "")
+        return " > ".join(describe_side(name, self.params) for name in self.claim) + (
+            f" at {self.budget} pairs" if self.budget is not None else ""
+        )
 
 
 DEFAULT_FAMILY = "claims"
@@ -108,8 +121,14 @@ class Family:
     cells of one budget; everything else about the two cells is the same"""
 
     @classmethod
-    def of(cls, name: str, claims: Sequence[tuple[str, str]], budget: int | None = None,
-           params: dict[str, dict[str, Any]] | None = None, across_budgets: bool = False) -> "Family":
+    def of(
+        cls,
+        name: str,
+        claims: Sequence[tuple[str, str]],
+        budget: int | None = None,
+        params: dict[str, dict[str, Any]] | None = None,
+        across_budgets: bool = False,
+    ) -> "Family":
         return cls(name, tuple(claims), budget, frozen_params(params), across_budgets)
 
     def covers(self, budget: int, better: "RunRecord", worse: "RunRecord") -> bool:
@@ -120,7 +139,11 @@ class Family:
         else but the strategy the same), or across budgets one per context without its budget."""
         by: dict[str, list[list[RunRecord]]] = defaultdict(list)
         for c in sorted(cells, key=lambda c: c[0].budget):
-            by[content_hash({k: v for k, v in without_strategy(c[0].setting).items() if k != BUDGET}) if self.across_budgets else c[0].context].append(c)
+            by[
+                content_hash({k: v for k, v in without_strategy(c[0].setting).items() if k != BUDGET})
+                if self.across_budgets
+                else c[0].context
+            ].append(c)
         return list(by.values())
 
 
@@ -132,8 +155,13 @@ def metric_rows(runs: list[RunRecord]) -> list[dict[str, Any]]:
             suite, metric = key.split("/", 1)
             rows.append(
                 {
-                    "run": run.name, "strategy": run.strategy, "budget": run.budget, "setting": run.label, "seed": run.seed,
-                    "suite": suite, "metric": metric,
+                    "run": run.name,
+                    "strategy": run.strategy,
+                    "budget": run.budget,
+                    "setting": run.label,
+                    "seed": run.seed,
+                    "suite": suite,
+                    "metric": metric,
                     **{k: record.get(k) for k in ("value", "ci_low", "ci_high", "n", "judge", "weak_judge")},
                 }
             )
@@ -155,8 +183,13 @@ def leaderboard(runs: list[RunRecord], metrics: list[str]) -> list[dict[str, Any
     rows = []
     for members in cells_of(runs):
         first = members[0]
-        row: dict[str, Any] = {"strategy": first.strategy, "budget": first.budget, "setting": first.label,
-                               "seeds": sorted(r.seed for r in members), "cells": {}}
+        row: dict[str, Any] = {
+            "strategy": first.strategy,
+            "budget": first.budget,
+            "setting": first.label,
+            "seeds": sorted(r.seed for r in members),
+            "cells": {},
+        }
         for key in metrics:
             row["cells"][key] = cell_estimate(members, key)
         row["made_of"] = made_of(members)
@@ -169,7 +202,13 @@ def made_of(members: list[RunRecord]) -> dict[str, Any]:
     the task check): constraint-only accuracy, task-done rate, both together, and the degenerate share by kind, the
     base model's beside the tuned one's; `flag` when the tuned degenerate share exceeds the base model's."""
     suite = "ifeval_heldout"
-    names = ["prompt_strict_acc", "task_done_rate", PRIMARY_METRIC, "degenerate_share", *(f"degenerate_share_{k}" for k in DEGENERATE_KINDS)]
+    names = [
+        "prompt_strict_acc",
+        "task_done_rate",
+        PRIMARY_METRIC,
+        "degenerate_share",
+        *(f"degenerate_share_{k}" for k in DEGENERATE_KINDS),
+    ]
     if cell_estimate(members, f"{suite}/task_done_rate") is None:
         return {}
     out = {name: est["mean"] for name in names if (est := cell_estimate(members, f"{suite}/{name}"))}
@@ -200,7 +239,9 @@ def cell_estimate(members: list[RunRecord], key: str) -> dict[str, Any] | None:
 ONE_SEED = "one seed: no verdict"
 
 
-def _paired(members: list[RunRecord], reference: list[RunRecord], metric: str, n_boot: int, seed: int) -> dict[str, Any]:
+def _paired(
+    members: list[RunRecord], reference: list[RunRecord], metric: str, n_boot: int, seed: int
+) -> dict[str, Any]:
     """members − reference on the same held-out units: an interval for these runs, and the verdict over seeds.
 
     The run-fixed interval (per unit, each side averaged over its seeds; Newcombe's for one
@@ -223,13 +264,27 @@ def _paired(members: list[RunRecord], reference: list[RunRecord], metric: str, n
     else:
         x = y = np.array([])
     if x.size == 0:
-        return {"missing": "no held-out units shared by these runs (held-out pairs reserved from each seed's own pool differ by seed, "
-                "and these runs share no seed; preference.k samples pairs every run shares)"}
+        return {
+            "missing": "no held-out units shared by these runs (held-out pairs reserved from each seed's own pool differ by seed, "
+            "and these runs share no seed; preference.k samples pairs every run shares)"
+        }
     fixed = paired_ci(x, y, n_boot=n_boot, seed=seed)
-    result: dict[str, Any] = {**fixed, "n_prompts": fixed.pop("n_units"), "design": "crossed" if units is not None else "nested"}
+    result: dict[str, Any] = {
+        **fixed,
+        "n_prompts": fixed.pop("n_units"),
+        "design": "crossed" if units is not None else "nested",
+    }
     clusters, strata = unit_design(members + reference, metric, units)
-    verdict = (seed_test(matched_differences(members, reference, metric, units), crossed=units is not None, clusters=clusters, strata=strata)
-               if len(matched) >= 2 else None)
+    verdict = (
+        seed_test(
+            matched_differences(members, reference, metric, units),
+            crossed=units is not None,
+            clusters=clusters,
+            strata=strata,
+        )
+        if len(matched) >= 2
+        else None
+    )
     if verdict is not None:
         result["seeds_ci"] = {**verdict, "seeds": matched}
         result["significant"] = bool(verdict["low"] > 0 or verdict["high"] < 0)
@@ -241,7 +296,11 @@ def _paired(members: list[RunRecord], reference: list[RunRecord], metric: str, n
 
 def _by_cell(runs: list[RunRecord], metric: str) -> list[list[RunRecord]]:
     """Cells whose runs recorded per-unit outcomes of `metric`."""
-    return [[r for r in members if r.outcomes.get(metric)] for members in cells_of(runs) if any(r.outcomes.get(metric) for r in members)]
+    return [
+        [r for r in members if r.outcomes.get(metric)]
+        for members in cells_of(runs)
+        if any(r.outcomes.get(metric) for r in members)
+    ]
 
 
 def _describe_cells(cells: list[list[RunRecord]]) -> str:
@@ -266,7 +325,12 @@ def _holm_in_place(records: list[dict[str, Any]], margin: float | None = None) -
 
 
 def paired_tests(
-    runs: list[RunRecord], baseline: str, metric: str = PRIMARY_METRIC, n_boot: int = 2000, seed: int = 0, margin: float | None = None,
+    runs: list[RunRecord],
+    baseline: str,
+    metric: str = PRIMARY_METRIC,
+    n_boot: int = 2000,
+    seed: int = 0,
+    margin: float | None = None,
 ) -> list[dict[str, Any]]:
     """Each cell vs the `baseline` strategy's cell in the same context (same budget, same everything but the strategy).
 
@@ -288,8 +352,11 @@ def paired_tests(
         row = {"strategy": first.strategy, "budget": first.budget, "setting": first.label}
         bases = [c for c in by_context[first.context] if c[0].strategy == baseline]
         if len(bases) != 1:
-            why = (f"no {baseline} run with this setting (budget {first.budget}{', ' + first.context_label if first.context_label else ''})"
-                   if not bases else f"{len(bases)} {baseline} settings to compare with: {_describe_cells(bases)}")
+            why = (
+                f"no {baseline} run with this setting (budget {first.budget}{', ' + first.context_label if first.context_label else ''})"
+                if not bases
+                else f"{len(bases)} {baseline} settings to compare with: {_describe_cells(bases)}"
+            )
             out.append({**row, "missing": why})
             continue
         test: dict[str, Any] = {**row, "seeds": len(members), "baseline_seeds": len(bases[0])}
@@ -302,7 +369,9 @@ def paired_tests(
     _holm_in_place([t["vs_control"]["seeds_ci"] for t in out if t.get("vs_control", {}).get("seeds_ci")], margin)
     for t in out:
         if "vs_control" in t:
-            t["vs_control"]["beats"] = None if "seeds_ci" not in t["vs_control"] else claim_verdict(t["vs_control"]).startswith("holds")
+            t["vs_control"]["beats"] = (
+                None if "seeds_ci" not in t["vs_control"] else claim_verdict(t["vs_control"]).startswith("holds")
+            )
     return out
 
 
@@ -312,8 +381,14 @@ def claim_name(better: str, worse: str) -> str:
 
 
 def claim_tests(
-    runs: list[RunRecord], claims: list[tuple[str, str]], metric: str, n_boot: int = 2000, seed: int = 0,
-    primary: Primary | None = None, margin: float | None = None, families: Sequence[Family] = (),
+    runs: list[RunRecord],
+    claims: list[tuple[str, str]],
+    metric: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+    primary: Primary | None = None,
+    margin: float | None = None,
+    families: Sequence[Family] = (),
 ) -> list[dict[str, Any]]:
     """Each claim (better, worse) in every context holding both, cell by cell, paired like `paired_tests`: better − worse.
 
@@ -331,26 +406,52 @@ def claim_tests(
         for better, worse in family.claims:
             for here in scopes:
                 budget, context_label = here[0][0].budget, here[0][0].context_label
-                row: dict[str, Any] = {"claim": claim_name(better, worse), "better": better, "worse": worse, "budget": budget,
-                                       "setting": context_label, "primary": False, "family": family.name}
+                row: dict[str, Any] = {
+                    "claim": claim_name(better, worse),
+                    "better": better,
+                    "worse": worse,
+                    "budget": budget,
+                    "setting": context_label,
+                    "primary": False,
+                    "family": family.name,
+                }
                 sides = [[c for c in here if c[0].strategy == name] for name in (better, worse)]
                 missing = [name for name, side in zip((better, worse), sides) if not side]
                 if missing:
                     if family.budget is None or family.budget == budget:
-                        out.append({**row, "missing": f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
-                                    + (f" ({context_label})" if context_label else "")})
+                        out.append(
+                            {
+                                **row,
+                                "missing": f"no {' or '.join(missing)} run with these outcomes at budget {budget}"
+                                + (f" ({context_label})" if context_label else ""),
+                            }
+                        )
                     continue
-                pairs = (list(itertools.combinations(sides[0], 2)) if better == worse
-                         else [(m, r) for m in sides[0] for r in sides[1]])
+                pairs = (
+                    list(itertools.combinations(sides[0], 2))
+                    if better == worse
+                    else [(m, r) for m in sides[0] for r in sides[1]]
+                )
                 for members, reference in pairs:
                     budget = members[0].budget
                     if not family.covers(budget, members[0], reference[0]):
                         continue
-                    is_primary = family.name == DEFAULT_FAMILY and primary is not None and primary.covers(budget, members[0], reference[0])
-                    test = {**row, "budget": budget, "better_setting": members[0].label, "worse_setting": reference[0].label,
-                            "seeds": len(members), "baseline_seeds": len(reference), "primary": is_primary,
-                            "family": PRIMARY_FAMILY if is_primary else family.name,
-                            **({"worse_budget": reference[0].budget} if reference[0].budget != budget else {})}
+                    is_primary = (
+                        family.name == DEFAULT_FAMILY
+                        and primary is not None
+                        and primary.covers(budget, members[0], reference[0])
+                    )
+                    test = {
+                        **row,
+                        "budget": budget,
+                        "better_setting": members[0].label,
+                        "worse_setting": reference[0].label,
+                        "seeds": len(members),
+                        "baseline_seeds": len(reference),
+                        "primary": is_primary,
+                        "family": PRIMARY_FAMILY if is_primary else family.name,
+                        **({"worse_budget": reference[0].budget} if reference[0].budget != budget else {}),
+                    }
                     test.update(_paired(members, reference, metric, n_boot, seed))
                     out.append(test)
     for name in dict.fromkeys(t["family"] for t in out):
@@ -425,7 +526,12 @@ def same_judge(pool_judge: dict[str, Any], metric_judge: str | None) -> bool:
 
 def judge_overlap(runs: list[RunRecord]) -> list[dict[str, str]]:
     """Every suite whose judge also labelled some compared run's pool: its gains may be the judge's preferences learned."""
-    found = {(key.split("/", 1)[0], str(rec.get("judge"))) for r in runs for key, rec in r.metrics.items() if same_judge(r.pool_judge, rec.get("judge"))}
+    found = {
+        (key.split("/", 1)[0], str(rec.get("judge")))
+        for r in runs
+        for key, rec in r.metrics.items()
+        if same_judge(r.pool_judge, rec.get("judge"))
+    }
     return [{"suite": suite, "judge": judge} for suite, judge in sorted(found)]
 
 
@@ -440,20 +546,33 @@ def compute_spent(runs: list[RunRecord]) -> dict[str, Any]:
         manifest = run.folder.manifest()
         machine = manifest.get("machine") or {}
         if machine:
-            machines.add(f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores" + (f", {machine['gpu']}" if machine.get("gpu") else ""))
+            machines.add(
+                f"{machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores"
+                + (f", {machine['gpu']}" if machine.get("gpu") else "")
+            )
             seeds_by_kind[run_kind(manifest)].add(run.seed)
         for name, record in (manifest.get("stages") or {}).items():
-            seconds = (record or {}).get("compute_seconds") or ((record or {}).get("seconds") if (record or {}).get("status") == "computed" else None)
+            seconds = (record or {}).get("compute_seconds") or (
+                (record or {}).get("seconds") if (record or {}).get("status") == "computed" else None
+            )
             if record and seconds:
                 key = (name, record.get("hash") or str(run.path))
                 stages[key] = max(stages.get(key, 0.0), float(seconds))
-    return {"hours": sum(stages.values()) / 3600, "stages": len(stages), "machines": sorted(machines),
-            "seeds_by_machine": {kind: sorted(seeds) for kind, seeds in sorted(seeds_by_kind.items())}}
+    return {
+        "hours": sum(stages.values()) / 3600,
+        "stages": len(stages),
+        "machines": sorted(machines),
+        "seeds_by_machine": {kind: sorted(seeds) for kind, seeds in sorted(seeds_by_kind.items())},
+    }
 
 
 def compare(
-    run_dirs: list[Path], baseline: str = "original", claims: Sequence[tuple[str, str]] = (), primary: Primary | None = None,
-    margin: float | None = None, families: Sequence[Family] = (),
+    run_dirs: list[Path],
+    baseline: str = "original",
+    claims: Sequence[tuple[str, str]] = (),
+    primary: Primary | None = None,
+    margin: float | None = None,
+    families: Sequence[Family] = (),
 ) -> Comparison:
     """The leaderboard, paired tests and claims of these runs; `primary` is the one hypothesis the matrix was
     run to test, kept out of the other claims' multiple-comparison adjustment; `families`, further named families of
@@ -464,13 +583,36 @@ def compare(
     tuned_keys = [k for k in keys if not k.split("/", 1)[1].startswith("base.")]
     measured = [name for name in PAIRED_METRICS if any(r.outcomes.get(name) for r in runs)]
     if primary and primary.metric not in PAIRED_METRICS:
-        raise BenchError(f"primary metric {primary.metric!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}.")
+        raise BenchError(
+            f"primary metric {primary.metric!r} is not one the paired tests compare; use one of {', '.join(PAIRED_METRICS)}."
+        )
     all_claims = list(dict.fromkeys([*claims, *([primary.claim] if primary else [])]))
     tests = {name: paired_tests(runs, baseline, name, margin=margin) for name in measured}
-    claim_rows = {
-        name: claim_tests(runs, all_claims, name, primary=primary if primary and primary.metric == name else None, margin=margin,
-                          families=families)
-        for name in measured
-    } if all_claims or families else {}
-    return Comparison(runs, metric_rows(runs), tuned_keys, leaderboard(runs, tuned_keys), tests, claim_rows, baseline, primary,
-                      judge_overlap(runs), compute_spent(runs), margin)
+    claim_rows = (
+        {
+            name: claim_tests(
+                runs,
+                all_claims,
+                name,
+                primary=primary if primary and primary.metric == name else None,
+                margin=margin,
+                families=families,
+            )
+            for name in measured
+        }
+        if all_claims or families
+        else {}
+    )
+    return Comparison(
+        runs,
+        metric_rows(runs),
+        tuned_keys,
+        leaderboard(runs, tuned_keys),
+        tests,
+        claim_rows,
+        baseline,
+        primary,
+        judge_overlap(runs),
+        compute_spent(runs),
+        margin,
+    )

@@ -64,10 +64,21 @@ def by_type(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]
         for kind, items in sorted(groups.items()):
             tuned = [r["pass"] for r in items if r["pass"] is not None]
             base = [r["base_pass"] for r in items if r["base_pass"] is not None]
-            out.append({"cell": members[0].title, "budget": members[0].budget, "type": kind, "n": len(tuned), "tuned": float(np.mean(tuned)),
-                        "base": float(np.mean(base)), "effect": float(np.mean(tuned) - np.mean(base)),
-                        "selected_share": (selected[kind] / total) if total and "instructions" in _first_pair(members) else None,
-                        "words": float(np.mean([r["words"] for r in items]))})
+            out.append(
+                {
+                    "cell": members[0].title,
+                    "budget": members[0].budget,
+                    "type": kind,
+                    "n": len(tuned),
+                    "tuned": float(np.mean(tuned)),
+                    "base": float(np.mean(base)),
+                    "effect": float(np.mean(tuned) - np.mean(base)),
+                    "selected_share": (selected[kind] / total)
+                    if total and "instructions" in _first_pair(members)
+                    else None,
+                    "words": float(np.mean([r["words"] for r in items])),
+                }
+            )
     return out
 
 
@@ -92,7 +103,9 @@ def length_slopes(rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]
         x, y = np.array(points).T
         slope = float(np.polyfit(x, y, 1)[0]) if np.ptp(x) > 0 else 0.0
         corr = float(np.corrcoef(x, y)[0, 1]) if np.ptp(x) > 0 and np.ptp(y) > 0 else 0.0
-        out.append({"type": kind, "n": len(points), "pass": float(y.mean()), "per_doubling": slope * math.log(2), "r": corr})
+        out.append(
+            {"type": kind, "n": len(points), "pass": float(y.mean()), "per_doubling": slope * math.log(2), "r": corr}
+        )
     return out
 
 
@@ -107,23 +120,41 @@ def length_adjusted(a: list[RunRecord], b: list[RunRecord], rows: dict[Path, lis
         y = {r["prompt_id"]: r for r in rows[theirs[seed].path]}
         shared = [p for p in x if p in y and x[p]["pass"] is not None and y[p]["pass"] is not None]
         raw.append(np.array([x[p]["pass"] - y[p]["pass"] for p in shared], dtype=float))
-        close = [p for p in shared if abs(x[p]["words"] - y[p]["words"]) <= WITHIN * max(x[p]["words"], y[p]["words"], 1)]
+        close = [
+            p for p in shared if abs(x[p]["words"] - y[p]["words"]) <= WITHIN * max(x[p]["words"], y[p]["words"], 1)
+        ]
         shares.append(len(close) / max(len(shared), 1))
         matched.append(np.array([x[p]["pass"] - y[p]["pass"] for p in close], dtype=float))
         for side, table in ((1.0, x), (0.0, y)):
-            design += [(side, table[p]["type"], math.log(max(table[p]["words"], 1)), float(table[p]["pass"])) for p in shared]
+            design += [
+                (side, table[p]["type"], math.log(max(table[p]["words"], 1)), float(table[p]["pass"])) for p in shared
+            ]
     if not raw:
-        raise BenchError(f"{a[0].title} and {b[0].title} share no seed: a length-adjusted difference needs matched seeds.")
+        raise BenchError(
+            f"{a[0].title} and {b[0].title} share no seed: a length-adjusted difference needs matched seeds."
+        )
     types = sorted({t for _, t, _, _ in design})
     matrix = np.array([[1.0, side, words] + [float(t == kind) for kind in types[1:]] for side, t, words, _ in design])
     coef = np.linalg.lstsq(matrix, np.array([d[3] for d in design]), rcond=None)[0]
-    verdict = seed_test([m for m in matched if m.size], crossed=False) if sum(m.size > 1 for m in matched) >= 2 else None
-    return {"a": a[0].title, "b": b[0].title, "budget": a[0].budget, "seeds": len(raw), "raw": float(np.mean([r.mean() for r in raw])),
-            "words_a": float(np.mean([x["words"] for r in a for x in rows[r.path]])),
-            "words_b": float(np.mean([x["words"] for r in b for x in rows[r.path]])),
-            "same_length_share": float(np.mean(shares)),
-            "same_length_diff": float(np.mean([m.mean() for m in matched if m.size])) if any(m.size for m in matched) else None,
-            "same_length_verdict": verdict, "regression_diff": float(coef[1]), "regression_per_log_word": float(coef[2])}
+    verdict = (
+        seed_test([m for m in matched if m.size], crossed=False) if sum(m.size > 1 for m in matched) >= 2 else None
+    )
+    return {
+        "a": a[0].title,
+        "b": b[0].title,
+        "budget": a[0].budget,
+        "seeds": len(raw),
+        "raw": float(np.mean([r.mean() for r in raw])),
+        "words_a": float(np.mean([x["words"] for r in a for x in rows[r.path]])),
+        "words_b": float(np.mean([x["words"] for r in b for x in rows[r.path]])),
+        "same_length_share": float(np.mean(shares)),
+        "same_length_diff": float(np.mean([m.mean() for m in matched if m.size]))
+        if any(m.size for m in matched)
+        else None,
+        "same_length_verdict": verdict,
+        "regression_diff": float(coef[1]),
+        "regression_per_log_word": float(coef[2]),
+    }
 
 
 def truncation(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -132,9 +163,16 @@ def truncation(cells: list[list[RunRecord]], rows: dict[Path, list[dict[str, Any
     for members in cells:
         items = [r for run in members for r in rows[run.path]]
         known = [r for r in items if r.get("tuned_truncated") is not None]
-        out.append({"cell": members[0].title, "budget": members[0].budget, "n": len(items), "tuned": float(np.mean([r["tuned_truncated"] for r in known])) if known else None,
-                    "base": float(np.mean([r["base_truncated"] for r in known])) if known else None,
-                    "words": float(np.mean([r["words"] for r in items]))})
+        out.append(
+            {
+                "cell": members[0].title,
+                "budget": members[0].budget,
+                "n": len(items),
+                "tuned": float(np.mean([r["tuned_truncated"] for r in known])) if known else None,
+                "base": float(np.mean([r["base_truncated"] for r in known])) if known else None,
+                "words": float(np.mean([r["words"] for r in items])),
+            }
+        )
     return out
 
 
@@ -162,7 +200,9 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
     correlation of the two across cells that did not train on flipped labels."""
     base_file = root / "base" / "outputs.jsonl"
     if not base_file.is_file():
-        raise BenchError(f"{base_file} is missing: evaluate the base model into it first (`bench eval --suite ifbench --out {root / 'base'}`).")
+        raise BenchError(
+            f"{base_file} is missing: evaluate the base model into it first (`bench eval --suite ifbench --out {root / 'base'}`)."
+        )
     base = _passes(base_file)
     rows = []
     for members in cells:
@@ -175,18 +215,37 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
         fixed = paired_ci(tuned, np.array([base[u] for u in shared]), n_boot=2000, seed=0)
         per_seed = [np.array([p[u] - base[u] for u in shared]) for p in passes]
         gains = [g for m in runs if (g := held_out_gain(m)) is not None]
-        rows.append({"cell": members[0].title, "budget": members[0].budget, "seeds": [m.seed for m in runs], "n": len(shared), "tuned": float(tuned.mean()),
-                     "base": float(np.mean([base[u] for u in shared])), "effect": fixed["diff"], "low": fixed["low"], "high": fixed["high"],
-                     "verdict": seed_test(per_seed, crossed=True) if len(per_seed) >= 2 else None,
-                     "held_out_gain": float(np.mean(gains)) if gains else None,
-                     "control": any(m.folder.selection().get("flipped") for m in runs)})
+        rows.append(
+            {
+                "cell": members[0].title,
+                "budget": members[0].budget,
+                "seeds": [m.seed for m in runs],
+                "n": len(shared),
+                "tuned": float(tuned.mean()),
+                "base": float(np.mean([base[u] for u in shared])),
+                "effect": fixed["diff"],
+                "low": fixed["low"],
+                "high": fixed["high"],
+                "verdict": seed_test(per_seed, crossed=True) if len(per_seed) >= 2 else None,
+                "held_out_gain": float(np.mean(gains)) if gains else None,
+                "control": any(m.folder.selection().get("flipped") for m in runs),
+            }
+        )
     if not rows:
         example = ood_folder(root, cells[0][0])
-        raise BenchError(f"{root}: no run's outputs found; each run's are read from {root}/<matrix folder>/<run folder>/outputs.jsonl, "
-                         f"e.g. {example / 'outputs.jsonl'} (`bench eval --model {cells[0][0].path} --suite ifbench --out {example}`).")
+        raise BenchError(
+            f"{root}: no run's outputs found; each run's are read from {root}/<matrix folder>/<run folder>/outputs.jsonl, "
+            f"e.g. {example / 'outputs.jsonl'} (`bench eval --model {cells[0][0].path} --suite ifbench --out {example}`)."
+        )
     usable = [r for r in rows if not r["control"] and r["held_out_gain"] is not None]
-    return {"suite_dir": str(root), "cells": rows,
-            "correlation": {"n_cells": len(usable), **correlation([r["held_out_gain"] for r in usable], [r["effect"] for r in usable])}}
+    return {
+        "suite_dir": str(root),
+        "cells": rows,
+        "correlation": {
+            "n_cells": len(usable),
+            **correlation([r["held_out_gain"] for r in usable], [r["effect"] for r in usable]),
+        },
+    }
 
 
 def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]], ood: Path | None = None) -> dict[str, Any]:
@@ -201,7 +260,14 @@ def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]], ood: Path | No
     for better, worse in pairs:
         sides = [[c for c in cells if c[0].strategy == name] for name in (better, worse)]
         if not all(sides):
-            raise BenchError(f"--pair {better} > {worse}: no {' or '.join(n for n, s in zip((better, worse), sides) if not s)} runs among these.")
+            raise BenchError(
+                f"--pair {better} > {worse}: no {' or '.join(n for n, s in zip((better, worse), sides) if not s)} runs among these."
+            )
         adjusted += [length_adjusted(x, y, rows) for x in sides[0] for y in sides[1] if x[0].context == y[0].context]
-    return {"by_type": by_type(cells, rows), "length_slopes": length_slopes(rows), "length_adjusted": adjusted,
-            "truncation": truncation(cells, rows), **({"out_of_distribution": out_of_distribution(cells, ood)} if ood else {})}
+    return {
+        "by_type": by_type(cells, rows),
+        "length_slopes": length_slopes(rows),
+        "length_adjusted": adjusted,
+        "truncation": truncation(cells, rows),
+        **({"out_of_distribution": out_of_distribution(cells, ood)} if ood else {}),
+    }

@@ -82,7 +82,9 @@ class _Pool:
         self.pairs = {p["id"]: p for p in read_jsonl(pool_dir / "pairs.jsonl")}
         scores = read_jsonl(pool_dir / "scores.jsonl")
         self.score = {s["response_id"]: float(s["value"]) for s in scores}
-        self.degenerate = {s["response_id"]: float(not task["done"]) for s in scores if (task := (s.get("details") or {}).get("task"))}
+        self.degenerate = {
+            s["response_id"]: float(not task["done"]) for s in scores if (task := (s.get("details") or {}).get("task"))
+        }
         responses = read_jsonl(pool_dir / "responses.jsonl")
         self.words = {r["id"]: len(r["text"].split()) for r in responses}
         by_prompt: dict[str, list[float]] = defaultdict(list)
@@ -102,10 +104,16 @@ class _Pool:
     def properties(self, pair_ids: list[str]) -> dict[str, float | None]:
         pairs = [self.pairs[i] for i in pair_ids if i in self.pairs]
         if len(pairs) < len(pair_ids):
-            raise BenchError(f"{len(pair_ids) - len(pairs)} selected pairs are not in the pool the run recorded: is the cache another pool's?")
+            raise BenchError(
+                f"{len(pair_ids) - len(pairs)} selected pairs are not in the pool the run recorded: is the cache another pool's?"
+            )
 
         def stacked(table: dict[str, np.ndarray] | None, key: str) -> float | None:
-            return vendi(np.stack([table[p[key]] for p in pairs])) if table is not None and all(p[key] in table for p in pairs) else None
+            return (
+                vendi(np.stack([table[p[key]] for p in pairs]))
+                if table is not None and all(p[key] in table for p in pairs)
+                else None
+            )
 
         def degenerate(key: str) -> float | None:
             known = [self.degenerate[p[key]] for p in pairs if p[key] in self.degenerate]
@@ -146,13 +154,32 @@ def run_properties(runs: list[RunRecord], metric: str) -> list[dict[str, Any]]:
     for run in runs:
         manifest, selection = run.folder.manifest(), run.folder.selection()
         pool = pools.get((manifest.get("stages") or {}).get("pool", {}).get("hash"))
-        tuned = next((v for k, v in run.metrics.items() if k.endswith(f"/{metric}") and not k.split("/", 1)[1].startswith("base.")), None)
+        tuned = next(
+            (
+                v
+                for k, v in run.metrics.items()
+                if k.endswith(f"/{metric}") and not k.split("/", 1)[1].startswith("base.")
+            ),
+            None,
+        )
         base = next((v for k, v in run.metrics.items() if k.endswith(f"/base.{metric}")), None)
-        props: dict[str, float | None] = pool.properties(selection["pair_ids"]) if pool else dict.fromkeys(list(PROPERTIES)[:-2])
+        props: dict[str, float | None] = (
+            pool.properties(selection["pair_ids"]) if pool else dict.fromkeys(list(PROPERTIES)[:-2])
+        )
         props.update(breadth=run.breadth, mean_depth=run.mean_depth)
-        rows.append({"run": run.name, "path": str(run.path), "cell": run.cell, "budget": run.budget, "seed": run.seed, "control": bool(selection.get("flipped")),
-                     "selection": content_hash(sorted(selection["pair_ids"])),
-                     "gain": tuned["value"] - base["value"] if tuned and base else None, **props})
+        rows.append(
+            {
+                "run": run.name,
+                "path": str(run.path),
+                "cell": run.cell,
+                "budget": run.budget,
+                "seed": run.seed,
+                "control": bool(selection.get("flipped")),
+                "selection": content_hash(sorted(selection["pair_ids"])),
+                "gain": tuned["value"] - base["value"] if tuned and base else None,
+                **props,
+            }
+        )
     return rows
 
 
@@ -171,8 +198,16 @@ def cell_properties(runs: list[RunRecord], rows: list[dict[str, Any]]) -> list[d
         mean = {k: _mean([i[k] for i in items]) for k in ["gain", *PROPERTIES]}
         signature = (members[0].budget, tuple(sorted((i["seed"], i["selection"]) for i in items)))
         same_as = first.setdefault(signature, members[0].title) if not any(i["control"] for i in items) else None
-        out.append({"cell": members[0].title, "budget": members[0].budget, "seeds": len(items), "control": any(i["control"] for i in items),
-                    "same_as": same_as if same_as != members[0].title else None, **mean})
+        out.append(
+            {
+                "cell": members[0].title,
+                "budget": members[0].budget,
+                "seeds": len(items),
+                "control": any(i["control"] for i in items),
+                "same_as": same_as if same_as != members[0].title else None,
+                **mean,
+            }
+        )
     return out
 
 
@@ -180,7 +215,9 @@ def correlations(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each property against gain across the non-control cells: per budget, and over all budgets on values centred
     within each budget. A property constant across cells gets no correlation (None), not a spurious one."""
     usable = [c for c in cells if not c["control"] and not c.get("same_as") and c["gain"] is not None]
-    groups: dict[str, list[dict[str, Any]]] = {f"{b} pairs": [c for c in usable if c["budget"] == b] for b in sorted({c["budget"] for c in usable})}
+    groups: dict[str, list[dict[str, Any]]] = {
+        f"{b} pairs": [c for c in usable if c["budget"] == b] for b in sorted({c["budget"] for c in usable})
+    }
     if len(groups) > 1:
         groups["all budgets (centred per budget)"] = usable
     out = []
@@ -188,7 +225,17 @@ def correlations(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for prop in PROPERTIES:
             pts = [(c[prop], c["gain"], c["budget"]) for c in members if c[prop] is not None]
             if len(pts) < 4:
-                out.append({"scope": scope, "property": prop, "n_cells": len(pts), "r": None, "low": None, "high": None, "p": None})
+                out.append(
+                    {
+                        "scope": scope,
+                        "property": prop,
+                        "n_cells": len(pts),
+                        "r": None,
+                        "low": None,
+                        "high": None,
+                        "p": None,
+                    }
+                )
                 continue
             x, y, budget = (np.array(v, dtype=float) for v in zip(*pts))
             if len(groups) > 1 and scope.startswith("all"):

@@ -46,7 +46,9 @@ def machine_kind(machine: dict[str, Any] | None, dtype: str | None) -> str:
     their seed (bf16 and fp32 kernels, AMX and AVX512-BF16 ones), so comparisons group runs by it and a matrix
     keeps each seed on one kind."""
     m = machine or {}
-    hardware = m.get("gpu") or f"{m.get('cpu') or 'unknown CPU'} ({', '.join(m.get('cpu_bf16') or []) or 'no native bf16'})"
+    hardware = (
+        m.get("gpu") or f"{m.get('cpu') or 'unknown CPU'} ({', '.join(m.get('cpu_bf16') or []) or 'no native bf16'})"
+    )
     return f"{hardware}, {dtype or 'unknown dtype'}"
 
 

@@ -79,8 +79,10 @@ def matched_differences(a: list[Any], b: list[Any], metric: str, units: list[str
         x, y = ours[seed].outcomes[metric], theirs[seed].outcomes[metric]
         shared = units if units is not None else sorted(set(x) & set(y))
         if len(shared) < 2:
-            raise BenchError(f"{metric}: {ours[seed].path} and {theirs[seed].path} share {len(shared)} evaluation units; "
-                             "runs of one seed must be evaluated on the same units to be paired.")
+            raise BenchError(
+                f"{metric}: {ours[seed].path} and {theirs[seed].path} share {len(shared)} evaluation units; "
+                "runs of one seed must be evaluated on the same units to be paired."
+            )
         out.append(np.array([x[u] - y[u] for u in shared]))
     return out
 
@@ -92,8 +94,11 @@ def shared_units(runs: list[Any], metric: str) -> list[str] | None:
 
 
 def components_from_pairs(
-    diffs: list[list[np.ndarray]], crossed: bool, n_cells: int,
-    clusters: list[str] | None = None, strata: list[str] | None = None,
+    diffs: list[list[np.ndarray]],
+    crossed: bool,
+    n_cells: int,
+    clusters: list[str] | None = None,
+    strata: list[str] | None = None,
 ) -> dict[str, Any]:
     """Pooled variance components from the matched per-seed differences of several cell pairs (see the module docstring).
 
@@ -104,7 +109,9 @@ def components_from_pairs(
     """
     diffs = [d for d in diffs if len(d) >= 2]
     if not diffs:
-        raise BenchError("a power analysis needs two settings run with the same 2 or more seeds (3 or more recommended).")
+        raise BenchError(
+            "a power analysis needs two settings run with the same 2 or more seeds (3 or more recommended)."
+        )
     weights = np.array([len(d) - 1 for d in diffs], dtype=float)
     seeds = min(len(d) for d in diffs)
     dof = max(1, (n_cells - 1) * (seeds - 1))
@@ -120,31 +127,52 @@ def components_from_pairs(
         var_a = max((ms_seed - ms_res) / n, 0.0)
         var_units = max((ms_unit - ms_res) / seeds, 0.0)  # the whole cell-by-unit term, within strata
         upper_ms = ms_seed * dof / float(stats.chi2.ppf(0.05, dof))
-        comp = {"design": "crossed", "n_units": n, "var_a": var_a, "var_a_upper": max((upper_ms - ms_res) / n, 0.0),
-                "var_b": var_units, "var_e": ms_res}
+        comp = {
+            "design": "crossed",
+            "n_units": n,
+            "var_a": var_a,
+            "var_a_upper": max((upper_ms - ms_res) / n, 0.0),
+            "var_b": var_units,
+            "var_e": ms_res,
+        }
         if strata is not None:
             before = max((float(raw[:, 1].mean()) - float(raw[:, 2].mean())) / seeds, 0.0)
-            comp |= {"strata": len(set(strata)), "stratum_share": (1 - var_units / before) if before > 0 else 0.0, "strata_df": lost}
+            comp |= {
+                "strata": len(set(strata)),
+                "stratum_share": (1 - var_units / before) if before > 0 else 0.0,
+                "strata_df": lost,
+            }
         if clusters is not None:
             c = len(set(clusters))
             lost = strata_df(tuple(clusters), tuple(strata)) if strata is not None else 0.0
             comp["strata_df"] = lost
             scores = [two_way(cluster_scores(np.vstack(d), clusters, strata), lost) for d in diffs]
             ms_c = np.array(scores)
-            var_cluster_scores = max((float(ms_c[:, 1].mean()) - float(ms_c[:, 2].mean())) / seeds, 0.0)  # σ²_c + σ²_b/m
+            var_cluster_scores = max(
+                (float(ms_c[:, 1].mean()) - float(ms_c[:, 2].mean())) / seeds, 0.0
+            )  # σ²_c + σ²_b/m
             m = n / c
             within = max((var_units - var_cluster_scores) / (1 - 1 / m), 0.0) if m > 1 else var_units
             var_c = max(var_units - within, 0.0) if m > 1 else 0.0
-            comp |= {"n_clusters": c, "var_b": within, "var_c": var_c,
-                     "icc": (var_c / var_units) if var_units > 0 and m > 1 else None}
+            comp |= {
+                "n_clusters": c,
+                "var_b": within,
+                "var_c": var_c,
+                "icc": (var_c / var_units) if var_units > 0 and m > 1 else None,
+            }
     else:
         sizes = np.array([x.size for d in diffs for x in d], dtype=float)
         w = float(np.mean([np.var(x, ddof=1) for d in diffs for x in d]))
         var_means = float(np.average([np.var([x.mean() for x in d], ddof=1) for d in diffs], weights=weights))
         inv_n = float(np.mean(1 / sizes))
         upper = var_means * dof / float(stats.chi2.ppf(0.05, dof))
-        comp = {"design": "nested", "n_units": int(round(1 / inv_n)), "var_a": max(var_means - w * inv_n, 0.0),
-                "var_a_upper": max(upper - w * inv_n, 0.0), "var_unit": w}
+        comp = {
+            "design": "nested",
+            "n_units": int(round(1 / inv_n)),
+            "var_a": max(var_means - w * inv_n, 0.0),
+            "var_a_upper": max(upper - w * inv_n, 0.0),
+            "var_unit": w,
+        }
     return {**comp, "pilot_seeds": seeds, "pairs": len(diffs), "cells": n_cells, "seed_dof": dof}
 
 
@@ -158,13 +186,25 @@ def variance_components(runs: list[RunRecord], metric: str) -> dict[str, Any]:
     units = shared_units(having, metric)
     clusters, strata = unit_design(having, metric, units)
     names = sorted(cells)
-    diffs = {(a, b): matched_differences(cells[a], cells[b], metric, units) for a, b in itertools.combinations(names, 2)}
+    diffs = {
+        (a, b): matched_differences(cells[a], cells[b], metric, units) for a, b in itertools.combinations(names, 2)
+    }
     by_pair = []
     for (a, b), d in diffs.items():
         if len(d) >= 2:
-            by_pair.append({"a": cells[a][0].title, "b": cells[b][0].title, "seed_correlation": seed_correlation(cells[a], cells[b], metric),
-                          **components_from_pairs([d], units is not None, 2, clusters, strata)})
-    return {"metric": metric, **components_from_pairs(list(diffs.values()), units is not None, len(cells), clusters, strata), "by_pair": by_pair}
+            by_pair.append(
+                {
+                    "a": cells[a][0].title,
+                    "b": cells[b][0].title,
+                    "seed_correlation": seed_correlation(cells[a], cells[b], metric),
+                    **components_from_pairs([d], units is not None, 2, clusters, strata),
+                }
+            )
+    return {
+        "metric": metric,
+        **components_from_pairs(list(diffs.values()), units is not None, len(cells), clusters, strata),
+        "by_pair": by_pair,
+    }
 
 
 def seed_correlation(a: list[RunRecord], b: list[RunRecord], metric: str) -> float | None:
@@ -176,8 +216,6 @@ def seed_correlation(a: list[RunRecord], b: list[RunRecord], metric: str) -> flo
         return None
     x, y = np.array([ours[s] for s in seeds]), np.array([theirs[s] for s in seeds])
     return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None
-
-
 
 
 def design_terms(comp: dict[str, Any], n: int) -> tuple[int, float, float, float]:
@@ -241,7 +279,9 @@ def mde(comp: dict[str, Any], n: int, s: int, alpha: float, power: float, upper:
     return hi
 
 
-def units_needed(comp: dict[str, Any], effect: float, s: int, alpha: float, power: float, limit: int = 10**6) -> int | None:
+def units_needed(
+    comp: dict[str, Any], effect: float, s: int, alpha: float, power: float, limit: int = 10**6
+) -> int | None:
     """Smallest n at which the verdict test at s seeds detects `effect` with `power`; None when no n is enough."""
     if s < 2 or power_curve(comp, limit, s, alpha)(effect) < power:
         return None
@@ -252,7 +292,9 @@ def units_needed(comp: dict[str, Any], effect: float, s: int, alpha: float, powe
     return max(hi, 2)
 
 
-def analyse(runs: list[RunRecord], effect: float, alpha: float, power: float, seeds_options: tuple[int, ...] = SEEDS_OPTIONS) -> list[dict[str, Any]]:
+def analyse(
+    runs: list[RunRecord], effect: float, alpha: float, power: float, seeds_options: tuple[int, ...] = SEEDS_OPTIONS
+) -> list[dict[str, Any]]:
     """One row per (context, metric): the components, the MDE at the pilot's sizes (and at the run-shift upper bound), the sizes a target needs."""
     rows = []
     by_context: dict[str, list[RunRecord]] = defaultdict(list)
@@ -265,13 +307,22 @@ def analyse(runs: list[RunRecord], effect: float, alpha: float, power: float, se
             comp = variance_components(members, metric)
             n, s = comp["n_units"], comp["pilot_seeds"]
             for pair in comp["by_pair"]:
-                pair |= {"mde_at_pilot": mde(pair, n, pair["pilot_seeds"], alpha, power),
-                         "mde_at_upper": mde(pair, n, pair["pilot_seeds"], alpha, power, upper=True)}
+                pair |= {
+                    "mde_at_pilot": mde(pair, n, pair["pilot_seeds"], alpha, power),
+                    "mde_at_upper": mde(pair, n, pair["pilot_seeds"], alpha, power, upper=True),
+                }
             row = {
-                "budget": members[0].budget, "context": members[0].context, "setting": members[0].context_label, **comp,
-                "mde_at_pilot": mde(comp, n, s, alpha, power), "mde_at_upper": mde(comp, n, s, alpha, power, upper=True),
+                "budget": members[0].budget,
+                "context": members[0].context,
+                "setting": members[0].context_label,
+                **comp,
+                "mde_at_pilot": mde(comp, n, s, alpha, power),
+                "mde_at_upper": mde(comp, n, s, alpha, power, upper=True),
                 "units_needed": {k: units_needed(comp, effect, k, alpha, power) for k in seeds_options},
-                "effect": effect, "alpha": alpha, "power": power, "test": "seed_test (harness/core/stats.py)",
+                "effect": effect,
+                "alpha": alpha,
+                "power": power,
+                "test": "seed_test (harness/core/stats.py)",
             }
             row["detects_effect_at_pilot"] = row["mde_at_pilot"] <= effect
             rows.append(row)

@@ -16,14 +16,26 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.grouping import cell_key, context_key, labels, refuse_duplicates, run_kind, setting, without_strategy
+from harness.analysis.grouping import (
+    cell_key,
+    context_key,
+    labels,
+    refuse_duplicates,
+    run_kind,
+    setting,
+    without_strategy,
+)
 from harness.constraints.metrics import PAIRED_TASK_METRICS, TASK_METRICS, unit_outcomes
 from harness.core.errors import BenchError
 from harness.core.run_files import RunFolder
 
-VERIFIABLE = {"prompt_strict_acc": "tuned_strict", "instruction_strict_acc": "tuned_strict",
-              "prompt_loose_acc": "tuned_loose", "instruction_loose_acc": "tuned_loose",
-              **{name: "tuned_strict" for name in TASK_METRICS}}
+VERIFIABLE = {
+    "prompt_strict_acc": "tuned_strict",
+    "instruction_strict_acc": "tuned_strict",
+    "prompt_loose_acc": "tuned_loose",
+    "instruction_loose_acc": "tuned_loose",
+    **{name: "tuned_strict" for name in TASK_METRICS},
+}
 """The verifiable metrics bench power analyses, and the eval_outputs.jsonl field of the tuned model's
 verdicts each is computed from (per prompt, by harness.constraints.metrics: one definition); the task
 metrics also read the task check's verdicts (`TASK_FIELD`)."""
@@ -45,6 +57,7 @@ PAIRED_METRICS = {
 }
 """The per-prompt outcomes the paired tests compare, where runs recorded them."""
 
+
 @dataclass
 class RunRecord:
     """One finished run as the analysis reads it from its folder: what it ran, what it measured, per-unit outcomes."""
@@ -58,14 +71,22 @@ class RunRecord:
     breadth: float | None
     mean_depth: float | None
     outcomes: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> held-out prompt id -> tuned outcome
-    cost: dict[str, Any] = field(default_factory=dict)  # selection vs training seconds (manifest "cost", Run.record_cost)
-    setting: dict[str, Any] = field(default_factory=dict)  # the resolved config bar seed and name (harness.analysis.grouping)
-    units: dict[str, tuple[str, str]] = field(default_factory=dict)  # held-out prompt id -> (base task, constraint types)
+    cost: dict[str, Any] = field(
+        default_factory=dict
+    )  # selection vs training seconds (manifest "cost", Run.record_cost)
+    setting: dict[str, Any] = field(
+        default_factory=dict
+    )  # the resolved config bar seed and name (harness.analysis.grouping)
+    units: dict[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # held-out prompt id -> (base task, constraint types)
     cell: str = ""
     context: str = ""
     label: str = ""  # the fields in which this run's setting differs from the others compared
     context_label: str = ""
-    pool_judge: dict[str, Any] = field(default_factory=dict)  # the judge that labelled the pool's pairs (config pool.judge)
+    pool_judge: dict[str, Any] = field(
+        default_factory=dict
+    )  # the judge that labelled the pool's pairs (config pool.judge)
 
     @property
     def name(self) -> str:
@@ -95,7 +116,9 @@ def load_run(run_dir: Path) -> RunRecord:
     metrics: dict[str, dict] = {}
     for suite, table in folder.metrics().items():
         for name, record in table.items():
-            metrics[f"{suite}/{name.removeprefix('tuned.')}" if name.startswith("tuned.") else f"{suite}/{name}"] = record
+            metrics[f"{suite}/{name.removeprefix('tuned.')}" if name.startswith("tuned.") else f"{suite}/{name}"] = (
+                record
+            )
     histogram = diag.get("depth_histogram") or {}
     n_prompts = sum(histogram.values())
     mean_depth = sum(int(d) * c for d, c in histogram.items()) / n_prompts if n_prompts else None
@@ -120,8 +143,11 @@ def load_run(run_dir: Path) -> RunRecord:
 
 def run_folders(paths: list[Path]) -> list[Path]:
     """Run folders, each given itself or as a folder of them (runs/<matrix>)."""
-    return [p for path in map(Path, paths) for p in ([path] if RunFolder(path).is_run()
-            else sorted(q for q in path.iterdir() if RunFolder(q).is_run()))]
+    return [
+        p
+        for path in map(Path, paths)
+        for p in ([path] if RunFolder(path).is_run() else sorted(q for q in path.iterdir() if RunFolder(q).is_run()))
+    ]
 
 
 def load_runs(paths: list[Path], need_outputs: bool = False) -> list[RunRecord]:
@@ -131,7 +157,9 @@ def load_runs(paths: list[Path], need_outputs: bool = False) -> list[RunRecord]:
     if need_outputs:
         folders = [f for f in folders if RunFolder(f).has(RunFolder.EVAL_OUTPUTS)]
         if not folders:
-            raise BenchError(f"no finished runs with held-out outputs ({RunFolder.EVAL_OUTPUTS}) under {', '.join(map(str, paths))}.")
+            raise BenchError(
+                f"no finished runs with held-out outputs ({RunFolder.EVAL_OUTPUTS}) under {', '.join(map(str, paths))}."
+            )
     runs = [load_run(f) for f in folders]
     group_runs(runs)
     return runs
@@ -166,7 +194,9 @@ def run_outcomes(run: Path) -> dict[str, dict[str, float]]:
         if name in TASK_METRICS and not tasks:
             continue  # graded before the task check (`bench regrade` adds it)
         if rows and rows[0].get(key) is not None:  # runs written before a field was kept lack it
-            outcomes[name] = unit_outcomes(name, {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}, tasks)
+            outcomes[name] = unit_outcomes(
+                name, {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}, tasks
+            )
     name, key = SAMPLED
     if rows and rows[0].get(key) is not None:
         outcomes[name] = {r["prompt_id"]: r[key] for r in rows if r.get(key) is not None}
@@ -203,7 +233,12 @@ def group_runs(runs: list[RunRecord]) -> None:
     """
     settings = [r.setting for r in runs]
     for run, label, shared in zip(runs, labels(settings), labels([without_strategy(s) for s in settings])):
-        run.cell, run.context, run.label, run.context_label = cell_key(run.setting), context_key(run.setting), label, shared
+        run.cell, run.context, run.label, run.context_label = (
+            cell_key(run.setting),
+            context_key(run.setting),
+            label,
+            shared,
+        )
     refuse_duplicates((r.cell, r.seed, r.path, describe(r)) for r in runs)
     by_context: dict[str, list[Any]] = defaultdict(list)
     for run in runs:
@@ -224,5 +259,3 @@ def group_runs(runs: list[RunRecord]) -> None:
 
 def describe(run: RunRecord) -> str:
     return f"{run.strategy}, budget {run.budget}" + (f", {run.label}" if run.label else "")
-
-

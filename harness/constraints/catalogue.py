@@ -38,12 +38,36 @@ class ConstraintType:
 # something off-topic. The two pools are disjoint and no word contains another, because
 # lm-eval's keyword checkers match substrings and the forbidden-word checker whole words.
 KEYWORD_POOL = (
-    "bright", "careful", "clear", "easy", "fresh", "friendly", "gentle", "happy",
-    "important", "morning", "quiet", "simple", "today", "together", "useful", "warm",
+    "bright",
+    "careful",
+    "clear",
+    "easy",
+    "fresh",
+    "friendly",
+    "gentle",
+    "happy",
+    "important",
+    "morning",
+    "quiet",
+    "simple",
+    "today",
+    "together",
+    "useful",
+    "warm",
 )
 # Words a small model uses often unprompted, so that avoiding them is a real choice.
 FORBIDDEN_POOL = (
-    "also", "best", "good", "great", "just", "make", "many", "people", "really", "things", "very",
+    "also",
+    "best",
+    "good",
+    "great",
+    "just",
+    "make",
+    "many",
+    "people",
+    "really",
+    "things",
+    "very",
 )
 END_PHRASES = (
     "Is there anything else I can help with?",
@@ -106,103 +130,112 @@ def _phrase_highlights(kw: Kwargs) -> str:
 
 _ALL_TYPES = (
     ConstraintType(
-        "punctuation:no_comma", ({},),
+        "punctuation:no_comma",
+        ({},),
         lambda kw: "Do not use any commas in your answer.",
     ),
     ConstraintType(
         "detectable_format:number_bullet_lists",
         tuple({"num_bullets": n} for n in (2, 3, 4, 5)),
-        lambda kw: f"Format your answer as exactly {kw['num_bullets']} bullet points "
-        "using markdown '* ' bullets.",
+        lambda kw: f"Format your answer as exactly {kw['num_bullets']} bullet points using markdown '* ' bullets.",
     ),
     ConstraintType(
         "detectable_content:postscript",
         ({"postscript_marker": "P.S."}, {"postscript_marker": "P.P.S"}),
-        lambda kw: "End your answer with a postscript starting with "
-        + kw["postscript_marker"].removesuffix(".") + ".",
+        lambda kw: "End your answer with a postscript starting with " + kw["postscript_marker"].removesuffix(".") + ".",
     ),
     ConstraintType(
         "keywords:frequency",
-        tuple(
-            {"keyword": word, "frequency": n, "relation": "at least"}
-            for word in KEYWORD_POOL for n in (2, 3)
-        ),
+        tuple({"keyword": word, "frequency": n, "relation": "at least"} for word in KEYWORD_POOL for n in (2, 3)),
         lambda kw: f"Use the word '{kw['keyword']}' at least {_times(kw['frequency'])}.",
     ),
     ConstraintType(
-        "keywords:existence", _one_or_two(KEYWORD_POOL, "keywords"),
-        lambda kw: f"Include the word{'s' if len(kw['keywords']) > 1 else ''} "
-        f"{_quoted_words(kw['keywords'], 'and')} in your answer.",
+        "keywords:existence",
+        _one_or_two(KEYWORD_POOL, "keywords"),
+        lambda kw: (
+            f"Include the word{'s' if len(kw['keywords']) > 1 else ''} "
+            f"{_quoted_words(kw['keywords'], 'and')} in your answer."
+        ),
     ),
     ConstraintType(
-        "keywords:forbidden_words", _one_or_two(FORBIDDEN_POOL, "forbidden_words"),
-        lambda kw: f"Do not use the word{'s' if len(kw['forbidden_words']) > 1 else ''} "
-        f"{_quoted_words(kw['forbidden_words'], 'or')} anywhere in your answer.",
+        "keywords:forbidden_words",
+        _one_or_two(FORBIDDEN_POOL, "forbidden_words"),
+        lambda kw: (
+            f"Do not use the word{'s' if len(kw['forbidden_words']) > 1 else ''} "
+            f"{_quoted_words(kw['forbidden_words'], 'or')} anywhere in your answer."
+        ),
     ),
     ConstraintType(
         "length_constraints:number_words",
-        _relation_variants(_WORDS_BOUNDS, "num_words"), _phrase_words,
+        _relation_variants(_WORDS_BOUNDS, "num_words"),
+        _phrase_words,
     ),
     ConstraintType(
         "length_constraints:number_sentences",
-        _relation_variants(_SENTENCES_BOUNDS, "num_sentences"), _phrase_sentences,
+        _relation_variants(_SENTENCES_BOUNDS, "num_sentences"),
+        _phrase_sentences,
     ),
     ConstraintType(
         "detectable_content:number_placeholders",
-        tuple({"num_placeholders": n} for n in (1, 2, 3)), _phrase_placeholders,
+        tuple({"num_placeholders": n} for n in (1, 2, 3)),
+        _phrase_placeholders,
     ),
     ConstraintType(
         "detectable_format:number_highlighted_sections",
-        tuple({"num_highlights": n} for n in (1, 2, 3)), _phrase_highlights,
+        tuple({"num_highlights": n} for n in (1, 2, 3)),
+        _phrase_highlights,
     ),
     ConstraintType(
-        "detectable_format:title", ({},),
+        "detectable_format:title",
+        ({},),
         lambda kw: "Give your answer a title wrapped in double angular brackets, like <<title>>.",
     ),
     ConstraintType(
-        "startend:end_checker", tuple({"end_phrase": p} for p in END_PHRASES),
-        lambda kw: f"Finish your answer with the exact phrase '{kw['end_phrase']}'. "
-        "No other words should follow.",
+        "startend:end_checker",
+        tuple({"end_phrase": p} for p in END_PHRASES),
+        lambda kw: f"Finish your answer with the exact phrase '{kw['end_phrase']}'. No other words should follow.",
     ),
     ConstraintType(
-        "startend:quotation", ({},),
+        "startend:quotation",
+        ({},),
         lambda kw: "Wrap your entire answer in double quotation marks.",
     ),
     ConstraintType(
-        "detectable_format:json_format", ({},),
+        "detectable_format:json_format",
+        ({},),
         lambda kw: "Give your entire answer as valid JSON. You may wrap it in ``` markdown ticks.",
     ),
     ConstraintType(
         "length_constraints:number_paragraphs",
         tuple({"num_paragraphs": n} for n in (2, 3, 4)),
-        lambda kw: f"Your answer must contain exactly {kw['num_paragraphs']} paragraphs, "
-        "with the markdown divider *** on its own line between them.",
+        lambda kw: (
+            f"Your answer must contain exactly {kw['num_paragraphs']} paragraphs, "
+            "with the markdown divider *** on its own line between them."
+        ),
     ),
     ConstraintType(
-        "change_case:english_lowercase", ({},),
-        lambda kw: "Write your entire answer in English using only lowercase letters. "
-        "No capital letters are allowed.",
+        "change_case:english_lowercase",
+        ({},),
+        lambda kw: "Write your entire answer in English using only lowercase letters. No capital letters are allowed.",
     ),
     ConstraintType(
-        "change_case:english_capital", ({},),
+        "change_case:english_capital",
+        ({},),
         lambda kw: "Write your entire answer in English using only capital letters.",
     ),
     ConstraintType(
         "change_case:capital_word_frequency",
         tuple({"capital_frequency": n, "capital_relation": "at least"} for n in (3, 5, 8)),
-        lambda kw: f"Write at least {kw['capital_frequency']} words in ALL CAPITAL LETTERS "
-        "for emphasis.",
+        lambda kw: f"Write at least {kw['capital_frequency']} words in ALL CAPITAL LETTERS for emphasis.",
     ),
     ConstraintType(
         "detectable_format:multiple_sections",
-        tuple(
-            {"section_spliter": s, "num_sections": n}
-            for s in ("Section", "SECTION")
-            for n in (2, 3)
+        tuple({"section_spliter": s, "num_sections": n} for s in ("Section", "SECTION") for n in (2, 3)),
+        lambda kw: (
+            f"Divide your answer into {kw['num_sections']} sections and start each one "
+            f"with '{kw['section_spliter']} X', where X is its number "
+            f"({kw['section_spliter']} 1, {kw['section_spliter']} 2, ...)."
         ),
-        lambda kw: f"Divide your answer into {kw['num_sections']} sections and start each one "
-        f"with '{kw['section_spliter']} X', where X is its number "
-        f"({kw['section_spliter']} 1, {kw['section_spliter']} 2, ...).",
     ),
 )
 
@@ -311,9 +344,7 @@ def validate_constraint(instruction_id: str, kwargs: Kwargs) -> None:
         )
     used = checker.get_instruction_args() or {}
     if used != kwargs:
-        raise ValueError(
-            f"constraint {instruction_id!r}: lm-eval replaced kwargs {kwargs} with {used}"
-        )
+        raise ValueError(f"constraint {instruction_id!r}: lm-eval replaced kwargs {kwargs} with {used}")
 
 
 def check_constraint_types(constraint_types: Sequence[str]) -> list[str]:

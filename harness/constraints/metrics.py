@@ -52,7 +52,7 @@ checker's loopholes; one that ignores cut answers rewards length)."""
 TASK_METRICS = {
     "prompt_strict_task_acc": "per held-out prompt, every constraint followed (strict) and the task done (the task check)",
     "prompt_strict_task_uncut_acc": "per held-out prompt, every constraint followed (strict), the task done (the task check) "
-                                    "and the answer not cut at max_new_tokens",
+    "and the answer not cut at max_new_tokens",
     "task_done_rate": "per held-out prompt, the answer does its base task (the task check)",
     "degenerate_share": "per held-out prompt, the task check rejects the answer (marker-only, loop, echo, refusal, off-topic)",
 }
@@ -95,7 +95,9 @@ def task_unit(name: str, verdicts: Verdicts, task: dict | None) -> float | None:
     return passed * done * (1.0 - float(task["cut"])) if name == UNCUT_METRIC else passed * done
 
 
-def unit_outcomes(name: str, verdicts_by_prompt: dict[str, Verdicts], tasks: dict[str, dict] | None = None) -> dict[str, float]:
+def unit_outcomes(
+    name: str, verdicts_by_prompt: dict[str, Verdicts], tasks: dict[str, dict] | None = None
+) -> dict[str, float]:
     """Per-prompt outcomes whose plain mean is the metric `name` over these prompts.
 
     Paired and variance analyses (`bench power`, paired tests) work on per-prompt units; for the
@@ -124,7 +126,9 @@ def accuracies(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: boo
         counts = [c for c in (instruction_counts(r[mode]) for r in rows) if c[1]]
         followed, total = [float(f) for f, _ in counts], [float(t) for _, t in counts]
         out[f"prompt_{mode}_acc"] = metric(mean_ci(passes, n_boot=bootstrap, seed=seed), len(passes), judge, weak)
-        out[f"instruction_{mode}_acc"] = metric(ratio_ci(followed, total, n_boot=bootstrap, seed=seed), int(sum(total)), judge, weak)
+        out[f"instruction_{mode}_acc"] = metric(
+            ratio_ci(followed, total, n_boot=bootstrap, seed=seed), int(sum(total)), judge, weak
+        )
     words = [float(len(r["output"].split())) for r in rows]
     out["mean_words"] = metric(mean_ci(words, n_boot=bootstrap, seed=seed), len(rows), "none (length)")
     cut = [float(r["truncated"]) for r in rows if r.get("truncated") is not None]

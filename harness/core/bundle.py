@@ -50,15 +50,19 @@ def stages_of_runs(run_dirs: list[Path], names: tuple[str, ...] = SHARED_STAGES)
     for run in run_dirs:
         folder = RunFolder(run)
         if not folder.is_run():
-            raise BenchError(f"{run} has no {RunFolder.MANIFEST}: pass run folders written by `bench run` or `bench matrix`.")
+            raise BenchError(
+                f"{run} has no {RunFolder.MANIFEST}: pass run folders written by `bench run` or `bench matrix`."
+            )
         manifest = folder.manifest()
         cache = Path(manifest.get("config", {}).get("cache_dir", "runs/cache"))
         for name, record in (manifest.get("stages") or {}).items():
             if name in names:
                 folder = cache / name / record["hash"]
                 if not (folder / "stage.json").is_file():
-                    raise BenchError(f"{run}: its {name} stage ({record['hash']}) is not in {cache}; run it again "
-                                     "(or point at the cache it used) before exporting.")
+                    raise BenchError(
+                        f"{run}: its {name} stage ({record['hash']}) is not in {cache}; run it again "
+                        "(or point at the cache it used) before exporting."
+                    )
                 found.setdefault((name, record["hash"]), folder)
     if not found:
         raise BenchError(f"none of {', '.join(map(str, run_dirs))} used a stage among {', '.join(names)}.")
@@ -66,7 +70,9 @@ def stages_of_runs(run_dirs: list[Path], names: tuple[str, ...] = SHARED_STAGES)
     return [(n, h, p) for (n, h), p in sorted(found.items(), key=lambda item: (order.get(item[0][0], 99), item[0][1]))]
 
 
-def export_bundle(stages: list[tuple[str, str, Path]], out: Path, machine: dict[str, Any] | None = None) -> list[BundledStage]:
+def export_bundle(
+    stages: list[tuple[str, str, Path]], out: Path, machine: dict[str, Any] | None = None
+) -> list[BundledStage]:
     """Write the stage folders and an index to `out` (a .tar.gz), atomically; returns what it holds."""
     bundled = []
     for name, key, folder in stages:
@@ -74,9 +80,14 @@ def export_bundle(stages: list[tuple[str, str, Path]], out: Path, machine: dict[
             raise BenchError(f"{folder}: the cached {name} stage is damaged; recompute it before exporting.")
         record = read_json(folder / "stage.json")
         bundled.append(BundledStage(name, key, record["files"], record.get("inputs")))
-    index = {"format": 2, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine or {},
-             "version": __version__, "schema": SCHEMA_VERSION,
-             "stages": [{"name": b.name, "hash": b.hash, "files": b.files, "inputs": b.inputs} for b in bundled]}
+    index = {
+        "format": 2,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine or {},
+        "version": __version__,
+        "schema": SCHEMA_VERSION,
+        "stages": [{"name": b.name, "hash": b.hash, "files": b.files, "inputs": b.inputs} for b in bundled],
+    }
     with atomic_path(Path(out)) as tmp:
         _write_tar(tmp, index, stages)
         tmp.chmod(0o644)  # a file to share: readable like any other in the repository
@@ -119,8 +130,12 @@ def import_bundle(bundle: Path, cache_dir: Path) -> list[tuple[BundledStage, str
     """
     index = read_index(bundle)
     stages = [BundledStage(s["name"], s["hash"], s["files"]) for s in index["stages"]]
-    conflicts = [s for s in stages if intact(s.name, cache_dir / s.name / s.hash)
-                 and read_json(cache_dir / s.name / s.hash / "stage.json").get("files") != s.files]
+    conflicts = [
+        s
+        for s in stages
+        if intact(s.name, cache_dir / s.name / s.hash)
+        and read_json(cache_dir / s.name / s.hash / "stage.json").get("files") != s.files
+    ]
     if conflicts:
         first = conflicts[0]
         raise BenchError(
@@ -141,14 +156,18 @@ def import_bundle(bundle: Path, cache_dir: Path) -> list[tuple[BundledStage, str
                 for rel in [*stage.files, "stage.json"]:
                     member = members.get(f"{stage.name}/{stage.hash}/{rel}")
                     if member is None or not member.isfile() or ".." in Path(rel).parts or Path(rel).is_absolute():
-                        raise BenchError(f"{bundle}: {stage.name}/{stage.hash}/{rel} is missing or not a plain file; the bundle is damaged.")
+                        raise BenchError(
+                            f"{bundle}: {stage.name}/{stage.hash}/{rel} is missing or not a plain file; the bundle is damaged."
+                        )
                     dest = tmp / rel
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     source = tar.extractfile(member)
                     assert source is not None
                     dest.write_bytes(source.read())
                 if fingerprints(tmp) != stage.files:
-                    raise BenchError(f"{bundle}: the files of {stage.name}/{stage.hash} do not match their fingerprints; the bundle is damaged.")
+                    raise BenchError(
+                        f"{bundle}: the files of {stage.name}/{stage.hash} do not match their fingerprints; the bundle is damaged."
+                    )
             out.append((stage, "restored"))
     return out
 
@@ -171,11 +190,17 @@ def _bundled_stages(path: str, mtime_ns: int) -> list[BundledStage]:
             if member.name in wanted:
                 handle = tar.extractfile(member)
                 found[member.name] = json.loads(handle.read()).get("inputs") if handle else None
-    return [BundledStage(s.name, s.hash, s.files, s.inputs if s.inputs is not None else found.get(f"{s.name}/{s.hash}/stage.json"))
-            for s in stages]
+    return [
+        BundledStage(
+            s.name, s.hash, s.files, s.inputs if s.inputs is not None else found.get(f"{s.name}/{s.hash}/stage.json")
+        )
+        for s in stages
+    ]
 
 
-def sampled_by(bundle: Path, stage: str, local: dict[str, Any], machine_fields: tuple[str, ...]) -> dict[str, Any] | None:
+def sampled_by(
+    bundle: Path, stage: str, local: dict[str, Any], machine_fields: tuple[str, ...]
+) -> dict[str, Any] | None:
     """The machine fields (back end, dtype, decoder) of the copy of `stage` that `bundle` holds with inputs
     otherwise equal to `local`, or None if it holds none.
 
@@ -192,8 +217,13 @@ def sampled_by(bundle: Path, stage: str, local: dict[str, Any], machine_fields: 
     return None
 
 
-def why_not(bundle: Path, stage: str, local: dict[str, Any], machine_fields: tuple[str, ...],
-            upstream: dict[str, dict[str, Any]] | None = None) -> str:
+def why_not(
+    bundle: Path,
+    stage: str,
+    local: dict[str, Any],
+    machine_fields: tuple[str, ...],
+    upstream: dict[str, dict[str, Any]] | None = None,
+) -> str:
     """Why `bundle` holds no copy of `stage` for a run whose inputs are `local`: the inputs that differ, field
     by field (the machine's own choices are not among them), or the bpo-bench version when none does.
     `upstream` gives this run's inputs of the stages whose hashes `local` holds (e.g. "prompts"): a differing
@@ -208,7 +238,9 @@ def why_not(bundle: Path, stage: str, local: dict[str, Any], machine_fields: tup
             field = path.split(" ")[0]
             if field in machine_fields:
                 continue
-            theirs = next((s for s in stages if s.name == field and copy.inputs and s.hash == copy.inputs.get(field)), None)
+            theirs = next(
+                (s for s in stages if s.name == field and copy.inputs and s.hash == copy.inputs.get(field)), None
+            )
             if upstream and field in upstream and theirs is not None and theirs.inputs is not None:
                 differing += [f"{field} stage: {d}" for d in _differences(upstream[field], theirs.inputs, "")]
             else:
@@ -217,10 +249,14 @@ def why_not(bundle: Path, stage: str, local: dict[str, Any], machine_fields: tup
     if differing:
         what = "; ".join(dict.fromkeys(differing))
     else:
-        what = (f"its bpo-bench version ({index.get('version', 'older than 0.1.0')} there, {__version__} here) or stage "
-                f"schema ({index.get('schema', '?')} there, {SCHEMA_VERSION} here)")
-    return (f"bundle = {bundle} holds {stage} {', '.join(s.hash for s in held)}, which is not this experiment's: {what}. "
-            "Run the configuration the bundle was exported from, export a new bundle, or set bundle: null to sample here.")
+        what = (
+            f"its bpo-bench version ({index.get('version', 'older than 0.1.0')} there, {__version__} here) or stage "
+            f"schema ({index.get('schema', '?')} there, {SCHEMA_VERSION} here)"
+        )
+    return (
+        f"bundle = {bundle} holds {stage} {', '.join(s.hash for s in held)}, which is not this experiment's: {what}. "
+        "Run the configuration the bundle was exported from, export a new bundle, or set bundle: null to sample here."
+    )
 
 
 _UNSET = object()
@@ -229,10 +265,15 @@ _UNSET = object()
 def _differences(ours: Any, theirs: Any, path: str) -> list[str]:
     """Dotted paths at which two key-input records differ, each with both values."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
-        return [d for k in sorted(set(ours) | set(theirs))
-                for d in _differences(ours.get(k, _UNSET), theirs.get(k, _UNSET), f"{path}.{k}" if path else k)]
+        return [
+            d
+            for k in sorted(set(ours) | set(theirs))
+            for d in _differences(ours.get(k, _UNSET), theirs.get(k, _UNSET), f"{path}.{k}" if path else k)
+        ]
     if ours == theirs:
         return []
+
     def shown(value: Any) -> str:
         return "unset" if value is _UNSET else json.dumps(value)[:80]
+
     return [f"{path} = {shown(theirs)} there, {shown(ours)} here"]

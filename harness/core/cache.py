@@ -38,7 +38,9 @@ def stage_hash(name: str, inputs: dict[str, Any]) -> str:
     return content_hash({"stage": name, "inputs": inputs, "schema": SCHEMA_VERSION, "version": __version__})
 
 
-def run_stage(cache_dir: Path, name: str, inputs: dict[str, Any], compute: Callable[[Path], dict[str, Any] | None]) -> StageResult:
+def run_stage(
+    cache_dir: Path, name: str, inputs: dict[str, Any], compute: Callable[[Path], dict[str, Any] | None]
+) -> StageResult:
     """Return the cached stage output, or call `compute(tmp_dir)` and commit its folder.
 
     A stage folder counts only with its `stage.json`, written last inside the temporary folder
@@ -71,7 +73,10 @@ def run_stage(cache_dir: Path, name: str, inputs: dict[str, Any], compute: Calla
                 raise StageFailure(name, exc) from exc
             seconds = time.perf_counter() - start
             files = fingerprints(tmp)
-            write_json(tmp / "stage.json", {"stage": name, "hash": key, "inputs": inputs, "seconds": seconds, **extra, "files": files})
+            write_json(
+                tmp / "stage.json",
+                {"stage": name, "hash": key, "inputs": inputs, "seconds": seconds, **extra, "files": files},
+            )
     return StageResult(name, key, path, "computed", seconds, seconds)
 
 
@@ -97,8 +102,11 @@ def intact(name: str, path: Path) -> bool:
         recorded = "unreadable stage.json"
     if recorded is None or recorded == fingerprints(path):
         return True
-    print(f"[bench] {name}: the cached copy in {path} is damaged (missing, truncated or edited files); recomputing",
-          file=sys.stderr, flush=True)
+    print(
+        f"[bench] {name}: the cached copy in {path} is damaged (missing, truncated or edited files); recomputing",
+        file=sys.stderr,
+        flush=True,
+    )
     return False
 
 

@@ -17,8 +17,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 LIBRARIES = (
-    "py.warnings", "transformers", "trl", "peft", "accelerate", "datasets", "huggingface_hub", "sentence_transformers",
-    "torch", "lm_eval", "alpaca_eval", "nltk", "absl", "urllib3", "httpx", "filelock", "ray",
+    "py.warnings",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "huggingface_hub",
+    "sentence_transformers",
+    "torch",
+    "lm_eval",
+    "alpaca_eval",
+    "nltk",
+    "absl",
+    "urllib3",
+    "httpx",
+    "filelock",
+    "ray",
 )
 """The loggers whose records are third-party chatter ("py.warnings" carries Python warnings)."""
 
@@ -40,7 +55,9 @@ def quiet_console(verbose: bool) -> Iterator[None]:
         warnings.simplefilter("default")  # each warning once per place, as Python shows them by default
         bars = _library_progress_bars(enabled=verbose)
         for lg in _loggers():
-            lg.handlers = [h for h in lg.handlers if not isinstance(h, logging.StreamHandler) or isinstance(h, logging.FileHandler)]
+            lg.handlers = [
+                h for h in lg.handlers if not isinstance(h, logging.StreamHandler) or isinstance(h, logging.FileHandler)
+            ]
             lg.propagate = False
             if lg.level == logging.NOTSET or lg.level > logging.WARNING:
                 lg.setLevel(logging.WARNING)

@@ -85,7 +85,9 @@ def warn_renamed(old: str, caller: str) -> None:
 class MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers imports of MOVED's old paths with the module at its new path."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         return importlib.util.spec_from_loader(fullname, self) if fullname in MOVED else None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:

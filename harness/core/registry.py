@@ -102,14 +102,20 @@ class Registry(Generic[T]):
     def broken(self) -> str:
         """The plugin files that could not be imported, as one sentence ('' when none)."""
         files = [f"the {self.kind} plugin {where} could not be imported ({why})" for where, why in self._broken.items()]
-        return "; ".join(files) + ("; fix or remove that file." if len(files) == 1 else "; fix or remove those files.") if files else ""
+        return (
+            "; ".join(files) + ("; fix or remove that file." if len(files) == 1 else "; fix or remove those files.")
+            if files
+            else ""
+        )
 
     def _warn_broken(self) -> None:
         """Say once per process and file that some plugins are missing, when the command goes on without them."""
         fresh = [where for where in self._broken if where not in self._warned]
         if fresh:
             self._warned.update(fresh)
-            print(f"[bench] warning: {self.broken()} Commands that do not use it still run.", file=sys.stderr, flush=True)
+            print(
+                f"[bench] warning: {self.broken()} Commands that do not use it still run.", file=sys.stderr, flush=True
+            )
 
     def get(self, name: str) -> T:
         self.discover()

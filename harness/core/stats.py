@@ -133,8 +133,15 @@ def paired_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int) -> dict[s
         value = float(diff.mean())
         low, high = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
         method = "bootstrap over units"
-    return {"diff": value, "low": low, "high": high, "p": bootstrap_p(boots), "p_floor": 2 / (n_boot + 1),
-            "n_units": len(diff), "method": method}
+    return {
+        "diff": value,
+        "low": low,
+        "high": high,
+        "p": bootstrap_p(boots),
+        "p_floor": 2 / (n_boot + 1),
+        "n_units": len(diff),
+        "method": method,
+    }
 
 
 def two_way(d: np.ndarray, lost: float = 0) -> tuple[float, float, float]:
@@ -152,7 +159,9 @@ def two_way(d: np.ndarray, lost: float = 0) -> tuple[float, float, float]:
     return ms_seed, ms_unit, ms_resid
 
 
-def crossed_half_width(ms_seed: Any, ms_unit: Any, ms_resid: Any, s: int, n: int, alpha: float = 0.05) -> tuple[Any, Any]:
+def crossed_half_width(
+    ms_seed: Any, ms_unit: Any, ms_resid: Any, s: int, n: int, alpha: float = 0.05
+) -> tuple[Any, Any]:
     """(half-width, se) of the verdict interval for a crossed s × n design; vectorised over mean squares.
 
     Var(mean) = σ²_a/s + σ²_b/n + σ²_ε/(ns) is estimated by (MS_seed + max(MS_unit − MS_resid, 0))/(ns)
@@ -163,10 +172,14 @@ def crossed_half_width(ms_seed: Any, ms_unit: Any, ms_resid: Any, s: int, n: int
     extra = np.maximum(ms_unit - ms_resid, 0.0)
     var = (ms_seed + extra) / (n * s)
     with np.errstate(divide="ignore", invalid="ignore"):
-        denom = ms_seed**2 / (s - 1) + np.where(extra > 0, ms_unit**2 / max(n - 1, 1) + ms_resid**2 / max((s - 1) * (n - 1), 1), 0.0)
+        denom = ms_seed**2 / (s - 1) + np.where(
+            extra > 0, ms_unit**2 / max(n - 1, 1) + ms_resid**2 / max((s - 1) * (n - 1), 1), 0.0
+        )
         df = np.where(denom > 0, (ms_seed + extra) ** 2 / denom, s - 1)
     df = np.maximum(df, 1.0)
-    half = np.maximum(stats.t.ppf(1 - alpha / 2, df) * np.sqrt(var), stats.t.ppf(1 - alpha / 2, s - 1) * np.sqrt(ms_seed / (n * s)))
+    half = np.maximum(
+        stats.t.ppf(1 - alpha / 2, df) * np.sqrt(var), stats.t.ppf(1 - alpha / 2, s - 1) * np.sqrt(ms_seed / (n * s))
+    )
     return half, np.sqrt(var)
 
 
@@ -211,15 +224,21 @@ def strata_df(clusters: tuple[str, ...], strata: tuple[str, ...]) -> float:
     members = (ids[None, :] == names[:, None]).astype(float)  # C × N
     members -= members.mean(axis=0, keepdims=True)  # centred over clusters
     indicators = (kinds[None, :] == types[:, None]).astype(float)  # T × N
-    project = indicators.T @ (indicators / indicators.sum(axis=1, keepdims=True)) - 1.0 / n  # onto stratum means, less the grand mean
+    project = (
+        indicators.T @ (indicators / indicators.sum(axis=1, keepdims=True)) - 1.0 / n
+    )  # onto stratum means, less the grand mean
     full = float(np.sum(members * members))
     removed = float(np.sum((members @ project) * members))
     return (len(names) - 1) * removed / full if full > 0 else 0.0
 
 
 def seed_test(
-    per_seed: list[np.ndarray], *, crossed: bool, alpha: float = 0.05,
-    clusters: Sequence[str] | None = None, strata: Sequence[str] | None = None,
+    per_seed: list[np.ndarray],
+    *,
+    crossed: bool,
+    alpha: float = 0.05,
+    clusters: Sequence[str] | None = None,
+    strata: Sequence[str] | None = None,
 ) -> dict[str, Any] | None:
     """The verdict test of a mean paired difference, counting run-to-run variation; None below 2 seeds.
 
@@ -253,11 +272,22 @@ def seed_test(
     if half == 0:
         p = 1.0 if diff == 0 else 0.0
     else:
-        q = float(stats.t.ppf(1 - alpha / 2, s - 1))  # invert with the seeds df (conservative when the unit term widens)
+        q = float(
+            stats.t.ppf(1 - alpha / 2, s - 1)
+        )  # invert with the seeds df (conservative when the unit term widens)
         p = float(2 * stats.t.sf(abs(diff) / (half / q), s - 1))
-    return {"diff": diff, "low": diff - half, "high": diff + half, "p": min(1.0, p), "per_seed": means.tolist(),
-            "n_seeds": s, "design": "crossed" if crossed else "nested", "se": se, "unit": unit,
-            **({"n_clusters": int(d.shape[1])} if unit == "cluster" else {})}
+    return {
+        "diff": diff,
+        "low": diff - half,
+        "high": diff + half,
+        "p": min(1.0, p),
+        "per_seed": means.tolist(),
+        "n_seeds": s,
+        "design": "crossed" if crossed else "nested",
+        "se": se,
+        "unit": unit,
+        **({"n_clusters": int(d.shape[1])} if unit == "cluster" else {}),
+    }
 
 
 def equivalence_p(verdict: dict[str, Any], margin: float, alpha: float = 0.05) -> float:
@@ -284,14 +314,21 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def correlation(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, alpha: float = 0.05) -> dict[str, float | None]:
+def correlation(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, alpha: float = 0.05
+) -> dict[str, float | None]:
     """Pearson's r with its Fisher-z interval and p (scipy); all None where either side is constant (no slope to find)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"r": None, "low": None, "high": None, "p": None}
     result = stats.pearsonr(x, y)
     interval = result.confidence_interval(1 - alpha)
-    return {"r": float(result.statistic), "low": float(interval.low), "high": float(interval.high), "p": float(result.pvalue)}
+    return {
+        "r": float(result.statistic),
+        "low": float(interval.low),
+        "high": float(interval.high),
+        "p": float(result.pvalue),
+    }
 
 
 def metric(

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from harness.constraints.catalogue import CONSTRAINT_TYPES, DEFAULT_CONSTRAINT_TYPES, Kwargs, check_constraint_types, conflicts
+from harness.constraints.catalogue import (
+    CONSTRAINT_TYPES,
+    DEFAULT_CONSTRAINT_TYPES,
+    Kwargs,
+    check_constraint_types,
+    conflicts,
+)
 from harness.core.io import canonical_json
 from harness.core.records import Prompt
 
@@ -254,25 +260,27 @@ def build_builtin_prompts(
     for name, value in (("n_train", n_train), ("n_eval", n_eval)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
-    names = check_constraint_types(
-        DEFAULT_CONSTRAINT_TYPES if constraint_types is None else constraint_types
-    )
+    names = check_constraint_types(DEFAULT_CONSTRAINT_TYPES if constraint_types is None else constraint_types)
     combos = [
         combo
         for combo in itertools.combinations(names, constraints_per_prompt)
         if not any(conflicts(a, b) for a, b in itertools.combinations(combo, 2))
     ]
     if not combos:
-        raise ValueError(
-            f"no {constraints_per_prompt} mutually compatible constraint types among {names}"
-        )
+        raise ValueError(f"no {constraints_per_prompt} mutually compatible constraint types among {names}")
     train_tasks, eval_tasks = split_builtin_tasks(eval_fraction, task_set)
     train = _split_prompts(
-        train_tasks, len(train_tasks) if n_train is None else n_train, combos,
-        random.Random(f"{seed}/train"), "train",
+        train_tasks,
+        len(train_tasks) if n_train is None else n_train,
+        combos,
+        random.Random(f"{seed}/train"),
+        "train",
     )
     held_out = _split_prompts(
-        eval_tasks, len(eval_tasks) if n_eval is None else n_eval, combos,
-        random.Random(f"{seed}/eval"), "eval",
+        eval_tasks,
+        len(eval_tasks) if n_eval is None else n_eval,
+        combos,
+        random.Random(f"{seed}/eval"),
+        "eval",
     )
     return train, held_out

@@ -41,15 +41,26 @@ class HeldoutSet:
     def prompts(self, n: int | None = None) -> list[Prompt]:
         """The first `n` (default `self.n`) held-out prompts."""
         _, held_out = build_builtin_prompts(
-            seed=self.seed, n_train=None, n_eval=n or self.n, constraints_per_prompt=self.constraints_per_prompt,
-            constraint_types=self.constraint_types, task_set=self.tasks,
+            seed=self.seed,
+            n_train=None,
+            n_eval=n or self.n,
+            constraints_per_prompt=self.constraints_per_prompt,
+            constraint_types=self.constraint_types,
+            task_set=self.tasks,
         )
         return held_out
 
     def key(self, n: int | None = None) -> dict[str, Any]:
         """What picks the prompts, for the keys of stages that ask them (the task file's content included)."""
-        spec = PromptsConfig(tasks=self.tasks, constraint_types=list(self.constraint_types) if self.constraint_types else None)  # type: ignore[call-arg]
-        return {"seed": self.seed, "constraints_per_prompt": self.constraints_per_prompt, "n": n or self.n, **spec.builtin_set()}
+        spec = PromptsConfig(
+            tasks=self.tasks, constraint_types=list(self.constraint_types) if self.constraint_types else None
+        )  # type: ignore[call-arg]
+        return {
+            "seed": self.seed,
+            "constraints_per_prompt": self.constraints_per_prompt,
+            "n": n or self.n,
+            **spec.builtin_set(),
+        }
 
 
 def eval_prompts(cfg: EvaluateConfig, n: int | None = None, prompts: PromptsConfig | None = None) -> list[Prompt]:

@@ -74,8 +74,15 @@ def native_records(native: list[dict]) -> tuple[list[Response], list[Pair]]:
     """A source's own chosen/rejected pairs join the pool, unscored, marked native."""
     responses, pairs = [], []
     for n, row in enumerate(native):
-        chosen = Response(response_id(row["prompt_id"], row["chosen"], "native", 2 * n), row["prompt_id"], row["chosen"], "native")
-        rejected = Response(response_id(row["prompt_id"], row["rejected"], "native", 2 * n + 1), row["prompt_id"], row["rejected"], "native")
+        chosen = Response(
+            response_id(row["prompt_id"], row["chosen"], "native", 2 * n), row["prompt_id"], row["chosen"], "native"
+        )
+        rejected = Response(
+            response_id(row["prompt_id"], row["rejected"], "native", 2 * n + 1),
+            row["prompt_id"],
+            row["rejected"],
+            "native",
+        )
         responses += [chosen, rejected]
         pairs.append(Pair(pair_id(chosen.id, rejected.id), row["prompt_id"], chosen.id, rejected.id, None, native=True))
     return responses, pairs

@@ -150,27 +150,34 @@ def _decode(raw: bytes, where: _Where) -> str:
     try:
         return raw.decode("utf-8").lstrip("\ufeff") if where.number == 1 else raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise where.error("(whole line)", f"not valid UTF-8 ({exc.reason})", _show(raw[:60]),
-                          "Re-encode the file as UTF-8.") from exc
+        raise where.error(
+            "(whole line)", f"not valid UTF-8 ({exc.reason})", _show(raw[:60]), "Re-encode the file as UTF-8."
+        ) from exc
 
 
 def _jsonl_rows(path: Path, label: str) -> Iterator[tuple[_Where, Any]]:
     for number, raw in enumerate(_open_lines(path), 1):
         where = _Where(label, "line", number)
         if len(raw) > MAX_ROW_BYTES:
-            raise where.error("(whole line)", f"the line is {len(raw) / 2**20:.1f} MB, over the {MAX_ROW_BYTES >> 20} MB limit "
-                              "for one row", _show(raw[:40]), "Check that each row ends with a newline (lost newlines "
-                              "join rows into one line), or shorten the text.")
+            raise where.error(
+                "(whole line)",
+                f"the line is {len(raw) / 2**20:.1f} MB, over the {MAX_ROW_BYTES >> 20} MB limit for one row",
+                _show(raw[:40]),
+                "Check that each row ends with a newline (lost newlines join rows into one line), or shorten the text.",
+            )
         text = _decode(raw, where)
         if not text.strip():
             continue
         try:
             yield where, json.loads(text)
         except json.JSONDecodeError as exc:
-            raise where.error("(whole line)", f"malformed JSON ({exc.msg} at column {exc.colno})",
-                              _show(text.rstrip("\n")),
-                              "Fix or remove this line: in JSON Lines every line is one complete JSON "
-                              "object (a pretty-printed document must be a JSON array instead).") from exc
+            raise where.error(
+                "(whole line)",
+                f"malformed JSON ({exc.msg} at column {exc.colno})",
+                _show(text.rstrip("\n")),
+                "Fix or remove this line: in JSON Lines every line is one complete JSON "
+                "object (a pretty-printed document must be a JSON array instead).",
+            ) from exc
 
 
 def _json_rows(path: Path, label: str) -> Iterator[tuple[_Where, Any]]:
@@ -185,15 +192,20 @@ def _json_rows(path: Path, label: str) -> Iterator[tuple[_Where, Any]]:
         text = raw.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise _Where(label, "line", raw[: exc.start].count(b"\n") + 1).error(
-            "(JSON array)", f"not valid UTF-8 ({exc.reason})", _show(raw[exc.start : exc.start + 20]),
-            "Re-encode the file as UTF-8.") from exc
+            "(JSON array)",
+            f"not valid UTF-8 ({exc.reason})",
+            _show(raw[exc.start : exc.start + 20]),
+            "Re-encode the file as UTF-8.",
+        ) from exc
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _Where(label, "line", exc.lineno).error(
-            "(JSON array)", f"malformed JSON ({exc.msg} at column {exc.colno})",
+            "(JSON array)",
+            f"malformed JSON ({exc.msg} at column {exc.colno})",
             _show(text.splitlines()[exc.lineno - 1] if text.splitlines() else ""),
-            "Fix the JSON at that line; the file must be one JSON array of row objects.") from exc
+            "Fix the JSON at that line; the file must be one JSON array of row objects.",
+        ) from exc
     for number, row in enumerate(rows, 1):
         yield _Where(label, "row", number), row
 
@@ -204,8 +216,11 @@ def _parquet_rows(path: Path, label: str) -> Iterator[tuple[_Where, Any]]:
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise SourceError(f"{label}: not a readable Parquet file ({type(exc).__name__}: {exc}). "
-                          "Check that the file is complete and really Parquet.", path=label) from exc
+        raise SourceError(
+            f"{label}: not a readable Parquet file ({type(exc).__name__}: {exc}). "
+            "Check that the file is complete and really Parquet.",
+            path=label,
+        ) from exc
     number = 0
     for batch in parquet.iter_batches(batch_size=1024):
         for row in batch.to_pylist():
@@ -219,12 +234,17 @@ def _hub_rows(source: str, split: str, data_dir: str | None) -> Iterator[tuple[_
     try:
         dataset = datasets.load_dataset(source, data_dir=data_dir, split=split)
     except Exception as exc:  # datasets raises many types (connection, not found, config)
-        where = "is a local directory that `datasets` could not read" if Path(source).is_dir() else \
-            "does not exist as a local path, and as a Hugging Face hub id it could not be loaded"
+        where = (
+            "is a local directory that `datasets` could not read"
+            if Path(source).is_dir()
+            else "does not exist as a local path, and as a Hugging Face hub id it could not be loaded"
+        )
         raise SourceError(
             f"{source!r} {where} (split={split!r}, data_dir={data_dir!r}): {type(exc).__name__}: {exc}. "
             f"Pass an existing {'/'.join(SUFFIXES)} file, or check the hub id, the network and "
-            "HF_HUB_OFFLINE.", path=source) from exc
+            "HF_HUB_OFFLINE.",
+            path=source,
+        ) from exc
     for number, row in enumerate(dataset, 1):
         yield _Where(source, "row", number), row
 
@@ -241,11 +261,17 @@ def _rows(source: str, split: str, data_dir: str | None) -> tuple[Iterator[tuple
             return _json_rows(path, label), label, name
         if name.endswith(".parquet"):
             return _parquet_rows(path, label), label, name
-        raise SourceError(f"{label}: unsupported file type; found {path.suffix or 'no suffix'!r}. "
-                          f"Convert it to one of {', '.join(SUFFIXES)}.", path=label)
+        raise SourceError(
+            f"{label}: unsupported file type; found {path.suffix or 'no suffix'!r}. "
+            f"Convert it to one of {', '.join(SUFFIXES)}.",
+            path=label,
+        )
     if source.endswith(SUFFIXES) or source.startswith(("/", "./", "../", "~")):
-        raise SourceError(f"{source} does not exist. Pass an existing {'/'.join(SUFFIXES)} file (relative paths start "
-                          "from the working folder), or a hub data set id.", path=source)
+        raise SourceError(
+            f"{source} does not exist. Pass an existing {'/'.join(SUFFIXES)} file (relative paths start "
+            "from the working folder), or a hub data set id.",
+            path=source,
+        )
     name = source + (f"/{data_dir}" if data_dir else "") + f"[{split}]"
     return _hub_rows(source, split, data_dir), source, name
 
@@ -265,21 +291,37 @@ def _text(row: dict[str, Any], key: str, where: _Where) -> str:
 def _messages(value: Any, key: str, where: _Where) -> list[dict[str, str]]:
     """Validate a `{role, content}` message list; keep only role and content, stripped."""
     if not isinstance(value, list) or not value:
-        raise where.error(key, "expected a non-empty list of {role, content} messages", _show(value),
-                          f"Make '{key}' a list like [{{\"role\": \"user\", \"content\": \"...\"}}].")
+        raise where.error(
+            key,
+            "expected a non-empty list of {role, content} messages",
+            _show(value),
+            f"Make '{key}' a list like [{{\"role\": \"user\", \"content\": \"...\"}}].",
+        )
     out = []
     for index, message in enumerate(value):
         here = f"{key}[{index}]"
         if not isinstance(message, dict):
-            raise where.error(here, "expected a {role, content} object", _show(message),
-                              "Write each message as an object with 'role' and 'content'.")
+            raise where.error(
+                here,
+                "expected a {role, content} object",
+                _show(message),
+                "Write each message as an object with 'role' and 'content'.",
+            )
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
-            raise where.error(f"{here}.role", f"unknown role (expected one of {', '.join(ROLES)})",
-                              _show(role), "Rename the role (e.g. 'human' to 'user', 'gpt' to 'assistant').")
+            raise where.error(
+                f"{here}.role",
+                f"unknown role (expected one of {', '.join(ROLES)})",
+                _show(role),
+                "Rename the role (e.g. 'human' to 'user', 'gpt' to 'assistant').",
+            )
         if not isinstance(content, str):
-            raise where.error(f"{here}.content", "expected a string", _show(content),
-                              "Give every message its text as a string 'content'.")
+            raise where.error(
+                f"{here}.content",
+                "expected a string",
+                _show(content),
+                "Give every message its text as a string 'content'.",
+            )
         out.append({"role": role, "content": content.strip()})
     return out
 
@@ -292,10 +334,12 @@ def _prompt_messages(value: Any, key: str, where: _Where) -> list[dict[str, str]
         return [{"role": "user", "content": value.strip()}]
     messages = _messages(value, key, where)
     if messages[-1]["role"] != "user":
-        raise where.error(f"{key}[{len(messages) - 1}].role", "a prompt must end with a user message",
-                          _show(messages[-1]["role"]),
-                          "Drop the trailing reply from the prompt (for a full conversation use "
-                          "format='trl' with chosen/rejected).")
+        raise where.error(
+            f"{key}[{len(messages) - 1}].role",
+            "a prompt must end with a user message",
+            _show(messages[-1]["role"]),
+            "Drop the trailing reply from the prompt (for a full conversation use format='trl' with chosen/rejected).",
+        )
     if not messages[-1]["content"]:
         raise _Skip("empty_prompt")
     return messages
@@ -305,10 +349,13 @@ def _assistant_text(messages: list[dict[str, str]], key: str, offset: int, where
     """Join a completion's messages, which must all be assistant turns, into one reply."""
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
-            raise where.error(f"{key}[{offset + index}].role", "a completion may only hold assistant messages",
-                              _show(message["role"]),
-                              "Keep only the reply in chosen/rejected, or put the whole conversation "
-                              "there and leave out 'prompt' (TRL's implicit-prompt form).")
+            raise where.error(
+                f"{key}[{offset + index}].role",
+                "a completion may only hold assistant messages",
+                _show(message["role"]),
+                "Keep only the reply in chosen/rejected, or put the whole conversation "
+                "there and leave out 'prompt' (TRL's implicit-prompt form).",
+            )
     return "\n\n".join(m["content"] for m in messages if m["content"])
 
 
@@ -363,8 +410,9 @@ def _parse_hh(row: dict[str, Any], where: _Where) -> _Parsed:
         raise _Skip("empty_prompt")
     if chosen[-1]["content"] == rejected[-1]["content"]:
         raise _Skip("identical_responses")
-    return _Parsed(prompt, {"row": where.number}, chosen[-1]["content"], rejected[-1]["content"],
-                   merged_turns=merged_c or merged_r)
+    return _Parsed(
+        prompt, {"row": where.number}, chosen[-1]["content"], rejected[-1]["content"], merged_turns=merged_c or merged_r
+    )
 
 
 def _trl_completion(row: dict[str, Any], key: str, prompt: list[dict[str, str]], where: _Where) -> str:
@@ -388,18 +436,29 @@ def _trl_conversation(row: dict[str, Any], key: str, where: _Where) -> tuple[lis
     if key not in row:
         raise where.error(key, "required field is missing", _missing(row), f"Add '{key}' to this row.")
     if isinstance(row[key], str):
-        raise where.error("prompt", "required field is missing (chosen/rejected are plain strings, so the "
-                          "prompt cannot be inferred)", _missing(row),
-                          "Add 'prompt', or use format='hh_rlhf' if the strings are whole Human/Assistant dialogues.")
+        raise where.error(
+            "prompt",
+            "required field is missing (chosen/rejected are plain strings, so the prompt cannot be inferred)",
+            _missing(row),
+            "Add 'prompt', or use format='hh_rlhf' if the strings are whole Human/Assistant dialogues.",
+        )
     messages = _messages(row[key], key, where)
     prompt, reply = _split_final_reply(messages)
     if not reply:
-        raise where.error(f"{key}[{len(messages) - 1}].role", "the conversation must end with an assistant reply",
-                          _show(messages[-1]["role"]), "End chosen/rejected with the assistant message being ranked.")
+        raise where.error(
+            f"{key}[{len(messages) - 1}].role",
+            "the conversation must end with an assistant reply",
+            _show(messages[-1]["role"]),
+            "End chosen/rejected with the assistant message being ranked.",
+        )
     if not prompt or prompt[-1]["role"] != "user":
         found = _show(prompt[-1]["role"]) if prompt else "no message before the reply"
-        raise where.error(f"{key}[{max(len(prompt) - 1, 0)}].role", "the prompt part must end with a user message",
-                          found, "Put a user message right before the final assistant reply.")
+        raise where.error(
+            f"{key}[{max(len(prompt) - 1, 0)}].role",
+            "the prompt part must end with a user message",
+            found,
+            "Put a user message right before the final assistant reply.",
+        )
     return prompt, "\n\n".join(m["content"] for m in reply if m["content"])
 
 
@@ -434,8 +493,12 @@ def _parse_prompts(row: dict[str, Any], where: _Where) -> _Parsed:
             raise _Skip("empty_prompt")
         messages = [{"role": "user", "content": text}]
     else:
-        raise where.error("prompt", "no prompt field (expected 'prompt', 'messages' or 'instruction')",
-                          _missing(row), "Add one of these fields, or pass the right format=.")
+        raise where.error(
+            "prompt",
+            "no prompt field (expected 'prompt', 'messages' or 'instruction')",
+            _missing(row),
+            "Add one of these fields, or pass the right format=.",
+        )
     meta = {k: v for k, v in row.items() if k != key}
     meta["row"] = where.number
     return _Parsed(messages, meta)
@@ -473,16 +536,21 @@ def _detect(row: dict[str, Any], where: _Where) -> str:
         return "hh_rlhf"
     if {"prompt", "messages", "instruction"} & row.keys():
         return "prompts"
-    raise where.error("(keys)", "cannot tell the format from the keys", _show(sorted(row)),
-                      "Use rows with chosen/rejected (hh_rlhf), prompt/chosen/rejected (trl), or "
-                      "prompt/messages/instruction (prompts), or pass format=.")
+    raise where.error(
+        "(keys)",
+        "cannot tell the format from the keys",
+        _show(sorted(row)),
+        "Use rows with chosen/rejected (hh_rlhf), prompt/chosen/rejected (trl), or "
+        "prompt/messages/instruction (prompts), or pass format=.",
+    )
 
 
 # ---------------------------------------------------------------- entry point
 
 
-def load_source(source: str, *, format: str = "auto", split: str = "train", data_dir: str | None = None,
-                limit: int | None = None) -> LoadedSource:
+def load_source(
+    source: str, *, format: str = "auto", split: str = "train", data_dir: str | None = None, limit: int | None = None
+) -> LoadedSource:
     """Load a local file or hub data set into prompts and native pairs.
 
     `split` and `data_dir` apply to hub ids (and local dataset directories) only. Rows sharing
@@ -525,9 +593,17 @@ def load_source(source: str, *, format: str = "auto", split: str = "train", data
                 pairs[key] = NativePair(prompt.id, parsed.chosen, parsed.rejected)
     if not prompts:
         detail = f"every row was skipped ({dict(skipped)})" if skipped else "it holds no rows"
-        raise SourceError(f"{label}: no usable prompts, {detail}. Check that the source and format="
-                          f"{fmt or format!r} match the data.", path=label)
+        raise SourceError(
+            f"{label}: no usable prompts, {detail}. Check that the source and format={fmt or format!r} match the data.",
+            path=label,
+        )
     kept = list(prompts.values())[:limit]
     kept_ids = {p.id for p in kept}
-    return LoadedSource(prompts=kept, native_pairs=[p for p in pairs.values() if p.prompt_id in kept_ids],
-                        format=fmt or format, path=label, skipped=dict(skipped), merged=dict(merged))
+    return LoadedSource(
+        prompts=kept,
+        native_pairs=[p for p in pairs.values() if p.prompt_id in kept_ids],
+        format=fmt or format,
+        path=label,
+        skipped=dict(skipped),
+        merged=dict(merged),
+    )

@@ -15,13 +15,17 @@ class EvaluateConfig(Section):
     """Held-out evaluation; its prompts do not depend on the run seed, so runs are paired."""
 
     n_prompts: int = Field(
-        48, ge=1, description="held-out prompts (built-in set: at most every held-out task x constraint type; a smaller n is a "
-        "prefix of a larger one)"
+        48,
+        ge=1,
+        description="held-out prompts (built-in set: at most every held-out task x constraint type; a smaller n is a "
+        "prefix of a larger one)",
     )
     prompt_seed: int = 1234
     constraints_per_prompt: int = Field(1, ge=1, le=3)
     max_new_tokens: int = Field(160, ge=8)
-    batch_size: int = Field(192, ge=1, description="prompts decoding at once (continuous batching; 192 measured fastest on a 2-core CPU)")
+    batch_size: int = Field(
+        192, ge=1, description="prompts decoding at once (continuous batching; 192 measured fastest on a 2-core CPU)"
+    )
     bootstrap: int = Field(1000, ge=100)
     samples: int = Field(
         0,

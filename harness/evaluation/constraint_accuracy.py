@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.constraints.metrics import PAIRED_TASK_METRICS, TASK_JUDGE, TASK_METRICS, accuracies, instruction_share, prompt_pass, task_unit
+from harness.constraints.metrics import (
+    PAIRED_TASK_METRICS,
+    TASK_JUDGE,
+    TASK_METRICS,
+    accuracies,
+    instruction_share,
+    prompt_pass,
+    task_unit,
+)
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.stats import mean_ci, metric, newcombe_paired
 from harness.evaluation.config import EvaluateConfig
@@ -34,7 +42,13 @@ HELDOUT_SUITE = "ifeval"
 
 def suite_config(cfg: EvaluateConfig) -> SuiteConfig:
     """The `ifeval` suite as the evaluate section sets it: the run's first `n_prompts` held-out prompts, its decoding."""
-    return SuiteConfig(name=HELDOUT_SUITE, limit=cfg.n_prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, bootstrap=cfg.bootstrap)  # type: ignore[call-arg]
+    return SuiteConfig(
+        name=HELDOUT_SUITE,
+        limit=cfg.n_prompts,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        bootstrap=cfg.bootstrap,
+    )  # type: ignore[call-arg]
 
 
 def evaluate_target(target: EvalTarget, cfg: EvaluateConfig, ctx: SuiteContext, out: Path) -> dict:
@@ -47,7 +61,9 @@ def evaluate_target(target: EvalTarget, cfg: EvaluateConfig, ctx: SuiteContext, 
     if cfg.samples:
         prompts = ctx.heldout.prompts(cfg.n_prompts)
         sampling = {"temperature": cfg.sample_temperature, "top_p": 0.95, "seed": cfg.prompt_seed}
-        draws, _ = judged_outputs(suite_cfg, target, ctx, [p for p in prompts for _ in range(cfg.samples)], sampling, f"{cfg.samples} samples")
+        draws, _ = judged_outputs(
+            suite_cfg, target, ctx, [p for p in prompts for _ in range(cfg.samples)], sampling, f"{cfg.samples} samples"
+        )
         for n, row in enumerate(rows):
             row["sampled_strict"] = [d["strict"] for d in draws[n * cfg.samples : (n + 1) * cfg.samples]]
         tokens += sum(d["n_tokens"] for d in draws)
@@ -72,13 +88,18 @@ def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: Evaluate
             metrics[f"{name}.{key}"] = value
     graded = all(r.get("task") for r in tuned_rows + base_rows)
     for name in ("prompt_strict_acc", *(PAIRED_TASK_METRICS if graded else ())):
-        units = [(task_unit(name, t["strict"], t["task"]), task_unit(name, b["strict"], b["task"])) if name in TASK_METRICS
-                 else (prompt_pass(t["strict"]), prompt_pass(b["strict"])) for t, b in zip(tuned_rows, base_rows)]
+        units = [
+            (task_unit(name, t["strict"], t["task"]), task_unit(name, b["strict"], b["task"]))
+            if name in TASK_METRICS
+            else (prompt_pass(t["strict"]), prompt_pass(b["strict"]))
+            for t, b in zip(tuned_rows, base_rows)
+        ]
         paired = [(t, b) for t, b in units if t is not None and b is not None]  # prompts scorable on both sides
         if not paired:
             continue
         metrics[f"paired_diff.{name}"] = metric(
-            newcombe_paired(np.array([t for t, _ in paired]), np.array([b for _, b in paired])), len(paired),
+            newcombe_paired(np.array([t for t, _ in paired]), np.array([b for _, b in paired])),
+            len(paired),
             f"{judge.name} AND {TASK_JUDGE}" if name in TASK_METRICS else judge.name,
             interval="Newcombe paired binary; holds this run fixed (one seed: no verdict on the training)",
         )
@@ -92,9 +113,15 @@ def compute_metrics(base_rows: list[dict], tuned_rows: list[dict], cfg: Evaluate
     rewards = [(t, b) for t, b in rewards if t is not None and b is not None]
     if rewards:
         n_samples = len(tuned_rows[0]["sampled_strict"])
-        for name, values in (("tuned", [t for t, _ in rewards]), ("base", [b for _, b in rewards]), ("paired_diff", [t - b for t, b in rewards])):
+        for name, values in (
+            ("tuned", [t for t, _ in rewards]),
+            ("base", [b for _, b in rewards]),
+            ("paired_diff", [t - b for t, b in rewards]),
+        ):
             ci = mean_ci(values, n_boot=cfg.bootstrap, seed=seed)
-            metrics[f"{name}.mean_verifiable_reward"] = metric(ci, len(values), judge.name, samples_per_prompt=n_samples)
+            metrics[f"{name}.mean_verifiable_reward"] = metric(
+                ci, len(values), judge.name, samples_per_prompt=n_samples
+            )
     return {SUITE: metrics}
 
 

@@ -48,7 +48,9 @@ def reserve_heldout(pool: CandidatePool, fraction: float, max_pairs: int, seed: 
     if n_reserved < 1:
         return pool, []
     reserved = set(np.random.default_rng(seed).permutation(prompt_ids)[:n_reserved].tolist())
-    heldout = cap_pairs([p for p in pool.pairs if p.prompt_id in reserved], max_pairs, seed)  # spread over the reserved prompts
+    heldout = cap_pairs(
+        [p for p in pool.pairs if p.prompt_id in reserved], max_pairs, seed
+    )  # spread over the reserved prompts
     kept = tuple(p for p in pool.pairs if p.prompt_id not in reserved)
     return dataclasses.replace(pool, pairs=kept), heldout
 
@@ -114,7 +116,9 @@ def _items(model_name: str, pairs: list, pool: CandidatePool, max_length: int) -
     return list(seen.values())
 
 
-def reference_logps(model_name: str, pairs: list, pool: CandidatePool, train_cfg: TrainConfig, out: Path, batch_size: int = 8) -> dict:
+def reference_logps(
+    model_name: str, pairs: list, pool: CandidatePool, train_cfg: TrainConfig, out: Path, batch_size: int = 8
+) -> dict:
     """The base model's log-probs of the held-out responses: the same for every strategy, so a stage of its own."""
     base = load_model(model_name).model.eval()
     logps = _logps(base, _items(model_name, pairs, pool, train_cfg.max_length), batch_size)
@@ -123,8 +127,15 @@ def reference_logps(model_name: str, pairs: list, pool: CandidatePool, train_cfg
 
 
 def preference_accuracy(
-    model_name: str, adapter: Path, pairs: list, pool: CandidatePool, reference: dict[str, float], train_cfg: TrainConfig,
-    out: Path, n_boot: int, batch_size: int = 8,
+    model_name: str,
+    adapter: Path,
+    pairs: list,
+    pool: CandidatePool,
+    reference: dict[str, float],
+    train_cfg: TrainConfig,
+    out: Path,
+    n_boot: int,
+    batch_size: int = 8,
 ) -> dict[str, dict]:
     """Score each held-out pair with the tuned model against the base model's `reference` log-probs."""
     tuned = load_model(model_name, adapter=adapter).model.eval()
@@ -133,7 +144,14 @@ def preference_accuracy(
     rows = []
     for p in pairs:
         m = reward[p.chosen_id] - reward[p.rejected_id]
-        rows.append({"pair_id": p.id, "prompt_id": p.prompt_id, "margin": float(m), "correct": float(m > 0) + 0.5 * float(m == 0)})
+        rows.append(
+            {
+                "pair_id": p.id,
+                "prompt_id": p.prompt_id,
+                "margin": float(m),
+                "correct": float(m > 0) + 0.5 * float(m == 0),
+            }
+        )
     write_jsonl(out / RunFolder.HELDOUT_PREFERENCES, rows)
     return preference_metrics(rows, n_boot)
 

@@ -35,7 +35,10 @@ class Regrader:
     def verdicts(self, items: list[tuple[dict[str, Any], str]]) -> list[TaskVerdict]:
         keys = [(row["prompt"], row.get("base_task") or "", text) for row, text in items]
         todo = list(dict.fromkeys(k for k in keys if k not in self.seen))
-        prompts = [Prompt.make([{"role": "user", "content": p}], "builtin", {"base_task": task} if task else {}) for p, task, _ in todo]
+        prompts = [
+            Prompt.make([{"role": "user", "content": p}], "builtin", {"base_task": task} if task else {})
+            for p, task, _ in todo
+        ]
         for key, verdict in zip(todo, self.check.check_many([(p, k[2]) for p, k in zip(prompts, todo)])):
             self.seen[key] = verdict
         return [self.seen[k] for k in keys]
@@ -44,16 +47,29 @@ class Regrader:
         """Grade one run folder in place; returns its new held-out metrics."""
         folder = RunFolder(run)
         if not folder.has(RunFolder.EVAL_OUTPUTS) or not folder.has(RunFolder.METRICS):
-            raise BenchError(f"{run}: no {RunFolder.EVAL_OUTPUTS} or {RunFolder.METRICS}; regrade needs a finished run's folder.")
+            raise BenchError(
+                f"{run}: no {RunFolder.EVAL_OUTPUTS} or {RunFolder.METRICS}; regrade needs a finished run's folder."
+            )
         rows = folder.eval_outputs()
         for side in ("base", "tuned"):
             for row, verdict in zip(rows, self.verdicts([(r, r[f"{side}_output"]) for r in rows])):
                 row[f"{side}_task_check"] = verdict.graded(row.get(f"{side}_truncated"))
         manifest = folder.manifest()
         bootstrap = (manifest.get("config") or {}).get("evaluate", {}).get("bootstrap", EvaluateConfig().bootstrap)
-        suite_rows = {side: [{"prompt_id": r["prompt_id"], "strict": r[f"{side}_strict"], "loose": r[f"{side}_loose"],
-                              "output": r[f"{side}_output"], "truncated": r.get(f"{side}_truncated"), "task": r[f"{side}_task_check"]}
-                          for r in rows] for side in ("base", "tuned")}
+        suite_rows = {
+            side: [
+                {
+                    "prompt_id": r["prompt_id"],
+                    "strict": r[f"{side}_strict"],
+                    "loose": r[f"{side}_loose"],
+                    "output": r[f"{side}_output"],
+                    "truncated": r.get(f"{side}_truncated"),
+                    "task": r[f"{side}_task_check"],
+                }
+                for r in rows
+            ]
+            for side in ("base", "tuned")
+        }
         fresh = compute_metrics(suite_rows["base"], suite_rows["tuned"], EvaluateConfig(bootstrap=bootstrap))[SUITE]
         metrics = folder.metrics()
         metrics[SUITE] = {**metrics.get(SUITE, {}), **fresh}

@@ -114,7 +114,9 @@ def without_repeats(text: str) -> str:
         out: list[str] = []
         for token in tokens:
             out.append(token)
-            if len(out) >= 2 * n and [w.lower().strip(".,!?;:") for w in out[-n:]] == [w.lower().strip(".,!?;:") for w in out[-2 * n:-n]]:
+            if len(out) >= 2 * n and [w.lower().strip(".,!?;:") for w in out[-n:]] == [
+                w.lower().strip(".,!?;:") for w in out[-2 * n : -n]
+            ]:
                 del out[-n:]
         tokens = out
     return " ".join(tokens)
@@ -162,11 +164,13 @@ def context_of(prompt: Prompt) -> TaskContext:
     task = builtin_task(task_id) if task_id else None
     if task is None or not text.startswith(task.text):
         return TaskContext(task=text, constraint="")
-    return TaskContext(task=task.text, constraint=text[len(task.text):], task_id=task_id, terms=task_terms(task_id))
+    return TaskContext(task=task.text, constraint=text[len(task.text) :], task_id=task_id, terms=task_terms(task_id))
 
 
-_META = frozenset("title titled bullet bullets placeholder placeholders highlight highlighted section sections postscript "
-                   "comma commas keyword keywords phrase markdown".split())
+_META = frozenset(
+    "title titled bullet bullets placeholder placeholders highlight highlighted section sections postscript "
+    "comma commas keyword keywords phrase markdown".split()
+)
 """Words of the constraints' own vocabulary: an answer that talks about them is about the constraint, not the task."""
 
 
@@ -192,7 +196,9 @@ def substance(context: TaskContext, answer: str) -> dict[str, Any]:
         "echoed": len({stem(w) for u in units for w in content(u)} & prompt_stems),
         "echo_units": len(echo_units),
         "meta": len({w for w in words(remainder) if w in _META} - set(words(context.task))),
-        "terms": sorted({t for t in context.terms for w in words(remainder) if w.startswith(t) and stem(w) not in task_stems}),
+        "terms": sorted(
+            {t for t in context.terms for w in words(remainder) if w.startswith(t) and stem(w) not in task_stems}
+        ),
         "repeated_share": round(1 - len(words(once)) / total, 3) if total else 0.0,
         "refusal": bool(_REFUSAL.search(once)),
         "remainder": remainder,
@@ -244,8 +250,10 @@ class TaskCheck:
         measured = [substance(c, a) for c, (_, a) in zip(contexts, items)]
         # only an answer that passes everything else and names none of its task's terms needs its topic ranked (the
         # embedder is loaded for those alone)
-        asks = [bool(c.task_id and c.terms and not m["terms"] and m["remainder"].strip()) and verdict(c, m, None).done
-                for c, m in zip(contexts, measured)]
+        asks = [
+            bool(c.task_id and c.terms and not m["terms"] and m["remainder"].strip()) and verdict(c, m, None).done
+            for c, m in zip(contexts, measured)
+        ]
         ranks = self._topic_ranks(contexts, [m["remainder"] for m in measured], asks)
         return [verdict(c, m, r) for c, m, r in zip(contexts, measured, ranks)]
 

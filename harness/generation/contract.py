@@ -21,4 +21,6 @@ def to_generation(tokens: list[int], eos_ids: set[int], tokenizer) -> Generation
     """New tokens -> the contract: text up to the first EOS; no EOS means max_new_tokens ran out."""
     ended = next((n for n, t in enumerate(tokens) if t in eos_ids), None)
     kept = tokens if ended is None else tokens[:ended]
-    return Generation(text=tokenizer.decode(kept, skip_special_tokens=True).strip(), truncated=ended is None, n_tokens=len(kept))
+    return Generation(
+        text=tokenizer.decode(kept, skip_special_tokens=True).strip(), truncated=ended is None, n_tokens=len(kept)
+    )

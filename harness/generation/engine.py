@@ -69,7 +69,13 @@ def _draw(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return (weights / race).argmax(dim=-1)
 
 
-def sample_top_p(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator, widths: tuple[int, ...] = TOP_K_FIRST) -> torch.Tensor:
+def sample_top_p(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator,
+    widths: tuple[int, ...] = TOP_K_FIRST,
+) -> torch.Tensor:
     """One token per row from softmax(logits / temperature) restricted to its top-p nucleus, exactly.
 
     Each row's nucleus is looked for among its `widths[0]` most likely tokens, then the
@@ -139,7 +145,9 @@ class SlabLayer(DynamicLayer):
     def capacity(length: int) -> int:
         return -(-length // CHUNK) * CHUNK
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         end = self.length + key_states.shape[-2]
@@ -169,7 +177,9 @@ class SlabLayer(DynamicLayer):
             self.keys, self.values = self.keys[indices], self.values[indices]
 
 
-def grouped_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs):
+def grouped_attention(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
+):
     """Attention of one new token per row against its KV group; SDPA for longer queries (prefill).
 
     `query` is [rows, heads, 1, dim], `key`/`value` [rows, kv_heads, length, dim]; query head h
@@ -177,13 +187,17 @@ def grouped_attention(module, query, key, value, attention_mask, dropout: float 
     mask is SDPA's (boolean, True = attend, or additive float) over the same length, or None.
     """
     if query.shape[2] != 1 or dropout or (attention_mask is not None and attention_mask.shape[-1] != key.shape[2]):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     rows, heads, _, dim = query.shape
     kv_heads, length = key.shape[1], key.shape[2]
     grouped = query.reshape(rows, kv_heads, heads // kv_heads, dim)
     # K as the left operand, as the slab lays it out: a transposed K on the right is copied by every CPU bf16
     # matmul (the whole cache, at every layer and step); the small query block is what gets transposed
-    scores = _at_least_fp32(torch.matmul(key, grouped.transpose(-1, -2)).transpose(-1, -2)) * (scaling if scaling is not None else dim**-0.5)
+    scores = _at_least_fp32(torch.matmul(key, grouped.transpose(-1, -2)).transpose(-1, -2)) * (
+        scaling if scaling is not None else dim**-0.5
+    )
     if attention_mask is not None:
         mask = attention_mask.reshape(rows, 1, 1, length)
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
@@ -216,7 +230,11 @@ def packed_linears(model, rows: int) -> Iterator[int]:
     size runs on the packed weights). Every layer gets its own forward back on exit.
     """
     usable = next(model.parameters()).device.type == "cpu" and bf16_packing_supported()
-    layers = [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.dtype == torch.bfloat16] if usable else []
+    layers = (
+        [m for m in model.modules() if type(m) is torch.nn.Linear and m.weight.dtype == torch.bfloat16]
+        if usable
+        else []
+    )
     for layer in layers:
         packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), rows)
         layer.forward = functools.partial(_packed_linear, packed=packed, bias=layer.bias)
@@ -231,8 +249,11 @@ def bf16_packing_supported() -> bool:
     """Whether oneDNN can pack and multiply bf16 weights on this CPU: it needs AVX512 (BW, VL, DQ) or AVX-NE-CONVERT,
     and refuses otherwise ("bf16 path needs the cpu support ..."), where bf16 runs through PyTorch's emulation."""
     mkldnn = getattr(torch.ops, "mkldnn", None)
-    return (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")
-            and bool(mkldnn._is_mkldnn_bf16_supported()))
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(mkldnn, "_linear_pointwise")
+        and bool(mkldnn._is_mkldnn_bf16_supported())
+    )
 
 
 def _packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -285,12 +306,29 @@ class _Rows:
 
     def select(self, keep: torch.Tensor) -> "_Rows":
         self.cache.batch_select_indices(keep)
-        return _Rows(self.cache, self.mask[keep], self.next_position[keep], self.logits[keep], self.sequence[keep], self.made[keep], self.live[keep])
+        return _Rows(
+            self.cache,
+            self.mask[keep],
+            self.next_position[keep],
+            self.logits[keep],
+            self.sequence[keep],
+            self.made[keep],
+            self.live[keep],
+        )
 
 
 @torch.inference_mode()
-def decode(model, sequences: list[list[int]], *, max_new_tokens: int, eos_ids: set[int], pick: Picker, batch_size: int,
-           pad_id: int = 0, on_finished: Callable[[int], None] | None = None) -> list[list[int]]:
+def decode(
+    model,
+    sequences: list[list[int]],
+    *,
+    max_new_tokens: int,
+    eos_ids: set[int],
+    pick: Picker,
+    batch_size: int,
+    pad_id: int = 0,
+    on_finished: Callable[[int], None] | None = None,
+) -> list[list[int]]:
     """New tokens per prompt (token lists in, admitted in the given order), each ending at its first EOS or
     after max_new_tokens.
 
@@ -313,7 +351,9 @@ def decode(model, sequences: list[list[int]], *, max_new_tokens: int, eos_ids: s
             live = 0 if rows is None else int(rows.live.sum())
             if waiting and (rows is None or (slabs and (batch_size - live) * REFILL_SHARE >= batch_size)):
                 admitted = [waiting.pop() for _ in range(min(batch_size - live, len(waiting)))]
-                fresh = _admit(model, new_cache(), cache_arg, [sequences[i] for i in admitted], torch.tensor(admitted), pad_id)
+                fresh = _admit(
+                    model, new_cache(), cache_arg, [sequences[i] for i in admitted], torch.tensor(admitted), pad_id
+                )
                 rows = fresh if rows is None else _merge(rows.select(rows.live.nonzero().squeeze(1)), fresh)
             assert rows is not None
             token = pick(rows.logits)
@@ -335,8 +375,13 @@ def decode(model, sequences: list[list[int]], *, max_new_tokens: int, eos_ids: s
                 keep = rows.live.nonzero().squeeze(1)
                 rows, token = rows.select(keep), token[keep]
             rows.mask = torch.cat([rows.mask, rows.mask.new_ones(rows.mask.shape[0], 1)], dim=1)
-            rows.logits = model(input_ids=token[:, None], attention_mask=rows.mask, position_ids=rows.next_position[:, None],
-                                use_cache=True, **{cache_arg: rows.cache}).logits[:, -1]
+            rows.logits = model(
+                input_ids=token[:, None],
+                attention_mask=rows.mask,
+                position_ids=rows.next_position[:, None],
+                use_cache=True,
+                **{cache_arg: rows.cache},
+            ).logits[:, -1]
             rows.next_position = rows.next_position + 1
     return out
 
@@ -357,7 +402,15 @@ def _admit(model, cache: Cache, cache_arg: str, prompts: list[list[int]], sequen
         cache.batch_select_indices(fan_out)
         logits, mask, last_position = logits[fan_out], mask[fan_out], last_position[fan_out]
     n = len(prompts)
-    return _Rows(cache, mask, last_position + 1, logits, sequence, torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.bool))
+    return _Rows(
+        cache,
+        mask,
+        last_position + 1,
+        logits,
+        sequence,
+        torch.zeros(n, dtype=torch.long),
+        torch.ones(n, dtype=torch.bool),
+    )
 
 
 def _merge(old: _Rows, new: _Rows) -> _Rows:
@@ -381,10 +434,19 @@ def _merge(old: _Rows, new: _Rows) -> _Rows:
             for start, source, slab in ((0, a, slabs[0]), (rows, b, slabs[1])):
                 shift = length - source.length - first  # where this source's column 0 lands
                 skip = max(0, -shift)
-                merged[start : start + slab.shape[0], :, shift + skip : shift + source.length] = slab[:, :, skip : source.length]
+                merged[start : start + slab.shape[0], :, shift + skip : shift + source.length] = slab[
+                    :, :, skip : source.length
+                ]
             setattr(layer, name, merged)
         layers.append(layer)
-    return _Rows(Cache(layers=layers), mask, *(torch.cat([getattr(old, f), getattr(new, f)]) for f in ("next_position", "logits", "sequence", "made", "live")))
+    return _Rows(
+        Cache(layers=layers),
+        mask,
+        *(
+            torch.cat([getattr(old, f), getattr(new, f)])
+            for f in ("next_position", "logits", "sequence", "made", "live")
+        ),
+    )
 
 
 SHARED_PREFIX_MIN = 8
@@ -404,14 +466,26 @@ def _prefill(model, cache: Cache, cache_arg: str, input_ids: torch.Tensor, atten
     shared = _shared_prefix(input_ids, lengths)
     if shared < SHARED_PREFIX_MIN:
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
-                       logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
+        logits = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_arg: cache},
+        ).logits[:, -1]
         return logits, attention_mask, positions[:, -1]
     rows = input_ids.shape[0]
     start = int(width - lengths.max())  # the longest prompt's first token
     prefix = input_ids[lengths.argmax(), start : start + shared][None]
-    model(input_ids=prefix, attention_mask=torch.ones_like(prefix), position_ids=torch.arange(shared)[None], use_cache=True,
-          logits_to_keep=1, **{cache_arg: cache})
+    model(
+        input_ids=prefix,
+        attention_mask=torch.ones_like(prefix),
+        position_ids=torch.arange(shared)[None],
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_arg: cache},
+    )
     cache.batch_select_indices(torch.zeros(rows, dtype=torch.long))
     rest_width = int(lengths.max()) - shared
     rest_ids = input_ids[:, width - rest_width :]
@@ -419,8 +493,14 @@ def _prefill(model, cache: Cache, cache_arg: str, input_ids: torch.Tensor, atten
     rest_mask = (torch.arange(width - rest_width, width)[None] >= own_start[:, None]).to(attention_mask.dtype)
     mask = torch.cat([attention_mask.new_ones(rows, shared), rest_mask], dim=1)
     positions = (shared + rest_mask.cumsum(-1) - 1).clamp(min=shared)
-    logits = model(input_ids=rest_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                   logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
+    logits = model(
+        input_ids=rest_ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_arg: cache},
+    ).logits[:, -1]
     return logits, mask, positions[:, -1]
 
 
@@ -430,7 +510,9 @@ def _shared_prefix(input_ids: torch.Tensor, lengths: torch.Tensor) -> int:
     if input_ids.shape[0] < 2 or shortest < 2:
         return 0
     starts = width - lengths
-    aligned = torch.stack([input_ids[r, int(starts[r]) : int(starts[r]) + shortest - 1] for r in range(input_ids.shape[0])])
+    aligned = torch.stack(
+        [input_ids[r, int(starts[r]) : int(starts[r]) + shortest - 1] for r in range(input_ids.shape[0])]
+    )
     differs = (aligned != aligned[0]).any(0).nonzero()
     return int(differs[0]) if len(differs) else shortest - 1
 

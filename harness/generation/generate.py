@@ -40,12 +40,21 @@ def generate_with(
     `batch_size` (and draws its own progress bar instead of `desc`).
     """
     if backend not in BACKENDS or dtype not in DTYPES:
-        raise ValueError(f"generate_with takes a resolved back end and dtype (harness.models.resolve.engine_key), not {backend!r}, {dtype!r}")
+        raise ValueError(
+            f"generate_with takes a resolved back end and dtype (harness.models.resolve.engine_key), not {backend!r}, {dtype!r}"
+        )
     if backend == "vllm":
         from harness.generation.vllm import generate_vllm
 
         engine_settings = {k: v for k, v in settings.items() if k not in ("batch_size", "desc")}
-        return generate_vllm(model_name, adapter, conversations, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, **engine_settings)
+        return generate_vllm(
+            model_name,
+            adapter,
+            conversations,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            **engine_settings,
+        )
     return generate(load_model(model_name, adapter=adapter, dtype=dtype), conversations, **settings)
 
 
@@ -72,8 +81,16 @@ def generate(
     generator = torch.Generator(device=model.device).manual_seed(seed * 100_003)
     pick = _picker(generator, temperature, top_p) if do_sample else greedy
     with tqdm(total=len(conversations), desc=desc, unit="seq") as bar:
-        new = decode(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pick=pick, batch_size=batch_size,
-                     pad_id=tokenizer.pad_token_id, on_finished=bar.update)
+        new = decode(
+            model,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            eos_ids=eos_ids,
+            pick=pick,
+            batch_size=batch_size,
+            pad_id=tokenizer.pad_token_id,
+            on_finished=bar.update,
+        )
     results: list[Generation | None] = [None] * len(conversations)
     for i, tokens in zip(order, new):
         results[i] = to_generation(tokens, eos_ids, tokenizer)

@@ -27,7 +27,13 @@ def _engine(model: str, dtype: str, max_lora_rank: int, gpu_memory_utilization: 
     from vllm import LLM
 
     lora = {"enable_lora": True, "max_lora_rank": max_lora_rank} if max_lora_rank else {}
-    return LLM(model=model, dtype=dtype, trust_remote_code=trust_remote_code(), gpu_memory_utilization=gpu_memory_utilization, **lora)
+    return LLM(
+        model=model,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code(),
+        gpu_memory_utilization=gpu_memory_utilization,
+        **lora,
+    )
 
 
 def _lora_rank(adapter: Path) -> int:
@@ -53,8 +59,13 @@ def generate_vllm(
     from vllm.lora.request import LoRARequest
 
     tokenizer = load_tokenizer(model_name)
-    engine = _engine(str(resolve_model(model_name)), dtype, _lora_rank(adapter) if adapter else 0, gpu_memory_utilization)
-    prompts = [{"prompt_token_ids": tokenizer(t, add_special_tokens=False).input_ids} for t in chat_texts(tokenizer, conversations)]
+    engine = _engine(
+        str(resolve_model(model_name)), dtype, _lora_rank(adapter) if adapter else 0, gpu_memory_utilization
+    )
+    prompts = [
+        {"prompt_token_ids": tokenizer(t, add_special_tokens=False).input_ids}
+        for t in chat_texts(tokenizer, conversations)
+    ]
     params = [
         SamplingParams(
             max_tokens=max_new_tokens,

@@ -18,7 +18,9 @@ from harness.judges.base import Judge, Judgment
 
 
 def _key(judge: Judge, kind: str, prompt: Prompt, responses: tuple[str, ...]) -> str:
-    return content_hash({"judge": judge.id, "kind": kind, "messages": prompt.messages, "meta": prompt.meta, "responses": responses})
+    return content_hash(
+        {"judge": judge.id, "kind": kind, "messages": prompt.messages, "meta": prompt.meta, "responses": responses}
+    )
 
 
 class CachedJudge:
@@ -39,10 +41,16 @@ class CachedJudge:
                     continue
 
     def score_many(self, items: list[tuple[Prompt, str]]) -> list[Judgment]:
-        return self._many("score", [(p, (r,)) for p, r in items], lambda todo: self.judge.score_many([(p, r[0]) for p, r in todo]))
+        return self._many(
+            "score", [(p, (r,)) for p, r in items], lambda todo: self.judge.score_many([(p, r[0]) for p, r in todo])
+        )
 
     def compare_many(self, items: list[tuple[Prompt, str, str]]) -> list[Judgment]:
-        return self._many("compare", [(p, (a, b)) for p, a, b in items], lambda todo: self.judge.compare_many([(p, *r) for p, r in todo]))
+        return self._many(
+            "compare",
+            [(p, (a, b)) for p, a, b in items],
+            lambda todo: self.judge.compare_many([(p, *r) for p, r in todo]),
+        )
 
     def _many(self, kind: str, items: list[tuple[Prompt, tuple[str, ...]]], ask) -> list[Judgment]:
         keys = [_key(self.judge, kind, p, r) for p, r in items]

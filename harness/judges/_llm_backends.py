@@ -56,7 +56,6 @@ class TransformersBackend:
             out[i] = gen.text
         return out
 
-
     def next_token_probs(
         self, conversations: list[list[dict[str, str]]], prefill: str, choices: list[str], desc: str
     ) -> list[dict[str, float] | Exception]:
@@ -73,7 +72,9 @@ class TransformersBackend:
         with torch.inference_mode():
             return self._next_token_probs(conversations, prefill, choices, desc, torch, chat_texts)
 
-    def _next_token_probs(self, conversations, prefill, choices, desc, torch, chat_texts) -> list[dict[str, float] | Exception]:
+    def _next_token_probs(
+        self, conversations, prefill, choices, desc, torch, chat_texts
+    ) -> list[dict[str, float] | Exception]:
         tokenizer, model = self.loaded.tokenizer, self.loaded.model
         tokenizer.padding_side = "left"
         texts = [t + prefill for t in chat_texts(tokenizer, conversations)]
@@ -169,4 +170,6 @@ class OpenAIBackend:
 
     def complete(self, conversations: list[list[dict[str, str]]], desc: str) -> list[Completion]:
         with ThreadPoolExecutor(self.config.concurrency) as pool:
-            return list(tqdm(pool.map(self._with_retries, conversations), total=len(conversations), desc=desc, unit="call"))
+            return list(
+                tqdm(pool.map(self._with_retries, conversations), total=len(conversations), desc=desc, unit="call")
+            )

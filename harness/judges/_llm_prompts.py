@@ -23,9 +23,7 @@ class JudgePrompt:
     output_format: str  # "[[rating]]" or "[[A]]"
 
 
-_RATE = (
-    "Finish with your rating on a 1-to-10 scale written exactly as [[rating]], for example: Rating: [[6]]."
-)
+_RATE = "Finish with your rating on a 1-to-10 scale written exactly as [[rating]], for example: Rating: [[6]]."
 _SINGLE_SYSTEM = "You are a fair and careful grader of AI assistant answers."
 _SINGLE = (
     "Grade the assistant's answer to the user's question below. Weigh how helpful, correct, relevant and "
@@ -68,7 +66,8 @@ _PAIR = (
     "[Assistant B's Answer Begins]\n{answer_b}\n[Assistant B's Answer Ends]"
 )
 _PAIR_MATH = (
-    "[Question]\n{question}\n\n[Reference Answer Begins]\n{ref_answer_1}\n[Reference Answer Ends]\n\n" + _PAIR.split("\n\n", 1)[1]
+    "[Question]\n{question}\n\n[Reference Answer Begins]\n{ref_answer_1}\n[Reference Answer Ends]\n\n"
+    + _PAIR.split("\n\n", 1)[1]
 )
 
 BUILTIN: dict[str, JudgePrompt] = {
@@ -77,7 +76,9 @@ BUILTIN: dict[str, JudgePrompt] = {
         JudgePrompt("single-v1", _SINGLE_SYSTEM, _SINGLE, "[[rating]]"),
         JudgePrompt("single-math-v1", _SINGLE_SYSTEM, _SINGLE_MATH, "[[rating]]"),
         JudgePrompt("single-v1-multi-turn", _MULTI_SYSTEM, _CONVERSATION, "[[rating]]"),
-        JudgePrompt("single-math-v1-multi-turn", _MULTI_MATH_SYSTEM, _REFERENCE_CONVERSATION + _CONVERSATION, "[[rating]]"),
+        JudgePrompt(
+            "single-math-v1-multi-turn", _MULTI_MATH_SYSTEM, _REFERENCE_CONVERSATION + _CONVERSATION, "[[rating]]"
+        ),
         JudgePrompt("pair-v2", _PAIR_SYSTEM, _PAIR, "[[A]]"),
         JudgePrompt("pair-math-v1", _PAIR_SYSTEM, _PAIR_MATH, "[[A]]"),
     )
@@ -91,13 +92,17 @@ def load_judge_prompts(path: str | None) -> dict[str, JudgePrompt]:
         return prompts
     file = Path(path).expanduser()
     if not file.is_file():
-        raise BenchError(f"judge.judge_prompts: {file} does not exist; pass FastChat's judge_prompts.jsonl or leave it unset.")
+        raise BenchError(
+            f"judge.judge_prompts: {file} does not exist; pass FastChat's judge_prompts.jsonl or leave it unset."
+        )
     for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            prompts[row["name"]] = JudgePrompt(row["name"], row["system_prompt"], row["prompt_template"], row["output_format"])
+            prompts[row["name"]] = JudgePrompt(
+                row["name"], row["system_prompt"], row["prompt_template"], row["output_format"]
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise BenchError(
                 f"{file} line {lineno}: not a judge prompt row ({err}); each line needs name, system_prompt, "

@@ -63,7 +63,9 @@ class Judge:
     @classmethod
     def check_config(cls, cfg: JudgeConfig) -> None:
         """Refuse the fields this type does not read (ValueError; pydantic adds the field path)."""
-        unread = [f for f in JUDGE_FIELDS if f not in cls.fields and getattr(cfg, f) != JudgeConfig.model_fields[f].default]
+        unread = [
+            f for f in JUDGE_FIELDS if f not in cls.fields and getattr(cfg, f) != JudgeConfig.model_fields[f].default
+        ]
         if unread:
             group, takers = JUDGES.readers(unread[0], JUDGE_FIELDS)
             raise ValueError(f"{and_list(group)} only apply to type: {' or '.join(takers)}")

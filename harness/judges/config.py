@@ -21,10 +21,14 @@ class JudgeConfig(Section):
     do not belong to the chosen type are refused rather than ignored.
     """
 
-    TRANSPORT_FIELDS: ClassVar[frozenset[str]] = frozenset({"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"})
+    TRANSPORT_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"concurrency", "timeout_s", "max_retries", "api_key_env", "batch_size"}
+    )
     """How verdicts are fetched, not what they are: left out of every key (judge ids, pools)."""
 
-    type: JudgeName = Field("verifiable", description="a registered judge: verifiable, reward_model, llm, or one of your own")
+    type: JudgeName = Field(
+        "verifiable", description="a registered judge: verifiable, reward_model, llm, or one of your own"
+    )
     model: str | None = Field(
         None,
         description="reward_model: a sequence-classification model (hub id or folder); llm: the judge model "
@@ -44,7 +48,9 @@ class JudgeConfig(Section):
         "likely verdict), one forward pass and never unparsable; 'auto' = logprobs for local transformers "
         "judges (small models rarely follow the output format), generate for endpoints",
     )
-    max_new_tokens: int = Field(192, ge=8, description="llm generate mode: tokens for the judge's explanation and verdict")
+    max_new_tokens: int = Field(
+        192, ge=8, description="llm generate mode: tokens for the judge's explanation and verdict"
+    )
     temperature: float = Field(0.0, ge=0)
     batch_size: int = Field(8, ge=1, description="local models: judgments per forward pass")
     max_length: int = Field(2048, ge=64, description="local models: prompt tokens kept (left-truncated)")

@@ -109,7 +109,9 @@ class LLMJudge(Judge):
     def backend(self) -> TransformersBackend | OpenAIBackend:
         # Loaded on first use, so a fully cached rerun never loads the judge model.
         if self._backend is None:
-            self._backend = OpenAIBackend(self.config) if self.config.backend == "openai" else TransformersBackend(self.config)
+            self._backend = (
+                OpenAIBackend(self.config) if self.config.backend == "openai" else TransformersBackend(self.config)
+            )
             if isinstance(self._backend, TransformersBackend):
                 self.weak = self._backend.n_params < 1e9
         return self._backend
@@ -128,7 +130,9 @@ class LLMJudge(Judge):
                 continue
             rating = parse_rating(reply)
             details = {"template": template.name, "reply": reply}
-            out.append(Judgment(rating, details, None if rating is not None else "no [[rating]] in 1..10 in the judge's reply"))
+            out.append(
+                Judgment(rating, details, None if rating is not None else "no [[rating]] in 1..10 in the judge's reply")
+            )
         return out
 
     def _rate_by_logprobs(self, rendered: list) -> list[Judgment]:
@@ -152,7 +156,9 @@ class LLMJudge(Judge):
             chats.append(render_pair(self.prompts, p.messages, a, b, ref)[1])
             chats.append(render_pair(self.prompts, p.messages, b, a, ref)[1])
         if self.logprobs:
-            probs = self.backend.next_token_probs(chats, "Verdict: [[", ["A", "B", "C"], desc="judge: compare (both orders)")  # type: ignore[union-attr]
+            probs = self.backend.next_token_probs(
+                chats, "Verdict: [[", ["A", "B", "C"], desc="judge: compare (both orders)"
+            )  # type: ignore[union-attr]
             replies = [p if isinstance(p, Exception) else max(p, key=p.get) for p in probs]
         else:
             replies = self.backend.complete(chats, desc="judge: compare (both orders)")

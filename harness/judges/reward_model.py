@@ -47,9 +47,17 @@ class RewardModelJudge(Judge):
             source = resolve_model(self.config.model)  # type: ignore[arg-type]
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code())
-                self._model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32, trust_remote_code=trust_remote_code()).to(device()).eval()
+                self._model = (
+                    AutoModelForSequenceClassification.from_pretrained(
+                        source, dtype=torch.float32, trust_remote_code=trust_remote_code()
+                    )
+                    .to(device())
+                    .eval()
+                )
             except (OSError, ValueError) as err:
-                raise BenchError(f"judge.model {self.config.model!r} could not be loaded as a sequence-classification reward model: {err}") from None
+                raise BenchError(
+                    f"judge.model {self.config.model!r} could not be loaded as a sequence-classification reward model: {err}"
+                ) from None
             if self._tokenizer.pad_token is None:
                 self._tokenizer.pad_token = self._tokenizer.eos_token
             self._model.config.pad_token_id = self._tokenizer.pad_token_id
@@ -79,5 +87,7 @@ class RewardModelJudge(Judge):
             enc = tok(batch, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_length)
             logits = model(**{k: v.to(model.device) for k, v in enc.items()}).logits.float()
             values = logits[:, 0] if logits.shape[1] == 1 else logits[:, -1] - logits[:, 0]
-            out.extend(Judgment(float(v)) if torch.isfinite(v) else Judgment(None, error="non-finite reward") for v in values)
+            out.extend(
+                Judgment(float(v)) if torch.isfinite(v) else Judgment(None, error="non-finite reward") for v in values
+            )
         return out

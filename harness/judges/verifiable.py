@@ -16,7 +16,9 @@ from harness.judges.base import Judge, Judgment, register
 @register
 class VerifiableJudge(Judge):
     name = "verifiable"
-    label = "verifiable (IFEval/IFBench checkers; fraction of constraints followed; judges constraints only, not quality)"
+    label = (
+        "verifiable (IFEval/IFBench checkers; fraction of constraints followed; judges constraints only, not quality)"
+    )
 
     def unsupported_reason(self, prompt: Prompt) -> str | None:
         if prompt.meta.get("instruction_id_list"):

@@ -19,8 +19,10 @@ from harness.judges.verifiable import VerifiableJudge
 @register
 class VerifiableTaskJudge(VerifiableJudge):
     name = "verifiable_task"
-    label = ("verifiable AND task check (IFEval/IFBench checkers: fraction of constraints followed; 0 where the answer does not "
-             "do its base task: marker-only, loop, echo, refusal, off-topic)")
+    label = (
+        "verifiable AND task check (IFEval/IFBench checkers: fraction of constraints followed; 0 where the answer does not "
+        "do its base task: marker-only, loop, echo, refusal, off-topic)"
+    )
 
     @property
     def id(self) -> str:

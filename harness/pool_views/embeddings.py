@@ -32,7 +32,9 @@ def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResu
 
 def preflight(config: ExperimentConfig) -> None:
     """The embedding library and the packaged default model (the error names the pip command)."""
-    needed_for = f"strategy {config.select.strategy} (it embeds the prompts: embeddings.model = {config.embeddings.model})"
+    needed_for = (
+        f"strategy {config.select.strategy} (it embeds the prompts: embeddings.model = {config.embeddings.model})"
+    )
     require("sentence_transformers", "pip install 'sentence-transformers>=3.0'", needed_for)
     resolve_embedder(config.embeddings.model)
 

@@ -21,8 +21,14 @@ def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResu
 
     def _compute(out: Path) -> dict:
         return gradient_features.compute_gradient_features(
-            run.model, candidate_pool.prompts, candidate_pool.responses, list(candidate_pool.pairs),
-            run.train, config.features, config.pool_seed, out,
+            run.model,
+            candidate_pool.prompts,
+            candidate_pool.responses,
+            list(candidate_pool.pairs),
+            run.train,
+            config.features,
+            config.pool_seed,
+            out,
         )
 
     result = run.stage(NAME, inputs(run.resolved, pool_hash), _compute)
@@ -32,7 +38,9 @@ def compute(run: Run, candidate_pool: CandidatePool, pool_hash: str) -> ViewResu
         "prompt_gradients": Features(dict(zip(grads.prompt_ids, grads.prompt_features))),
     }
     stats = read_json(result.path / "stage.json")
-    return ViewResult(fields, NAME, result.hash, {k.removeprefix("seconds_"): v for k, v in stats.items() if k.startswith("seconds_")})
+    return ViewResult(
+        fields, NAME, result.hash, {k.removeprefix("seconds_"): v for k, v in stats.items() if k.startswith("seconds_")}
+    )
 
 
 register(PoolView(compute, name="gradients"))

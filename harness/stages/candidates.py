@@ -16,11 +16,17 @@ from harness.judges._cache import CachedJudge
 from harness.stages.config import PoolConfig
 
 
-def draw_samples(model_name: str, prompts: list[Prompt], cfg: PoolConfig, seed: int, out: Path, generation: GenerationConfig) -> dict:
+def draw_samples(
+    model_name: str, prompts: list[Prompt], cfg: PoolConfig, seed: int, out: Path, generation: GenerationConfig
+) -> dict:
     """K samples of every prompt into `out/responses.jsonl` (the `samples` stages)."""
     responses, tokens = _sample(model_name, prompts, cfg.k, 0, cfg, seed, generation)
     write_jsonl(out / "responses.jsonl", (to_row(r) for r in responses))
-    return {"n_responses": len(responses), "n_truncated": sum(r.truncated for r in responses), "tokens_generated": tokens}
+    return {
+        "n_responses": len(responses),
+        "n_truncated": sum(r.truncated for r in responses),
+        "tokens_generated": tokens,
+    }
 
 
 def read_samples(samples_dir: Path) -> list[Response]:
@@ -65,7 +71,13 @@ def build_pool(
     by_text = {r.id: r.text for r in responses}
     native_responses, native_pairs = native_records(native)
     write_jsonl(out / "responses.jsonl", (to_row(r) for r in responses + native_responses))
-    write_jsonl(out / "scores.jsonl", (to_row(Score(response_id=r.id, judge=judge.judge.id, value=scores[r.id][0], details=scores[r.id][1])) for r in responses))
+    write_jsonl(
+        out / "scores.jsonl",
+        (
+            to_row(Score(response_id=r.id, judge=judge.judge.id, value=scores[r.id][0], details=scores[r.id][1]))
+            for r in responses
+        ),
+    )
     write_jsonl(out / "pairs.jsonl", (to_row(p) for p in pairs + native_pairs))
     return {
         "n_responses": len(responses),
@@ -84,15 +96,25 @@ def build_pool(
 
 def degenerate_shares(scores: dict[str, tuple[float | None, dict]], pairs: list[Pair]) -> dict[str, float | None]:
     """Where the judge ran the task check: the share of chosen and of rejected answers it rejects, over the pairs."""
+
     def share(ids: list[str]) -> float | None:
         tasks = [scores[i][1].get("task") for i in ids if i in scores]
         return _mean([float(not t["done"]) for t in tasks if t]) if tasks and all(tasks) else None
 
-    return {"chosen_degenerate_share": share([p.chosen_id for p in pairs]), "rejected_degenerate_share": share([p.rejected_id for p in pairs])}
+    return {
+        "chosen_degenerate_share": share([p.chosen_id for p in pairs]),
+        "rejected_degenerate_share": share([p.rejected_id for p in pairs]),
+    }
 
 
 def _sample(
-    model_name: str, prompts: list[Prompt], n: int, first_index: int, cfg: PoolConfig, seed: int, generation: GenerationConfig
+    model_name: str,
+    prompts: list[Prompt],
+    n: int,
+    first_index: int,
+    cfg: PoolConfig,
+    seed: int,
+    generation: GenerationConfig,
 ) -> tuple[list[Response], int]:
     """n samples of each prompt, numbered from `first_index` (ids stay distinct across rounds)."""
     generations = generate_with(
@@ -129,7 +151,9 @@ def _sample(
     return responses, sum(g.n_tokens for g in generations)
 
 
-def _judge(judge: CachedJudge, prompts: list[Prompt], responses: list[Response], cfg: PoolConfig) -> dict[str, tuple[float | None, dict]]:
+def _judge(
+    judge: CachedJudge, prompts: list[Prompt], responses: list[Response], cfg: PoolConfig
+) -> dict[str, tuple[float | None, dict]]:
     """response id -> (score, details); None where the judge failed."""
     by_id = {p.id: p for p in prompts}
     scores: dict[str, tuple[float | None, dict]] = {}

@@ -23,8 +23,10 @@ class PoolConfig(Section):
     temperature: float = Field(0.9, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
     batch_size: int = Field(
-        192, ge=1, description="sequences decoding at once; finished ones leave and waiting prompts take their places, repeated "
-        "prompts share a prefill (192 measured fastest on a 2-core CPU: benchmarks/throughput.py)"
+        192,
+        ge=1,
+        description="sequences decoding at once; finished ones leave and waiting prompts take their places, repeated "
+        "prompts share a prefill (192 measured fastest on a 2-core CPU: benchmarks/throughput.py)",
     )
     judge: JudgeConfig = Field(
         default_factory=JudgeConfig,
@@ -80,8 +82,11 @@ class SelectConfig(Section):
         try:
             self._typed = STRATEGIES.get(self.strategy).Params.model_validate(self.params)
         except ValidationError as err:
-            problems = "; ".join(f"select.params.{'.'.join(map(str, e['loc']))}: "
-                                 + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"]) for e in err.errors())
+            problems = "; ".join(
+                f"select.params.{'.'.join(map(str, e['loc']))}: "
+                + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+                for e in err.errors()
+            )
             raise ValueError(f"{problems} (strategy {self.strategy})") from None
         return self
 

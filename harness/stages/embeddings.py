@@ -15,6 +15,7 @@ from harness.models.embedder import embed_texts
 
 if TYPE_CHECKING:
     from harness.experiment import ExperimentConfig
+
     pass
 
 NAME = "embeddings"
@@ -30,8 +31,18 @@ def compute_pool_embeddings(pool, model_name: str, batch_size: int, out_dir: Pat
     prompt_vecs = embed_texts([pool.prompts[i].messages[-1]["content"] for i in prompt_ids], model_name, batch_size)
     response_vecs = embed_texts([pool.responses[i].text for i in response_ids], model_name, batch_size)
     with open(out_dir / "embeddings.npz", "wb") as handle:
-        np.savez(handle, prompt_ids=np.array(prompt_ids), prompt=prompt_vecs, response_ids=np.array(response_ids), response=response_vecs)
-    return {"seconds_embeddings": time.perf_counter() - start, "n_prompts": len(prompt_ids), "n_responses": len(response_ids)}
+        np.savez(
+            handle,
+            prompt_ids=np.array(prompt_ids),
+            prompt=prompt_vecs,
+            response_ids=np.array(response_ids),
+            response=response_vecs,
+        )
+    return {
+        "seconds_embeddings": time.perf_counter() - start,
+        "n_prompts": len(prompt_ids),
+        "n_responses": len(response_ids),
+    }
 
 
 def load_pool_embeddings(out_dir: Path):

@@ -54,7 +54,13 @@ def suite_context(run: Run) -> SuiteContext:
 
 def target(run: Run, adapter: Path | None) -> EvalTarget:
     """The base model, or with `adapter` the tuned one, on the run's generation engine."""
-    return EvalTarget(run.model, run.resolved.engine, adapter, "tuned" if adapter else "base", run.resolved.generation.vllm_gpu_memory_utilization)
+    return EvalTarget(
+        run.model,
+        run.resolved.engine,
+        adapter,
+        "tuned" if adapter else "base",
+        run.resolved.generation.vllm_gpu_memory_utilization,
+    )
 
 
 def reference_inputs(resolved: Resolved, heldout_key: str) -> dict[str, Any]:
@@ -63,11 +69,21 @@ def reference_inputs(resolved: Resolved, heldout_key: str) -> dict[str, Any]:
 
 
 def preference_inputs(config: ExperimentConfig, heldout_key: str, reference: StageResult | None) -> dict[str, Any]:
-    return {"heldout": heldout_key, "reference": reference.hash if reference else None, "preference": config.preference.key()}
+    return {
+        "heldout": heldout_key,
+        "reference": reference.hash if reference else None,
+        "preference": config.preference.key(),
+    }
 
 
 def run_base(run: Run) -> StageResult:
-    return run.stage(BASE, inputs(run.resolved), lambda out: constraint_accuracy.evaluate_target(target(run, None), run.config.evaluate, suite_context(run), out))
+    return run.stage(
+        BASE,
+        inputs(run.resolved),
+        lambda out: constraint_accuracy.evaluate_target(
+            target(run, None), run.config.evaluate, suite_context(run), out
+        ),
+    )
 
 
 def run_reference(run: Run, heldout: HeldoutPairs) -> StageResult | None:
@@ -75,12 +91,15 @@ def run_reference(run: Run, heldout: HeldoutPairs) -> StageResult | None:
     if not heldout.pairs:
         return None
     return run.stage(
-        REFERENCE, reference_inputs(run.resolved, heldout.key),
+        REFERENCE,
+        reference_inputs(run.resolved, heldout.key),
         lambda out: preference_eval.reference_logps(run.model, heldout.pairs, heldout.texts, run.train, out),
     )
 
 
-def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: HeldoutPairs, reference: StageResult | None) -> StageResult:
+def run_tuned(
+    run: Run, trained: StageResult, base: StageResult, heldout: HeldoutPairs, reference: StageResult | None
+) -> StageResult:
     config = run.config
 
     def compute(out: Path) -> dict:
@@ -88,16 +107,25 @@ def run_tuned(run: Run, trained: StageResult, base: StageResult, heldout: Heldou
         stats = constraint_accuracy.evaluate_target(target(run, adapter), config.evaluate, suite_context(run), out)
         if reference is not None:
             logps = read_json(reference.path / "reference_logps.json")
-            preference_eval.preference_accuracy(run.model, adapter, heldout.pairs, heldout.texts, logps, run.train, out, config.evaluate.bootstrap)
+            preference_eval.preference_accuracy(
+                run.model, adapter, heldout.pairs, heldout.texts, logps, run.train, out, config.evaluate.bootstrap
+            )
         return stats
 
-    key = {"train": trained.hash, "base": base.hash, **inputs(run.resolved), **preference_inputs(config, heldout.key, reference)}
+    key = {
+        "train": trained.hash,
+        "base": base.hash,
+        **inputs(run.resolved),
+        **preference_inputs(config, heldout.key, reference),
+    }
     return run.stage(TUNED, key, compute)
 
 
 def metrics(config: ExperimentConfig, base: StageResult, tuned: StageResult) -> dict[str, dict]:
     """A cheap, pure function of the cached outputs, so better intervals never need a re-run."""
-    out = constraint_accuracy.compute_metrics(constraint_accuracy.read_outputs(base.path), constraint_accuracy.read_outputs(tuned.path), config.evaluate)
+    out = constraint_accuracy.compute_metrics(
+        constraint_accuracy.read_outputs(base.path), constraint_accuracy.read_outputs(tuned.path), config.evaluate
+    )
     if (tuned.path / RunFolder.HELDOUT_PREFERENCES).is_file():
         rows = read_jsonl(tuned.path / RunFolder.HELDOUT_PREFERENCES)
         out[preference_eval.SUITE] = preference_eval.preference_metrics(rows, config.evaluate.bootstrap)

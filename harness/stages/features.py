@@ -18,5 +18,10 @@ NAME = "features"
 def inputs(resolved: Resolved, pool_hash: str) -> dict:
     """The resolved train section: target modules and precision as found here."""
     config = resolved.config
-    return {"pool": pool_hash, "model": resolved.model_key, "train": resolved.train.model_dump(), "features": config.features.model_dump(),
-            "seed": config.pool_seed}
+    return {
+        "pool": pool_hash,
+        "model": resolved.model_key,
+        "train": resolved.train.model_dump(),
+        "features": config.features.model_dump(),
+        "seed": config.pool_seed,
+    }

@@ -18,9 +18,13 @@ if TYPE_CHECKING:
     from harness.run_folder import Run
 
 
-def publish(run: Run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool) -> None:
+def publish(
+    run: Run, metrics: dict, base: StageResult, tuned: StageResult, selected: StageResult, candidate_pool: CandidatePool
+) -> None:
     write_json(run.out / RunFolder.METRICS, metrics)
-    write_eval_outputs(run.out, constraint_accuracy.read_outputs(base.path), constraint_accuracy.read_outputs(tuned.path))
+    write_eval_outputs(
+        run.out, constraint_accuracy.read_outputs(base.path), constraint_accuracy.read_outputs(tuned.path)
+    )
     if (tuned.path / RunFolder.HELDOUT_PREFERENCES).is_file():
         run.publish_file(tuned.path / RunFolder.HELDOUT_PREFERENCES, RunFolder.HELDOUT_PREFERENCES)
     write_pairs_preview(run.out, selected.path, candidate_pool)
@@ -42,7 +46,14 @@ def write_eval_outputs(out: Path, base: list[dict], tuned: list[dict]) -> None:
             "base_truncated": b.get("truncated"),
             "tuned_truncated": t.get("truncated"),
             **({"base_task_check": b["task"], "tuned_task_check": t["task"]} if "task" in t and "task" in b else {}),
-            **({"base_sampled_reward": constraint_accuracy.sampled_reward(b), "tuned_sampled_reward": constraint_accuracy.sampled_reward(t)} if "sampled_strict" in t else {}),
+            **(
+                {
+                    "base_sampled_reward": constraint_accuracy.sampled_reward(b),
+                    "tuned_sampled_reward": constraint_accuracy.sampled_reward(t),
+                }
+                if "sampled_strict" in t
+                else {}
+            ),
         }
         for b, t in zip(base, tuned)
     ]

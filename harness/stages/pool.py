@@ -31,7 +31,11 @@ PAIRS_PER_PROMPT = {"all": lambda k: k * (k - 1) // 2, "best_vs_rest": lambda k:
 def pool_key(cfg: PoolConfig) -> dict[str, Any]:
     """The pool settings that change its pairs but not its samples: not the judge's transport settings, and
     `k_max` only when set. `seed` enters the pool's inputs resolved (`ExperimentConfig.pool_seed`), not here."""
-    exclude: dict[str, Any] = {"judge": set(JudgeConfig.TRANSPORT_FIELDS), "seed": True, **{f: True for f in samples.SAMPLING}}
+    exclude: dict[str, Any] = {
+        "judge": set(JudgeConfig.TRANSPORT_FIELDS),
+        "seed": True,
+        **{f: True for f in samples.SAMPLING},
+    }
     if cfg.k_max is None:
         exclude["k_max"] = True
     return cfg.model_dump(exclude=exclude)
@@ -50,7 +54,9 @@ def check_coverage(config: ExperimentConfig, prompts: list[Prompt], n_native: in
     judge = get_judge(config.pool.judge)
     reasons = [r for r in (judge.unsupported_reason(p) for p in prompts) if r]
     if reasons:
-        raise BenchError(f"pool.judge = {config.pool.judge}: {len(reasons)} of {len(prompts)} prompts cannot be judged; first: {reasons[0]}")
+        raise BenchError(
+            f"pool.judge = {config.pool.judge}: {len(reasons)} of {len(prompts)} prompts cannot be judged; first: {reasons[0]}"
+        )
     k = config.pool.k
     per_prompt = PAIRS_PER_PROMPT[config.pool.pairing](k)
     ceiling = len(prompts) * per_prompt + n_native
@@ -62,7 +68,9 @@ def check_coverage(config: ExperimentConfig, prompts: list[Prompt], n_native: in
         )
 
 
-def run(run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: list[dict]) -> tuple[StageResult, CandidatePool]:
+def run(
+    run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: list[dict]
+) -> tuple[StageResult, CandidatePool]:
     config = run.config
     check_coverage(config, prompts, len(native))
     drawn = samples.run(run, samples.NAME, prompts_stage.hash, prompts, config.pool, config.pool_seed)
@@ -70,11 +78,22 @@ def run(run: Run, prompts_stage: StageResult, prompts: list[Prompt], native: lis
     return result, candidates.read_pool(result.path, prompts)
 
 
-def judged(run: Run, stage: str, drawn: StageResult, prompts: list[Prompt], native: list[dict], cfg: PoolConfig, seed: int) -> StageResult:
+def judged(
+    run: Run, stage: str, drawn: StageResult, prompts: list[Prompt], native: list[dict], cfg: PoolConfig, seed: int
+) -> StageResult:
     """A pool stage over a samples stage: its samples judged and paired (the training pool's and the held-out one's)."""
 
     def compute(out: Path) -> dict:
-        return candidates.build_pool(run.model, prompts, native, candidates.read_samples(drawn.path), cfg, seed, out,
-                                 generation=run.resolved.generation, cache_dir=run.cache)
+        return candidates.build_pool(
+            run.model,
+            prompts,
+            native,
+            candidates.read_samples(drawn.path),
+            cfg,
+            seed,
+            out,
+            generation=run.resolved.generation,
+            cache_dir=run.cache,
+        )
 
     return run.stage(stage, inputs(run.resolved, drawn.hash, cfg), compute)

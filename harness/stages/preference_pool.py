@@ -49,13 +49,20 @@ def preference_pool_config(config: ExperimentConfig) -> PoolConfig:
 def prompts_spec(config: ExperimentConfig) -> dict[str, Any]:
     """The evaluation prompts the held-out pool samples: the evaluation's own, by prompt_seed, never the run seed."""
     ecfg = config.evaluate
-    return {"n": config.preference.prompts, "seed": ecfg.prompt_seed, "constraints_per_prompt": ecfg.constraints_per_prompt, **config.prompts.builtin_set()}
+    return {
+        "n": config.preference.prompts,
+        "seed": ecfg.prompt_seed,
+        "constraints_per_prompt": ecfg.constraints_per_prompt,
+        **config.prompts.builtin_set(),
+    }
 
 
 def samples_inputs(resolved: Resolved) -> dict[str, Any]:
     """The key of `preference_samples`: one held-out pool serves a whole matrix."""
     config = resolved.config
-    return samples.inputs(resolved, samples.PREFERENCE, prompts_spec(config), preference_pool_config(config), config.evaluate.prompt_seed)
+    return samples.inputs(
+        resolved, samples.PREFERENCE, prompts_spec(config), preference_pool_config(config), config.evaluate.prompt_seed
+    )
 
 
 def _sampled(run: Run, config: ExperimentConfig) -> CandidatePool:

@@ -38,8 +38,12 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
 
         try:
             train, _ = build_builtin_prompts(
-                seed=seed, n_train=cfg.n_train, n_eval=None, constraints_per_prompt=cfg.constraints_per_prompt,
-                constraint_types=cfg.constraint_types, task_set=cfg.tasks,
+                seed=seed,
+                n_train=cfg.n_train,
+                n_eval=None,
+                constraints_per_prompt=cfg.constraints_per_prompt,
+                constraint_types=cfg.constraint_types,
+                task_set=cfg.tasks,
             )
         except ValueError as exc:
             raise BenchError(f"prompts: {exc}") from None
@@ -50,13 +54,22 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
         loaded = load_source(cfg.source, format=cfg.format, split=cfg.split, data_dir=cfg.data_dir, limit=cfg.n_train)
     except SourceError as exc:
         raise BenchError(str(exc)) from None
-    return loaded.prompts, [asdict(p) for p in loaded.native_pairs], {"skipped": loaded.skipped, "merged": loaded.merged}
+    return (
+        loaded.prompts,
+        [asdict(p) for p in loaded.native_pairs],
+        {"skipped": loaded.skipped, "merged": loaded.merged},
+    )
 
 
 def write_prompts(out: Path, prompts: list[Prompt], native: list[dict], dropped: dict[str, dict[str, int]]) -> dict:
     write_jsonl(out / "prompts.jsonl", (to_row(p) for p in prompts))
     write_jsonl(out / "native_pairs.jsonl", native)
-    return {"n_prompts": len(prompts), "n_native_pairs": len(native), "rows_skipped": dropped["skipped"], "rows_merged": dropped["merged"]}
+    return {
+        "n_prompts": len(prompts),
+        "n_native_pairs": len(native),
+        "rows_skipped": dropped["skipped"],
+        "rows_merged": dropped["merged"],
+    }
 
 
 def read_prompts(path: Path) -> tuple[list[Prompt], list[dict]]:

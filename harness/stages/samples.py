@@ -30,7 +30,13 @@ SAMPLING = ("k", "max_new_tokens", "temperature", "top_p", "batch_size")
 
 def inputs(resolved: Resolved, stage: str, prompts: Any, cfg: PoolConfig, seed: int) -> dict[str, Any]:
     """`prompts`: the prompts stage's hash, or the spec of the evaluation prompts the preference pool samples."""
-    return {"prompts": prompts, "model": resolved.model_key, "sampling": cfg.model_dump(include=set(SAMPLING)), **resolved.sampler(stage), "seed": seed}
+    return {
+        "prompts": prompts,
+        "model": resolved.model_key,
+        "sampling": cfg.model_dump(include=set(SAMPLING)),
+        **resolved.sampler(stage),
+        "seed": seed,
+    }
 
 
 def run(run: Run, stage: str, prompts_key: Any, prompts: list[Prompt], cfg: PoolConfig, seed: int) -> StageResult:

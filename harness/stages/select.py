@@ -34,10 +34,18 @@ NAME = "select"
 
 
 def inputs(config: ExperimentConfig, pool_hash: str, view_hashes: dict[str, str], heldout_key: str) -> dict[str, Any]:
-    return {"pool": pool_hash, "views": view_hashes, "select": config.select.model_dump(), "seed": config.seed, "heldout": heldout_key}
+    return {
+        "pool": pool_hash,
+        "views": view_hashes,
+        "select": config.select.model_dump(),
+        "seed": config.seed,
+        "heldout": heldout_key,
+    }
 
 
-def run(run: Run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str, dict[str, Any]], heldout_key: str) -> StageResult:
+def run(
+    run: Run, candidate_pool: CandidatePool, pool_hash: str, views: dict[str, dict[str, Any]], heldout_key: str
+) -> StageResult:
     config = run.config
 
     def compute(out: Path) -> dict:

@@ -30,8 +30,13 @@ def suite_keys(suites: list[SuiteConfig]) -> list[str]:
 def inputs(suite_cfg: SuiteConfig, model: EvalTarget, ctx: SuiteContext) -> dict:
     """The suite's config, the target and the interval method; and the run's held-out prompts where the suite asks them."""
     suite = get_suite(suite_cfg.name)
-    return {"suite": suite_cfg.model_dump(), "target": model.cache_key(), "intervals": INTERVALS,
-            **({"heldout": ctx.heldout.key()} if suite.asks_heldout(suite_cfg) else {}), **({"grader": suite.grader} if suite.grader else {})}
+    return {
+        "suite": suite_cfg.model_dump(),
+        "target": model.cache_key(),
+        "intervals": INTERVALS,
+        **({"heldout": ctx.heldout.key()} if suite.asks_heldout(suite_cfg) else {}),
+        **({"grader": suite.grader} if suite.grader else {}),
+    }
 
 
 def run(run: Run, adapter: Path) -> dict[str, dict]:

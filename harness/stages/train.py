@@ -26,7 +26,12 @@ NAME = "train"
 
 def inputs(resolved: Resolved, select_hash: str) -> dict[str, Any]:
     """With the resolved train section (target modules, precision, attention as found here)."""
-    return {"select": select_hash, "model": resolved.model_key, "train": resolved.train.model_dump(), "seed": resolved.config.seed}
+    return {
+        "select": select_hash,
+        "model": resolved.model_key,
+        "train": resolved.train.model_dump(),
+        "seed": resolved.config.seed,
+    }
 
 
 def run(run: Run, selected: StageResult) -> StageResult:
@@ -35,7 +40,10 @@ def run(run: Run, selected: StageResult) -> StageResult:
         reuse: dict[str, int] = {}
         if run.train.reference_logps == "cached":
             rows, reuse = with_reference_logps(rows, run.model, run.resolved.model_key, run.train, run.cache)
-        return {**dpo.train_dpo(run.model, rows, run.train, run.config.seed, out), **({"reference_logps": reuse} if reuse else {})}
+        return {
+            **dpo.train_dpo(run.model, rows, run.train, run.config.seed, out),
+            **({"reference_logps": reuse} if reuse else {}),
+        }
 
     result = run.stage(NAME, inputs(run.resolved, selected.hash), compute)
     with run.publish_dir("train") as tmp:

@@ -24,15 +24,21 @@ def resolve_target(spec: str, engine: dict[str, str]) -> EvalTarget:
         manifest = folder.manifest()
         adapter = folder / RunFolder.ADAPTER
         if not (adapter / "adapter_config.json").is_file():
-            raise BenchError(f"{path} is a run folder without a trained adapter ({RunFolder.ADAPTER}); was the run completed?")
+            raise BenchError(
+                f"{path} is a run folder without a trained adapter ({RunFolder.ADAPTER}); was the run completed?"
+            )
         from harness.models.resolve import with_chat_template
 
         config = manifest["config"]
-        return EvalTarget(with_chat_template(config["model"], config.get("chat_template")), engine, adapter, label=path.name)
+        return EvalTarget(
+            with_chat_template(config["model"], config.get("chat_template")), engine, adapter, label=path.name
+        )
     if (path / "adapter_config.json").is_file():
         base = read_json(path / "adapter_config.json").get("base_model_name_or_path")
         if not base:
-            raise BenchError(f"{path}/adapter_config.json names no base_model_name_or_path; pass the base model with --model.")
+            raise BenchError(
+                f"{path}/adapter_config.json names no base_model_name_or_path; pass the base model with --model."
+            )
         return EvalTarget(base, engine, path, label=path.name)
     return EvalTarget(spec, engine, None, label=path.name if path.exists() else spec)
 
@@ -49,7 +55,10 @@ def run_heldout(spec: str) -> HeldoutSet:
 
     config = RunFolder(path).manifest().get("config", {})
     try:
-        return HeldoutSet.of(EvaluateConfig.model_validate(config.get("evaluate", {})), PromptsConfig.model_validate(config.get("prompts", {})))
+        return HeldoutSet.of(
+            EvaluateConfig.model_validate(config.get("evaluate", {})),
+            PromptsConfig.model_validate(config.get("prompts", {})),
+        )
     except ValidationError as err:
         raise BenchError(
             f"{path / RunFolder.MANIFEST}: its evaluate or prompts section no longer validates ({err.errors()[0]['msg']}), so its "

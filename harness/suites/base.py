@@ -49,7 +49,9 @@ class EvalTarget:
         key: dict[str, Any] = {"model": model_fingerprint(self.model), **self.engine}
         if self.adapter is not None:
             files = sorted(p for p in Path(self.adapter).iterdir() if p.is_file())
-            key["adapter"] = content_hash([(p.name, p.read_bytes().hex()) for p in files if p.stat().st_size < 64 << 20])
+            key["adapter"] = content_hash(
+                [(p.name, p.read_bytes().hex()) for p in files if p.stat().st_size < 64 << 20]
+            )
         return key
 
 
@@ -125,7 +127,9 @@ def register(suite: Suite) -> Suite:
 def register_suite(name: str, suite: Suite) -> Suite:
     """`register`'s old form, kept for one release: a plugin that calls it runs, with a warning naming its file."""
     warn_renamed("harness.suites.base.register_suite", sys._getframe(1).f_code.co_filename)
-    return SUITES.register(name, dataclasses.replace(suite, name=name), origin=sys._getframe(1).f_globals.get("__name__"))
+    return SUITES.register(
+        name, dataclasses.replace(suite, name=name), origin=sys._getframe(1).f_globals.get("__name__")
+    )
 
 
 def get_suite(name: str) -> Suite:
@@ -136,7 +140,11 @@ def get_suite(name: str) -> Suite:
 
 
 def generate_cached(
-    cfg: SuiteConfig, target: EvalTarget, cache_dir: Path, conversations: list[list[dict[str, str]]], what: str,
+    cfg: SuiteConfig,
+    target: EvalTarget,
+    cache_dir: Path,
+    conversations: list[list[dict[str, str]]],
+    what: str,
     sampling: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Completions of `conversations` (greedy, or with `sampling`: temperature, top_p, seed), cached by
@@ -168,7 +176,10 @@ def generate_cached(
             gpu_memory_utilization=target.gpu_memory_utilization,
             desc=f"{cfg.name}: {what} ({target.label})",
         )
-        write_jsonl(out / "generations.jsonl", [{"text": g.text, "truncated": g.truncated, "n_tokens": g.n_tokens} for g in gens])
+        write_jsonl(
+            out / "generations.jsonl",
+            [{"text": g.text, "truncated": g.truncated, "n_tokens": g.n_tokens} for g in gens],
+        )
         return {"n": len(gens), "tokens_generated": sum(g.n_tokens for g in gens)}
 
     stage = run_stage(cache_dir, f"generate_{cfg.name}", inputs, compute)

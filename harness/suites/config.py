@@ -19,7 +19,9 @@ SuiteName = Annotated[str, AfterValidator(SUITES.validate)]
 class SuiteConfig(Section):
     """One evaluation suite. Which fields apply depends on `name` (see docs/evaluation.md)."""
 
-    name: SuiteName = Field(description="a registered suite: ifeval, ifbench, alpaca_eval, mt_bench, lm_eval, or one of your own")
+    name: SuiteName = Field(
+        description="a registered suite: ifeval, ifbench, alpaca_eval, mt_bench, lm_eval, or one of your own"
+    )
     path: str | None = Field(
         None,
         description="ifeval: an IFEval-format JSONL (default: the built-in held-out prompts); ifbench: default "

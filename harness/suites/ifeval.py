@@ -6,4 +6,12 @@ from __future__ import annotations
 from harness.suites._instruction_following import GRADER, evaluate, suite_prompts
 from harness.suites.base import Suite, register
 
-register(Suite(evaluate, preflight=lambda cfg, field: suite_prompts(cfg), asks_heldout=lambda cfg: not cfg.path, grader=GRADER, name="ifeval"))
+register(
+    Suite(
+        evaluate,
+        preflight=lambda cfg, field: suite_prompts(cfg),
+        asks_heldout=lambda cfg: not cfg.path,
+        grader=GRADER,
+        name="ifeval",
+    )
+)

@@ -102,7 +102,9 @@ def _task_manager(include: Path | None, include_key: str | None) -> Any:
     return TaskManager(include_path=str(include) if include is not None else None)
 
 
-def _simple_evaluate(cfg: SuiteConfig, target: EvalTarget, include: Path | None, include_key: str | None) -> dict[str, Any]:
+def _simple_evaluate(
+    cfg: SuiteConfig, target: EvalTarget, include: Path | None, include_key: str | None
+) -> dict[str, Any]:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
@@ -214,5 +216,13 @@ def _preflight(cfg: SuiteConfig, field: str) -> None:
     require("lm_eval", "pip install 'lm-eval>=0.4.13'", f"{field} (lm_eval)")
 
 
-register(Suite(evaluate_lm_eval, default_judge=None, fields=frozenset({"tasks", "include_path", "num_fewshot"}), preflight=_preflight,
-               check=_needs_tasks, name="lm_eval"))
+register(
+    Suite(
+        evaluate_lm_eval,
+        default_judge=None,
+        fields=frozenset({"tasks", "include_path", "num_fewshot"}),
+        preflight=_preflight,
+        check=_needs_tasks,
+        name="lm_eval",
+    )
+)

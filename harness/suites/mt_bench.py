@@ -21,7 +21,15 @@ from harness.core.errors import BenchError
 from harness.core.io import content_hash, safe_filename, write_jsonl
 from harness.core.records import Prompt
 from harness.core.stats import mean_ci, metric, ratio_ci
-from harness.suites.base import EvalTarget, Suite, SuiteContext, cached_judge, failure_summary, generate_cached, register
+from harness.suites.base import (
+    EvalTarget,
+    Suite,
+    SuiteContext,
+    cached_judge,
+    failure_summary,
+    generate_cached,
+    register,
+)
 from harness.suites.config import SuiteConfig
 
 NEED_REF_CATS = ("math", "reasoning", "coding")
@@ -104,19 +112,30 @@ def evaluate_mt_bench(cfg: SuiteConfig, target: EvalTarget, out: Path, ctx: Suit
         """FastChat's mean over judgments, with a CI that resamples questions (not judgments)."""
         judged = [i for i in index if counts[i]]
         value_ci = ratio_ci(sums[judged], counts[judged], n_boot=cfg.bootstrap, seed=0)
-        return metric(value_ci, int(counts[judged].sum()), judge.label, judge.weak, unit="question", n_questions=len(judged), **fails)
+        return metric(
+            value_ci,
+            int(counts[judged].sum()),
+            judge.label,
+            judge.weak,
+            unit="question",
+            n_questions=len(judged),
+            **fails,
+        )
 
     metrics = {"score": clustered(list(range(len(questions))))}
     for turn in range(n_turns):  # one judgment per question: the questions are the units already
-        metrics[f"score_turn{turn + 1}"] = metric(mean_ci(by_turn[turn], n_boot=cfg.bootstrap, seed=0), len(by_turn[turn]),
-                                                  judge.label, judge.weak, **fails)
+        metrics[f"score_turn{turn + 1}"] = metric(
+            mean_ci(by_turn[turn], n_boot=cfg.bootstrap, seed=0), len(by_turn[turn]), judge.label, judge.weak, **fails
+        )
     for cat in sorted({q["category"] for q in questions}):
         metrics[f"score.{cat}"] = clustered([i for i, q in enumerate(questions) if q["category"] == cat])
     _export(out, target, judge.id, judge.config.model or "local", questions, answers, items, judgments)
     return metrics
 
 
-def _export(out: Path, target: EvalTarget, judge_id: str, judge_model: str, questions, answers, items, judgments) -> None:
+def _export(
+    out: Path, target: EvalTarget, judge_id: str, judge_model: str, questions, answers, items, judgments
+) -> None:
     now = time.time()
     model_id = target.label
     write_jsonl(
@@ -150,5 +169,12 @@ def _export(out: Path, target: EvalTarget, judge_id: str, judge_model: str, ques
     )
 
 
-register(Suite(evaluate_mt_bench, default_judge="llm", fields=frozenset({"reference"}), preflight=lambda cfg, field: read_questions(cfg),
-               name="mt_bench"))
+register(
+    Suite(
+        evaluate_mt_bench,
+        default_judge="llm",
+        fields=frozenset({"reference"}),
+        preflight=lambda cfg, field: read_questions(cfg),
+        name="mt_bench",
+    )
+)

@@ -117,13 +117,17 @@ class TrainConfig(Section):
         if value is not None:
             path = Path(value).expanduser()
             if not path.is_file():
-                raise ValueError(f"{value} does not exist; pass one of experiments/accelerate/*.yaml or your own `accelerate config` file")
+                raise ValueError(
+                    f"{value} does not exist; pass one of experiments/accelerate/*.yaml or your own `accelerate config` file"
+                )
             try:
                 loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
             except yaml.YAMLError as exc:
                 raise ValueError(f"{value} is not valid YAML ({exc})") from None
             if not isinstance(loaded, dict) or "distributed_type" not in loaded:
-                raise ValueError(f"{value} is not an accelerate config (no distributed_type); see experiments/accelerate/")
+                raise ValueError(
+                    f"{value} is not an accelerate config (no distributed_type); see experiments/accelerate/"
+                )
         return value
 
     def require_resolved(self, user: str) -> "TrainConfig":
@@ -131,6 +135,8 @@ class TrainConfig(Section):
         trainer given `auto` would decide again, apart from what the run's keys record."""
         unresolved = [f for f in ("target_modules", "precision", "attention") if getattr(self, f) == "auto"]
         if unresolved:
-            raise ValueError(f"{user} takes a train section resolved for this machine (harness.models.choices.resolve_train); "
-                             f"{', '.join(unresolved)} still read auto")
+            raise ValueError(
+                f"{user} takes a train section resolved for this machine (harness.models.choices.resolve_train); "
+                f"{', '.join(unresolved)} still read auto"
+            )
         return self

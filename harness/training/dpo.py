@@ -57,7 +57,9 @@ def lora_config(train_cfg: TrainConfig) -> Any:
     )
 
 
-def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+def train_dpo(
+    model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path
+) -> dict[str, Any]:
     """Train a LoRA adapter on `rows`; writes `adapter/` and `log.jsonl` into `out_dir`.
 
     In this process by default; under `accelerate launch` (DDP, ZeRO-3, FSDP, multi-CPU) when
@@ -70,17 +72,24 @@ def train_dpo(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, see
     return train_here(model_name, rows, cfg, seed, out_dir)
 
 
-def train_here(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+def train_here(
+    model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed: int, out_dir: Path
+) -> dict[str, Any]:
     """The training loop itself, in this process (which may be one worker of a distributed launch)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, set_seed
+
     set_seed(seed)
     # the arguments come before the model: under ZeRO-3 they decide how the weights are loaded
     args = _dpo_args(cfg, seed, out_dir)
     tokenizer = load_tokenizer(model_name)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code(),
-                                                 attn_implementation=cfg.attention)
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(model_name),
+        dtype=torch.float32,
+        trust_remote_code=trust_remote_code(),
+        attn_implementation=cfg.attention,
+    )
     log: list[dict[str, Any]] = []
     skipped_steps: list[int] = []
     trainer = _trainer_class(cfg)(
@@ -126,9 +135,14 @@ def _trainer_class(cfg: TrainConfig) -> Any:
     class LengthGroupedDPOTrainer(DPOTrainer):
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
-            lengths = [len(p) + max(len(c), len(r)) for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])]
+            lengths = [
+                len(p) + max(len(c), len(r))
+                for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])
+            ]
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return LengthGroupedBatches(lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps, seed)
+            return LengthGroupedBatches(
+                lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps, seed
+            )
 
     return LengthGroupedDPOTrainer
 
@@ -158,7 +172,9 @@ class LengthGroupedBatches:
         order = sorted(shuffled, key=lambda i: self.lengths[i])
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         last = [batches.pop()] if batches and len(batches[-1]) < self.batch_size else []
-        for b in torch.randperm(len(batches), generator=self.generator).tolist() + list(range(len(batches), len(batches) + len(last))):
+        for b in torch.randperm(len(batches), generator=self.generator).tolist() + list(
+            range(len(batches), len(batches) + len(last))
+        ):
             yield from (batches + last)[b]
 
 
@@ -222,7 +238,10 @@ def _progress_bar() -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.bar is not None and logs and "loss" in logs:
                 accuracy = logs.get("rewards/accuracies")
-                self.bar.set_postfix_str(f"loss {logs['loss']:.4f}" + (f", reward acc {accuracy:.2f}" if accuracy is not None else ""), refresh=False)
+                self.bar.set_postfix_str(
+                    f"loss {logs['loss']:.4f}" + (f", reward acc {accuracy:.2f}" if accuracy is not None else ""),
+                    refresh=False,
+                )
 
         def on_train_end(self, args, state, control, **kwargs):
             if self.bar is not None:
@@ -267,7 +286,9 @@ def _stop_on_nonfinite(cfg: TrainConfig, skipped_steps: list[int]) -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):
             loss = (logs or {}).get("loss")
             if cfg.nonfinite == "error" and loss is not None and not math.isfinite(loss):
-                raise BenchError(f"train: the DPO loss is {loss} at step {state.global_step}; stopped, no adapter saved.")
+                raise BenchError(
+                    f"train: the DPO loss is {loss} at step {state.global_step}; stopped, no adapter saved."
+                )
 
     return _Finite()
 
@@ -309,14 +330,28 @@ def _launch(model_name: str, rows: list[dict[str, Any]], cfg: TrainConfig, seed:
     work = out_dir / "launch"
     work.mkdir(parents=True, exist_ok=True)
     write_jsonl(work / "rows.jsonl", rows)
-    spec = {"model": model_name, "train": cfg.model_dump(), "seed": seed, "out_dir": str(out_dir.resolve()), "rows": str((work / "rows.jsonl").resolve())}
+    spec = {
+        "model": model_name,
+        "train": cfg.model_dump(),
+        "seed": seed,
+        "out_dir": str(out_dir.resolve()),
+        "rows": str((work / "rows.jsonl").resolve()),
+    }
     write_json(work / "spec.json", spec)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(Path(cfg.accelerate_config).expanduser())]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(Path(cfg.accelerate_config).expanduser()),
+    ]
     if cfg.num_processes:
         command += ["--num_processes", str(cfg.num_processes)]
     command += ["-m", "harness.training.worker", str(work / "spec.json")]
     tail: collections.deque[str] = collections.deque(maxlen=25)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stderr.write(line)

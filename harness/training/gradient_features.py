@@ -148,7 +148,9 @@ def _chat_ids(tokenizer: Any, messages: list[dict[str, str]], **kwargs: Any) -> 
     return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)["input_ids"])
 
 
-def tokenize_response(tokenizer: Any, response_id: str, messages: list[dict[str, str]], text: str, max_length: int) -> TokenizedResponse:
+def tokenize_response(
+    tokenizer: Any, response_id: str, messages: list[dict[str, str]], text: str, max_length: int
+) -> TokenizedResponse:
     """TRL's conversational preprocessing for one response.
 
     The prompt is the chat template with the generation prompt; the response is what the full
@@ -228,7 +230,9 @@ class LoraGradients:
         for module in model.modules():
             if isinstance(module, LoraLayer):
                 for adapter in module.active_adapters:
-                    self.modules += [module.lora_A[adapter], module.lora_B[adapter]] if include_a else [module.lora_B[adapter]]
+                    self.modules += (
+                        [module.lora_A[adapter], module.lora_B[adapter]] if include_a else [module.lora_B[adapter]]
+                    )
         if not self.modules:
             raise ValueError("the model has no active LoRA layers")
         self.parameters = [m.weight for m in self.modules]
@@ -257,7 +261,10 @@ class LoraGradients:
         with torch.no_grad():
             # x^T g per sample, then (in, out) -> (out, in): transposing the small result, not the (b, T, out)
             # output gradient, which einsum('bto,bti->boi') copies first (most of this stage's time in bf16)
-            per_sample = [torch.bmm(x.transpose(1, 2).to(g.dtype), g).transpose(1, 2).flatten(1) for g, x in zip(grad_outputs, inputs)]
+            per_sample = [
+                torch.bmm(x.transpose(1, 2).to(g.dtype), g).transpose(1, 2).flatten(1)
+                for g, x in zip(grad_outputs, inputs)
+            ]
             return torch.cat(per_sample, dim=1).float().cpu()
 
 
@@ -308,7 +315,16 @@ def load_gradient_features(out_dir: Path) -> GradientFeatures:
         )
 
 
-def _warm_up(model_name: str, prompts: dict[str, Prompt], responses: dict[str, Response], pairs: list[Pair], train_cfg: TrainConfig, cfg: FeaturesConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+def _warm_up(
+    model_name: str,
+    prompts: dict[str, Prompt],
+    responses: dict[str, Response],
+    pairs: list[Pair],
+    train_cfg: TrainConfig,
+    cfg: FeaturesConfig,
+    seed: int,
+    out_dir: Path,
+) -> dict[str, Any]:
     """A brief DPO run on `warmup_pairs` seeded-random pool pairs; writes `out_dir/adapter`."""
     rng = np.random.default_rng(seed)
     chosen = [pairs[i] for i in sorted(rng.choice(len(pairs), size=min(cfg.warmup_pairs, len(pairs)), replace=False))]
@@ -437,7 +453,9 @@ def compute_gradient_features(
     stats: dict[str, Any] = {"lora_init": cfg.lora_init, "projection": cfg.projection, "dim": cfg.dim}
     adapter = None  # the adapter `cfg.lora_init` asks for: fresh, or briefly trained first
     if cfg.lora_init == "warmup":
-        stats["seconds_warmup"] = _warm_up(model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup")["seconds"]
+        stats["seconds_warmup"] = _warm_up(
+            model_name, prompts, responses, pairs, train_cfg, cfg, seed, out_dir / "warmup"
+        )["seconds"]
         adapter = out_dir / "warmup" / "adapter"
     model, tokenizer = load_lora_model(model_name, train_cfg, seed, adapter)
     gradients = LoraGradients(model, include_a=cfg.lora_init == "warmup")
@@ -448,7 +466,9 @@ def compute_gradient_features(
     projected, seconds_gradients, seconds_projection = _project_gradients(items, gradients, projection, cfg.batch_size)
     response_features = np.stack([projected[rid] for rid in response_ids]).astype(np.float32)
     pair_features, prompt_ids, prompt_features = _pair_and_prompt_features(response_features, response_ids, pairs)
-    _write_features(out_dir / "features.npz", pairs, pair_features, prompt_ids, prompt_features, response_ids, response_features)
+    _write_features(
+        out_dir / "features.npz", pairs, pair_features, prompt_ids, prompt_features, response_ids, response_features
+    )
     stats.update(
         n_pairs=len(pairs),
         n_prompts=len(prompt_ids),

@@ -45,8 +45,17 @@ class ReferenceStore:
     def __init__(self, cache_dir: Path, model_key: str, cfg: TrainConfig) -> None:
         from trl import __version__ as trl_version
 
-        self.key = content_hash({"model": model_key, "max_length": cfg.max_length, "truncation": "keep_start",
-                                 "precision": cfg.precision, "attention": cfg.require_resolved("ReferenceStore").attention, "trl": trl_version}, 16)
+        self.key = content_hash(
+            {
+                "model": model_key,
+                "max_length": cfg.max_length,
+                "truncation": "keep_start",
+                "precision": cfg.precision,
+                "attention": cfg.require_resolved("ReferenceStore").attention,
+                "trl": trl_version,
+            },
+            16,
+        )
         self.path = Path(cache_dir) / "reference_logps" / f"{self.key}.jsonl"
         self.known: dict[str, float] = {}
         if self.path.is_file():
@@ -64,7 +73,9 @@ class ReferenceStore:
             os.fsync(handle.fileno())
 
 
-def with_reference_logps(rows: list[dict[str, Any]], model_name: str, model_key: str, cfg: TrainConfig, cache_dir: Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def with_reference_logps(
+    rows: list[dict[str, Any]], model_name: str, model_key: str, cfg: TrainConfig, cache_dir: Path
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """`rows` (TRL's conversational preference rows) with `ref_chosen_logps` / `ref_rejected_logps` added,
     computing only the responses the store does not hold; and {"computed": n, "reused": n}."""
     store = ReferenceStore(cache_dir, model_key, cfg)
@@ -81,25 +92,38 @@ def with_reference_logps(rows: list[dict[str, Any]], model_name: str, model_key:
         keys.append(pair)
     if wanted:
         store.add(_compute(model_name, wanted, cfg))
-    out = [{**row, "ref_chosen_logps": store.known[c], "ref_rejected_logps": store.known[r]} for row, (c, r) in zip(rows, keys)]
+    out = [
+        {**row, "ref_chosen_logps": store.known[c], "ref_rejected_logps": store.known[r]}
+        for row, (c, r) in zip(rows, keys)
+    ]
     return out, {"computed": len(wanted), "reused": len({k for pair in keys for k in pair}) - len(wanted)}
 
 
 @torch.no_grad()
-def _compute(model_name: str, wanted: dict[str, tuple[list[dict[str, str]], str]], cfg: TrainConfig) -> dict[str, float]:
+def _compute(
+    model_name: str, wanted: dict[str, tuple[list[dict[str, str]], str]], cfg: TrainConfig
+) -> dict[str, float]:
     from transformers import AutoModelForCausalLM
 
     from harness.models.resolve import contiguous_head_inputs, device, load_tokenizer, resolve_model, trust_remote_code
     from harness.training.gradient_features import response_logps, tokenize_response
 
     tokenizer = load_tokenizer(model_name)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=torch.float32, trust_remote_code=trust_remote_code(),
-                                                 attn_implementation=cfg.attention)
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(model_name),
+        dtype=torch.float32,
+        trust_remote_code=trust_remote_code(),
+        attn_implementation=cfg.attention,
+    )
     model.to(device()).eval()
     contiguous_head_inputs(model)
-    items = [tokenize_response(tokenizer, key, messages, text, cfg.max_length) for key, (messages, text) in wanted.items()]
+    items = [
+        tokenize_response(tokenizer, key, messages, text, cfg.max_length) for key, (messages, text) in wanted.items()
+    ]
     items.sort(key=lambda item: len(item.input_ids))  # similar lengths share a batch: little padding
-    autocast = torch.autocast(device(), dtype=torch.bfloat16) if cfg.precision == "bfloat16" else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(device(), dtype=torch.bfloat16) if cfg.precision == "bfloat16" else contextlib.nullcontext()
+    )
     values: dict[str, float] = {}
     with autocast, tqdm(total=len(items), desc="train: reference log-probs", unit="resp") as bar:
         for start in range(0, len(items), BATCH):

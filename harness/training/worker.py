@@ -17,7 +17,9 @@ from harness.training.dpo import train_here
 def main(spec_path: str) -> None:
     spec = read_json(Path(spec_path))
     out_dir = Path(spec["out_dir"])
-    result = train_here(spec["model"], read_jsonl(Path(spec["rows"])), TrainConfig(**spec["train"]), spec["seed"], out_dir)
+    result = train_here(
+        spec["model"], read_jsonl(Path(spec["rows"])), TrainConfig(**spec["train"]), spec["seed"], out_dir
+    )
     from accelerate import PartialState
 
     if PartialState().is_main_process:

@@ -23,7 +23,9 @@ def _mc_bound(rate: float, reps: int, k: float = 2.5) -> float:
     return k * np.sqrt(rate * (1 - rate) / reps)
 
 
-def binary_matrix(rng: np.random.Generator, cells: int, seeds: int, units: int, run_sd: float, effects: np.ndarray | None = None) -> np.ndarray:
+def binary_matrix(
+    rng: np.random.Generator, cells: int, seeds: int, units: int, run_sd: float, effects: np.ndarray | None = None
+) -> np.ndarray:
     """Outcomes (cells × seeds × units) ~ Bernoulli(q_u + effect_c + shift_cs): the testbed's greedy pass/fail."""
     q = rng.uniform(0.2, 0.8, units)
     shift = rng.normal(0, run_sd, (cells, seeds, 1))
@@ -139,7 +141,12 @@ def test_promised_power_is_the_power_the_verdict_test_achieves(design: str) -> N
     for _ in range(reps):
         shifts = rng.normal(0, comp["var_a"] ** 0.5, (s, 1))
         if design == "crossed":
-            d = effect + shifts + rng.normal(0, comp["var_b"] ** 0.5, (1, n)) + rng.normal(0, comp["var_e"] ** 0.5, (s, n))
+            d = (
+                effect
+                + shifts
+                + rng.normal(0, comp["var_b"] ** 0.5, (1, n))
+                + rng.normal(0, comp["var_e"] ** 0.5, (s, n))
+            )
         else:
             d = effect + shifts + rng.normal(0, comp["var_unit"] ** 0.5, (s, n))
         v = seed_test(list(d), crossed=design == "crossed")
@@ -199,8 +206,14 @@ def _clustered(rng: np.random.Generator, s: int, n: int, effect: float, sd: dict
     t_idx = np.array([int(t[4:]) for t in tasks])
     y_idx = np.array([int(t[4:]) for t in types])
     type_effect = np.linspace(-sd["type"], sd["type"], TYPES)  # fixed by the design, sums to 0
-    return (effect + rng.normal(0, sd["a"], (s, 1)) + type_effect[y_idx][None, :] + rng.normal(0, sd["c"], TASKS)[t_idx][None, :]
-            + rng.normal(0, sd["b"], (1, n)) + rng.normal(0, sd["e"], (s, n)))
+    return (
+        effect
+        + rng.normal(0, sd["a"], (s, 1))
+        + type_effect[y_idx][None, :]
+        + rng.normal(0, sd["c"], TASKS)[t_idx][None, :]
+        + rng.normal(0, sd["b"], (1, n))
+        + rng.normal(0, sd["e"], (s, n))
+    )
 
 
 def test_clustered_verdicts_keep_their_false_positive_rate_where_prompt_units_do_not() -> None:
@@ -226,18 +239,31 @@ def test_clustered_verdicts_keep_their_false_positive_rate_where_prompt_units_do
     assert fp_prompt / reps > fp_cluster / reps + 0.02
 
 
-@pytest.mark.parametrize("sd", [
-    {"a": 0.015, "type": 0.2, "c": 0.08, "b": 0.1, "e": 0.45},
-    {"a": 0.03, "type": 0.3, "c": 0.0, "b": 0.12, "e": 0.45},
-])
+@pytest.mark.parametrize(
+    "sd",
+    [
+        {"a": 0.015, "type": 0.2, "c": 0.08, "b": 0.1, "e": 0.45},
+        {"a": 0.03, "type": 0.3, "c": 0.0, "b": 0.12, "e": 0.45},
+    ],
+)
 def test_clustered_power_promised_at_the_printed_mde_is_achieved(sd: dict[str, float]) -> None:
     """Components estimated the way `bench power` does, from a pilot of known truth; at the MDE printed for 495 prompts
     x 6 seeds the clustered verdict finds the effect 80% ± 2% of the time; with no effect it fires ≤ 5%."""
     rng = np.random.default_rng(22)
     s, n = 6, 495
     tasks, types = _layout(n)
-    truth = {"design": "crossed", "n_units": n, "n_clusters": TASKS, "strata": TYPES, "strata_df": strata_df(tuple(tasks), tuple(types)),
-             "var_a": sd["a"] ** 2, "var_a_upper": sd["a"] ** 2, "var_c": sd["c"] ** 2, "var_b": sd["b"] ** 2, "var_e": sd["e"] ** 2}
+    truth = {
+        "design": "crossed",
+        "n_units": n,
+        "n_clusters": TASKS,
+        "strata": TYPES,
+        "strata_df": strata_df(tuple(tasks), tuple(types)),
+        "var_a": sd["a"] ** 2,
+        "var_a_upper": sd["a"] ** 2,
+        "var_c": sd["c"] ** 2,
+        "var_b": sd["b"] ** 2,
+        "var_e": sd["e"] ** 2,
+    }
     effect = mde(truth, n, s, 0.05, 0.8)
     assert power_curve(truth, n, s, 0.05)(effect) == pytest.approx(0.8, abs=0.003)
     reps, found, fp = 1500, 0, 0
@@ -251,8 +277,12 @@ def test_clustered_power_promised_at_the_printed_mde_is_achieved(sd: dict[str, f
     # the pilot's estimate of the components recovers the truth it was drawn from
     pilot = [list(_clustered(rng, s, n, 0.0, sd)) for _ in range(8)]
     est = components_from_pairs(pilot, True, 9, tasks, types)
-    assert est["n_clusters"] == TASKS and est["strata"] == TYPES and est["strata_df"] == pytest.approx(truth["strata_df"])
-    assert truth["strata_df"] < 1  # every task holds 5-6 of the 11 types, spread evenly: removing the types costs the tasks little
+    assert (
+        est["n_clusters"] == TASKS and est["strata"] == TYPES and est["strata_df"] == pytest.approx(truth["strata_df"])
+    )
+    assert (
+        truth["strata_df"] < 1
+    )  # every task holds 5-6 of the 11 types, spread evenly: removing the types costs the tasks little
     assert est["var_e"] == pytest.approx(sd["e"] ** 2, rel=0.05)
     assert abs(est["var_c"] - sd["c"] ** 2) < 0.004 and abs(est["var_b"] - sd["b"] ** 2) < 0.006
     type_var = float(np.var(np.linspace(-sd["type"], sd["type"], TYPES), ddof=1))

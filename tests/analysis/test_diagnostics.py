@@ -38,11 +38,22 @@ def _pool(cache: Path, n_prompts: int = 24, per_prompt: int = 4) -> list[dict]:
     for p in range(n_prompts):
         for j in range(per_prompt):
             chosen, rejected = f"r{p}c{j}", f"r{p}x{j}"
-            pairs.append({"id": f"x{p}-{j}", "prompt_id": f"p{p}", "chosen_id": chosen, "rejected_id": rejected, "margin": 1.0})
-            responses += [{"id": chosen, "prompt_id": f"p{p}", "text": "a b c"}, {"id": rejected, "prompt_id": f"p{p}", "text": "a"}]
+            pairs.append(
+                {"id": f"x{p}-{j}", "prompt_id": f"p{p}", "chosen_id": chosen, "rejected_id": rejected, "margin": 1.0}
+            )
+            responses += [
+                {"id": chosen, "prompt_id": f"p{p}", "text": "a b c"},
+                {"id": rejected, "prompt_id": f"p{p}", "text": "a"},
+            ]
             # the pool judge's task verdicts: prompts p0-p5 have a degenerate chosen answer, every rejected answer is degenerate
-            scores += [{"response_id": chosen, "value": 1.0, "details": {"task": {"done": p >= 6, "kind": "ok" if p >= 6 else "marker_only"}}},
-                       {"response_id": rejected, "value": 0.0, "details": {"task": {"done": False, "kind": "loop"}}}]
+            scores += [
+                {
+                    "response_id": chosen,
+                    "value": 1.0,
+                    "details": {"task": {"done": p >= 6, "kind": "ok" if p >= 6 else "marker_only"}},
+                },
+                {"response_id": rejected, "value": 0.0, "details": {"task": {"done": False, "kind": "loop"}}},
+            ]
     pool = cache / "pool" / "h0"
     pool.mkdir(parents=True)
     for name, rows in (("pairs", pairs), ("responses", responses), ("scores", scores)):
@@ -50,34 +61,76 @@ def _pool(cache: Path, n_prompts: int = 24, per_prompt: int = 4) -> list[dict]:
     directions = rng.normal(size=(n_prompts, 64))
     grads = np.stack([directions[int(x["prompt_id"][1:])] + 0.05 * rng.normal(size=64) for x in pairs])
     (cache / "features" / "h1").mkdir(parents=True)
-    np.savez(cache / "features" / "h1" / "features.npz", pair_ids=np.array([x["id"] for x in pairs]), pair_features=grads)
+    np.savez(
+        cache / "features" / "h1" / "features.npz", pair_ids=np.array([x["id"] for x in pairs]), pair_features=grads
+    )
     (cache / "embeddings" / "h2").mkdir(parents=True)
-    np.savez(cache / "embeddings" / "h2" / "embeddings.npz", prompt_ids=np.array([f"p{p}" for p in range(n_prompts)]),
-             prompt=rng.normal(size=(n_prompts, 8)), response_ids=np.array([r["id"] for r in responses]),
-             response=rng.normal(size=(len(responses), 8)))
+    np.savez(
+        cache / "embeddings" / "h2" / "embeddings.npz",
+        prompt_ids=np.array([f"p{p}" for p in range(n_prompts)]),
+        prompt=rng.normal(size=(n_prompts, 8)),
+        response_ids=np.array([r["id"] for r in responses]),
+        response=rng.normal(size=(len(responses), 8)),
+    )
     return pairs
 
 
-def _run(root: Path, cache: Path, name: str, strategy: str, seed: int, pair_ids: list[str], gain: float, flipped: bool = False,
-         computed_features: bool = False) -> None:
+def _run(
+    root: Path,
+    cache: Path,
+    name: str,
+    strategy: str,
+    seed: int,
+    pair_ids: list[str],
+    gain: float,
+    flipped: bool = False,
+    computed_features: bool = False,
+) -> None:
     run = root / name
     run.mkdir()
-    stages = {"pool": {"hash": "h0", "path": str(cache / "pool" / "h0")}, "embeddings": {"hash": "h2", "path": str(cache / "embeddings" / "h2")}}
+    stages = {
+        "pool": {"hash": "h0", "path": str(cache / "pool" / "h0")},
+        "embeddings": {"hash": "h2", "path": str(cache / "embeddings" / "h2")},
+    }
     if computed_features:
         stages["features"] = {"hash": "h1", "path": str(cache / "features" / "h1")}
-    (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {"seed": seed, "cache_dir": str(cache)}, "stages": stages}))
+    (run / "manifest.json").write_text(
+        json.dumps(
+            {"status": "done", "seed": seed, "config": {"seed": seed, "cache_dir": str(cache)}, "stages": stages}
+        )
+    )
     depth: dict[str, int] = {}
     for pid in pair_ids:
         depth[pid.split("-")[0]] = depth.get(pid.split("-")[0], 0) + 1
     histogram: dict[str, int] = {}
     for d in depth.values():
         histogram[str(d)] = histogram.get(str(d), 0) + 1
-    (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": len(pair_ids), "pair_ids": pair_ids,
-                                                    "diagnostics": {"breadth": len(depth), "depth_histogram": histogram},
-                                                    "flipped": pair_ids[:2] if flipped else []}))
-    (run / "metrics.json").write_text(json.dumps({"ifeval_heldout": {
-        f"tuned.{PRIMARY_METRIC}": {"value": 0.4 + gain, "n": 100, "judge": "verifiable", "weak_judge": False},
-        f"base.{PRIMARY_METRIC}": {"value": 0.4, "n": 100, "judge": "verifiable", "weak_judge": False}}}))
+    (run / "selection.json").write_text(
+        json.dumps(
+            {
+                "strategy": strategy,
+                "budget": len(pair_ids),
+                "pair_ids": pair_ids,
+                "diagnostics": {"breadth": len(depth), "depth_histogram": histogram},
+                "flipped": pair_ids[:2] if flipped else [],
+            }
+        )
+    )
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "ifeval_heldout": {
+                    f"tuned.{PRIMARY_METRIC}": {
+                        "value": 0.4 + gain,
+                        "n": 100,
+                        "judge": "verifiable",
+                        "weak_judge": False,
+                    },
+                    f"base.{PRIMARY_METRIC}": {"value": 0.4, "n": 100, "judge": "verifiable", "weak_judge": False},
+                }
+            }
+        )
+    )
 
 
 def test_gradient_diversity_is_measured_and_correlated_with_gain(tmp_path: Path) -> None:
@@ -89,11 +142,26 @@ def test_gradient_diversity_is_measured_and_correlated_with_gain(tmp_path: Path)
     for x in pairs:
         by_prompt.setdefault(x["prompt_id"], []).append(x["id"])
     prompts = sorted(by_prompt)
-    for depth, strategy, gain in ((1, "wide", 0.20), (2, "mid", 0.12), (4, "deep", 0.05), (2, "other", 0.10), (1, "spread", 0.18)):
+    for depth, strategy, gain in (
+        (1, "wide", 0.20),
+        (2, "mid", 0.12),
+        (4, "deep", 0.05),
+        (2, "other", 0.10),
+        (1, "spread", 0.18),
+    ):
         for seed in range(2):
             chosen = rng.choice(len(prompts), 16 // depth, replace=False)
             ids = [pid for i in chosen for pid in by_prompt[prompts[i]][:depth]]
-            _run(root, cache, f"{strategy}-s{seed}", strategy, seed, ids, gain + rng.normal(0, 0.005), computed_features=strategy == "deep")
+            _run(
+                root,
+                cache,
+                f"{strategy}-s{seed}",
+                strategy,
+                seed,
+                ids,
+                gain + rng.normal(0, 0.005),
+                computed_features=strategy == "deep",
+            )
     _run(root, cache, "control-s0", "control", 0, [by_prompt[p][0] for p in prompts[:16]], -0.3, flipped=True)
     # a strategy that selected exactly what "wide" did, seed by seed, is counted once in the correlations
     for seed in range(2):
@@ -110,10 +178,16 @@ def test_gradient_diversity_is_measured_and_correlated_with_gain(tmp_path: Path)
     assert cells["control"]["control"] and cells["wide"]["chosen_score"] == 1.0
     corr = {r["property"]: r for r in result["correlations"]}
     assert corr["g_vendi"]["n_cells"] == 5  # the control is left out, and the twin of "wide" counts once
-    assert sorted([cells["twin"]["same_as"] or "", cells["wide"]["same_as"] or ""]) in (["", "twin"], ["", "wide"]) and "counted once" in out.output
+    assert (
+        sorted([cells["twin"]["same_as"] or "", cells["wide"]["same_as"] or ""]) in (["", "twin"], ["", "wide"])
+        and "counted once" in out.output
+    )
     degenerate = {by_prompt[f"p{p}"][j] for p in range(6) for j in range(4)}
     wide_ids = json.loads((root / "wide-s0" / "selection.json").read_text())["pair_ids"]
-    assert result["runs"][[r["run"] for r in result["runs"]].index("wide-s0")]["chosen_degenerate"] == sum(i in degenerate for i in wide_ids) / 16
+    assert (
+        result["runs"][[r["run"] for r in result["runs"]].index("wide-s0")]["chosen_degenerate"]
+        == sum(i in degenerate for i in wide_ids) / 16
+    )
     assert cells["wide"]["rejected_degenerate"] == 1.0 and corr["rejected_degenerate"]["r"] is None
     assert corr["g_vendi"]["r"] > 0.9 and corr["g_vendi"]["low"] > 0
     assert corr["chosen_score"]["r"] is None  # every chosen answer scores 1: nothing to correlate
@@ -128,7 +202,9 @@ def test_runs_with_one_folder_name_in_two_matrices_keep_their_own_gains(tmp_path
         (tmp_path / matrix).mkdir()
         _run(tmp_path / matrix, cache, "same-s0", strategy, 0, [x["id"] for x in pairs[:8]], gain)
     out_file = tmp_path / "diagnostics.json"
-    out = CliRunner().invoke(main, ["diagnostics", str(tmp_path / "primary"), str(tmp_path / "lr"), "--out", str(out_file)])
+    out = CliRunner().invoke(
+        main, ["diagnostics", str(tmp_path / "primary"), str(tmp_path / "lr"), "--out", str(out_file)]
+    )
     assert out.exit_code == 0, out.output
     cells = {c["cell"]: c for c in json.loads(out_file.read_text())["cells"]}
     assert abs(cells["wide"]["gain"] - 0.20) < 1e-9 and abs(cells["deep"]["gain"] - 0.05) < 1e-9

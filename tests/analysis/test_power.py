@@ -15,8 +15,15 @@ from harness.cli import main
 from harness.core.errors import BenchError
 
 
-def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict[str, float], rng_seed: int = 0,
-           config: dict | None = None) -> list[Path]:
+def _pilot(
+    root: Path,
+    n_prompts: int,
+    seeds: int,
+    seed_sd: float,
+    effects: dict[str, float],
+    rng_seed: int = 0,
+    config: dict | None = None,
+) -> list[Path]:
     """Runs whose prompt outcomes are Bernoulli(q_p + strategy effect + seed shift), like eval_outputs.jsonl."""
     rng = np.random.default_rng(rng_seed)
     base_rate = rng.uniform(0.2, 0.8, n_prompts)
@@ -26,11 +33,19 @@ def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict
             shift = rng.normal(0, seed_sd)
             run = root / f"{strategy}-s{seed}"
             run.mkdir(parents=True)
-            (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {**(config or {}), "seed": seed}}))
+            (run / "manifest.json").write_text(
+                json.dumps({"status": "done", "seed": seed, "config": {**(config or {}), "seed": seed}})
+            )
             (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": 12, "pair_ids": []}))
             probs = np.clip(base_rate + effect + shift, 0, 1)
-            rows = [{"prompt_id": f"p{i}", "tuned_strict": [bool(rng.random() < q)], "tuned_loose": [bool(rng.random() < q)]}
-                    for i, q in enumerate(probs)]
+            rows = [
+                {
+                    "prompt_id": f"p{i}",
+                    "tuned_strict": [bool(rng.random() < q)],
+                    "tuned_loose": [bool(rng.random() < q)],
+                }
+                for i, q in enumerate(probs)
+            ]
             (run / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             paths.append(run)
     return paths
@@ -38,9 +53,17 @@ def _pilot(root: Path, n_prompts: int, seeds: int, seed_sd: float, effects: dict
 
 def test_components_and_sizes_follow_the_model(tmp_path: Path) -> None:
     _pilot(tmp_path, n_prompts=400, seeds=4, seed_sd=0.05, effects={"a": 0.0, "b": 0.0, "c": 0.1})
-    rows = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), effect=0.05, alpha=0.05, power=0.8)}
+    rows = {
+        r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), effect=0.05, alpha=0.05, power=0.8)
+    }
     row = rows["prompt_strict_acc"]
-    assert row["n_units"] == 400 and row["pilot_seeds"] == 4 and row["cells"] == 3 and row["pairs"] == 3 and row["design"] == "crossed"
+    assert (
+        row["n_units"] == 400
+        and row["pilot_seeds"] == 4
+        and row["cells"] == 3
+        and row["pairs"] == 3
+        and row["design"] == "crossed"
+    )
     # each run shifts by sd 0.05, so a difference of two runs by sd 0.05·√2 ≈ 0.07 (clipping at 0 and 1 shrinks it a little)
     assert 0.03 < row["var_a"] ** 0.5 < 0.12 and row["var_a_upper"] > row["var_a"]
     # Bernoulli flips in both runs of a difference: sd about sqrt(2 · 0.2) ≈ 0.6
@@ -57,7 +80,9 @@ def test_components_and_sizes_follow_the_model(tmp_path: Path) -> None:
 def test_seed_noise_alone_can_make_an_effect_undetectable() -> None:
     noisy = {"design": "crossed", "var_a": 0.04**2, "var_a_upper": 0.06**2, "var_b": 0.0, "var_e": 0.2}
     assert units_needed(noisy, 0.05, 3, 0.05, 0.8) is None
-    assert units_needed(noisy, 0.05, 1, 0.05, 0.8) is None and mde(noisy, 100, 1, 0.05, 0.8) == float("inf")  # one seed: no verdict
+    assert units_needed(noisy, 0.05, 1, 0.05, 0.8) is None and mde(noisy, 100, 1, 0.05, 0.8) == float(
+        "inf"
+    )  # one seed: no verdict
     quiet = {**noisy, "var_a": 0.0}
     n = units_needed(quiet, 0.05, 10, 0.05, 0.8)
     # with no run shift the t-test over 10 seeds needs about (t_.975,9 + t_.8,9)² · σ²/(s·effect²) units
@@ -70,9 +95,19 @@ def test_held_out_pairs_that_differ_by_seed_are_handled_within_seed(tmp_path: Pa
     rng = np.random.default_rng(1)
     for run in runs:
         seed = json.loads((run / "manifest.json").read_text())["seed"]
-        rows = [{"pair_id": f"s{seed}-q{i}", "prompt_id": f"s{seed}-p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(50)]
+        rows = [
+            {
+                "pair_id": f"s{seed}-q{i}",
+                "prompt_id": f"s{seed}-p{i}",
+                "margin": 0.0,
+                "correct": float(rng.random() < 0.7),
+            }
+            for i in range(50)
+        ]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    row = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), 0.05, 0.05, 0.8)}["preference_accuracy"]
+    row = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), 0.05, 0.05, 0.8)}[
+        "preference_accuracy"
+    ]
     assert row["design"] == "nested" and row["n_units"] == 50
     # a difference of two Bernoulli(0.7) outcomes: variance 2 · 0.21
     assert 0.25 < row["var_unit"] < 0.6
@@ -87,7 +122,11 @@ def test_held_out_pairs_shared_by_seeds_are_averaged_per_prompt(tmp_path: Path) 
     runs = _pilot(tmp_path, n_prompts=60, seeds=3, seed_sd=0.02, effects={"a": 0.0, "b": 0.0})
     rng = np.random.default_rng(2)
     for run in runs:
-        rows = [{"pair_id": f"q{i}-{j}", "prompt_id": f"p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)} for i in range(40) for j in range(3)]
+        rows = [
+            {"pair_id": f"q{i}-{j}", "prompt_id": f"p{i}", "margin": 0.0, "correct": float(rng.random() < 0.7)}
+            for i in range(40)
+            for j in range(3)
+        ]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     pilot = load_runs([tmp_path], need_outputs=True)
     assert all(set(r.outcomes["preference_accuracy"]) == {f"p{i}" for i in range(40)} for r in pilot)
@@ -107,7 +146,9 @@ def test_partly_shared_units_are_treated_as_drawn_per_seed(tmp_path: Path) -> No
         ids = [f"p{i}" for i in range(20)] + [f"s{seed}-p{i}" for i in range(20)]
         rows = [{"pair_id": f"q-{u}", "prompt_id": u, "margin": 0.0, "correct": float(rng.random() < 0.6)} for u in ids]
         (run / "heldout_preferences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    row = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), 0.05, 0.05, 0.8)}["preference_accuracy"]
+    row = {r["metric"]: r for r in analyse(load_runs([tmp_path], need_outputs=True), 0.05, 0.05, 0.8)}[
+        "preference_accuracy"
+    ]
     assert row["design"] == "nested" and row["n_units"] == 40
 
 
@@ -121,7 +162,11 @@ def test_bench_power_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     runs = _pilot(tmp_path / "pilot", n_prompts=100, seeds=3, seed_sd=0.02, effects={"a": 0.0, "b": 0.05})
     result = CliRunner().invoke(main, ["power", str(tmp_path / "pilot"), "--out", str(tmp_path / "power.json")])
     assert result.exit_code == 0, result.output
-    assert "prompt_strict_acc" in result.output and "instruction_loose_acc" in result.output and "seed_test" in result.output
+    assert (
+        "prompt_strict_acc" in result.output
+        and "instruction_loose_acc" in result.output
+        and "seed_test" in result.output
+    )
     rows = json.loads((tmp_path / "power.json").read_text())
     assert len(rows) == 4 and all(r["n_units"] == 100 for r in rows) and len(runs) == 6
 
@@ -138,15 +183,35 @@ def test_duplicate_runs_of_one_setting_are_refused(tmp_path: Path) -> None:
     """The same cell and seed in two folders (a rerun under another runs root) must not count twice."""
     _pilot(tmp_path / "first", n_prompts=20, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0})
     _pilot(tmp_path / "rerun", n_prompts=20, seeds=1, seed_sd=0.0, effects={"a": 0.0})
-    with pytest.raises(BenchError, match=r"a-s0 and .*rerun/a-s0 are the same setting \(a, budget 12\) at the same seed 0"):
+    with pytest.raises(
+        BenchError, match=r"a-s0 and .*rerun/a-s0 are the same setting \(a, budget 12\) at the same seed 0"
+    ):
         load_runs([tmp_path / "first", tmp_path / "rerun"], need_outputs=True)
 
 
 def test_settings_that_differ_are_analysed_apart(tmp_path: Path) -> None:
     """Two learning rates are two contexts: their runs are never pooled as extra seeds."""
-    _pilot(tmp_path / "lo", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 1e-4}})
-    _pilot(tmp_path / "hi", n_prompts=30, seeds=2, seed_sd=0.0, effects={"a": 0.0, "b": 0.0}, config={"train": {"learning_rate": 5e-4}})
-    rows = [r for r in analyse(load_runs([tmp_path / "lo", tmp_path / "hi"], need_outputs=True), 0.05, 0.05, 0.8) if r["metric"] == "prompt_strict_acc"]
+    _pilot(
+        tmp_path / "lo",
+        n_prompts=30,
+        seeds=2,
+        seed_sd=0.0,
+        effects={"a": 0.0, "b": 0.0},
+        config={"train": {"learning_rate": 1e-4}},
+    )
+    _pilot(
+        tmp_path / "hi",
+        n_prompts=30,
+        seeds=2,
+        seed_sd=0.0,
+        effects={"a": 0.0, "b": 0.0},
+        config={"train": {"learning_rate": 5e-4}},
+    )
+    rows = [
+        r
+        for r in analyse(load_runs([tmp_path / "lo", tmp_path / "hi"], need_outputs=True), 0.05, 0.05, 0.8)
+        if r["metric"] == "prompt_strict_acc"
+    ]
     assert sorted(r["setting"] for r in rows) == ["learning rate 0.0001", "learning rate 0.0005"]
     assert all(r["cells"] == 2 and r["pilot_seeds"] == 2 for r in rows)
 
@@ -166,10 +231,20 @@ def _clustered_pilot(root: Path, seeds: int, task_sd: float, effects: dict[str, 
             (run / "manifest.json").write_text(json.dumps({"status": "done", "seed": seed, "config": {"seed": seed}}))
             (run / "selection.json").write_text(json.dumps({"strategy": strategy, "budget": 128, "pair_ids": []}))
             probs = np.clip(q + effect + np.array([tilt[t] for t in tasks]), 0, 1)
-            rows = [{"prompt_id": f"p{i}", "base_task": tasks[i], "instructions": [types[i]], "tuned_output": "words " * (5 + i % 7),
-                     "tuned_strict": [bool(rng.random() < p)], "tuned_loose": [bool(rng.random() < p)],
-                     "base_output": "x", "base_strict": [bool(rng.random() < q[i])], "base_loose": [False]}
-                    for i, p in enumerate(probs)]
+            rows = [
+                {
+                    "prompt_id": f"p{i}",
+                    "base_task": tasks[i],
+                    "instructions": [types[i]],
+                    "tuned_output": "words " * (5 + i % 7),
+                    "tuned_strict": [bool(rng.random() < p)],
+                    "tuned_loose": [bool(rng.random() < p)],
+                    "base_output": "x",
+                    "base_strict": [bool(rng.random() < q[i])],
+                    "base_loose": [False],
+                }
+                for i, p in enumerate(probs)
+            ]
             (run / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -177,7 +252,11 @@ def test_held_out_prompts_are_analysed_by_base_task_within_type(tmp_path: Path) 
     """With base tasks and types recorded, the unit is the task: its interaction shows as sd task and ICC, the type
     (a fixed factor) leaves the unit spread, and every pair of settings gets its own MDE."""
     _clustered_pilot(tmp_path, seeds=4, task_sd=0.15, effects={"a": 0.0, "b": 0.0, "c": 0.05})
-    row = next(r for r in analyse(load_runs([tmp_path], need_outputs=True), effect=0.05, alpha=0.05, power=0.8) if r["metric"] == "prompt_strict_acc")
+    row = next(
+        r
+        for r in analyse(load_runs([tmp_path], need_outputs=True), effect=0.05, alpha=0.05, power=0.8)
+        if r["metric"] == "prompt_strict_acc"
+    )
     assert row["n_units"] == 330 and row["n_clusters"] == 30 and row["strata"] == 11
     assert row["icc"] is not None and row["icc"] > 0.5  # the interaction was built per task
     assert row["var_c"] ** 0.5 > 0.1
@@ -205,12 +284,26 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
             for i in range(n):
                 words = int(rng.integers(10, 40)) + extra
                 passed = bool(rng.random() < min(0.95, 0.35 * np.log(words / 8)))  # only the length decides
-                rows.append({"prompt_id": f"p{i}", "base_task": f"t{i % 20}", "instructions": [f"kind:{i % 11}"],
-                             "tuned_output": "w " * words, "tuned_strict": [passed], "tuned_loose": [passed],
-                             "base_output": "w", "base_strict": [False], "base_loose": [False],
-                             "tuned_truncated": words > 60, "base_truncated": False})
+                rows.append(
+                    {
+                        "prompt_id": f"p{i}",
+                        "base_task": f"t{i % 20}",
+                        "instructions": [f"kind:{i % 11}"],
+                        "tuned_output": "w " * words,
+                        "tuned_strict": [passed],
+                        "tuned_loose": [passed],
+                        "base_output": "w",
+                        "base_strict": [False],
+                        "base_loose": [False],
+                        "tuned_truncated": words > 60,
+                        "base_truncated": False,
+                    }
+                )
             (run / "eval_outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-            pairs = [{"pair_id": f"x{j}", "instructions": [f"kind:{(j if strategy == 'long' else 0) % 11}"]} for j in range(4)]
+            pairs = [
+                {"pair_id": f"x{j}", "instructions": [f"kind:{(j if strategy == 'long' else 0) % 11}"]}
+                for j in range(4)
+            ]
             (run / "selected_pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     out_file = tmp_path / "confounds.json"
     out = CliRunner().invoke(main, ["confounds", str(tmp_path), "--pair", "long > short", "--out", str(out_file)])
@@ -227,7 +320,9 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
 
     # out of distribution: bench eval outputs per run and for the base model; long gains on the other suite, short does not
     ood = tmp_path / "ood"
-    for name, rate in [("base", 0.2)] + [(f"{tmp_path.name}/{s}-s{seed}", 0.5 if s == "long" else 0.2) for s in ("long", "short") for seed in range(3)]:
+    for name, rate in [("base", 0.2)] + [
+        (f"{tmp_path.name}/{s}-s{seed}", 0.5 if s == "long" else 0.2) for s in ("long", "short") for seed in range(3)
+    ]:
         (ood / name).mkdir(parents=True)
         rows = [{"prompt_id": f"q{i}", "strict": [bool(rng.random() < rate)] if i % 50 else [None]} for i in range(300)]
         (ood / name / "outputs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -235,7 +330,10 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     table = {r["cell"]: r for r in json.loads(out_file.read_text())["out_of_distribution"]["cells"]}
     assert table["long"]["n"] == 294 and table["long"]["seeds"] == [0, 1, 2]  # unscorable prompts left out
-    assert table["long"]["verdict"]["low"] > 0.15 and table["short"]["verdict"]["low"] < 0 < table["short"]["verdict"]["high"]
+    assert (
+        table["long"]["verdict"]["low"] > 0.15
+        and table["short"]["verdict"]["low"] < 0 < table["short"]["verdict"]["high"]
+    )
     assert "out of distribution" in out.output
     assert {r["budget"] for key in ("by_type", "truncation", "length_adjusted") for r in result[key]} == {4}
     flat = tmp_path / "flat"  # outputs per run name without the matrix folder: refused, naming the layout it reads
@@ -244,6 +342,10 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
     (flat / "long-s0").mkdir()
     (flat / "long-s0" / "outputs.jsonl").write_text((ood / "base" / "outputs.jsonl").read_text())
     wrong = CliRunner().invoke(main, ["confounds", str(tmp_path), "--ood", str(flat)])
-    assert wrong.exit_code != 0 and "<matrix folder>/<run folder>/outputs.jsonl" in wrong.output and "Traceback" not in wrong.output
+    assert (
+        wrong.exit_code != 0
+        and "<matrix folder>/<run folder>/outputs.jsonl" in wrong.output
+        and "Traceback" not in wrong.output
+    )
     missing = CliRunner().invoke(main, ["confounds", str(tmp_path), "--ood", str(tmp_path)])
     assert missing.exit_code != 0 and "base" in missing.output and "Traceback" not in missing.output

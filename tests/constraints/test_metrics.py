@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from harness.analysis.runs import run_outcomes
-from harness.constraints.metrics import PRIMARY_METRIC, TASK_METRICS, instruction_share, prompt_pass, task_unit, unit_outcomes
+from harness.constraints.metrics import (
+    PRIMARY_METRIC,
+    TASK_METRICS,
+    instruction_share,
+    prompt_pass,
+    task_unit,
+    unit_outcomes,
+)
 from harness.core.records import Prompt
 from harness.data.builtin import build_builtin_prompts
 from harness.evaluation.config import EvaluateConfig
@@ -26,7 +33,12 @@ from harness.stages.outputs import write_eval_outputs
 from harness.suites._instruction_following import judged_row, suite_metrics
 
 REPO = Path(__file__).resolve().parents[2]
-TEXTS = ["ok", "Hello, world! This is a longer answer with several words in it.", "NO COMMAS HERE JUST CAPITALS", "* one\n* two\n* three"]
+TEXTS = [
+    "ok",
+    "Hello, world! This is a longer answer with several words in it.",
+    "NO COMMAS HERE JUST CAPITALS",
+    "* one\n* two\n* three",
+]
 
 
 def _rows(side: int) -> list[dict]:
@@ -52,7 +64,13 @@ def test_evaluate_stage_ifeval_suite_and_power_agree(tmp_path: Path) -> None:
     suite = suite_metrics(tuned, 200, judge.label, judge.weak)
     write_eval_outputs(tmp_path, base, tuned)
     power = run_outcomes(tmp_path)
-    for name in ("prompt_strict_acc", "instruction_strict_acc", "prompt_loose_acc", "instruction_loose_acc", *TASK_METRICS):
+    for name in (
+        "prompt_strict_acc",
+        "instruction_strict_acc",
+        "prompt_loose_acc",
+        "instruction_loose_acc",
+        *TASK_METRICS,
+    ):
         value = stage[f"tuned.{name}"]["value"]
         assert suite[name]["value"] == pytest.approx(value) and suite[name]["n"] == stage[f"tuned.{name}"]["n"]
         assert float(np.mean(list(power[name].values()))) == pytest.approx(value), name
@@ -76,12 +94,27 @@ def test_a_cut_answer_counts_as_not_done_on_the_primary_metric() -> None:
     """The primary metric is constraint AND task AND whole: a passing answer cut at max_new_tokens fails it, and
     nothing else changes; without the cut flag (rows graded before it was recorded) it is not computed. The answers
     are the adversarial corpus's real ones and its degenerate ones, every one written to pass its checker."""
-    corpus = [json.loads(line) for line in (REPO / "tests" / "fixtures" / "task_check_adversarial.jsonl").read_text().splitlines() if line]
-    prompts = [Prompt.make([{"role": "user", "content": r["prompt"]}], "builtin", {"base_task": r["base_task"], "instruction_id_list": [r["instruction"]],
-                                                                                   "kwargs": [r.get("kwargs") or {}]}) for r in corpus]
-    judge, tasks = get_judge("verifiable"), TaskCheck().check_many([(p, r["response"]) for p, r in zip(prompts, corpus)])
-    rows = [judged_row(p, {"text": r["response"], "truncated": n % 3 == 0, "n_tokens": 1}, judge.score(p, r["response"]), t)
-            for n, (p, r, t) in enumerate(zip(prompts, corpus, tasks))]
+    corpus = [
+        json.loads(line)
+        for line in (REPO / "tests" / "fixtures" / "task_check_adversarial.jsonl").read_text().splitlines()
+        if line
+    ]
+    prompts = [
+        Prompt.make(
+            [{"role": "user", "content": r["prompt"]}],
+            "builtin",
+            {"base_task": r["base_task"], "instruction_id_list": [r["instruction"]], "kwargs": [r.get("kwargs") or {}]},
+        )
+        for r in corpus
+    ]
+    judge, tasks = (
+        get_judge("verifiable"),
+        TaskCheck().check_many([(p, r["response"]) for p, r in zip(prompts, corpus)]),
+    )
+    rows = [
+        judged_row(p, {"text": r["response"], "truncated": n % 3 == 0, "n_tokens": 1}, judge.score(p, r["response"]), t)
+        for n, (p, r, t) in enumerate(zip(prompts, corpus, tasks))
+    ]
     with_task = [task_unit("prompt_strict_task_acc", r["strict"], r["task"]) for r in rows]
     uncut = [task_unit(PRIMARY_METRIC, r["strict"], r["task"]) for r in rows]
     assert PRIMARY_METRIC == "prompt_strict_task_uncut_acc"
@@ -91,7 +124,9 @@ def test_a_cut_answer_counts_as_not_done_on_the_primary_metric() -> None:
     metrics = compute_metrics(base, rows, EvaluateConfig(bootstrap=100))["ifeval_heldout"]
     assert metrics[f"tuned.{PRIMARY_METRIC}"]["value"] == pytest.approx(float(np.mean(uncut)))
     assert metrics[f"tuned.{PRIMARY_METRIC}"]["value"] < metrics["tuned.prompt_strict_task_acc"]["value"]
-    assert metrics[f"paired_diff.{PRIMARY_METRIC}"]["value"] < 0 == metrics["paired_diff.prompt_strict_task_acc"]["value"]
+    assert (
+        metrics[f"paired_diff.{PRIMARY_METRIC}"]["value"] < 0 == metrics["paired_diff.prompt_strict_task_acc"]["value"]
+    )
     assert metrics["tuned.cut_share"]["value"] == pytest.approx(float(np.mean([r["truncated"] for r in rows])))
     unknown = [{**r, "task": {k: v for k, v in r["task"].items() if k != "cut"}} for r in rows]
     stale = compute_metrics(unknown, unknown, EvaluateConfig(bootstrap=100))["ifeval_heldout"]

@@ -29,9 +29,18 @@ def pool_inputs(engine: dict[str, str], k: int = 8, prompts: str = "prompts-a") 
 def bundle(tmp_path: Path) -> Path:
     """A bundle of a prompts stage and a pool stage sampled in bf16 (their files are real, their contents small)."""
     cache = tmp_path / "made-here"
-    prompts = run_stage(cache, "prompts", {"prompts": {"n_train": 4}, "seed": 0},
-                        lambda out: (out / "prompts.jsonl").write_text('{"id": "p1"}\n') and None)
-    pool = run_stage(cache, "pool", pool_inputs(BF16, prompts=prompts.hash), lambda out: (out / "pairs.jsonl").write_text('{"id": "x"}\n') and None)
+    prompts = run_stage(
+        cache,
+        "prompts",
+        {"prompts": {"n_train": 4}, "seed": 0},
+        lambda out: (out / "prompts.jsonl").write_text('{"id": "p1"}\n') and None,
+    )
+    pool = run_stage(
+        cache,
+        "pool",
+        pool_inputs(BF16, prompts=prompts.hash),
+        lambda out: (out / "pairs.jsonl").write_text('{"id": "x"}\n') and None,
+    )
     out = tmp_path / "pool.tar.gz"
     export_bundle([("prompts", prompts.hash, prompts.path), ("pool", pool.hash, pool.path)], out, {"cpu": "a bf16 CPU"})
     return out
@@ -45,9 +54,19 @@ def test_a_pool_sampled_in_bf16_is_adopted_by_a_machine_that_resolves_fp32(bundl
     cache = tmp_path / "elsewhere"
     assert [state for _, state in import_bundle(bundle, cache)] == ["restored", "restored"]
     assert (cache / "pool" / held["pool"].hash / "pairs.jsonl").read_text() == '{"id": "x"}\n'
-    assert run_stage(cache, "pool", {**local, **BF16}, lambda out: pytest.fail("the restored pool was sampled again")).status == "cached"
+    assert (
+        run_stage(
+            cache, "pool", {**local, **BF16}, lambda out: pytest.fail("the restored pool was sampled again")
+        ).status
+        == "cached"
+    )
     # a pool made by another back end (no decoder field there) is data too
-    assert sampled_by(bundle, "pool", {k: v for k, v in local.items() if k != "decoder"} | {"backend": "vllm"}, ENGINE_FIELDS) == BF16
+    assert (
+        sampled_by(
+            bundle, "pool", {k: v for k, v in local.items() if k != "decoder"} | {"backend": "vllm"}, ENGINE_FIELDS
+        )
+        == BF16
+    )
 
 
 def test_a_pool_that_really_differs_is_refused_naming_what_differs(bundle: Path) -> None:
@@ -57,7 +76,9 @@ def test_a_pool_that_really_differs_is_refused_naming_what_differs(bundle: Path)
     message = why_not(bundle, "pool", other_k, ENGINE_FIELDS)
     assert "pool.k = 8 there, 4 here" in message and "dtype" not in message
     other_prompts = pool_inputs(FP32, prompts="prompts-b")
-    message = why_not(bundle, "pool", other_prompts, ENGINE_FIELDS, upstream={"prompts": {"prompts": {"n_train": 6}, "seed": 0}})
+    message = why_not(
+        bundle, "pool", other_prompts, ENGINE_FIELDS, upstream={"prompts": {"prompts": {"n_train": 6}, "seed": 0}}
+    )
     assert "prompts stage: prompts.n_train = 4 there, 6 here" in message
     assert "holds no preference_pool stage" in why_not(bundle, "preference_pool", other_k, ENGINE_FIELDS)
 
@@ -80,7 +101,11 @@ def test_a_bundle_whose_index_predates_key_inputs_is_read_from_its_stage_files(b
             data = handle.read() if handle else b""
             if member.name == "bundle.json":
                 index = json.loads(data)
-                index = {"format": 1, "machine": index["machine"], "stages": [{k: s[k] for k in ("name", "hash", "files")} for s in index["stages"]]}
+                index = {
+                    "format": 1,
+                    "machine": index["machine"],
+                    "stages": [{k: s[k] for k in ("name", "hash", "files")} for s in index["stages"]],
+                }
                 data = json.dumps(index).encode()
                 member.size = len(data)
             target.addfile(member, io.BytesIO(data))

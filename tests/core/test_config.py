@@ -17,8 +17,15 @@ ACCELERATE_CONFIGS = sorted((REPO / "experiments" / "accelerate").glob("*.yaml")
 
 def test_there_are_shipped_experiments() -> None:
     names = {str(p.relative_to(REPO / "experiments")) for p in EXPERIMENTS}
-    assert {"default.yaml", "smoke.yaml", "paper/hh_harmless.yaml", "paper/hh_helpful.yaml",
-            "paper/pku_saferlhf.yaml", "paper/ultrafeedback.yaml", "paper/ablation.yaml"} <= names
+    assert {
+        "default.yaml",
+        "smoke.yaml",
+        "paper/hh_harmless.yaml",
+        "paper/hh_helpful.yaml",
+        "paper/pku_saferlhf.yaml",
+        "paper/ultrafeedback.yaml",
+        "paper/ablation.yaml",
+    } <= names
     assert {p.stem for p in ACCELERATE_CONFIGS} == {"ddp", "ddp_cpu", "fsdp", "zero3"}
 
 
@@ -30,7 +37,9 @@ def test_shipped_accelerate_configs_are_accepted(path: Path) -> None:
     from harness.experiment import ExperimentConfig
 
     assert load_config_from_file(str(path)).distributed_type
-    assert ExperimentConfig.model_validate({"train": {"accelerate_config": str(path)}}).train.accelerate_config == str(path)
+    assert ExperimentConfig.model_validate({"train": {"accelerate_config": str(path)}}).train.accelerate_config == str(
+        path
+    )
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
@@ -61,10 +70,17 @@ def test_matrix_zip_and_exclude(tmp_path: Path) -> None:
     )
     cells = expand(load_matrix(spec), spec)
     assert [c.name for c in cells] == [
-        "original-b2-s0-learning_rate0.0001", "original-b2-s1-learning_rate0.0001", "uniform-b3-s0-learning_rate0.0001",
-        "uniform-b3-s1-learning_rate0.0001", "bpo-b4-s0-learning_rate0.0001",
+        "original-b2-s0-learning_rate0.0001",
+        "original-b2-s1-learning_rate0.0001",
+        "uniform-b3-s0-learning_rate0.0001",
+        "uniform-b3-s1-learning_rate0.0001",
+        "bpo-b4-s0-learning_rate0.0001",
     ]
-    assert cells[2].config.select.strategy == "uniform" and cells[2].config.select.budget == 3 and cells[2].config.seed == 0
+    assert (
+        cells[2].config.select.strategy == "uniform"
+        and cells[2].config.select.budget == 3
+        and cells[2].config.seed == 0
+    )
     spec.write_text(f"name: m\nbase: {REPO / 'experiments' / 'smoke.yaml'}\naxes: {{strategy: [a]}}\nzip: [[budget]]\n")
     with pytest.raises(ConfigError, match="not an axis"):
         load_matrix(spec)
@@ -100,7 +116,9 @@ def test_matrix_axis_written_first_varies_slowest_zipped_groups_included(tmp_pat
 
 
 def test_overrides_are_typed_and_dotted() -> None:
-    config = load_config(None, ["train.learning_rate=1e-4", "pool.k=6", "select.params.depth=3", "prompts.n_train=null"])
+    config = load_config(
+        None, ["train.learning_rate=1e-4", "pool.k=6", "select.params.depth=3", "prompts.n_train=null"]
+    )
     assert config.train.learning_rate == 1e-4 and config.pool.k == 6
     assert config.select.params == {"depth": 3} and config.prompts.n_train is None
 
@@ -143,8 +161,17 @@ def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
     from harness.stages.prompts import inputs as prompts_inputs
 
     base = ExperimentConfig()
-    assert prompts_inputs(base) == {"prompts": {"source": "builtin", "format": "auto", "split": "train", "data_dir": None,
-                                                "n_train": 48, "constraints_per_prompt": 1}, "seed": 0}
+    assert prompts_inputs(base) == {
+        "prompts": {
+            "source": "builtin",
+            "format": "auto",
+            "split": "train",
+            "data_dir": None,
+            "n_train": 48,
+            "constraints_per_prompt": 1,
+        },
+        "seed": 0,
+    }
     # unset, the default pool's key is the one test_stage_keys pins (not moved by pool.seed's existence)
     from pinned_keys import PINNED
 
@@ -153,7 +180,10 @@ def test_pool_seed_shares_one_pool_across_run_seeds() -> None:
     assert shared_stage_hashes(resolve_run(base))["pool"] == PINNED[resolve_dtype("auto")]["pool"]
     shared = [ExperimentConfig(seed=s, pool={"seed": 7}) for s in (0, 1, 2)]
     assert len({shared_stage_hashes(resolve_run(c))["pool"] for c in shared}) == 1
-    assert shared_stage_hashes(resolve_run(shared[0]))["pool"] == shared_stage_hashes(resolve_run(ExperimentConfig(seed=7)))["pool"]
+    assert (
+        shared_stage_hashes(resolve_run(shared[0]))["pool"]
+        == shared_stage_hashes(resolve_run(ExperimentConfig(seed=7)))["pool"]
+    )
     assert shared[1].pool_seed == 7 and ExperimentConfig(seed=3).pool_seed == 3
     assert len({shared_stage_hashes(resolve_run(ExperimentConfig(seed=s)))["pool"] for s in (0, 1)}) == 2
 
@@ -179,7 +209,9 @@ def test_control_config_is_the_shuffled_reference_of_the_cell() -> None:
     from harness.control import control_config
     from harness.stages.evaluate import inputs as evaluate_inputs
 
-    cell = ExperimentConfig(select={"strategy": "margin", "budget": 16, "params": {"order": "low"}}, evaluate={"control": True})
+    cell = ExperimentConfig(
+        select={"strategy": "margin", "budget": 16, "params": {"order": "low"}}, evaluate={"control": True}
+    )
     control = control_config(cell)
     assert control is not None and control.select.strategy == "control_shuffled" and control.select.budget == 16
     assert control.select.params == {"reference": "margin", "reference_params": {"order": "low"}}
@@ -187,7 +219,9 @@ def test_control_config_is_the_shuffled_reference_of_the_cell() -> None:
     assert control_config(ExperimentConfig()) is None
     from harness.models.choices import resolve
 
-    assert evaluate_inputs(resolve(cell)) == evaluate_inputs(resolve(ExperimentConfig(select=cell.select)))  # the control re-keys no evaluation
+    assert evaluate_inputs(resolve(cell)) == evaluate_inputs(
+        resolve(ExperimentConfig(select=cell.select))
+    )  # the control re-keys no evaluation
 
 
 def test_an_unknown_strategy_is_listed_with_every_other_problem() -> None:
@@ -206,16 +240,28 @@ def test_a_matrix_key_that_names_no_field_is_reported_against_the_matrix_file(tm
 
     (tmp_path / "base.yaml").write_text("name: b\n")
     spec_file = tmp_path / "m.yaml"
-    spec_file.write_text("name: m\nbase: base.yaml\nset: {train.lerning_rate: 1.0e-4}\naxes: {seed: [0], select.parms: [{depth: 1}]}\n")
+    spec_file.write_text(
+        "name: m\nbase: base.yaml\nset: {train.lerning_rate: 1.0e-4}\naxes: {seed: [0], select.parms: [{depth: 1}]}\n"
+    )
     with pytest.raises(ConfigError) as err:
         expand(load_matrix(spec_file), spec_file)
     message = str(err.value)
     assert message.startswith(f"{spec_file}: 2 problem(s) in the matrix")
-    assert "set.train.lerning_rate" in message and "did you mean train.learning_rate" in message and "did you mean select.params" in message
+    assert (
+        "set.train.lerning_rate" in message
+        and "did you mean train.learning_rate" in message
+        and "did you mean select.params" in message
+    )
 
 
-@pytest.mark.parametrize("suite,judge,expected", [("mt_bench", {"model": "m"}, "llm"), ("ifeval", {}, "verifiable"),
-                                                  ("ifeval", {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "llm")])
+@pytest.mark.parametrize(
+    "suite,judge,expected",
+    [
+        ("mt_bench", {"model": "m"}, "llm"),
+        ("ifeval", {}, "verifiable"),
+        ("ifeval", {"base_url": "http://127.0.0.1:9/v1", "model": "m"}, "llm"),
+    ],
+)
 def test_a_judge_without_a_type_takes_the_suites_default(suite: str, judge: dict, expected: str) -> None:
     from harness.suites.config import SuiteConfig
 

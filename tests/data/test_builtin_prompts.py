@@ -28,8 +28,21 @@ from harness.data.builtin import build_builtin_prompts, load_builtin_tasks, spli
 
 REPO = Path(__file__).resolve().parents[2]
 CATEGORIES = {
-    "explanation", "short_essay", "list", "email", "advice", "summary", "rewrite", "story",
-    "description", "comparison", "how_to", "letter", "product_description", "dialogue", "poem",
+    "explanation",
+    "short_essay",
+    "list",
+    "email",
+    "advice",
+    "summary",
+    "rewrite",
+    "story",
+    "description",
+    "comparison",
+    "how_to",
+    "letter",
+    "product_description",
+    "dialogue",
+    "poem",
 }
 
 
@@ -116,7 +129,10 @@ def test_held_out_set_is_every_task_times_type_once_and_grows_by_prefix() -> Non
     testbed = HeldoutSet.of(config.evaluate, config.prompts)
     for n in (495, 990):
         assert set(Counter(p.meta["instruction_id_list"][0] for p in testbed.prompts(n)).values()) == {n // 11}
-    with pytest.raises(ValueError, match=rf"only {n_tasks * len(types)} distinct ones exist \({n_tasks} eval base tasks x 3 constraint combinations"):
+    with pytest.raises(
+        ValueError,
+        match=rf"only {n_tasks * len(types)} distinct ones exist \({n_tasks} eval base tasks x 3 constraint combinations",
+    ):
         build_builtin_prompts(seed=7, n_eval=n_tasks * len(types) + 1, constraint_types=types, task_set="short")
 
 
@@ -202,7 +218,9 @@ def test_every_generated_kwargs_is_accepted_by_lm_eval() -> None:
             seen.add(canonical_json([ctype.instruction_id, kwargs]))
     for seed in range(25):
         train, held_out = build_builtin_prompts(
-            seed=seed, n_train=300, constraints_per_prompt=1 + seed % 2,
+            seed=seed,
+            n_train=300,
+            constraints_per_prompt=1 + seed % 2,
             constraint_types=list(CONSTRAINT_TYPES),
         )
         for prompt in train + held_out:
@@ -335,7 +353,11 @@ def test_ifeval_registry_works_offline_in_a_fresh_process(tmp_path: Path) -> Non
     env["HOME"] = str(tmp_path)
     result = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

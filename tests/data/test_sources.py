@@ -99,10 +99,13 @@ def test_limit_keeps_first_prompts_and_their_pairs(hh: LoadedSource) -> None:
 
 
 def test_trl_string_form(tmp_path: Path) -> None:
-    path = _write_jsonl(tmp_path / "trl.jsonl", [
-        {"prompt": " What is 2+2? ", "chosen": " 4", "rejected": "5"},
-        {"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "Blue."},
-    ])
+    path = _write_jsonl(
+        tmp_path / "trl.jsonl",
+        [
+            {"prompt": " What is 2+2? ", "chosen": " 4", "rejected": "5"},
+            {"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "Blue."},
+        ],
+    )
     loaded = load_source(str(path))
     assert loaded.format == "trl"
     assert [p.messages for p in loaded.prompts] == [[{"role": "user", "content": "What is 2+2?"}]]
@@ -117,12 +120,17 @@ def test_trl_conversational_forms(tmp_path: Path) -> None:
     user = {"role": "user", "content": "Capital of France?"}
     rows = [
         # explicit prompt, completions hold only the assistant message
-        {"prompt": [system, user], "chosen": [{"role": "assistant", "content": "Paris."}],
-         "rejected": [{"role": "assistant", "content": "Lyon."}]},
+        {
+            "prompt": [system, user],
+            "chosen": [{"role": "assistant", "content": "Paris."}],
+            "rejected": [{"role": "assistant", "content": "Lyon."}],
+        },
         # UltraFeedback-binarized style: string prompt repeated at the head of each completion
-        {"prompt": "Capital of Italy?",
-         "chosen": [{"role": "user", "content": "Capital of Italy?"}, {"role": "assistant", "content": "Rome."}],
-         "rejected": [{"role": "user", "content": "Capital of Italy?"}, {"role": "assistant", "content": "Milan."}]},
+        {
+            "prompt": "Capital of Italy?",
+            "chosen": [{"role": "user", "content": "Capital of Italy?"}, {"role": "assistant", "content": "Rome."}],
+            "rejected": [{"role": "user", "content": "Capital of Italy?"}, {"role": "assistant", "content": "Milan."}],
+        },
     ]
     path = tmp_path / "conv.json.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:
@@ -135,17 +143,28 @@ def test_trl_conversational_forms(tmp_path: Path) -> None:
 
 
 def test_trl_implicit_prompt_and_parquet(tmp_path: Path) -> None:
-    head = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-            {"role": "user", "content": "Tell me a joke."}]
+    head = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Tell me a joke."},
+    ]
     rows = [
-        {"chosen": head + [{"role": "assistant", "content": "A pun."}],
-         "rejected": head + [{"role": "assistant", "content": "No."}]},
-        {"chosen": head + [{"role": "assistant", "content": "Another pun."}],
-         "rejected": head + [{"role": "assistant", "content": "No."}]},
-        {"chosen": head + [{"role": "assistant", "content": "A pun."}],
-         "rejected": head + [{"role": "assistant", "content": "No."}]},
-        {"chosen": [{"role": "user", "content": "Other"}, {"role": "assistant", "content": "x"}],
-         "rejected": head + [{"role": "assistant", "content": "y"}]},
+        {
+            "chosen": head + [{"role": "assistant", "content": "A pun."}],
+            "rejected": head + [{"role": "assistant", "content": "No."}],
+        },
+        {
+            "chosen": head + [{"role": "assistant", "content": "Another pun."}],
+            "rejected": head + [{"role": "assistant", "content": "No."}],
+        },
+        {
+            "chosen": head + [{"role": "assistant", "content": "A pun."}],
+            "rejected": head + [{"role": "assistant", "content": "No."}],
+        },
+        {
+            "chosen": [{"role": "user", "content": "Other"}, {"role": "assistant", "content": "x"}],
+            "rejected": head + [{"role": "assistant", "content": "y"}],
+        },
     ]
     path = tmp_path / "implicit.parquet"
     pd.DataFrame(rows).to_parquet(path)
@@ -185,17 +204,37 @@ def test_prompts_messages_form(tmp_path: Path) -> None:
 GOOD = {"prompt": "p", "chosen": "a", "rejected": "b"}
 
 
-@pytest.mark.parametrize(("lines", "line", "field"), [
-    ([json.dumps(GOOD), json.dumps(GOOD), '{"prompt": "p", "chosen": '], 3, "(whole line)"),
-    ([json.dumps(GOOD), json.dumps({"prompt": "p", "chosen": "a"})], 2, "rejected"),
-    ([json.dumps(GOOD), json.dumps({"prompt": "p", "chosen": 5, "rejected": "b"})], 2, "chosen"),
-    ([json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: a", "rejected": ["b"]})], 1, "rejected"),
-    ([json.dumps(GOOD), json.dumps({"prompt": [{"role": "human", "content": "hi"}], "chosen": "a",
-                                    "rejected": "b"})], 2, "prompt[0].role"),
-    ([json.dumps({"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}],
-                  "chosen": "a", "rejected": "b"})], 1, "prompt[1].role"),
-    ([json.dumps(GOOD), "[1, 2]"], 2, "(row)"),
-])
+@pytest.mark.parametrize(
+    ("lines", "line", "field"),
+    [
+        ([json.dumps(GOOD), json.dumps(GOOD), '{"prompt": "p", "chosen": '], 3, "(whole line)"),
+        ([json.dumps(GOOD), json.dumps({"prompt": "p", "chosen": "a"})], 2, "rejected"),
+        ([json.dumps(GOOD), json.dumps({"prompt": "p", "chosen": 5, "rejected": "b"})], 2, "chosen"),
+        ([json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: a", "rejected": ["b"]})], 1, "rejected"),
+        (
+            [
+                json.dumps(GOOD),
+                json.dumps({"prompt": [{"role": "human", "content": "hi"}], "chosen": "a", "rejected": "b"}),
+            ],
+            2,
+            "prompt[0].role",
+        ),
+        (
+            [
+                json.dumps(
+                    {
+                        "prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}],
+                        "chosen": "a",
+                        "rejected": "b",
+                    }
+                )
+            ],
+            1,
+            "prompt[1].role",
+        ),
+        ([json.dumps(GOOD), "[1, 2]"], 2, "(row)"),
+    ],
+)
 def test_bad_rows_name_file_line_and_field(tmp_path: Path, lines: list[str], line: int, field: str) -> None:
     path = tmp_path / "bad_rows.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -224,8 +263,11 @@ def test_missing_path_that_is_no_hub_id(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     # The flags are read at import time: patch them too if another test imported the modules.
-    for module, name in (("datasets.config", "HF_HUB_OFFLINE"), ("datasets.config", "HF_DATASETS_OFFLINE"),
-                         ("huggingface_hub.constants", "HF_HUB_OFFLINE")):
+    for module, name in (
+        ("datasets.config", "HF_HUB_OFFLINE"),
+        ("datasets.config", "HF_DATASETS_OFFLINE"),
+        ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+    ):
         if module in sys.modules:
             monkeypatch.setattr(sys.modules[module], name, True)
     source = "no-such-org/no-such-dataset-xyz"
@@ -239,16 +281,26 @@ def test_missing_path_that_is_no_hub_id(monkeypatch: pytest.MonkeyPatch) -> None
 
 def _pku_row(prompt: str, safer: object, r0: str = "I can't help with that.", r1: str = "Sure, here is how.") -> dict:
     # PKU-SafeRLHF's published schema (a subset of its columns)
-    return {"prompt": prompt, "response_0": r0, "response_1": r1, "is_response_0_safe": safer == 0,
-            "is_response_1_safe": safer == 1, "better_response_id": 1, "safer_response_id": safer}
+    return {
+        "prompt": prompt,
+        "response_0": r0,
+        "response_1": r1,
+        "is_response_0_safe": safer == 0,
+        "is_response_1_safe": safer == 1,
+        "better_response_id": 1,
+        "safer_response_id": safer,
+    }
 
 
 def test_pku_saferlhf_rows_give_the_safer_response_as_chosen(tmp_path: Path) -> None:
     import json
 
     path = tmp_path / "pku.jsonl"
-    rows = [_pku_row("How do I pick a lock?", 0), _pku_row("How do I bake bread?", 1, "Knead it.", "Mix flour and water."),
-            _pku_row("Same?", 0, "x", "x")]
+    rows = [
+        _pku_row("How do I pick a lock?", 0),
+        _pku_row("How do I bake bread?", 1, "Knead it.", "Mix flour and water."),
+        _pku_row("Same?", 0, "x", "x"),
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     loaded = load_source(str(path))
     assert loaded.format == "pku_saferlhf"

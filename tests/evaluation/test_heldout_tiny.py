@@ -44,7 +44,10 @@ def test_sampled_reward_is_averaged_per_prompt_and_paired() -> None:
     base = [_row("a", [False]), _row("b", [True, False])]
     tuned = [_row("a", [True]), _row("b", [True, True])]
     base[0]["sampled_strict"], tuned[0]["sampled_strict"] = [[False], [True], [False]], [[True], [True], [False]]
-    base[1]["sampled_strict"], tuned[1]["sampled_strict"] = [[True, False], [False, False], [True, True]], [[True, True]] * 3
+    base[1]["sampled_strict"], tuned[1]["sampled_strict"] = (
+        [[True, False], [False, False], [True, True]],
+        [[True, True]] * 3,
+    )
     m = compute_metrics(base, tuned, EvaluateConfig(bootstrap=200))["ifeval_heldout"]
     assert m["base.mean_verifiable_reward"]["value"] == pytest.approx(np.mean([1 / 3, np.mean([0.5, 0.0, 1.0])]))
     assert m["tuned.mean_verifiable_reward"]["value"] == pytest.approx(np.mean([2 / 3, 1.0]))
@@ -63,7 +66,9 @@ def test_sampled_evaluation_draws_seeded_samples_per_prompt(tiny_model: Path, tm
     heldout = HeldoutSet.of(cfg, PromptsConfig())
     for name in ("a", "b"):  # separate caches: each draws its samples anew
         (tmp_path / name).mkdir()
-        evaluate_target(EvalTarget(str(tiny_model), ENGINE), cfg, SuiteContext(tmp_path / f"cache-{name}", heldout), tmp_path / name)
+        evaluate_target(
+            EvalTarget(str(tiny_model), ENGINE), cfg, SuiteContext(tmp_path / f"cache-{name}", heldout), tmp_path / name
+        )
     rows_a, rows_b = read_outputs(tmp_path / "a"), read_outputs(tmp_path / "b")
     assert len(rows_a) == 3 and all(len(r["sampled_strict"]) == 2 for r in rows_a)
     assert [r["prompt_id"] for r in rows_a] == [p.id for p in heldout.prompts()]
@@ -80,7 +85,9 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
     for i in range(20):
         p = Prompt.make([{"role": "user", "content": f"Describe thing {i}."}], "test")
         good = Response(response_id(p.id, "g", "m", 0), p.id, "A short plain answer.", "m")
-        bad = Response(response_id(p.id, "b", "m", 1), p.id, "A long, rambling, comma-filled answer, with, commas" + "!" * i, "m")
+        bad = Response(
+            response_id(p.id, "b", "m", 1), p.id, "A long, rambling, comma-filled answer, with, commas" + "!" * i, "m"
+        )
         prompts[p.id] = p
         responses.update({good.id: good, bad.id: bad})
         pairs.append(Pair(pair_id(good.id, bad.id), p.id, good.id, bad.id, 1.0))
@@ -88,22 +95,35 @@ def test_heldout_preference_accuracy_sees_what_training_taught(tiny_model: Path,
     selectable, heldout = reserve_heldout(pool, 0.25, 64, seed=7)
     assert len(heldout) == 5 and len(selectable.pairs) == 15
     assert not {p.prompt_id for p in heldout} & {p.prompt_id for p in selectable.pairs}
-    assert reserve_heldout(pool, 0.25, 64, seed=7)[1] == heldout and reserve_heldout(pool, 0.0, 64, seed=7) == (pool, [])
+    assert reserve_heldout(pool, 0.25, 64, seed=7)[1] == heldout and reserve_heldout(pool, 0.0, 64, seed=7) == (
+        pool,
+        [],
+    )
 
-    rows = [{"prompt": prompts[p.prompt_id].messages, "chosen": [{"role": "assistant", "content": responses[p.chosen_id].text}],
-             "rejected": [{"role": "assistant", "content": responses[p.rejected_id].text}]} for p in selectable.pairs[:8]]
+    rows = [
+        {
+            "prompt": prompts[p.prompt_id].messages,
+            "chosen": [{"role": "assistant", "content": responses[p.chosen_id].text}],
+            "rejected": [{"role": "assistant", "content": responses[p.rejected_id].text}],
+        }
+        for p in selectable.pairs[:8]
+    ]
     cfg = resolve_train(TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64), str(tiny_model))
     train_dpo(str(tiny_model), rows, cfg, seed=0, out_dir=tmp_path / "train")
     reference_logps(str(tiny_model), heldout, pool, cfg, tmp_path)
     reference = json.loads((tmp_path / "reference_logps.json").read_text())
     assert set(reference) == {r for p in heldout for r in (p.chosen_id, p.rejected_id)}
-    metrics = preference_accuracy(str(tiny_model), tmp_path / "train" / "adapter", heldout, pool, reference, cfg, tmp_path, n_boot=200)
+    metrics = preference_accuracy(
+        str(tiny_model), tmp_path / "train" / "adapter", heldout, pool, reference, cfg, tmp_path, n_boot=200
+    )
     acc, margin = metrics["tuned.preference_accuracy"], metrics["tuned.implicit_reward_margin"]
     assert acc["n"] == 5 and acc["value"] == 1.0 and margin["value"] > 0
     assert len(read_jsonl(tmp_path / "heldout_preferences.jsonl")) == 5
 
 
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present")
+@pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[3] / "shared/data/hh_rlhf").is_dir(), reason="shared HH-RLHF data not present"
+)
 def test_heldout_pairs_from_a_preference_source_leave_out_training_prompts() -> None:
     from harness.data.config import PromptsConfig
     from harness.evaluation.config import PreferenceConfig

@@ -19,9 +19,17 @@ from harness.judges import get_judge
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED_TYPES = {
-    "detectable_content:number_placeholders", "detectable_content:postscript", "detectable_format:multiple_sections",
-    "detectable_format:number_bullet_lists", "detectable_format:number_highlighted_sections", "detectable_format:title",
-    "keywords:existence", "keywords:forbidden_words", "keywords:frequency", "punctuation:no_comma", "startend:end_checker",
+    "detectable_content:number_placeholders",
+    "detectable_content:postscript",
+    "detectable_format:multiple_sections",
+    "detectable_format:number_bullet_lists",
+    "detectable_format:number_highlighted_sections",
+    "detectable_format:title",
+    "keywords:existence",
+    "keywords:forbidden_words",
+    "keywords:frequency",
+    "punctuation:no_comma",
+    "startend:end_checker",
 }
 
 
@@ -32,8 +40,11 @@ def rows(name: str) -> list[dict]:
 def prompt(row: dict) -> Prompt:
     instructions = row.get("instructions") or [row["instruction"]]
     kwargs = row.get("kwargs")
-    return Prompt.make([{"role": "user", "content": row["prompt"]}], "builtin",
-                       {"base_task": row["base_task"], "instruction_id_list": instructions, "kwargs": [kwargs] if kwargs else [{}]})
+    return Prompt.make(
+        [{"role": "user", "content": row["prompt"]}],
+        "builtin",
+        {"base_task": row["base_task"], "instruction_id_list": instructions, "kwargs": [kwargs] if kwargs else [{}]},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +74,34 @@ def test_the_check_rejects_answers_that_game_the_checkers_and_accepts_real_ones(
         assert caught[kind] >= total[kind] - 1, (kind, caught, total)
 
 
-@pytest.mark.parametrize("text,done,kind", [
-    ("P.S.", False, "marker_only"),
-    ("[name]", False, "marker_only"),
-    ("SECTION 1: A SECTION 1\nSECTION 2: A SECTION 2\nSECTION 3: A SECTION 3", False, "marker_only"),
-    ("Cats purr. Cats purr. Cats purr. Cats purr. Cats purr. Cats purr.", False, "loop"),
-    ("Why do cats purr? Cats purr.", False, "echo"),
-    ("I'm sorry, but as a text-based AI I cannot answer questions about animals.", False, "refusal"),
-    ("Cats purr when they are content, and also to soothe themselves when hurt. P.S. Kittens purr too.", True, "ok"),
-    ("They purr to show contentment. P.S. Thanks for asking!", True, "ok"),
-])
+@pytest.mark.parametrize(
+    "text,done,kind",
+    [
+        ("P.S.", False, "marker_only"),
+        ("[name]", False, "marker_only"),
+        ("SECTION 1: A SECTION 1\nSECTION 2: A SECTION 2\nSECTION 3: A SECTION 3", False, "marker_only"),
+        ("Cats purr. Cats purr. Cats purr. Cats purr. Cats purr. Cats purr.", False, "loop"),
+        ("Why do cats purr? Cats purr.", False, "echo"),
+        ("I'm sorry, but as a text-based AI I cannot answer questions about animals.", False, "refusal"),
+        (
+            "Cats purr when they are content, and also to soothe themselves when hurt. P.S. Kittens purr too.",
+            True,
+            "ok",
+        ),
+        ("They purr to show contentment. P.S. Thanks for asking!", True, "ok"),
+    ],
+)
 def test_verdicts_on_one_built_in_task(text: str, done: bool, kind: str) -> None:
-    cats = Prompt.make([{"role": "user", "content": "Why do cats purr? Answer briefly.\n\nEnd your answer with a postscript starting with P.S."}],
-                       "builtin", {"base_task": "s001", "instruction_id_list": ["detectable_content:postscript"]})
+    cats = Prompt.make(
+        [
+            {
+                "role": "user",
+                "content": "Why do cats purr? Answer briefly.\n\nEnd your answer with a postscript starting with P.S.",
+            }
+        ],
+        "builtin",
+        {"base_task": "s001", "instruction_id_list": ["detectable_content:postscript"]},
+    )
     verdict = TaskCheck().check_many([(cats, text)])[0]
     assert (verdict.done, verdict.kind) == (done, kind), verdict.details
 

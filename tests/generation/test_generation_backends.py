@@ -42,7 +42,9 @@ def test_generate_with_transformers_is_the_plain_generator(tiny_model: Path) -> 
     engine = engine_key("auto", "auto")
     via_backend = generate_with(engine["backend"], str(tiny_model), None, convs, dtype=engine["dtype"], **kw)
     direct = generate(load_model(str(tiny_model)), convs, **kw)
-    assert [(g.text, g.truncated, g.n_tokens) for g in via_backend] == [(g.text, g.truncated, g.n_tokens) for g in direct]
+    assert [(g.text, g.truncated, g.n_tokens) for g in via_backend] == [
+        (g.text, g.truncated, g.n_tokens) for g in direct
+    ]
     # the back end and dtype arrive resolved (the keys record them): an `auto` here would decide apart from the key
     with pytest.raises(ValueError, match="resolved"):
         generate_with("auto", str(tiny_model), None, convs, dtype=engine["dtype"], **kw)
@@ -51,9 +53,23 @@ def test_generate_with_transformers_is_the_plain_generator(tiny_model: Path) -> 
 @pytest.mark.skipif(VLLM_USABLE, reason="this machine can run vLLM")
 def test_bench_run_with_an_unavailable_backend_stops_before_sampling(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--config", str(REPO / "experiments" / "smoke.yaml"),
-         "--set", "generation.backend=vllm", "--set", f"cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "--config",
+            str(REPO / "experiments" / "smoke.yaml"),
+            "--set",
+            "generation.backend=vllm",
+            "--set",
+            f"cache_dir={tmp_path / 'cache'}",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert proc.returncode != 0
     assert "generation.backend = vllm" in proc.stderr and "Traceback" not in proc.stderr
@@ -72,7 +88,14 @@ def test_the_resolved_dtype_is_part_of_every_generating_key(tmp_path: Path) -> N
     configs = [ExperimentConfig.model_validate({"generation": {"dtype": d}}) for d in ("float32", "bfloat16")]
     from harness.models.choices import resolve
 
-    for inputs in (lambda r: samples.inputs(r, samples.NAME, "p", r.config.pool, 0), evaluate.inputs, preference_pool.samples_inputs):
+    for inputs in (
+        lambda r: samples.inputs(r, samples.NAME, "p", r.config.pool, 0),
+        evaluate.inputs,
+        preference_pool.samples_inputs,
+    ):
         fp32, bf16 = (inputs(resolve(c)) for c in configs)
         assert fp32["dtype"] == "float32" and bf16["dtype"] == "bfloat16" and fp32 != bf16
-    assert EvalTarget("m", engine_key("transformers", "float32")).cache_key() != EvalTarget("m", engine_key("transformers", "bfloat16")).cache_key()
+    assert (
+        EvalTarget("m", engine_key("transformers", "float32")).cache_key()
+        != EvalTarget("m", engine_key("transformers", "bfloat16")).cache_key()
+    )

@@ -36,7 +36,15 @@ def server():
 
 
 def _judge(server: FaultJudge, mode: str, **kw) -> LLMJudge:
-    fields = dict(type="llm", backend="openai", base_url=server.url(mode), model="fault-judge", concurrency=2, max_retries=2, timeout_s=5.0)
+    fields = dict(
+        type="llm",
+        backend="openai",
+        base_url=server.url(mode),
+        model="fault-judge",
+        concurrency=2,
+        max_retries=2,
+        timeout_s=5.0,
+    )
     return LLMJudge(JudgeConfig(**{**fields, **kw}))
 
 
@@ -69,13 +77,17 @@ def test_transient_5xx_is_retried_with_backoff_until_it_succeeds(server: FaultJu
         ("unparsable", {}, r"no \[\[rating\]\] in 1\.\.10"),
     ],
 )
-def test_failures_are_recorded_never_scored_and_never_cached(server: FaultJudge, tmp_path: Path, mode: str, extra: dict, error: str) -> None:
+def test_failures_are_recorded_never_scored_and_never_cached(
+    server: FaultJudge, tmp_path: Path, mode: str, extra: dict, error: str
+) -> None:
     import re
 
     before = server.count(mode)
     cached = CachedJudge(_judge(server, mode, **extra), tmp_path)
     judgments = cached.score_many(_items(2))
-    attempts = 1 if mode == "unparsable" else extra.get("max_retries", 2) + 1  # a reply without a verdict is an answer, not a fault
+    attempts = (
+        1 if mode == "unparsable" else extra.get("max_retries", 2) + 1
+    )  # a reply without a verdict is an answer, not a fault
     assert server.count(mode) - before == 2 * attempts
     for j in judgments:
         assert j.value is None and not j.ok and re.search(error, j.error), j.error
@@ -85,7 +97,9 @@ def test_failures_are_recorded_never_scored_and_never_cached(server: FaultJudge,
     assert server.count(mode) - before == 4 * attempts
 
 
-def test_a_metric_with_failed_judgments_says_so_and_averages_only_good_ones(server: FaultJudge, tiny_model: Path, tmp_path: Path) -> None:
+def test_a_metric_with_failed_judgments_says_so_and_averages_only_good_ones(
+    server: FaultJudge, tiny_model: Path, tmp_path: Path
+) -> None:
     if not (MT_BENCH / "question.jsonl").is_file():
         pytest.skip("shared MT-Bench data not present")
     from harness.eval_runner import run_suite

@@ -93,7 +93,9 @@ def server(tmp_path_factory) -> Served:
     cli = _transformers_cli()
     if missing or cli is None:
         what = ", ".join(missing) + " not importable" if missing else "the `transformers` CLI is not on PATH"
-        pytest.skip(f'transformers serve needs FastAPI and Uvicorn ({what}); install them with pip install "transformers[serving]"')
+        pytest.skip(
+            f'transformers serve needs FastAPI and Uvicorn ({what}); install them with pip install "transformers[serving]"'
+        )
     from harness.models.resolve import resolve_model
 
     model = str(resolve_model(EMBEDDED_MODEL))
@@ -104,12 +106,16 @@ def server(tmp_path_factory) -> Served:
     cmd = [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", model]
     start = time.perf_counter()
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
     try:
         health = f"http://127.0.0.1:{port}/health"
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited with code {proc.returncode} before becoming healthy:\n{_tail(log)}")
+                pytest.fail(
+                    f"transformers serve exited with code {proc.returncode} before becoming healthy:\n{_tail(log)}"
+                )
             try:
                 with urllib.request.urlopen(health, timeout=2) as response:
                     if json.loads(response.read()).get("status") == "ok":
@@ -128,8 +134,13 @@ def server(tmp_path_factory) -> Served:
 
 def _judge(served: Served, **overrides) -> LLMJudge:
     fields = dict(
-        type="llm", backend="openai", base_url=served.base_url, model=served.model, api_key_env=KEY_ENV,
-        max_new_tokens=48, concurrency=2,
+        type="llm",
+        backend="openai",
+        base_url=served.base_url,
+        model=served.model,
+        api_key_env=KEY_ENV,
+        max_new_tokens=48,
+        concurrency=2,
     )
     return LLMJudge(JudgeConfig(**(fields | overrides)))
 
@@ -137,7 +148,10 @@ def _judge(served: Served, **overrides) -> LLMJudge:
 def _single_items() -> list[tuple[Prompt, str]]:
     qa = [
         ("What is the capital of France?", "The capital of France is Paris."),
-        ("Write a haiku about autumn.", "Red leaves drift and fall\ncool wind hums through empty boughs\nthe year exhales slow"),
+        (
+            "Write a haiku about autumn.",
+            "Red leaves drift and fall\ncool wind hums through empty boughs\nthe year exhales slow",
+        ),
         # SmolLM2-135M rarely writes [[rating]]; it echoes this one ("Rating: [8]", greedy), so the
         # success path (parsed rating, cached judgment, cache hit) is exercised over HTTP too.
         ("Say 'Rating: [[8]]'.", "Rating: [[8]]"),
@@ -234,7 +248,11 @@ def test_unset_key_variable_is_a_bench_error(tmp_path: Path, monkeypatch) -> Non
     name = "BENCH_TEST_KEY_THAT_IS_NOT_SET"
     monkeypatch.delenv(name, raising=False)
     # Nothing listens there: the error must come before any request is made.
-    judge = LLMJudge(JudgeConfig(type="llm", backend="openai", base_url=f"http://127.0.0.1:{_free_port()}/v1", model="m", api_key_env=name))
+    judge = LLMJudge(
+        JudgeConfig(
+            type="llm", backend="openai", base_url=f"http://127.0.0.1:{_free_port()}/v1", model="m", api_key_env=name
+        )
+    )
     with pytest.raises(BenchError, match=name):
         judge.score_many(_single_items()[:1])
     with pytest.raises(BenchError, match=name):
@@ -245,7 +263,13 @@ def test_unreachable_endpoint_gives_recorded_failures_after_retries() -> None:
     port = _free_port()  # bound, then closed: connections are refused
     judge = LLMJudge(
         JudgeConfig(
-            type="llm", backend="openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=2, timeout_s=2, concurrency=2,
+            type="llm",
+            backend="openai",
+            base_url=f"http://127.0.0.1:{port}/v1",
+            model="m",
+            max_retries=2,
+            timeout_s=2,
+            concurrency=2,
         )
     )
     items = _single_items()

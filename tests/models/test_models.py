@@ -41,14 +41,21 @@ def test_a_gguf_file_is_converted_once_keyed_by_its_content(tiny_qwen2, user_cac
     converted = AutoModelForCausalLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert tokenizer.chat_template == tiny_qwen2["chat_template"]  # from the GGUF metadata
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": "Name a colour."}], add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name a colour."}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
     with torch.no_grad():
         assert torch.allclose(converted(ids).logits, tiny_qwen2["model"](ids).logits, atol=1e-5)
     # the same bytes under another name are the same model: same folder, same cache key, no second conversion
     stamp = (folder / "config.json").stat().st_mtime_ns
     copy = shutil.copyfile(gguf, tmp_path / "renamed.gguf")
     assert Path(resolve_model(str(copy))) == folder and (folder / "config.json").stat().st_mtime_ns == stamp
-    assert model_fingerprint(str(copy)) == model_fingerprint(str(gguf)) and model_fingerprint(str(gguf)).startswith("gguf:")
+    assert model_fingerprint(str(copy)) == model_fingerprint(str(gguf)) and model_fingerprint(str(gguf)).startswith(
+        "gguf:"
+    )
 
 
 def test_attention_projections_are_found_per_architecture() -> None:
@@ -56,8 +63,14 @@ def test_attention_projections_are_found_per_architecture() -> None:
 
     small = {"num_hidden_layers": 1, "vocab_size": 64}
     cases = {
-        "llama": (LlamaConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4, **small), ["q_proj", "k_proj", "v_proj", "o_proj"]),
-        "phi3": (Phi3Config(hidden_size=32, intermediate_size=64, num_attention_heads=4, pad_token_id=0, **small), ["o_proj", "qkv_proj"]),
+        "llama": (
+            LlamaConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4, **small),
+            ["q_proj", "k_proj", "v_proj", "o_proj"],
+        ),
+        "phi3": (
+            Phi3Config(hidden_size=32, intermediate_size=64, num_attention_heads=4, pad_token_id=0, **small),
+            ["o_proj", "qkv_proj"],
+        ),
         "gpt2": (GPT2Config(n_embd=32, n_head=4, n_layer=1, vocab_size=64), ["c_attn", "c_proj"]),
     }
     for name, (config, expected) in cases.items():
@@ -66,7 +79,9 @@ def test_attention_projections_are_found_per_architecture() -> None:
         assert attention_projections(model) == expected, name
 
 
-def test_target_modules_auto_resolves_on_the_model_and_a_wrong_name_is_refused(tiny_qwen2, tiny_model: Path, user_cache: Path) -> None:
+def test_target_modules_auto_resolves_on_the_model_and_a_wrong_name_is_refused(
+    tiny_qwen2, tiny_model: Path, user_cache: Path
+) -> None:
     assert resolve_target_modules(str(tiny_qwen2["gguf"]), "auto") == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert resolve_target_modules(str(tiny_model), ["q_proj", "v_proj"]) == ["q_proj", "v_proj"]
     with pytest.raises(BenchError, match=r"c_attn not found .*q_proj, k_proj, v_proj, o_proj"):

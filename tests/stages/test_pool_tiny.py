@@ -25,7 +25,17 @@ def test_pool_stage_writes_judged_responses_and_valid_pairs(tiny_model: Path, tm
     cfg = PoolConfig(k=3, max_new_tokens=8, batch_size=12, drop_truncated=False)
     samples = sampled(tiny_model, prompts, cfg, tmp_path / "samples")
     assert len(samples) == 12 and {r.prompt_id for r in samples} == {p.id for p in prompts}
-    stats = build_pool(str(tiny_model), prompts, [], samples, cfg, seed=0, out=tmp_path, generation=resolve_generation(GenerationConfig()), cache_dir=tmp_path / "cache")
+    stats = build_pool(
+        str(tiny_model),
+        prompts,
+        [],
+        samples,
+        cfg,
+        seed=0,
+        out=tmp_path,
+        generation=resolve_generation(GenerationConfig()),
+        cache_dir=tmp_path / "cache",
+    )
     assert stats["n_responses"] == 12 and stats["tokens_generated"] == 0  # judged, not sampled again
     scores = read_jsonl(tmp_path / "scores.jsonl")
     assert len(scores) == 12 and all(0.0 <= s["value"] <= 1.0 for s in scores)
@@ -41,15 +51,34 @@ def test_pool_tops_up_prompts_whose_samples_all_tie(tiny_model: Path, tmp_path: 
     cfg = PoolConfig(k=2, k_max=5, max_new_tokens=8, batch_size=8, drop_truncated=False)
     samples = sampled(tiny_model, prompts, cfg, tmp_path / "samples")
     (tmp_path / "a").mkdir()
-    summary = build_pool(str(tiny_model), prompts, [], samples, cfg, 0, tmp_path / "a", generation=resolve_generation(GenerationConfig()), cache_dir=tmp_path / "cache")
+    summary = build_pool(
+        str(tiny_model),
+        prompts,
+        [],
+        samples,
+        cfg,
+        0,
+        tmp_path / "a",
+        generation=resolve_generation(GenerationConfig()),
+        cache_dir=tmp_path / "cache",
+    )
     pool = read_pool(tmp_path / "a", prompts)
     assert summary["n_pairs"] == 0 and summary["n_prompts_topped_up"] == 3 and summary["n_topped_up_that_paired"] == 0
     per_prompt = {p.id: sum(r.prompt_id == p.id for r in pool.responses.values()) for p in prompts}
     assert per_prompt == {p.id: 5 for p in prompts}  # 2, then +2, then +1
     assert len(read_jsonl(tmp_path / "a" / "scores.jsonl")) == 15
     (tmp_path / "b").mkdir()
-    plain = build_pool(str(tiny_model), prompts, [], samples, cfg.model_copy(update={"k_max": None}), 0, tmp_path / "b",
-                       generation=resolve_generation(GenerationConfig()), cache_dir=tmp_path / "cache")
+    plain = build_pool(
+        str(tiny_model),
+        prompts,
+        [],
+        samples,
+        cfg.model_copy(update={"k_max": None}),
+        0,
+        tmp_path / "b",
+        generation=resolve_generation(GenerationConfig()),
+        cache_dir=tmp_path / "cache",
+    )
     assert plain["n_responses"] == 6 and plain["n_prompts_topped_up"] == 0
     first_round = [r for r in read_jsonl(tmp_path / "a" / "responses.jsonl")][:6]
     assert first_round == read_jsonl(tmp_path / "b" / "responses.jsonl")  # the first round is the plain pool

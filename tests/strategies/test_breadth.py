@@ -11,7 +11,11 @@ from strategies.base import Features
 TOPICS = {
     "cooking": ["How do I boil an egg?", "Give me a simple pasta recipe.", "What spices go well with roasted chicken?"],
     "space": ["Why is Mars red?", "How far away is the Moon?", "What is a black hole?"],
-    "money": ["How should I start a monthly budget?", "What is compound interest?", "Tips for saving money on groceries."],
+    "money": [
+        "How should I start a monthly budget?",
+        "What is compound interest?",
+        "Tips for saving money on groceries.",
+    ],
 }
 
 

@@ -138,15 +138,27 @@ def test_length_matched_pairing_keeps_only_pairs_of_similar_length() -> None:
     from harness.data.pairs import relative_length_gap
 
     p = Prompt.make([{"role": "user", "content": "x"}], "test")
-    texts = ["one two three four five six seven eight nine ten", "one two three four five six seven eight nine", "one two", "a b c d e"]
+    texts = [
+        "one two three four five six seven eight nine ten",
+        "one two three four five six seven eight nine",
+        "one two",
+        "a b c d e",
+    ]
     values = [1.0, 0.75, 0.5, 0.0]
     rs = [Response(response_id(p.id, t, "g", i), p.id, t, "g") for i, t in enumerate(texts)]
     scores = {r.id: v for r, v in zip(rs, values)}
     assert len(build_pairs(rs, scores, pairing="all", min_margin=0.0, drop_truncated=True)) == 6
     matched = build_pairs(rs, scores, pairing="all", min_margin=0.0, drop_truncated=True, max_length_gap=0.5)
     # 10 vs 9 words (gap 0.1), 10 vs 5 (0.5) and 9 vs 5 (0.44) stay; 2 vs anything longer than 4 words goes
-    assert {(q.chosen_id, q.rejected_id) for q in matched} == {(rs[0].id, rs[1].id), (rs[0].id, rs[3].id), (rs[1].id, rs[3].id)}
-    assert all(relative_length_gap(*(next(r.text for r in rs if r.id == i) for i in (q.chosen_id, q.rejected_id))) <= 0.5 for q in matched)
+    assert {(q.chosen_id, q.rejected_id) for q in matched} == {
+        (rs[0].id, rs[1].id),
+        (rs[0].id, rs[3].id),
+        (rs[1].id, rs[3].id),
+    }
+    assert all(
+        relative_length_gap(*(next(r.text for r in rs if r.id == i) for i in (q.chosen_id, q.rejected_id))) <= 0.5
+        for q in matched
+    )
     assert relative_length_gap("", "") == 0.0 and relative_length_gap("a", "") == 1.0
 
 
@@ -155,7 +167,8 @@ def test_shared_diagnostics_report_length_gap() -> None:
     sel = run_strategy(pool, SelectConfig(strategy="random", budget=8), seed=0)
     diag = shared_diagnostics(sel, pool)
     words = [
-        len(pool.responses[pool.pair_by_id[i].chosen_id].text.split()) - len(pool.responses[pool.pair_by_id[i].rejected_id].text.split())
+        len(pool.responses[pool.pair_by_id[i].chosen_id].text.split())
+        - len(pool.responses[pool.pair_by_id[i].rejected_id].text.split())
         for i in sel.pair_ids
     ]
     assert diag["length_gap_words"] == pytest.approx(np.mean(words))
@@ -210,8 +223,18 @@ def test_bpo_gives_central_prompts_of_useful_clusters_more_depth() -> None:
         centre = direction if pid in aligned else other
         for pair in base.pairs_by_prompt[pid]:
             grads[pair.id] = _unit(centre + 0.05 * rng.normal(size=32))
-    pool = CandidatePool(base.prompts, base.responses, base.scores, base.pairs, base.prompt_embeddings, base.response_embeddings, Features(grads))
-    sel = run_strategy(pool, SelectConfig(strategy="bpo", budget=30, params={"clusters": 2, "usefulness": "validation"}), seed=0)
+    pool = CandidatePool(
+        base.prompts,
+        base.responses,
+        base.scores,
+        base.pairs,
+        base.prompt_embeddings,
+        base.response_embeddings,
+        Features(grads),
+    )
+    sel = run_strategy(
+        pool, SelectConfig(strategy="bpo", budget=30, params={"clusters": 2, "usefulness": "validation"}), seed=0
+    )
     depth = sel.diagnostics["depth"]
     in_aligned = sum(d for p, d in depth.items() if p in aligned)
     in_other = sum(d for p, d in depth.items() if p not in aligned)
@@ -236,7 +259,16 @@ def test_gradient_coverage_is_reported_only_where_features_exist() -> None:
     assert sel.diagnostics["gradient_clusters_covered"] is None
     rng = np.random.default_rng(0)
     prompt_grads = Features({p: _unit(rng.normal(size=32)) for p in pool.pairs_by_prompt})
-    with_grads = CandidatePool(pool.prompts, pool.responses, pool.scores, pool.pairs, pool.prompt_embeddings, pool.response_embeddings, pool.pair_gradients, prompt_grads)
+    with_grads = CandidatePool(
+        pool.prompts,
+        pool.responses,
+        pool.scores,
+        pool.pairs,
+        pool.prompt_embeddings,
+        pool.response_embeddings,
+        pool.pair_gradients,
+        prompt_grads,
+    )
     diag = run_strategy(with_grads, SelectConfig(strategy="original", budget=10), seed=0).diagnostics
     assert 1 <= diag["gradient_clusters_covered"] <= diag["gradient_clusters"]
     assert sum(diag["pairs_per_gradient_cluster"]) == 10
@@ -248,18 +280,32 @@ def test_control_shuffled_uses_the_reference_pairs_and_flips_about_half(referenc
 
     pool = POOLS[1]
     ref = run_strategy(pool, SelectConfig(strategy=reference, budget=12), seed=5)
-    ctrl = run_strategy(pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference}), seed=5)
+    ctrl = run_strategy(
+        pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference}), seed=5
+    )
     assert ctrl.pair_ids == ref.pair_ids, "the control trains on exactly the reference's pairs"
     assert 0 < len(ctrl.flipped) < 12 and ctrl.diagnostics["n_flipped"] == len(ctrl.flipped)
-    assert ctrl.flipped == run_strategy(pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference}), seed=5).flipped
+    assert (
+        ctrl.flipped
+        == run_strategy(
+            pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference}), seed=5
+        ).flipped
+    )
     for pair in training_pairs(ctrl, pool):
         original = pool.pair_by_id[pair.id]
         if pair.id in ctrl.flipped:
-            assert (pair.chosen_id, pair.rejected_id) == (original.rejected_id, original.chosen_id) and pair.margin == -original.margin
+            assert (pair.chosen_id, pair.rejected_id) == (
+                original.rejected_id,
+                original.chosen_id,
+            ) and pair.margin == -original.margin
         else:
             assert pair == original
     # the length gap is measured on what is trained: flipping every pair negates it
-    all_flipped = run_strategy(pool, SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference, "flip_probability": 1.0}), seed=5)
+    all_flipped = run_strategy(
+        pool,
+        SelectConfig(strategy="control_shuffled", budget=12, params={"reference": reference, "flip_probability": 1.0}),
+        seed=5,
+    )
     assert all_flipped.diagnostics["length_gap_words"] == pytest.approx(-ref.diagnostics["length_gap_words"])
 
 
@@ -283,4 +329,7 @@ def test_margin_order_high_and_low() -> None:
     low = run_strategy(pool, SelectConfig(strategy="margin", budget=10, params={"order": "low"}), seed=0)
     assert sorted(pool.pair_by_id[i].margin for i in high.pair_ids) == margins[-10:]
     assert sorted(pool.pair_by_id[i].margin for i in low.pair_ids) == margins[:10]
-    assert high.pair_ids == run_strategy(pool, SelectConfig(strategy="margin", budget=10, params={"order": "high"}), seed=0).pair_ids
+    assert (
+        high.pair_ids
+        == run_strategy(pool, SelectConfig(strategy="margin", budget=10, params={"order": "high"}), seed=0).pair_ids
+    )

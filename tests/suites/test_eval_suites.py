@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 ALPACA = SHARED / "alpaca_eval" / "gpt4_1106_preview_outputs.json"
 MT_BENCH = SHARED / "mt_bench" / "question.jsonl"
-needs_shared = pytest.mark.skipif(not ALPACA.is_file() or not MT_BENCH.is_file(), reason=f"shared data not found under {SHARED}")
+needs_shared = pytest.mark.skipif(
+    not ALPACA.is_file() or not MT_BENCH.is_file(), reason=f"shared data not found under {SHARED}"
+)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +123,9 @@ def test_ifeval_suite_on_builtin_prompts_is_cached_on_rerun(tiny_model: Path, tm
     assert [p.stat().st_mtime for p in stage_files] == [mtime]
 
 
-def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_generation(tiny_model: Path, tmp_path: Path) -> None:
+def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_generation(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     """One evaluation path: the evaluate stage runs the ifeval suite on the run's held-out prompts, so a
     pathless ifeval suite with the same decoding asks the same prompts and generates nothing new."""
     from harness.data.config import PromptsConfig
@@ -134,19 +138,32 @@ def test_ifeval_without_a_path_asks_the_run_prompts_and_shares_the_evaluate_gene
     run_prompts = PromptsConfig(tasks="short", constraint_types=["punctuation:no_comma", "detectable_format:title"])
     heldout = HeldoutSet.of(evaluate, run_prompts)
     (tmp_path / "stage").mkdir()
-    evaluate_target(EvalTarget(str(tiny_model), ENGINE), evaluate, SuiteContext(tmp_path / "cache", heldout), tmp_path / "stage")
+    evaluate_target(
+        EvalTarget(str(tiny_model), ENGINE), evaluate, SuiteContext(tmp_path / "cache", heldout), tmp_path / "stage"
+    )
     rows = read_outputs(tmp_path / "stage")
     assert [r["prompt_id"] for r in rows] == [p.id for p in heldout.prompts()]
     assert {r["instruction_id_list"][0] for r in rows} <= set(run_prompts.constraint_types)
     generations = list((tmp_path / "cache").glob("generate_ifeval/*/stage.json"))
     assert len(generations) == 1
-    metrics = run_suite(suite_config(evaluate), EvalTarget(str(tiny_model), ENGINE), tmp_path / "suite", tmp_path / "cache", heldout)
-    assert list((tmp_path / "cache").glob("generate_ifeval/*/stage.json")) == generations  # cached: nothing generated again
+    metrics = run_suite(
+        suite_config(evaluate), EvalTarget(str(tiny_model), ENGINE), tmp_path / "suite", tmp_path / "cache", heldout
+    )
+    assert (
+        list((tmp_path / "cache").glob("generate_ifeval/*/stage.json")) == generations
+    )  # cached: nothing generated again
     suite_rows = read_outputs(tmp_path / "suite")
     assert [r["output"] for r in suite_rows] == [r["output"] for r in rows]
     assert metrics["prompt_strict_acc"]["n"] == 5
-    default = run_suite(SuiteConfig(name="ifeval", limit=5, max_new_tokens=12, batch_size=5), EvalTarget(str(tiny_model), ENGINE), tmp_path / "d", tmp_path / "cache")
-    assert [r["prompt_id"] for r in read_outputs(tmp_path / "d")] != [r["prompt_id"] for r in rows]  # no run: the default set
+    default = run_suite(
+        SuiteConfig(name="ifeval", limit=5, max_new_tokens=12, batch_size=5),
+        EvalTarget(str(tiny_model), ENGINE),
+        tmp_path / "d",
+        tmp_path / "cache",
+    )
+    assert [r["prompt_id"] for r in read_outputs(tmp_path / "d")] != [
+        r["prompt_id"] for r in rows
+    ]  # no run: the default set
     assert default["prompt_strict_acc"]["n"] == 5
 
 
@@ -184,7 +201,13 @@ def test_length_controlled_win_rate_removes_a_pure_length_preference() -> None:
     for _ in range(400):
         ref_len, model_len = int(rng.integers(100, 400)), int(rng.integers(250, 550))
         p_model = 0.5 + 0.4 * np.tanh((model_len - ref_len) / 100)  # 0.5 at equal length
-        rows.append({"output_1": "r" * ref_len, "output_2": "m" * model_len, "preference": 2.0 if rng.random() < p_model else 1.0})
+        rows.append(
+            {
+                "output_1": "r" * ref_len,
+                "output_2": "m" * model_len,
+                "preference": 2.0 if rng.random() < p_model else 1.0,
+            }
+        )
     raw = np.mean([r["preference"] - 1 for r in rows])
     lc, se = length_controlled_win_rate(rows, n_boot=50)
     assert raw > 0.7
@@ -208,7 +231,9 @@ def test_mt_bench_two_turns_per_category_and_fastchat_exports(tiny_model: Path, 
     answers = [json.loads(x) for x in (tmp_path / "out" / "model_answer" / "tiny.jsonl").read_text().splitlines()]
     assert [a["question_id"] for a in answers] == [q["question_id"] for q in questions[:2]]
     assert all(len(a["choices"][0]["turns"]) == 2 for a in answers)
-    judgments = [json.loads(x) for f in (tmp_path / "out" / "model_judgment").iterdir() for x in f.read_text().splitlines()]
+    judgments = [
+        json.loads(x) for f in (tmp_path / "out" / "model_judgment").iterdir() for x in f.read_text().splitlines()
+    ]
     assert sorted(j["turn"] for j in judgments) == [1, 1, 2, 2]
     assert {j["judge"][1] for j in judgments} == {"single-v1", "single-v1-multi-turn"}
 
@@ -221,7 +246,9 @@ def test_mt_bench_math_questions_use_the_reference_answer(tiny_model: Path, tmp_
     questions, refs = read_questions(SuiteConfig(name="mt_bench", path=str(MT_BENCH)))
     math = next(q for q in questions if q["category"] == "math")
     prompts = load_judge_prompts(str(MT_BENCH.parent / "judge_prompts.jsonl"))  # FastChat's official templates
-    template, chat = render_single(prompts, [{"role": "user", "content": math["turns"][0]}], "42", refs[math["question_id"]])
+    template, chat = render_single(
+        prompts, [{"role": "user", "content": math["turns"][0]}], "42", refs[math["question_id"]]
+    )
     assert template.name == "single-math-v1"
     assert refs[math["question_id"]][0] in chat[1]["content"] and "{ref_answer_1}" not in chat[1]["content"]
     with pytest.raises(BenchError, match="suite mt_bench needs path"):
@@ -255,7 +282,12 @@ def test_bad_suite_files_are_clear_errors_and_write_nothing(tmp_path: Path) -> N
     from harness.suites._instruction_following import read_ifeval_file
 
     with pytest.raises(BenchError, match="does not exist"):
-        run_suite(SuiteConfig(name="ifbench", path=str(tmp_path / "nope.jsonl")), EvalTarget("x", ENGINE), tmp_path / "out", tmp_path / "c")
+        run_suite(
+            SuiteConfig(name="ifbench", path=str(tmp_path / "nope.jsonl")),
+            EvalTarget("x", ENGINE),
+            tmp_path / "out",
+            tmp_path / "c",
+        )
     assert not (tmp_path / "out").exists()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "a", "instruction_id_list": [], "kwargs": []}\n{"prompt": "b"\n')

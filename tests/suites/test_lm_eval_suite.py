@@ -69,7 +69,10 @@ def test_adapter_is_applied_and_keyed(tiny_model: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora).save_pretrained(tmp_path / "adapter")
-    plain, tuned = EvalTarget(str(tiny_model), ENGINE), EvalTarget(str(tiny_model), ENGINE, adapter=tmp_path / "adapter")
+    plain, tuned = (
+        EvalTarget(str(tiny_model), ENGINE),
+        EvalTarget(str(tiny_model), ENGINE, adapter=tmp_path / "adapter"),
+    )
     assert plain.cache_key() != tuned.cache_key()
 
     cache = tmp_path / "cache"
@@ -77,7 +80,10 @@ def test_adapter_is_applied_and_keyed(tiny_model: Path, tmp_path: Path) -> None:
     metrics = evaluate_lm_eval(_cfg(), tuned, tmp_path / "tuned", _ctx(cache))
     assert 0.0 <= metrics["bench_tiny_mc.acc"]["value"] <= 1.0 and metrics["bench_tiny_mc.acc"]["n"] == N_DOCS
     assert len(_stage_dirs(cache)) == 2
-    loglik = {name: [s["resps"] for s in read_jsonl(tmp_path / name / "samples_bench_tiny_mc.jsonl")] for name in ("plain", "tuned")}
+    loglik = {
+        name: [s["resps"] for s in read_jsonl(tmp_path / name / "samples_bench_tiny_mc.jsonl")]
+        for name in ("plain", "tuned")
+    }
     assert loglik["plain"] != loglik["tuned"], "the adapter did not change the model's log-likelihoods"
 
 

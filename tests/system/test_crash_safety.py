@@ -47,10 +47,31 @@ def judge_server():
 def _args(tiny_model: Path, server: FaultJudge, cache: Path, out: Path) -> list[str]:
     judge = f"{{type: llm, backend: openai, base_url: '{server.url('slow')}', model: fake-judge, api_key_env: {KEY_ENV}, concurrency: 2}}"
     sets = [
-        f"model={tiny_model}", f"cache_dir={cache}", "prompts.n_train=8", "pool.k=4", "pool.max_new_tokens=24",
-        f"pool.judge={judge}", "features.dim=64", "train.max_length=96", "evaluate.n_prompts=8", "evaluate.max_new_tokens=24",
+        f"model={tiny_model}",
+        f"cache_dir={cache}",
+        "prompts.n_train=8",
+        "pool.k=4",
+        "pool.max_new_tokens=24",
+        f"pool.judge={judge}",
+        "features.dim=64",
+        "train.max_length=96",
+        "evaluate.n_prompts=8",
+        "evaluate.max_new_tokens=24",
     ]
-    args = [sys.executable, "-m", "harness.cli", "run", "--config", "experiments/smoke.yaml", "--strategy", "bpo", "--budget", "4", "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--config",
+        "experiments/smoke.yaml",
+        "--strategy",
+        "bpo",
+        "--budget",
+        "4",
+        "--out",
+        str(out),
+    ]
     for item in sets:
         args += ["--set", item]
     return args
@@ -68,7 +89,9 @@ def _run_to_end(args: list[str]) -> str:
 
 def _run_and_kill(args: list[str], marker: str, wait: float) -> str:
     """Start the run, SIGKILL its process group once `marker` shows on stderr (+ `wait` s); return what it printed."""
-    proc = subprocess.Popen(args, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     seen = threading.Event()
     chunks: list[str] = []
 
@@ -102,7 +125,9 @@ def _normalised_report(out: Path, cache: Path) -> str:
 
 
 @pytest.mark.slow
-def test_kill_9_in_every_stage_then_rerun_equals_an_uninterrupted_run(tiny_model: Path, judge_server: FaultJudge, tmp_path: Path) -> None:
+def test_kill_9_in_every_stage_then_rerun_equals_an_uninterrupted_run(
+    tiny_model: Path, judge_server: FaultJudge, tmp_path: Path
+) -> None:
     clean_out, clean_cache = tmp_path / "clean" / "run", tmp_path / "clean" / "cache"
     _run_to_end(_args(tiny_model, judge_server, clean_cache, clean_out))
     clean_calls = judge_server.count("slow")

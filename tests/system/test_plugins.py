@@ -84,15 +84,24 @@ def test_a_strategy_is_one_new_file(add_plugin) -> None:
     with pytest.raises(ConfigError, match="Did you mean first_pairs"):
         load_config(None, ["select.strategy=first_pair"])
     add_plugin(STRATEGIES, "first_pairs_again", STRATEGY)
-    with pytest.raises(BenchError, match=r"strategy 'first_pairs' is registered twice, by strategies.first_pairs and strategies.first_pairs_again"):
+    with pytest.raises(
+        BenchError,
+        match=r"strategy 'first_pairs' is registered twice, by strategies.first_pairs and strategies.first_pairs_again",
+    ):
         load_config(None, ["select.strategy=first_pairs"])
 
 
 def test_a_plugin_written_against_an_old_import_path_runs_with_a_warning(add_plugin, capsys) -> None:
-    old = STRATEGY.replace("from strategies.base import Selection, Strategy, register", "from harness.records import Selection\n    from strategies.base import Strategy\n    from strategies.registry import register")
+    old = STRATEGY.replace(
+        "from strategies.base import Selection, Strategy, register",
+        "from harness.records import Selection\n    from strategies.base import Strategy\n    from strategies.registry import register",
+    )
     add_plugin(STRATEGIES, "old_pairs", old.replace("first_pairs", "old_pairs"))
     assert load_config(None, ["select.strategy=old_pairs"]).select.strategy == "old_pairs"
-    assert re.search(r"warning: .*old_pairs\.py imports harness\.records, which moved to harness\.core\.records", capsys.readouterr().err)
+    assert re.search(
+        r"warning: .*old_pairs\.py imports harness\.records, which moved to harness\.core\.records",
+        capsys.readouterr().err,
+    )
 
 
 def test_the_old_config_module_answers_with_the_sections_beside_their_code(capsys) -> None:
@@ -108,13 +117,20 @@ def test_a_judge_or_suite_registered_by_its_old_function_runs_with_a_warning(add
     old_judge = JUDGE.replace("register\n", "register_judge\n")  # the import and the decorator
     add_plugin(JUDGES, "length", old_judge)
     assert JUDGES.get("length").name == "length" and JUDGES.origin("length") == "harness.judges.length"
-    assert re.search(r"warning: .*length\.py uses harness\.judges\.base\.register_judge, which is now harness\.judges\.base\.register", capsys.readouterr().err)
+    assert re.search(
+        r"warning: .*length\.py uses harness\.judges\.base\.register_judge, which is now harness\.judges\.base\.register",
+        capsys.readouterr().err,
+    )
     old_suite = SUITE.replace("generate_cached, register\n", "generate_cached, register_suite\n").replace(
         'register(Suite(evaluate, default_judge=None, preflight=lambda cfg, field: PREFLIGHTS.append(field), name="echo_label"))',
-        'register_suite("echo_label", Suite(evaluate, default_judge=None))')
+        'register_suite("echo_label", Suite(evaluate, default_judge=None))',
+    )
     add_plugin(SUITES, "echo_label", old_suite)
     assert SUITES.get("echo_label").name == "echo_label" and SUITES.origin("echo_label") == "harness.suites.echo_label"
-    assert re.search(r"warning: .*echo_label\.py uses harness\.suites\.base\.register_suite, which is now harness\.suites\.base\.register", capsys.readouterr().err)
+    assert re.search(
+        r"warning: .*echo_label\.py uses harness\.suites\.base\.register_suite, which is now harness\.suites\.base\.register",
+        capsys.readouterr().err,
+    )
 
 
 VIEW = '''
@@ -139,17 +155,30 @@ def test_a_pool_view_is_one_new_file_and_discovery_imports_only_views(add_plugin
     from harness.stages.views import PoolView  # the contract's old home: it still imports, with a warning
 
     assert PoolView is sys.modules["harness.pool_views.base"].PoolView
-    assert "uses harness.stages.views.PoolView, which is now harness.pool_views.base.PoolView" in capsys.readouterr().err
+    assert (
+        "uses harness.stages.views.PoolView, which is now harness.pool_views.base.PoolView" in capsys.readouterr().err
+    )
 
 
 def test_a_broken_plugin_file_stops_only_the_commands_that_may_need_it(add_plugin, tmp_path: Path, capsys) -> None:
-    add_plugin(STRATEGIES, "mended", STRATEGY.replace("first_pairs", "mended").replace("from strategies.base", "from harness.no_such_module"))
+    add_plugin(
+        STRATEGIES,
+        "mended",
+        STRATEGY.replace("first_pairs", "mended").replace("from strategies.base", "from harness.no_such_module"),
+    )
     assert load_config(None, ["select.strategy=uniform"]).select.strategy == "uniform"  # other strategies still run
-    assert re.search(r"warning: the strategy plugin .*mended\.py could not be imported \(ModuleNotFoundError", capsys.readouterr().err)
+    assert re.search(
+        r"warning: the strategy plugin .*mended\.py could not be imported \(ModuleNotFoundError",
+        capsys.readouterr().err,
+    )
     for _ in range(2):  # a name that may live in the broken file names that file, on every lookup
-        with pytest.raises(ConfigError, match=r"Unknown strategy 'mended'.*mended\.py could not be imported \(ModuleNotFoundError"):
+        with pytest.raises(
+            ConfigError, match=r"Unknown strategy 'mended'.*mended\.py could not be imported \(ModuleNotFoundError"
+        ):
             load_config(None, ["select.strategy=mended"])
-    (tmp_path / "strategies" / "mended.py").write_text(textwrap.dedent(STRATEGY).replace("first_pairs", "mended"), encoding="utf-8")
+    (tmp_path / "strategies" / "mended.py").write_text(
+        textwrap.dedent(STRATEGY).replace("first_pairs", "mended"), encoding="utf-8"
+    )
     assert load_config(None, ["select.strategy=mended"]).select.strategy == "mended"  # found without a restart
 
 
@@ -227,8 +256,17 @@ def test_a_judge_is_one_new_file(add_plugin, tiny_model: Path, tmp_path: Path) -
     prompts, _ = build_builtin_prompts(seed=0, n_train=3)
     pool_cfg = PoolConfig(k=3, max_new_tokens=8, batch_size=9, drop_truncated=False, judge=cfg)
     draw_samples(str(tiny_model), prompts, pool_cfg, 0, tmp_path, resolve_generation(GenerationConfig()))
-    build_pool(str(tiny_model), prompts, [], read_samples(tmp_path), pool_cfg, seed=0, out=tmp_path, generation=resolve_generation(GenerationConfig()),
-               cache_dir=tmp_path / "cache")
+    build_pool(
+        str(tiny_model),
+        prompts,
+        [],
+        read_samples(tmp_path),
+        pool_cfg,
+        seed=0,
+        out=tmp_path,
+        generation=resolve_generation(GenerationConfig()),
+        cache_dir=tmp_path / "cache",
+    )
     pool = read_pool(tmp_path, prompts)
     assert {s["response_id"]: s["value"] for s in read_jsonl(tmp_path / "scores.jsonl")} == {
         r.id: float(len(r.text)) for r in pool.responses.values()
@@ -253,4 +291,6 @@ def test_the_readmes_plugin_imports_import() -> None:
 def test_each_plugin_lives_in_a_file_named_as_it_is_registered(registry: Registry) -> None:
     """A reader looking for `control_shuffled` opens strategies/control_shuffled.py, and for `ifbench`
     harness/suites/ifbench.py; helpers start with an underscore."""
-    assert {name: registry.origin(name) for name in registry.names()} == {name: f"{registry.package}.{name}" for name in registry.names()}
+    assert {name: registry.origin(name) for name in registry.names()} == {
+        name: f"{registry.package}.{name}" for name in registry.names()
+    }

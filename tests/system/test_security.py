@@ -26,7 +26,13 @@ def _calls(tree: ast.AST):
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            name = func.id if isinstance(func, ast.Name) else f"{ast.unparse(func.value)}.{func.attr}" if isinstance(func, ast.Attribute) else ""
+            name = (
+                func.id
+                if isinstance(func, ast.Name)
+                else f"{ast.unparse(func.value)}.{func.attr}"
+                if isinstance(func, ast.Attribute)
+                else ""
+            )
             yield node, name
 
 
@@ -35,16 +41,33 @@ def test_no_code_execution_or_unpickling_of_data(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node, name in _calls(tree):
         where = f"{path.relative_to(REPO)}:{node.lineno}"
-        assert name not in ("eval", "exec", "compile", "pickle.load", "pickle.loads", "yaml.load", "yaml.unsafe_load"), where
+        assert name not in (
+            "eval",
+            "exec",
+            "compile",
+            "pickle.load",
+            "pickle.loads",
+            "yaml.load",
+            "yaml.unsafe_load",
+        ), where
         keywords = {k.arg: k.value for k in node.keywords}
         if name == "torch.load":
-            assert isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True, where
+            assert isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True, (
+                where
+            )
         for flag in ("allow_pickle", "shell"):
-            assert not (isinstance(keywords.get(flag), ast.Constant) and keywords[flag].value is True), f"{flag}=True at {where}"
+            assert not (isinstance(keywords.get(flag), ast.Constant) and keywords[flag].value is True), (
+                f"{flag}=True at {where}"
+            )
         # remote code only through the opt-in switch, never hard-wired on
         trust = keywords.get("trust_remote_code")
         assert not (isinstance(trust, ast.Constant) and trust.value is True), f"trust_remote_code=True at {where}"
-        if name.endswith("from_pretrained") and "gguf_file" not in keywords and "PeftModel" not in name and "GenerationConfig" not in name:
+        if (
+            name.endswith("from_pretrained")
+            and "gguf_file" not in keywords
+            and "PeftModel" not in name
+            and "GenerationConfig" not in name
+        ):
             assert trust is not None, f"{where}: from_pretrained without an explicit trust_remote_code"
 
 
@@ -62,9 +85,25 @@ def test_remote_code_is_off_unless_the_user_opts_in(monkeypatch) -> None:
 def test_file_names_from_untrusted_text_stay_in_their_folder() -> None:
     from harness.core.io import safe_filename
 
-    for text in ("../../etc/passwd", "/abs/path", "a/../../b", "..", "", "meta-llama/Llama-3.1-8B", "x" * 500, "con\0trol"):
+    for text in (
+        "../../etc/passwd",
+        "/abs/path",
+        "a/../../b",
+        "..",
+        "",
+        "meta-llama/Llama-3.1-8B",
+        "x" * 500,
+        "con\0trol",
+    ):
         name = safe_filename(text)
-        assert name and "/" not in name and "\\" not in name and "\0" not in name and name not in (".", "..") and len(name) <= 120
+        assert (
+            name
+            and "/" not in name
+            and "\\" not in name
+            and "\0" not in name
+            and name not in (".", "..")
+            and len(name) <= 120
+        )
 
 
 def test_a_hostile_model_name_cannot_write_outside_the_output_folder(tiny_model: Path, tmp_path: Path) -> None:
@@ -84,6 +123,8 @@ def test_a_hostile_model_name_cannot_write_outside_the_output_folder(tiny_model:
         run_suite(cfg, EvalTarget(str(tiny_model), ENGINE, None, "../../../escaped"), out, tmp_path / "cache")
     finally:
         server.close()
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts)
+    written = sorted(
+        str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts
+    )
     assert all(w.startswith("a/b/out/") for w in written), written
     assert (out / "model_answer" / "escaped.jsonl").is_file()

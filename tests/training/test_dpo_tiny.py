@@ -43,9 +43,21 @@ def test_accelerate_launch_on_two_cpu_processes_matches_one_process(tiny_model: 
     """DDP over 2 gloo workers x batch 2 takes the same steps on the same pairs as 1 process x batch 4."""
     rows = preference_rows(8)
     common = dict(learning_rate=1e-2, max_length=64, precision="float32")  # fp32: bf16 sums differ with the batch split
-    single = train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(batch_size=4, **common), str(tiny_model)), seed=0, out_dir=tmp_path / "one")
+    single = train_dpo(
+        str(tiny_model),
+        rows,
+        resolve_train(TrainConfig(batch_size=4, **common), str(tiny_model)),
+        seed=0,
+        out_dir=tmp_path / "one",
+    )
     config = Path(__file__).resolve().parents[2] / "experiments" / "accelerate" / "ddp_cpu.yaml"
-    dist = train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(batch_size=2, accelerate_config=str(config), **common), str(tiny_model)), seed=0, out_dir=tmp_path / "two")
+    dist = train_dpo(
+        str(tiny_model),
+        rows,
+        resolve_train(TrainConfig(batch_size=2, accelerate_config=str(config), **common), str(tiny_model)),
+        seed=0,
+        out_dir=tmp_path / "two",
+    )
     assert dist["processes"] == 2 and single["processes"] == 1
     assert dist["steps"] == single["steps"] == 2
     assert not (tmp_path / "two" / "launch").exists(), "the launch folder (rows, spec) is removed after success"
@@ -62,7 +74,9 @@ def test_accelerate_launch_failure_is_one_clear_error(tiny_model: Path, tmp_path
     from harness.core.errors import BenchError
 
     config = Path(__file__).resolve().parents[2] / "experiments" / "accelerate" / "ddp_cpu.yaml"
-    cfg = resolve_train(TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1), str(tiny_model))
+    cfg = resolve_train(
+        TrainConfig(batch_size=2, max_length=64, accelerate_config=str(config), num_processes=1), str(tiny_model)
+    )
     with pytest.raises(BenchError, match="accelerate launch.*failed.*exit code"):
         train_dpo(str(tmp_path / "no-such-model"), preference_rows(2), cfg, seed=0, out_dir=tmp_path / "out")
 
@@ -85,11 +99,19 @@ def test_nonfinite_gradients_stop_training_without_an_adapter(nan_model: Path, t
     from harness.core.errors import BenchError
 
     cfg = resolve_train(TrainConfig(learning_rate=1e-2, batch_size=4, max_length=64), str(nan_model))
-    with pytest.raises(BenchError, match=r"train: NaN or infinite gradient at step 1 .*no adapter saved.*nonfinite=skip_step"):
+    with pytest.raises(
+        BenchError, match=r"train: NaN or infinite gradient at step 1 .*no adapter saved.*nonfinite=skip_step"
+    ):
         train_dpo(str(nan_model), preference_rows(8), cfg, seed=0, out_dir=tmp_path / "error")
     assert not (tmp_path / "error" / "adapter").exists()
     # configured to skip: both steps are dropped and counted, and the adapter is left as initialised (B = 0)
-    summary = train_dpo(str(nan_model), preference_rows(8), cfg.model_copy(update={"nonfinite": "skip_step"}), seed=0, out_dir=tmp_path / "skip")
+    summary = train_dpo(
+        str(nan_model),
+        preference_rows(8),
+        cfg.model_copy(update={"nonfinite": "skip_step"}),
+        seed=0,
+        out_dir=tmp_path / "skip",
+    )
     assert summary["skipped_nonfinite_steps"] == [1, 2]
     weights = load_file(tmp_path / "skip" / "adapter" / "adapter_model.safetensors")
     assert all(torch.count_nonzero(v) == 0 for k, v in weights.items() if "lora_B" in k)
@@ -109,8 +131,16 @@ def test_nonfinite_gradient_features_are_an_error_naming_the_response(nan_model:
         responses.update({a.id: a, b.id: b})
         pairs.append(Pair(pair_id(a.id, b.id), p.id, a.id, b.id, 1.0))
     with pytest.raises(BenchError, match=r"features: the gradient of 4 response\(s\) is NaN or infinite \(first: "):
-        compute_gradient_features(str(nan_model), {p.id: p for p in prompts}, responses, pairs, resolve_train(TrainConfig(max_length=64), str(nan_model)),
-                                  FeaturesConfig(dim=64, batch_size=4), 0, tmp_path)
+        compute_gradient_features(
+            str(nan_model),
+            {p.id: p for p in prompts},
+            responses,
+            pairs,
+            resolve_train(TrainConfig(max_length=64), str(nan_model)),
+            FeaturesConfig(dim=64, batch_size=4),
+            0,
+            tmp_path,
+        )
     assert not (tmp_path / "features.npz").exists()
 
 
@@ -118,7 +148,9 @@ def _losses(out: Path) -> list[float]:
     return [r["loss"] for r in read_jsonl(out / "log.jsonl") if "loss" in r]
 
 
-def test_completion_only_scoring_and_bf16_keep_the_fp32_loss_curve(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
+def test_completion_only_scoring_and_bf16_keep_the_fp32_loss_curve(
+    tiny_model: Path, tmp_path: Path, monkeypatch
+) -> None:
     """The CPU speed-ups of issue 17 change no result beyond rounding: scoring only completion positions gives TRL's
     loss exactly, and bf16 autocast starts at log 2 and follows the fp32 curve."""
     import contextlib
@@ -128,10 +160,30 @@ def test_completion_only_scoring_and_bf16_keep_the_fp32_loss_curve(tiny_model: P
 
     rows = preference_rows(8)
     common = dict(learning_rate=1e-2, max_length=64, batch_size=2)
-    train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(precision="float32", **common), str(tiny_model)), seed=0, out_dir=tmp_path / "completion")
-    train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(precision="bfloat16", **common), str(tiny_model)), seed=0, out_dir=tmp_path / "bf16")
-    monkeypatch.setattr(trainer, "_completion_positions_only", contextlib.nullcontext)  # TRL's own CPU path: every position
-    train_dpo(str(tiny_model), rows, resolve_train(TrainConfig(precision="float32", **common), str(tiny_model)), seed=0, out_dir=tmp_path / "every")
+    train_dpo(
+        str(tiny_model),
+        rows,
+        resolve_train(TrainConfig(precision="float32", **common), str(tiny_model)),
+        seed=0,
+        out_dir=tmp_path / "completion",
+    )
+    train_dpo(
+        str(tiny_model),
+        rows,
+        resolve_train(TrainConfig(precision="bfloat16", **common), str(tiny_model)),
+        seed=0,
+        out_dir=tmp_path / "bf16",
+    )
+    monkeypatch.setattr(
+        trainer, "_completion_positions_only", contextlib.nullcontext
+    )  # TRL's own CPU path: every position
+    train_dpo(
+        str(tiny_model),
+        rows,
+        resolve_train(TrainConfig(precision="float32", **common), str(tiny_model)),
+        seed=0,
+        out_dir=tmp_path / "every",
+    )
     every, completion, bf16 = (_losses(tmp_path / name) for name in ("every", "completion", "bf16"))
     assert len(every) == len(completion) == len(bf16) == 4
     assert max(abs(a - b) for a, b in zip(every, completion)) < 1e-5
@@ -144,10 +196,16 @@ def test_cached_reference_logps_give_trl_s_loss_and_are_computed_once(tiny_model
     from harness.training.reference_logps import ReferenceStore, with_reference_logps
 
     rows = preference_rows(8)
-    cfg = resolve_train(TrainConfig(learning_rate=1e-2, max_length=64, batch_size=2, precision="float32", batching="random"), str(tiny_model))
+    cfg = resolve_train(
+        TrainConfig(learning_rate=1e-2, max_length=64, batch_size=2, precision="float32", batching="random"),
+        str(tiny_model),
+    )
     cached, reuse = with_reference_logps(rows, str(tiny_model), "tiny", cfg, tmp_path / "cache")
     assert reuse == {"computed": 16, "reused": 0} and all(isinstance(r["ref_chosen_logps"], float) for r in cached)
-    assert with_reference_logps(rows, str(tiny_model), "tiny", cfg, tmp_path / "cache")[1] == {"computed": 0, "reused": 16}
+    assert with_reference_logps(rows, str(tiny_model), "tiny", cfg, tmp_path / "cache")[1] == {
+        "computed": 0,
+        "reused": 16,
+    }
     assert len(ReferenceStore(tmp_path / "cache", "tiny", cfg).known) == 16
     other = cfg.model_copy(update={"max_length": 48})  # another tokenisation: another store
     assert len(ReferenceStore(tmp_path / "cache", "tiny", other).known) == 0
@@ -168,14 +226,23 @@ def test_length_grouped_batches_pad_less_and_keep_every_pair(tiny_model: Path) -
     from harness.models.resolve import load_tokenizer
     from harness.training import dpo as trainer
 
-    rows = [{**r, "chosen": [{"role": "assistant", "content": "yes " * (1 + (7 * i) % 23)}]} for i, r in enumerate(preference_rows(24))]
+    rows = [
+        {**r, "chosen": [{"role": "assistant", "content": "yes " * (1 + (7 * i) % 23)}]}
+        for i, r in enumerate(preference_rows(24))
+    ]
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=_torch.float32)
-    args = DPOConfig(output_dir="/tmp/unused", per_device_train_batch_size=4, use_cpu=True, report_to="none", max_length=128)
+    args = DPOConfig(
+        output_dir="/tmp/unused", per_device_train_batch_size=4, use_cpu=True, report_to="none", max_length=128
+    )
     padded = {}
     for batching in ("random", "length_grouped"):
         _torch.manual_seed(0)
-        dpo = trainer._trainer_class(TrainConfig(batching=batching))(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                                                    processing_class=load_tokenizer(str(tiny_model)))
+        dpo = trainer._trainer_class(TrainConfig(batching=batching))(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=load_tokenizer(str(tiny_model)),
+        )
         assert sorted(dpo._get_train_sampler()) == list(range(24))  # every pair once per epoch
         padded[batching] = sum(int(batch["input_ids"].numel()) for batch in dpo.get_train_dataloader())
     assert padded["length_grouped"] < padded["random"]
@@ -187,7 +254,9 @@ def test_trainers_refuse_a_train_section_left_at_auto(tiny_model: Path, tmp_path
     from harness.training.gradient_features import load_lora_model
 
     with pytest.raises(ValueError, match="resolve_train.*precision, attention"):
-        train_dpo(str(tiny_model), preference_rows(2), TrainConfig(target_modules=["q_proj"]), seed=0, out_dir=tmp_path / "t")
+        train_dpo(
+            str(tiny_model), preference_rows(2), TrainConfig(target_modules=["q_proj"]), seed=0, out_dir=tmp_path / "t"
+        )
     with pytest.raises(ValueError, match="target_modules, precision, attention still read auto"):
         load_lora_model(str(tiny_model), TrainConfig(), seed=0)
     assert not (tmp_path / "t").exists()

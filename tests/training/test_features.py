@@ -32,7 +32,13 @@ from harness.training.gradient_features import (
 
 BETA = 0.1
 # fp32: the algebra is checked to 1e-4; what bf16 changes is checked on its own (test_bf16_features_point_where_fp32_ones_do)
-TRAIN = TrainConfig(max_length=96, beta=BETA, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], precision="float32", attention="eager")
+TRAIN = TrainConfig(
+    max_length=96,
+    beta=BETA,
+    target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+    precision="float32",
+    attention="eager",
+)
 
 # Responses of very different lengths, so a batch pads; the last one is cut at max_length.
 TEXTS = [
@@ -78,7 +84,9 @@ def _naive_logp(model, item: TokenizedResponse) -> torch.Tensor:
     return token_logps[item.start - 1 :].sum()
 
 
-def _direct_dpo_gradient(model, params: list[torch.Tensor], chosen: TokenizedResponse, rejected: TokenizedResponse) -> tuple[torch.Tensor, torch.Tensor]:
+def _direct_dpo_gradient(
+    model, params: list[torch.Tensor], chosen: TokenizedResponse, rejected: TokenizedResponse
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(flat ∇ of the real DPO loss w.r.t. `params`, the margin), reference = adapter disabled."""
     with torch.no_grad(), model.disable_adapter():
         ref_c, ref_r = _naive_logp(model, chosen), _naive_logp(model, rejected)
@@ -231,9 +239,13 @@ def test_compute_gradient_features_writes_consistent_features(tiny_model: Path, 
     grads = LoraGradients(model, include_a=False)
     assert stats["param_dim"] == grads.dim
     rid = pairs[0].chosen_id
-    item = tokenize_response(tokenizer, rid, prompts[responses[rid].prompt_id].messages, responses[rid].text, TRAIN.max_length)
+    item = tokenize_response(
+        tokenizer, rid, prompts[responses[rid].prompt_id].messages, responses[rid].text, TRAIN.max_length
+    )
     expected = make_projection(cfg.projection, grads.dim, cfg.dim, cfg.projection_seed)(grads([item]))[0].numpy()
-    np.testing.assert_allclose(load_gradient_features(tmp_path).response(rid), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        load_gradient_features(tmp_path).response(rid), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max()
+    )
 
 
 def test_bf16_features_point_where_fp32_ones_do(tiny_model: Path, tmp_path: Path) -> None:
@@ -243,8 +255,16 @@ def test_bf16_features_point_where_fp32_ones_do(tiny_model: Path, tmp_path: Path
     cfg = FeaturesConfig(dim=64)
     features = {}
     for precision in ("float32", "bfloat16"):
-        compute_gradient_features(str(tiny_model), prompts, responses, pairs, TRAIN.model_copy(update={"precision": precision}), cfg,
-                                  seed=0, out_dir=tmp_path / precision)
+        compute_gradient_features(
+            str(tiny_model),
+            prompts,
+            responses,
+            pairs,
+            TRAIN.model_copy(update={"precision": precision}),
+            cfg,
+            seed=0,
+            out_dir=tmp_path / precision,
+        )
         features[precision] = load_gradient_features(tmp_path / precision).pair_features
     cosines = (features["float32"] * features["bfloat16"]).sum(1)
     assert cosines.min() > 0.98, cosines
