@@ -12,10 +12,22 @@ from typing import TYPE_CHECKING
 import click
 
 from harness.constraints.metrics import PRIMARY_METRIC
-from harness.core.errors import BenchError
+from harness.core.bundle import SHARED_STAGES, export_bundle, import_bundle, read_index, stages_of_runs
+from harness.core.console import RUN_LOG, quiet_console
+from harness.core.errors import BenchError, ConfigError, StageFailure, format_validation_error
+from harness.core.io import write_json
 from harness.core.run_files import RunFolder
+from harness.core.sections import apply_overrides
+from harness.eval_runner import eval_target, run_suite
 from harness.experiment import load_config
+from harness.models.config import EMBEDDED_MODEL
+from harness.models.resolve import user_cache
+from harness.preflight import check_experiment, require
+from harness.provenance import machine
+from harness.run_folder import default_out_dir, write_error_log
+from harness.suites._common import run_heldout
 from harness.suites.config import SuiteConfig
+from strategies import get_strategy, strategy_names
 
 if TYPE_CHECKING:
     from harness.matrix.spec import Cell, MatrixSpec
@@ -43,7 +55,6 @@ def _quiet_unless_verbose(command):
     )
     @functools.wraps(command)
     def wrapper(*args, verbose: bool = False, **kwargs):
-        from harness.core.console import quiet_console
 
         with quiet_console(verbose):
             return command(*args, **kwargs)
@@ -82,15 +93,11 @@ def _debug(ctx: click.Context) -> bool:
 def _failure_paragraph(ctx: click.Context, exc: Exception) -> str:
     """One paragraph for an unexpected failure; the traceback goes to a file (the run folder's
     error.log when a run folder exists, else a log under the user cache)."""
-    from harness.core.errors import StageFailure
-    from harness.run_folder import write_error_log
 
     command = ctx.invoked_subcommand or "bench"
     cause = exc.__cause__ if isinstance(exc, StageFailure) and exc.__cause__ is not None else exc
     log = getattr(exc, "log_path", None) or getattr(cause, "log_path", None)
     if log is None:
-        from harness.models.resolve import user_cache
-
         log = write_error_log(
             user_cache() / "logs" / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log", exc
         )
@@ -160,7 +167,6 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
     manifest.json, selection.json, train/, metrics.json and report.html.
     """
     from harness.control import control_config, control_dir, record_control
-    from harness.run_folder import default_out_dir
     from harness.runner import run_experiment
     from reports.run_report import write_report
 
@@ -191,7 +197,6 @@ def run(strategy, config_path, budget, seed, overrides, out) -> None:
 def _print_summary(manifests: dict[str, dict], out_dir: Path) -> None:
     """Seconds per stage (the control's stages prefixed), the metrics, and the headline last."""
     from harness.control import CONSTRAINT_ONLY, graded_by_task, headline
-    from harness.core.console import RUN_LOG
 
     click.echo("\nstage                    status     seconds")
     total = 0.0
@@ -337,9 +342,6 @@ def eval_cmd(
     Writes OUT/metrics.json (value, 95% CI, n, judge, weak_judge per metric), manifest.json and
     the suite's exports (alpaca_eval's and FastChat's formats). Cached: a rerun calls nothing.
     """
-    from harness.eval_runner import eval_target, run_suite
-    from harness.models.config import EMBEDDED_MODEL
-    from harness.suites._common import run_heldout
 
     flags = {"name": suite, "path": data_path, "limit": limit, "reference": reference, "include_path": include_path}
     judge_flags = {
@@ -369,9 +371,6 @@ def _suite_config(
     """The suite `bench eval` runs: the --config YAML, then the flags given, then --set."""
     import yaml
     from pydantic import ValidationError
-
-    from harness.core.errors import ConfigError, format_validation_error
-    from harness.core.sections import apply_overrides
 
     data: dict = {}
     if config_path:
@@ -476,7 +475,6 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
 def _check_matrix(cells: list[Cell], needs: tuple[str, str] | None, needed_for: str) -> None:
     """The executor's package, then every cell's inputs, before the first cell runs for an hour."""
     from harness.matrix.spec import check_seed_machines, is_done
-    from harness.preflight import check_experiment, require
 
     if needs:
         require(*needs, needed_for)
@@ -563,7 +561,6 @@ def power(runs, effect, alpha, power_, out_file) -> None:
     """
     from harness.analysis.power import analyse
     from harness.analysis.runs import load_runs
-    from harness.core.io import write_json
 
     rows = analyse(load_runs([Path(r) for r in runs], need_outputs=True), effect, alpha, power_)
     click.echo(
@@ -652,7 +649,6 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
     """
     from harness.analysis.confounds import confounds
     from harness.analysis.runs import run_folders
-    from harness.core.io import write_json
     from harness.matrix.spec import parse_claim
 
     folders = run_folders([Path(r) for r in runs])
@@ -750,7 +746,6 @@ def diagnostics_cmd(runs, metric, out_file) -> None:
     """
     from harness.analysis.diagnostics import PROPERTIES, diagnostics
     from harness.analysis.runs import run_folders
-    from harness.core.io import write_json
 
     result = diagnostics(run_folders([Path(r) for r in runs]), metric)
     short = {
@@ -821,8 +816,6 @@ def cache_export(run_dirs, out_file, stages) -> None:
     Give several runs to collect every view of the pool (a bpo run has the gradient features,
     an embedding_depth run the embeddings).
     """
-    from harness.core.bundle import SHARED_STAGES, export_bundle, stages_of_runs
-    from harness.provenance import machine
 
     found = stages_of_runs([Path(r) for r in run_dirs], tuple(stages) or SHARED_STAGES)
     bundled = export_bundle(found, Path(out_file), machine())
@@ -845,7 +838,6 @@ def cache_export(run_dirs, out_file, stages) -> None:
 )
 def cache_import(bundle, cache_dir) -> None:
     """Restore a bundle's stages into a cache (same keys; stages already there are checked, never overwritten)."""
-    from harness.core.bundle import import_bundle, read_index
 
     index = read_index(Path(bundle))
     for stage, state in import_bundle(Path(bundle), Path(cache_dir)):
@@ -895,7 +887,6 @@ def regrade(run_dirs) -> None:
 @main.command()
 def strategies() -> None:
     """List the registered balancing strategies."""
-    from strategies import get_strategy, strategy_names
 
     for name in strategy_names():
         click.echo(f"{name:<16} {get_strategy(name).description}")

@@ -16,7 +16,12 @@ from typing import Any
 from harness.core.io import atomic_dir, write_json
 from harness.core.run_files import RunFolder
 from harness.data.heldout import HeldoutSet
+from harness.models.checks import check_chat_template, check_model
+from harness.models.resolve import engine_key, with_chat_template
+from harness.preflight import check_suite
+from harness.provenance import versions
 from harness.suites import EvalTarget, SuiteContext, get_suite
+from harness.suites._common import resolve_target
 from harness.suites.config import SuiteConfig
 
 
@@ -24,8 +29,6 @@ def eval_target(spec: str, chat_template: str | None = None, backend: str = "aut
     """What `bench eval --model SPEC` evaluates, resolved once for this run as `Run` resolves an experiment: the model
     (a run folder's, an adapter's base, or SPEC) with `chat_template` applied, and the engine this machine generates
     with for `backend` and `dtype`."""
-    from harness.models.resolve import engine_key, with_chat_template
-    from harness.suites._common import resolve_target
 
     target = resolve_target(spec, engine_key(backend, dtype))
     return dataclasses.replace(target, model=with_chat_template(target.model, chat_template))
@@ -36,9 +39,6 @@ def run_suite(
 ) -> dict[str, dict[str, Any]]:
     """Run a suite into `out` (replaced atomically); returns its metrics. `heldout`: the held-out prompts
     a pathless `ifeval` asks (a run folder's own; default the built-in defaults)."""
-    from harness.models.checks import check_chat_template, check_model
-    from harness.preflight import check_suite
-    from harness.provenance import versions
 
     check_suite(cfg, cfg.name)
     check_model(target.model, "--model")

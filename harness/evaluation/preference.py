@@ -30,6 +30,8 @@ from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool
 from harness.core.run_files import RunFolder
 from harness.core.stats import metric, ratio_ci
+from harness.data.pairs import native_records
+from harness.data.sources import SourceError, load_source
 from harness.evaluation.config import PreferenceConfig
 from harness.models.resolve import load_model
 from harness.training.config import TrainConfig
@@ -61,8 +63,6 @@ def heldout_from_source(cfg: PreferenceConfig, seed: int, exclude_prompts: set[s
     These carry the data set's own labels (for HH-RLHF, human preferences), so the metric does
     not depend on the pool's judge, which offline is a weak one.
     """
-    from harness.data.pairs import native_records
-    from harness.data.sources import SourceError, load_source
 
     try:
         loaded = load_source(cfg.source, split=cfg.split, data_dir=None)

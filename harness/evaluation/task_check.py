@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from harness.core.records import Prompt
+from harness.data.builtin import builtin_task, load_builtin_tasks, task_set_of, task_terms
+from harness.models.embedder import EMBEDDED_EMBEDDER, embed_texts
 
 VERSION = 1
 """Changes whenever a verdict can change: part of the key of every judgment and evaluation that uses it."""
@@ -157,7 +159,6 @@ class TaskVerdict:
 def context_of(prompt: Prompt) -> TaskContext:
     """The base task and constraint wording of a prompt: a built-in prompt's from its task; any other's is the
     whole prompt as the task (its constraint wording cannot be told apart, so every prompt word is echo)."""
-    from harness.data.builtin import builtin_task, task_terms
 
     text = prompt.messages[-1]["content"]
     task_id = prompt.meta.get("base_task")
@@ -241,7 +242,6 @@ class TaskCheck:
     """The check over many answers at once (one embedding batch for the topic ranks)."""
 
     def __init__(self, embedder: str | None = None):
-        from harness.models.embedder import EMBEDDED_EMBEDDER
 
         self.embedder = embedder or EMBEDDED_EMBEDDER
 
@@ -259,8 +259,6 @@ class TaskCheck:
 
     def _topic_ranks(self, contexts: list[TaskContext], remainders: list[str], asks: list[bool]) -> list[int | None]:
         """Where each asked answer's own task ranks among its task set's tasks by embedding similarity (0 = closest)."""
-        from harness.data.builtin import task_set_of
-        from harness.models.embedder import embed_texts
 
         ranked = [i for i, ask in enumerate(asks) if ask]
         out: list[int | None] = [None] * len(contexts)
@@ -277,8 +275,6 @@ class TaskCheck:
 @functools.lru_cache(maxsize=4)
 def _task_matrix(task_set: str, embedder: str) -> tuple[list[str], np.ndarray]:
     """(task ids, their texts' embeddings) of one built-in task set."""
-    from harness.data.builtin import load_builtin_tasks
-    from harness.models.embedder import embed_texts
 
     tasks = load_builtin_tasks(task_set)
     return [t.task_id for t in tasks], embed_texts([t.text for t in tasks], embedder)

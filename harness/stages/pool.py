@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.cache import StageResult
 from harness.core.errors import BenchError
 from harness.core.records import CandidatePool, Prompt
+from harness.judges import get_judge
 from harness.judges.config import JudgeConfig
 from harness.stages import candidates, samples
 from harness.stages.config import PoolConfig
@@ -49,7 +50,6 @@ def inputs(resolved: Resolved, samples_hash: str, cfg: PoolConfig | None = None)
 
 def check_coverage(config: ExperimentConfig, prompts: list[Prompt], n_native: int) -> None:
     """Refuse, before any sampling, prompts the judge cannot score and budgets no pool could supply."""
-    from harness.judges import get_judge
 
     judge = get_judge(config.pool.judge)
     reasons = [r for r in (judge.unsupported_reason(p) for p in prompts) if r]

@@ -13,7 +13,9 @@ from harness.core.cache import StageResult
 from harness.core.errors import BenchError
 from harness.core.io import read_jsonl, write_jsonl
 from harness.core.records import Prompt, from_row, to_row
+from harness.data.builtin import build_builtin_prompts
 from harness.data.config import PromptsConfig
+from harness.data.sources import SourceError, load_source
 
 if TYPE_CHECKING:
     from harness.experiment import ExperimentConfig
@@ -34,8 +36,6 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
     so that the run's report can say how much of the data was used.
     """
     if cfg.source == "builtin":
-        from harness.data.builtin import build_builtin_prompts
-
         try:
             train, _ = build_builtin_prompts(
                 seed=seed,
@@ -48,7 +48,6 @@ def load_training_prompts(cfg: PromptsConfig, seed: int) -> tuple[list[Prompt], 
         except ValueError as exc:
             raise BenchError(f"prompts: {exc}") from None
         return train, [], {"skipped": {}, "merged": {}}
-    from harness.data.sources import SourceError, load_source
 
     try:
         loaded = load_source(cfg.source, format=cfg.format, split=cfg.split, data_dir=cfg.data_dir, limit=cfg.n_train)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.moved import RENAMED, warn_renamed
 from harness.core.records import CandidatePool, Features
 from harness.pool_views.base import get_view
+from harness.stages.select import Selector
 
 if TYPE_CHECKING:
     from harness.experiment import ExperimentConfig
@@ -28,7 +29,6 @@ def __getattr__(name: str) -> Any:
 
 
 def preflight(config: ExperimentConfig) -> None:
-    from harness.stages.select import Selector
 
     for name in Selector.of(config.select).views():
         view = get_view(name, config.select.strategy)

@@ -8,7 +8,10 @@ from pathlib import Path
 from harness.core.errors import BenchError
 from harness.core.io import read_json
 from harness.core.run_files import RunFolder
+from harness.data.config import PromptsConfig
 from harness.data.heldout import HeldoutSet
+from harness.evaluation.config import EvaluateConfig
+from harness.models.resolve import with_chat_template
 from harness.suites.base import EvalTarget, cached_judge, check_supported, failure_summary, generate_cached
 
 __all__ = ["cached_judge", "check_supported", "failure_summary", "generate_cached", "resolve_target", "run_heldout"]
@@ -27,7 +30,6 @@ def resolve_target(spec: str, engine: dict[str, str]) -> EvalTarget:
             raise BenchError(
                 f"{path} is a run folder without a trained adapter ({RunFolder.ADAPTER}); was the run completed?"
             )
-        from harness.models.resolve import with_chat_template
 
         config = manifest["config"]
         return EvalTarget(
@@ -49,9 +51,6 @@ def run_heldout(spec: str) -> HeldoutSet:
     if not RunFolder(path).is_run():
         return HeldoutSet()
     from pydantic import ValidationError
-
-    from harness.data.config import PromptsConfig
-    from harness.evaluation.config import EvaluateConfig
 
     config = RunFolder(path).manifest().get("config", {})
     try:

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.constraints.checkers import ifbench_registry, known_instruction_ids
 from harness.constraints.metrics import METRICS_VERSION, accuracies
 from harness.core.errors import BenchError
 from harness.core.io import write_jsonl
@@ -34,7 +35,6 @@ def read_ifeval_file(path: Path, checkers: str) -> list[Prompt]:
         raise BenchError(
             f"suite {checkers}: path {path} does not exist; pass an IFEval-format JSONL or leave path unset."
         )
-    from harness.constraints.checkers import known_instruction_ids
 
     known = known_instruction_ids(checkers)
     prompts = []
@@ -160,7 +160,6 @@ def suite_metrics(rows: list[dict[str, Any]], bootstrap: int, judge: str, weak: 
 
 def preflight_ifbench(cfg: SuiteConfig, field: str) -> None:
     """IFBench's checkers and what they import (the error names the pip command), then its prompts."""
-    from harness.constraints.checkers import ifbench_registry
 
     suite_prompts(cfg)
     ifbench_registry()

@@ -23,6 +23,7 @@ from harness.core.records import Prompt
 from harness.core.registry import SUITES, UnknownName, and_list
 from harness.judges import Judge, Judgment, get_judge
 from harness.judges._cache import CachedJudge
+from harness.models.resolve import model_fingerprint
 
 if TYPE_CHECKING:
     from harness.data.heldout import HeldoutSet
@@ -44,7 +45,6 @@ class EvalTarget:
     """vLLM only: the share of GPU memory it may take (changes no token, so no part of the key)"""
 
     def cache_key(self) -> dict[str, Any]:
-        from harness.models.resolve import model_fingerprint
 
         key: dict[str, Any] = {"model": model_fingerprint(self.model), **self.engine}
         if self.adapter is not None:

@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.core.io import content_hash
+from harness.models.resolve import contiguous_head_inputs, device, load_tokenizer, resolve_model, trust_remote_code
 from harness.training.config import TrainConfig
 
 BATCH = 16
@@ -105,7 +106,6 @@ def _compute(
 ) -> dict[str, float]:
     from transformers import AutoModelForCausalLM
 
-    from harness.models.resolve import contiguous_head_inputs, device, load_tokenizer, resolve_model, trust_remote_code
     from harness.training.gradient_features import response_logps, tokenize_response
 
     tokenizer = load_tokenizer(model_name)
