@@ -44,7 +44,8 @@ RESOLVERS = (
     "engine_key",
 )
 """What decides `auto` by the machine (back end, dtype, attention kernels, LoRA targets). `model_fingerprint` is not
-one: it names the weights, the same on every machine, and an evaluation target's key reads it."""
+one: it names the weights, the same on every machine, and an evaluation target's key reads it. Nor is `device`: it
+says where this process's tensors live, which no key records, and under `accelerate launch` each worker has its own."""
 ALLOWED_RESOLVER_CALLERS = ("harness/run_folder.py", "harness/preflight.py", "harness/eval_runner.py")
 
 
