@@ -17,13 +17,13 @@ import numpy as np
 from pydantic import BaseModel
 
 from harness.core.cache import StageResult
-from harness.core.errors import BenchError
+from harness.core.errors import BenchError, BudgetError
 from harness.core.io import write_json, write_jsonl
 from harness.core.records import CandidatePool, Pair, Selection, to_row
 from harness.core.run_files import RunFolder
 from harness.stages.config import SelectConfig
 from harness.training import dpo
-from strategies import BudgetError, Strategy, get_strategy
+from strategies import Strategy, get_strategy
 from strategies._depth import gini
 
 if TYPE_CHECKING:
