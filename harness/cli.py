@@ -410,6 +410,12 @@ def _print_metrics(metrics: dict) -> None:
     is_flag=True,
     help="List the cells and, per cell, which shared stages it computes, finds cached or reuses.",
 )
+@click.option(
+    "--report-only",
+    is_flag=True,
+    help="Run no cell: write the comparison report of the cells already done under RUNS_ROOT/<matrix>/ (for a matrix "
+    "whose cells ran on several machines: gather their folders there first).",
+)
 # the names in harness.matrix.executors.EXECUTORS, written out: importing it here would load the engine for every command
 @click.option(
     "--executor",
@@ -435,7 +441,7 @@ def _print_metrics(metrics: dict) -> None:
     help="Override a config field in every cell, e.g. --set cache_dir=/shared/cache.",
 )
 @_quiet_unless_verbose
-def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, overrides) -> None:
+def matrix(matrix_file, dry_run, report_only, executor, address, gpus_per_cell, runs_root, overrides) -> None:
     """Run an ablation matrix (strategies x budgets x seeds x any config field), then write its
     comparison report to RUNS_ROOT/<matrix>/comparison/index.html.
 
@@ -447,12 +453,25 @@ def matrix(matrix_file, dry_run, executor, address, gpus_per_cell, runs_root, ov
     Examples:
       bench matrix experiments/smoke-matrix.yaml --dry-run
       bench matrix experiments/ablation.yaml
+      bench matrix experiments/ablation.yaml --report-only --runs-root gathered/
     """
     from harness.matrix.executors import EXECUTORS
-    from harness.matrix.spec import expand, load_matrix
+    from harness.matrix.spec import expand, is_done, load_matrix
 
+    if dry_run and report_only:
+        raise ConfigError("--dry-run lists what would run and --report-only compares what ran: choose one.")
     spec = load_matrix(matrix_file)
     cells = expand(spec, Path(matrix_file), Path(runs_root), list(overrides))
+    if report_only:
+        done = sum(is_done(c) for c in cells)
+        if not done:
+            raise ConfigError(
+                f"--report-only: no cell of {spec.name} is done under {Path(runs_root) / spec.name}; put the finished "
+                f"cells' folders there (named as `bench matrix {matrix_file} --dry-run` lists them), or run the matrix."
+            )
+        click.echo(f"matrix {spec.name}: {done} of {len(cells)} cells done; comparing them, running none.")
+        _compare_finished(spec, cells, Path(runs_root))
+        return
     chosen = EXECUTORS[executor]
     if not dry_run:
         _check_matrix(cells, chosen.needs, f"--executor {executor}")

@@ -18,9 +18,12 @@ from typing import Any
 from harness.core.errors import BenchError
 from harness.core.io import content_hash
 
-NOT_A_SETTING = ("seed", "name", "cache_dir", "bundle", "report")
-"""Fields that name or place a run, or only change how it is shown, but not what it measures (the seed is the replicate;
-a bundle only restores cached stages the run's keys name)."""
+PLACEMENT = ("cache_dir", "bundle", "report")
+"""Fields that only place a run's inputs or change how it is shown, not what it computes (a bundle only restores cached
+stages the run's keys name): a matrix cell done with other values of these is done."""
+NOT_A_SETTING = ("seed", "name", *PLACEMENT)
+"""Fields that name or place a run, or only change how it is shown, but not what it measures (the seed is the
+replicate)."""
 STRATEGY = "select.strategy"
 STRATEGY_PARAMS = "select.params"
 BUDGET = "select.budget"

@@ -248,6 +248,12 @@ def seed_test(
     fixed stratum, is then removed first: `cluster_scores`), else over units. Nested (units
     drawn anew per seed, e.g. held-out pairs from each seed's own pool): a t-interval over the
     per-seed mean differences, which are then independent draws.
+
+    Seeds whose mean differences are all equal while their units disagree (on a discrete metric a chance tie: two
+    seeds, both −11/495) estimate no seed spread at all, and the interval would have zero width: a difference called
+    certain that the units' noise alone could make. There, the seeds' spread is read as its least possible expectation,
+    the units' own sampling error (crossed: MS_resid, which MS_seed's expectation nσ²_a + σ²_ε never falls below;
+    nested: each seed mean's variance over its units). Only exact ties: elsewhere the test is the calibrated one.
     """
     s = len(per_seed)
     if s < 2:
@@ -263,10 +269,16 @@ def seed_test(
             unit = "cluster"
             lost = strata_df(tuple(clusters), tuple(strata)) if strata is not None else 0.0
         n = d.shape[1]
-        half, se = crossed_half_width(*two_way(d, lost), s, n, alpha)
+        ms_seed, ms_unit, ms_resid = two_way(d, lost)
+        if np.ptp(means) == 0:
+            ms_seed = ms_resid
+        half, se = crossed_half_width(ms_seed, ms_unit, ms_resid, s, n, alpha)
         half, se = float(half), float(se)
     else:
-        se = float(np.std(means, ddof=1)) / math.sqrt(s)
+        spread = float(np.var(means, ddof=1))
+        if np.ptp(means) == 0:
+            spread = float(np.mean([np.var(x, ddof=1) / len(x) if len(x) > 1 else 0.0 for x in per_seed]))
+        se = math.sqrt(spread / s)
         half = float(stats.t.ppf(1 - alpha / 2, s - 1)) * se
     # p from the same rule: the level at which the interval would just touch 0
     if half == 0:

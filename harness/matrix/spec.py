@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.analysis.grouping import machine_kind, run_kind
+from harness.analysis.grouping import PLACEMENT, machine_kind, run_kind
 from harness.analysis.runs import PAIRED_METRICS
 from harness.constraints.metrics import PRIMARY_METRIC
 from harness.core.errors import ConfigError, format_validation_error
@@ -320,15 +320,19 @@ def expand(
     return cells
 
 
-def config_digest(config: ExperimentConfig) -> str:
-    return content_hash(config.model_dump(mode="json"))
+def config_digest(config: dict[str, Any]) -> str:
+    """What a cell computes: its config without the fields that only place its inputs (`PLACEMENT`), so that a matrix
+    resumed on a machine whose cache lives elsewhere, or gathered there from several machines, finds its cells done."""
+    return content_hash({k: v for k, v in config.items() if k not in PLACEMENT})
 
 
 def is_done(cell: Cell) -> bool:
     data = RunFolder(cell.out).manifest()
     if not data:
         return False
-    return data.get("status") == "done" and content_hash(data.get("config")) == config_digest(cell.config)
+    return data.get("status") == "done" and config_digest(data.get("config") or {}) == config_digest(
+        cell.config.model_dump(mode="json")
+    )
 
 
 def check_seed_machines(cells: list[Cell]) -> None:

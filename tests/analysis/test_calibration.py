@@ -114,6 +114,23 @@ def test_nested_verdicts_keep_their_false_positive_rate() -> None:
     assert fp / reps <= 0.05 + _mc_bound(0.05, reps)
 
 
+@pytest.mark.parametrize("crossed", [True, False])
+def test_seeds_that_agree_by_chance_do_not_make_a_verdict_certain(crossed: bool) -> None:
+    """Two seeds whose mean differences are equal (as two seeds of the curve were, both −11/495 on 495 pass/fail
+    prompts) but whose prompts disagree: the interval keeps the width the prompts' own noise gives it, and a
+    difference of 0.022 on that noise is no verdict. Without the floor the interval was [−0.022, −0.022], p < 0.001."""
+    rng = np.random.default_rng(12)
+    n = 495
+    first = np.zeros(n)
+    first[rng.choice(n, 80, replace=False)] = 1.0
+    first[rng.choice(np.flatnonzero(first == 0), 91, replace=False)] = -1.0  # mean −11/495
+    second = rng.permutation(first)  # the same mean, on other prompts
+    v = seed_test([first, second], crossed=crossed)
+    assert v["diff"] == pytest.approx(-11 / n)
+    assert v["p"] > 0.05 and v["low"] < -0.1 and v["high"] > 0.05
+    assert seed_test([first, first], crossed=crossed)["p"] > 0.05  # identical prompts too: chance, not certainty
+
+
 def test_holm_controls_the_family_wise_rate_of_eight_strategies_against_a_baseline() -> None:
     rng = np.random.default_rng(9)
     reps, raw_any, holm_any = 400, 0, 0

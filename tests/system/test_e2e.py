@@ -408,6 +408,24 @@ def test_smoke_matrix_computes_the_pool_once_and_resumes(local_matrix) -> None:
 
 
 @pytest.mark.slow
+def test_a_matrix_gathered_from_other_machines_is_compared_without_running(local_matrix, tmp_path: Path) -> None:
+    """Cells that ran elsewhere (another cache path) and were gathered into one folder: --report-only finds them done
+    and writes the matrix's comparison; it runs nothing, so the cache it is pointed at stays absent."""
+    gathered = tmp_path / "gathered" / "smoke-matrix"
+    shutil.copytree(local_matrix[0] / "smoke-matrix", gathered, ignore=shutil.ignore_patterns("comparison"))
+    other_cache = tmp_path / "elsewhere"
+    args = ["matrix", "experiments/smoke-matrix.yaml", "--runs-root", str(gathered.parent)]
+    proc = bench(*args, "--report-only", "--set", f"cache_dir={other_cache}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3 of 3 cells done" in proc.stdout and (gathered / "comparison" / "index.html").is_file()
+    assert not other_cache.exists()
+    empty = bench("matrix", "experiments/smoke-matrix.yaml", "--runs-root", str(tmp_path / "none"), "--report-only")
+    assert empty.returncode == 2 and "no cell of smoke-matrix is done" in empty.stderr
+    both = bench(*args, "--report-only", "--dry-run")
+    assert both.returncode == 2 and "choose one" in both.stderr
+
+
+@pytest.mark.slow
 def test_ray_executor_gives_the_local_executors_results(local_matrix, tmp_path: Path) -> None:
     """The smoke matrix on a local Ray instance equals the local executor's run. The workers start from the local
     run's shared stages (prompts, samples, pool, views, the base evaluation: what a bundle restores) and compute
