@@ -640,7 +640,8 @@ def power(runs, effect, alpha, power_, out_file) -> None:
     "pairs",
     multiple=True,
     metavar="'A > B'",
-    help="Also adjust A − B for answer length, e.g. --pair 'bpo > uniform' (quote it). Repeatable.",
+    help="Also adjust A − B for answer length and, with --ood, test A − B head to head on the other suite, e.g. "
+    "--pair 'bpo > uniform' (quote it). Repeatable.",
 )
 @click.option(
     "--ood",
@@ -663,7 +664,8 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
     on another suite's prompts (out of distribution) and its correlation with the held-out gain:
       for r in runs/testbed-curve/*-s0-*; do bench eval --model $r --suite ifbench --out runs/ifbench/testbed-curve/$(basename $r); done
       bench eval --suite ifbench --out runs/ifbench/base
-      bench confounds runs/testbed-curve --ood runs/ifbench
+      bench confounds runs/testbed-curve --ood runs/ifbench --pair 'bpo > uniform'
+    (with --pair, that pair head to head on the other suite: A − B over matched seeds).
     Model: harness/analysis/confounds.py.
     """
     from harness.analysis.confounds import confounds
@@ -729,6 +731,17 @@ def confounds_cmd(runs, pairs, ood, out_file) -> None:
                 else f"r {c['r']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}], n {c['n_cells']}"
             )
         )
+        for t in table["head_to_head"]:
+            verdict = t["verdict"]
+            over = (
+                f"over seeds {', '.join(map(str, t['seeds']))} [{verdict['low']:+.3f}, {verdict['high']:+.3f}], p {verdict['p']:.3f}"
+                if verdict
+                else f"seed {t['seeds'][0]} only: no verdict"
+            )
+            click.echo(
+                f"  head to head, {t['budget']} pairs: {t['a']} − {t['b']} {t['diff']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}] "
+                f"({t['a_acc']:.3f} vs {t['b_acc']:.3f}, n {t['n']}); {over}"
+            )
     if out_file:
         write_json(Path(out_file), result)
 

@@ -14,7 +14,9 @@ grouped as the comparison report groups them, seeds averaged):
 - the truncation rate per cell (answers cut at max_new_tokens fail "end with" constraints);
 - out of distribution: per cell, the gain on another suite's prompts (IFBench's constraints, none
   of which the pool trained on), from `bench eval` outputs saved as DIR/<run name>/ and DIR/base/,
-  and whether the held-out gain predicts it across cells.
+  and whether the held-out gain predicts it across cells; and each --pair head to head there (A − B on
+  matched seeds), since two cells' gains over the base model, each with its own interval, do not say
+  which cell is ahead.
 """
 
 from __future__ import annotations
@@ -248,6 +250,40 @@ def out_of_distribution(cells: list[list[RunRecord]], root: Path) -> dict[str, A
     }
 
 
+def ood_head_to_head(a: list[RunRecord], b: list[RunRecord], root: Path) -> dict[str, Any] | None:
+    """a − b in prompt-level strict accuracy on the other suite's prompts, over the seeds both cells were evaluated at:
+    the run-fixed interval and the verdict over matched seeds (every seed on the same prompts: crossed). None when
+    the two share no evaluated seed."""
+    ours, theirs = (
+        {
+            r.seed: _passes(ood_folder(root, r) / "outputs.jsonl")
+            for r in side
+            if (ood_folder(root, r) / "outputs.jsonl").is_file()
+        }
+        for side in (a, b)
+    )
+    seeds = sorted(set(ours) & set(theirs))
+    if not seeds:
+        return None
+    shared = sorted(set.intersection(*(set(side[s]) for s in seeds for side in (ours, theirs))))
+    per_seed = [np.array([ours[s][u] - theirs[s][u] for u in shared]) for s in seeds]
+    x, y = (np.array([np.mean([side[s][u] for s in seeds]) for u in shared]) for side in (ours, theirs))
+    fixed = paired_ci(x, y, n_boot=2000, seed=0)
+    return {
+        "a": a[0].title,
+        "b": b[0].title,
+        "budget": a[0].budget,
+        "seeds": seeds,
+        "n": len(shared),
+        "a_acc": float(x.mean()),
+        "b_acc": float(y.mean()),
+        "diff": fixed["diff"],
+        "low": fixed["low"],
+        "high": fixed["high"],
+        "verdict": seed_test(per_seed, crossed=True) if len(seeds) >= 2 else None,
+    }
+
+
 def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]], ood: Path | None = None) -> dict[str, Any]:
     """Every check above over these runs; `pairs` are (a, b) strategy names to adjust for length; `ood` a folder of
     `bench eval` outputs per run (and base) on another suite."""
@@ -256,18 +292,24 @@ def confounds(run_dirs: list[Path], pairs: list[tuple[str, str]], ood: Path | No
         raise BenchError(f"no finished runs with held-out outputs under {', '.join(map(str, run_dirs))}.")
     rows = {r.path: _rows(r) for r in runs}
     cells = cells_of(runs)
-    adjusted = []
+    adjusted, matched = [], []
     for better, worse in pairs:
         sides = [[c for c in cells if c[0].strategy == name] for name in (better, worse)]
         if not all(sides):
             raise BenchError(
                 f"--pair {better} > {worse}: no {' or '.join(n for n, s in zip((better, worse), sides) if not s)} runs among these."
             )
-        adjusted += [length_adjusted(x, y, rows) for x in sides[0] for y in sides[1] if x[0].context == y[0].context]
-    return {
+        matched += [(x, y) for x in sides[0] for y in sides[1] if x[0].context == y[0].context]
+    adjusted = [length_adjusted(x, y, rows) for x, y in matched]
+    result = {
         "by_type": by_type(cells, rows),
         "length_slopes": length_slopes(rows),
         "length_adjusted": adjusted,
         "truncation": truncation(cells, rows),
-        **({"out_of_distribution": out_of_distribution(cells, ood)} if ood else {}),
     }
+    if ood:
+        result["out_of_distribution"] = {
+            **out_of_distribution(cells, ood),
+            "head_to_head": [t for x, y in matched if (t := ood_head_to_head(x, y, ood)) is not None],
+        }
+    return result

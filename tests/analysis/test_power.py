@@ -335,6 +335,25 @@ def test_confounds_separate_length_from_the_strategy(tmp_path: Path) -> None:
         and table["short"]["verdict"]["low"] < 0 < table["short"]["verdict"]["high"]
     )
     assert "out of distribution" in out.output
+    # head to head there: long − short on matched seeds, the difference read straight from the files
+    out = CliRunner().invoke(
+        main, ["confounds", str(tmp_path), "--ood", str(ood), "--pair", "long > short", "--out", str(out_file)]
+    )
+    assert out.exit_code == 0, out.output
+    (duel,) = json.loads(out_file.read_text())["out_of_distribution"]["head_to_head"]
+    passes = {
+        (s, seed): {
+            r["prompt_id"]: float(r["strict"][0])
+            for r in map(json.loads, (ood / tmp_path.name / f"{s}-s{seed}" / "outputs.jsonl").read_text().splitlines())
+            if r["strict"][0] is not None
+        }
+        for s in ("long", "short")
+        for seed in range(3)
+    }
+    by_seed = [np.mean([passes["long", k][q] - passes["short", k][q] for q in passes["long", k]]) for k in range(3)]
+    assert (duel["a"], duel["b"], duel["seeds"], duel["n"]) == ("long", "short", [0, 1, 2], 294)
+    assert duel["diff"] == pytest.approx(np.mean(by_seed)) and duel["verdict"]["per_seed"] == pytest.approx(by_seed)
+    assert duel["verdict"]["low"] > 0.15 and "head to head, 4 pairs: long − short" in out.output
     assert {r["budget"] for key in ("by_type", "truncation", "length_adjusted") for r in result[key]} == {4}
     flat = tmp_path / "flat"  # outputs per run name without the matrix folder: refused, naming the layout it reads
     (flat / "base").mkdir(parents=True)
